@@ -1,0 +1,47 @@
+# Two commands for a new user: `make demo` (the demo migration on the bundled sandboxes) and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint unit integration dags bench demo freeze clean postgres
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "python3 is required"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@$(MAKE) --no-print-directory postgres
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# PostgreSQL server binaries for the private state DB used by tests and the demo.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	else echo "installing PostgreSQL server (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check dags plugins include tests bench
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+demo: $(STAMP)
+	$(BIN)/python -m crm_sandbox.demo
+
+freeze:
+	$(BIN)/pip freeze --exclude-editable | grep -vi '^airflow-crm-migration' > requirements.txt
+
+clean:
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache
