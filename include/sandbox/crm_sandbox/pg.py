@@ -165,3 +165,22 @@ def private_postgres(**kw) -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         pg.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a private PostgreSQL in the foreground until interrupted."""
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(prog="crm-sandbox postgres")
+    ap.add_argument("--datadir", type=Path, default=None)
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args(argv)
+    pg = PrivatePostgres(datadir=args.datadir, port=args.port, fast=False).start()
+    print(f"PostgreSQL ready: {pg.uri}", flush=True)
+    print(f"export AIRFLOW_CONN_CRM_MIGRATION_STATE='{pg.airflow_conn}'", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        pg.stop()
+    return 0
