@@ -1,0 +1,463 @@
+"""MigrationStateHook: the state database (crosswalk, runs, watermarks, staging, audit, manifest, dead letters).
+
+Every write API is batch-shaped: one statement per batch, rows passed as one JSON document and
+expanded server-side with ``jsonb_to_recordset``. "Record one loaded batch" (crosswalk + audit +
+rollback manifest + dead letters) is a single statement in a single transaction, retried as a whole
+on a deadlock or serialization failure, so two workers recording overlapping batches leave exactly
+one crosswalk row per key and nothing half-written.
+
+Works with psycopg2 and psycopg 3 (whichever ``PostgresHook`` picks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from importlib import resources
+from typing import Any, TypedDict
+
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+from crm_migration.errors import StateDBError
+
+SCHEMA = "crm_migration"
+_LOCK_KEY = 0x43524D4D  # advisory lock id for schema migrations ("CRMM")
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+class Link(TypedDict, total=False):
+    """One crosswalk row: a source id bound to an Odoo id."""
+
+    source_id: str
+    odoo_id: int
+    content_hash: str | None
+
+
+class AuditRow(TypedDict, total=False):
+    source_id: str | None
+    odoo_id: int | None
+    action: str  # create | update | skip | archive | error | adopt | conflict | unlink | restore | schema
+    changes: Mapping[str, Any] | None
+    message: str | None
+
+
+class ManifestRow(TypedDict, total=False):
+    source_id: str | None
+    odoo_id: int
+    action: str  # created | updated | archived
+    prior_values: Mapping[str, Any] | None
+    new_values: Mapping[str, Any] | None
+
+
+class DeadLetter(TypedDict, total=False):
+    source_id: str
+    field: str | None
+    reason: str
+    record: Mapping[str, Any] | None
+
+
+def _json(rows: Iterable[Mapping[str, Any]]) -> str:
+    return json.dumps(list(rows), default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+
+
+def migration_files() -> list[tuple[str, str, str]]:
+    """Return ``(version, name, sql)`` for every ``include/sql/NNNN_name.sql``, in order."""
+    folder = resources.files("crm_migration") / "sql"
+    out = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".sql") and entry.name[:4].isdigit():
+            version, _, rest = entry.name.partition("_")
+            out.append((version, rest.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
+    if not out:
+        raise StateDBError(f"no schema migrations found in {folder}")
+    return out
+
+
+# --- statements (one per batch) -------------------------------------------------------------------
+
+_RECORD_BATCH = f"""
+WITH cw AS (
+    INSERT INTO {SCHEMA}.crosswalk AS c (pair, source_object, source_id, odoo_model, odoo_id, content_hash, run_id)
+    SELECT %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.content_hash, %(run)s
+    FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text, odoo_id bigint, content_hash text)
+    ORDER BY t.source_id
+    ON CONFLICT (pair, source_object, source_id) DO UPDATE
+       SET odoo_id = EXCLUDED.odoo_id, odoo_model = EXCLUDED.odoo_model,
+           content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, updated_at = now()
+    RETURNING 1
+), au AS (
+    INSERT INTO {SCHEMA}.audit_log (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, changes, message)
+    SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.action, t.changes, t.message
+    FROM jsonb_to_recordset(%(audit)s::jsonb)
+         AS t(source_id text, odoo_id bigint, action text, changes jsonb, message text)
+    RETURNING 1
+), mf AS (
+    INSERT INTO {SCHEMA}.rollback_manifest AS m
+           (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, prior_values, new_values)
+    SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.action, t.prior_values, t.new_values
+    FROM jsonb_to_recordset(%(manifest)s::jsonb)
+         AS t(source_id text, odoo_id bigint, action text, prior_values jsonb, new_values jsonb)
+    ORDER BY t.odoo_id
+    ON CONFLICT (run_id, odoo_model, odoo_id) DO UPDATE
+       SET new_values = COALESCE(m.new_values, '{{}}'::jsonb) || COALESCE(EXCLUDED.new_values, '{{}}'::jsonb),
+           prior_values = COALESCE(EXCLUDED.prior_values, '{{}}'::jsonb) || COALESCE(m.prior_values, '{{}}'::jsonb),
+           recorded_at = now()
+    RETURNING 1
+), dl AS (
+    INSERT INTO {SCHEMA}.dead_letter AS d (run_id, pair, source_object, source_id, odoo_model, field, reason, record)
+    SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(model)s, t.field, t.reason, t.record
+    FROM jsonb_to_recordset(%(dead)s::jsonb) AS t(source_id text, field text, reason text, record jsonb)
+    ORDER BY t.source_id
+    ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
+       SET field = EXCLUDED.field, reason = EXCLUDED.reason, record = EXCLUDED.record,
+           attempts = d.attempts + 1, updated_at = now(), resolved_at = NULL
+    RETURNING 1
+), rs AS (
+    UPDATE {SCHEMA}.dead_letter SET resolved_at = now()
+    WHERE pair = %(pair)s AND source_object = %(obj)s AND resolved_at IS NULL
+      AND source_id = ANY(SELECT t.source_id FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FROM mf),
+       (SELECT count(*) FROM dl), (SELECT count(*) FROM rs)
+"""
+
+_LOOKUP = f"""
+SELECT source_id, odoo_id, content_hash FROM {SCHEMA}.crosswalk
+WHERE pair = %s AND source_object = %s AND source_id = ANY(%s)
+"""
+
+_STAGE = f"""
+INSERT INTO {SCHEMA}.staging AS s (run_id, pair, source_object, source_id, batch_no, record, deleted)
+SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(batch)s, t.record, COALESCE(t.deleted, false)
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(source_id text, record jsonb, deleted boolean)
+ORDER BY t.source_id
+ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
+   SET record = EXCLUDED.record, deleted = EXCLUDED.deleted, extracted_at = now()
+"""
+
+
+class MigrationStateHook(PostgresHook):
+    """Read and write the migration state in PostgreSQL (schema ``crm_migration``).
+
+    :param postgres_conn_id: connection id of the state database (default ``crm_migration_state``).
+    """
+
+    conn_name_attr = "postgres_conn_id"
+    default_conn_name = "crm_migration_state"
+    conn_type = "postgres"
+    hook_name = "CRM migration state (PostgreSQL)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("postgres_conn_id", self.default_conn_name)
+        super().__init__(*args, **kwargs)
+        self._state_conn: Any = None
+        self.round_trips = 0  # statements + commits sent, for benchmarks
+
+    # --- connection and transactions ------------------------------------------------------------
+
+    @property
+    def state_conn(self) -> Any:
+        """One cached connection per hook instance (a hook is not shared between threads)."""
+        if self._state_conn is None or getattr(self._state_conn, "closed", False):
+            self._state_conn = self.get_conn()
+            self._state_conn.autocommit = False
+        return self._state_conn
+
+    def close(self) -> None:
+        if self._state_conn is not None:
+            self._state_conn.close()
+            self._state_conn = None
+
+    def _execute(self, cur: Any, sql: str, params: Any = None) -> None:
+        cur.execute(sql, params)
+        self.round_trips += 1
+
+    def run_in_transaction(self, fn: Any, *, retries: int = 5) -> Any:
+        """Run ``fn(cursor)`` in one transaction, retried as a whole on deadlock / serialization failure."""
+        last: BaseException | None = None
+        for attempt in range(retries + 1):
+            conn = self.state_conn
+            cur = conn.cursor()
+            try:
+                result = fn(cur)
+                conn.commit()
+                self.round_trips += 1
+                return result
+            except Exception as exc:
+                conn.rollback()
+                last = exc
+                if _sqlstate(exc) in _RETRY_SQLSTATES and attempt < retries:
+                    self.log.info("state DB %s, retrying the transaction (%d/%d)", _sqlstate(exc), attempt + 1, retries)
+                    time.sleep(0.05 * (2**attempt))
+                    continue
+                raise
+            finally:
+                cur.close()
+        raise StateDBError(f"transaction failed after {retries} retries: {last}")
+
+    # --- schema ---------------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Create or upgrade the state schema; return the versions applied now (empty when current).
+
+        Safe to run concurrently and repeatedly: an advisory lock serialises callers and each
+        migration is recorded in ``crm_migration.schema_migrations`` with its checksum.
+        """
+        files = migration_files()
+
+        def apply(cur: Any) -> list[str]:
+            self._execute(cur, "SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            self._execute(cur, f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            self._execute(cur, f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations (
+                version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""")
+            self._execute(cur, f"SELECT version, checksum FROM {SCHEMA}.schema_migrations")
+            done = dict(cur.fetchall())
+            applied = []
+            for version, name, sql in files:
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if version in done:
+                    if done[version] != checksum:
+                        self.log.warning("state schema migration %s_%s changed since it was applied; "
+                                         "migrations are append-only, add a new one instead", version, name)
+                    continue
+                self._execute(cur, sql)
+                self._execute(cur, f"INSERT INTO {SCHEMA}.schema_migrations (version, name, checksum) "
+                                   "VALUES (%s, %s, %s)", (version, name, checksum))
+                applied.append(f"{version}_{name}")
+            return applied
+
+        applied = self.run_in_transaction(apply)
+        if applied:
+            self.log.info("state schema: applied %s", ", ".join(applied))
+        else:
+            self.log.info("state schema is current (%s)", files[-1][0])
+        return applied
+
+    def schema_version(self) -> str | None:
+        def q(cur: Any) -> str | None:
+            self._execute(cur, "SELECT to_regclass(%s)", (f"{SCHEMA}.schema_migrations",))
+            if cur.fetchone()[0] is None:
+                return None
+            self._execute(cur, f"SELECT max(version) FROM {SCHEMA}.schema_migrations")
+            return cur.fetchone()[0]
+
+        return self.run_in_transaction(q)
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, *, pair: str, dag_id: str, kind: str, mode: str | None = None,
+                  params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Register a run (idempotent: a retried task finds the row it wrote before)."""
+        def q(cur: Any) -> dict[str, Any]:
+            self._execute(cur, f"""
+                INSERT INTO {SCHEMA}.runs (run_id, pair, dag_id, kind, mode, params)
+                VALUES (%s, %s, %s, %s, %s, %s::jsonb)
+                ON CONFLICT (run_id) DO UPDATE SET status = CASE WHEN {SCHEMA}.runs.status = 'running'
+                    THEN 'running' ELSE {SCHEMA}.runs.status END
+                RETURNING run_id, pair, dag_id, kind, mode, params, status, approved_by, started_at""",
+                (run_id, pair, dag_id, kind, mode, json.dumps(dict(params or {}), default=str)))
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    def approve_run(self, run_id: str, approved_by: str) -> None:
+        def q(cur: Any) -> None:
+            self._execute(cur, f"UPDATE {SCHEMA}.runs SET approved_by = %s, approved_at = now() WHERE run_id = %s",
+                          (approved_by, run_id))
+            if cur.rowcount != 1:
+                raise StateDBError(f"run {run_id!r} is not registered in the state DB")
+
+        self.run_in_transaction(q)
+
+    def finish_run(self, run_id: str, *, status: str, stats: Mapping[str, Any] | None = None) -> None:
+        def q(cur: Any) -> None:
+            self._execute(cur, f"""UPDATE {SCHEMA}.runs SET status = %s, finished_at = now(),
+                                   stats = stats || %s::jsonb WHERE run_id = %s""",
+                          (status, json.dumps(dict(stats or {}), default=str), run_id))
+
+        self.run_in_transaction(q)
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        def q(cur: Any) -> dict[str, Any] | None:
+            self._execute(cur, f"SELECT * FROM {SCHEMA}.runs WHERE run_id = %s", (run_id,))
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    # --- crosswalk ------------------------------------------------------------------------------
+
+    def lookup(self, pair: str, source_object: str, source_ids: Collection[str]) -> dict[str, tuple[int, str | None]]:
+        """Return ``{source_id: (odoo_id, content_hash)}`` for the ids already bound (one query)."""
+        if not source_ids:
+            return {}
+
+        def q(cur: Any) -> dict[str, tuple[int, str | None]]:
+            self._execute(cur, _LOOKUP, (pair, source_object, list(source_ids)))
+            return {sid: (oid, h) for sid, oid, h in cur.fetchall()}
+
+        return self.run_in_transaction(q)
+
+    def odoo_ids(self, pair: str, source_object: str, source_ids: Collection[str]) -> dict[str, int]:
+        """Return ``{source_id: odoo_id}`` for the ids already bound."""
+        return {k: v[0] for k, v in self.lookup(pair, source_object, source_ids).items()}
+
+    def record_batch(self, *, run_id: str, pair: str, source_object: str, odoo_model: str,
+                     links: Sequence[Link] = (), audit: Sequence[AuditRow] = (),
+                     manifest: Sequence[ManifestRow] = (), dead_letters: Sequence[DeadLetter] = ()) -> dict[str, int]:
+        """Record one loaded batch atomically: crosswalk + audit + rollback manifest + dead letters.
+
+        One statement and one commit; all of it lands or none of it does. Duplicate keys within
+        the batch keep the last row. Returns the row counts written per table.
+        """
+        dedup_links = list({lk["source_id"]: lk for lk in links}.values())
+        dedup_manifest = list({(m["odoo_id"]): m for m in manifest}.values())
+        dedup_dead = list({d["source_id"]: d for d in dead_letters}.values())
+        params = {
+            "run": run_id, "pair": pair, "obj": source_object, "model": odoo_model,
+            "links": _json(dedup_links), "audit": _json(audit),
+            "manifest": _json(dedup_manifest), "dead": _json(dedup_dead),
+        }
+
+        def q(cur: Any) -> dict[str, int]:
+            self._execute(cur, _RECORD_BATCH, params)
+            cw, au, mf, dl, rs = cur.fetchone()
+            return {"crosswalk": cw, "audit": au, "manifest": mf, "dead_letter": dl, "resolved": rs}
+
+        return self.run_in_transaction(q)
+
+    # --- staging --------------------------------------------------------------------------------
+
+    def stage(self, *, run_id: str, pair: str, source_object: str, batch_no: int,
+              rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store one extracted batch (``rows`` of ``{source_id, record, deleted?}``); idempotent."""
+        if not rows:
+            return 0
+        params = {"run": run_id, "pair": pair, "obj": source_object, "batch": batch_no, "rows": _json(rows)}
+
+        def q(cur: Any) -> int:
+            self._execute(cur, _STAGE, params)
+            return cur.rowcount
+
+        return self.run_in_transaction(q)
+
+    def staged_batches(self, *, run_id: str, pair: str, source_object: str) -> list[dict[str, int]]:
+        """Return ``[{batch_no, count}]`` of what is staged for this run and object, in order."""
+        def q(cur: Any) -> list[dict[str, int]]:
+            self._execute(cur, f"""SELECT batch_no, count(*) FROM {SCHEMA}.staging
+                                   WHERE run_id = %s AND pair = %s AND source_object = %s
+                                   GROUP BY batch_no ORDER BY batch_no""", (run_id, pair, source_object))
+            return [{"batch_no": b, "count": c} for b, c in cur.fetchall()]
+
+        return self.run_in_transaction(q)
+
+    def read_batch(self, *, run_id: str, pair: str, source_object: str, batch_no: int) -> list[dict[str, Any]]:
+        """Return the staged rows of one batch as ``{source_id, record, deleted}``, by source id."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"""SELECT source_id, record, deleted FROM {SCHEMA}.staging
+                                   WHERE run_id = %s AND pair = %s AND source_object = %s AND batch_no = %s
+                                   ORDER BY source_id""", (run_id, pair, source_object, batch_no))
+            return [{"source_id": s, "record": _as_obj(r), "deleted": d} for s, r, d in cur.fetchall()]
+
+        return self.run_in_transaction(q)
+
+    def clear_staging(self, *, run_id: str, pair: str, source_object: str | None = None) -> int:
+        def q(cur: Any) -> int:
+            sql = f"DELETE FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s"
+            args: tuple[Any, ...] = (run_id, pair)
+            if source_object:
+                sql += " AND source_object = %s"
+                args += (source_object,)
+            self._execute(cur, sql, args)
+            return cur.rowcount
+
+        return self.run_in_transaction(q)
+
+    # --- watermarks -----------------------------------------------------------------------------
+
+    def get_watermark(self, pair: str, source_object: str) -> datetime | None:
+        def q(cur: Any) -> datetime | None:
+            self._execute(cur, f"SELECT value FROM {SCHEMA}.watermarks WHERE pair = %s AND source_object = %s",
+                          (pair, source_object))
+            row = cur.fetchone()
+            return row[0] if row else None
+
+        return self.run_in_transaction(q)
+
+    def set_watermark(self, pair: str, source_object: str, value: datetime, *, run_id: str | None = None) -> None:
+        """Move the watermark forward (never back: a late retry of an older window cannot rewind it)."""
+        def q(cur: Any) -> None:
+            self._execute(cur, f"""
+                INSERT INTO {SCHEMA}.watermarks AS w (pair, source_object, value, run_id) VALUES (%s, %s, %s, %s)
+                ON CONFLICT (pair, source_object) DO UPDATE
+                   SET value = GREATEST(w.value, EXCLUDED.value), run_id = EXCLUDED.run_id, updated_at = now()""",
+                (pair, source_object, value, run_id))
+
+        self.run_in_transaction(q)
+
+    # --- reads for rollback and reports -----------------------------------------------------------
+
+    def iter_manifest(self, run_id: str, *, pending_only: bool = True) -> list[dict[str, Any]]:
+        """Return the manifest rows of a run, newest first (the order a rollback undoes them)."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            sql = f"SELECT * FROM {SCHEMA}.rollback_manifest WHERE run_id = %s"
+            if pending_only:
+                sql += " AND rolled_back_at IS NULL"
+            self._execute(cur, sql + " ORDER BY seq DESC", (run_id,))
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def dead_letters(self, *, run_id: str | None = None, pair: str | None = None,
+                     unresolved_only: bool = True) -> list[dict[str, Any]]:
+        def q(cur: Any) -> list[dict[str, Any]]:
+            where, args = ["true"], []
+            if run_id:
+                where.append("run_id = %s")
+                args.append(run_id)
+            if pair:
+                where.append("pair = %s")
+                args.append(pair)
+            if unresolved_only:
+                where.append("resolved_at IS NULL")
+            self._execute(cur, f"SELECT * FROM {SCHEMA}.dead_letter WHERE {' AND '.join(where)} "
+                               "ORDER BY source_object, source_id", args)
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def count(self, table: str, **where: Any) -> int:
+        """Count rows of a state table matching equality filters (for reports and tests)."""
+        if table not in {"runs", "crosswalk", "watermarks", "staging", "audit_log", "rollback_manifest",
+                         "dead_letter"}:
+            raise StateDBError(f"unknown state table {table!r}")
+        cols = list(where)
+
+        def q(cur: Any) -> int:
+            clause = " AND ".join(f"{c} = %s" for c in cols) or "true"
+            self._execute(cur, f"SELECT count(*) FROM {SCHEMA}.{table} WHERE {clause}", [where[c] for c in cols])
+            return cur.fetchone()[0]
+
+        return self.run_in_transaction(q)
+
+    @staticmethod
+    def _rows(cur: Any) -> list[dict[str, Any]]:
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    @classmethod
+    def _row(cls, cur: Any) -> dict[str, Any] | None:
+        rows = cls._rows(cur)
+        return rows[0] if rows else None
+
+
+def _as_obj(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value

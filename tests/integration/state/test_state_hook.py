@@ -1,0 +1,192 @@
+"""MigrationStateHook on a real private PostgreSQL (never a mock)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from crm_migration.hooks.state import SCHEMA, MigrationStateHook, migration_files
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hook(state_db):
+    h = MigrationStateHook()
+    h.migrate()
+    yield h
+    h.close()
+
+
+def _tables(h: MigrationStateHook) -> set[str]:
+    return {r[0] for r in h.get_records(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", parameters=(SCHEMA,))}
+
+
+def _schema_dump(h: MigrationStateHook) -> list[tuple]:
+    return h.get_records(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = %s ORDER BY table_name, ordinal_position", parameters=(SCHEMA,))
+
+
+def test_migrations_create_the_contract_tables_and_are_idempotent(state_db):
+    h = MigrationStateHook()
+    assert h.schema_version() is None
+    applied = h.migrate()
+    assert applied == [f"{v}_{n}" for v, n, _ in migration_files()]
+    assert {"runs", "crosswalk", "watermarks", "staging", "audit_log", "rollback_manifest",
+            "dead_letter"} <= _tables(h)
+    before = _schema_dump(h)
+    assert h.migrate() == []            # second run: nothing to do
+    assert MigrationStateHook().migrate() == []   # a new connection agrees
+    assert _schema_dump(h) == before
+    assert h.schema_version() == migration_files()[-1][0]
+    h.close()
+
+
+def test_concurrent_migrations_apply_once(state_db):
+    results, errors = [], []
+
+    def run():
+        h = MigrationStateHook()
+        try:
+            results.append(h.migrate())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            h.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    assert sorted(len(r) for r in results) == [0, 0, 0, len(migration_files())]
+
+
+def _links(ids, base=1000, h="h1"):
+    return [{"source_id": s, "odoo_id": base + i, "content_hash": h} for i, s in enumerate(ids)]
+
+
+def test_crosswalk_upsert_of_the_same_batch_twice_gives_one_row_per_key(hook):
+    ids = [f"003A{i:05d}" for i in range(50)]
+    for attempt in range(2):
+        hook.record_batch(run_id="r1", pair="apto_to_odoo", source_object="Contact", odoo_model="res.partner",
+                          links=_links(ids, h=f"h{attempt}"),
+                          audit=[{"source_id": s, "odoo_id": 1, "action": "create"} for s in ids])
+    assert hook.count("crosswalk", pair="apto_to_odoo", source_object="Contact") == 50
+    got = hook.lookup("apto_to_odoo", "Contact", ids[:3] + ["missing"])
+    assert got == {ids[0]: (1000, "h1"), ids[1]: (1001, "h1"), ids[2]: (1002, "h1")}
+
+
+def test_duplicate_keys_inside_one_batch_keep_the_last(hook):
+    links = [{"source_id": "a", "odoo_id": 1}, {"source_id": "a", "odoo_id": 2}]
+    hook.record_batch(run_id="r1", pair="p", source_object="o", odoo_model="res.partner", links=links)
+    assert hook.odoo_ids("p", "o", ["a"]) == {"a": 2}
+
+
+def test_a_failure_in_the_middle_of_record_batch_leaves_nothing(hook):
+    ids = [f"s{i}" for i in range(10)]
+    bad_audit = [{"source_id": s, "odoo_id": 1, "action": "create"} for s in ids]
+    bad_audit[5]["action"] = "not-an-action"      # violates the CHECK constraint mid-statement
+    with pytest.raises(Exception, match="audit_log_action_check"):
+        hook.record_batch(run_id="r1", pair="p", source_object="o", odoo_model="res.partner",
+                          links=_links(ids), audit=bad_audit,
+                          manifest=[{"source_id": s, "odoo_id": 1000 + i, "action": "created"}
+                                    for i, s in enumerate(ids)])
+    for table in ("crosswalk", "audit_log", "rollback_manifest", "dead_letter"):
+        assert hook.count(table) == 0, table
+    # the hook is still usable after the failed transaction
+    hook.record_batch(run_id="r1", pair="p", source_object="o", odoo_model="res.partner", links=_links(ids))
+    assert hook.count("crosswalk") == 10
+
+
+def test_two_threads_recording_overlapping_batches_leave_one_row_per_key(state_db):
+    MigrationStateHook().migrate()
+    all_ids = [f"id{i:05d}" for i in range(3000)]
+    errors = []
+
+    def writer(offset: int, rounds: int = 6) -> None:
+        h = MigrationStateHook()
+        try:
+            for r in range(rounds):
+                # overlapping windows in opposite orders: the classic deadlock shape
+                chunk = all_ids[offset + r * 200: offset + r * 200 + 1500]
+                if offset:
+                    chunk = list(reversed(chunk))
+                h.record_batch(run_id=f"run-{offset}", pair="p", source_object="Contact",
+                               odoo_model="res.partner", links=_links(chunk, base=offset * 10),
+                               audit=[{"source_id": s, "odoo_id": 1, "action": "update"} for s in chunk],
+                               manifest=[{"source_id": s, "odoo_id": offset * 10 + i, "action": "updated",
+                                          "prior_values": {"name": "x"}} for i, s in enumerate(chunk)])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            h.close()
+
+    threads = [threading.Thread(target=writer, args=(o,)) for o in (0, 100)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors, errors
+    h = MigrationStateHook()
+    rows = h.get_records(f"SELECT source_id, count(*) FROM {SCHEMA}.crosswalk GROUP BY source_id HAVING count(*) > 1")
+    assert rows == []
+    expected = len(set(all_ids[0:0 + 5 * 200 + 1500]) | set(all_ids[100:100 + 5 * 200 + 1500]))
+    assert h.count("crosswalk") == expected
+    h.close()
+
+
+def test_manifest_keeps_the_first_prior_values_of_a_run(hook):
+    kw = dict(run_id="r1", pair="p", source_object="Deal", odoo_model="crm.lead")
+    hook.record_batch(**kw, manifest=[{"source_id": "d1", "odoo_id": 7, "action": "updated",
+                                       "prior_values": {"name": "Original"}, "new_values": {"name": "First"}}])
+    hook.record_batch(**kw, manifest=[{"source_id": "d1", "odoo_id": 7, "action": "updated",
+                                       "prior_values": {"name": "First", "stage_id": 1},
+                                       "new_values": {"name": "Second", "stage_id": 2}}])
+    (row,) = hook.iter_manifest("r1")
+    assert row["prior_values"] == {"name": "Original", "stage_id": 1}
+    assert row["new_values"] == {"name": "Second", "stage_id": 2}
+
+
+def test_dead_letters_are_upserted_and_resolved_when_the_record_lands(hook):
+    kw = dict(run_id="r1", pair="p", source_object="Contact", odoo_model="res.partner")
+    dl = [{"source_id": "c9", "field": "email", "reason": "Invalid email", "record": {"Email": "x@"}}]
+    hook.record_batch(**kw, dead_letters=dl)
+    hook.record_batch(**kw, dead_letters=dl)
+    (row,) = hook.dead_letters(run_id="r1")
+    assert (row["source_id"], row["field"], row["attempts"]) == ("c9", "email", 2)
+    assert row["record"] == {"Email": "x@"}
+    hook.record_batch(**{**kw, "run_id": "r2"}, links=[{"source_id": "c9", "odoo_id": 5}])
+    assert hook.dead_letters(run_id="r1") == []
+
+
+def test_staging_batches_round_trip_and_are_idempotent(hook):
+    kw = dict(run_id="r1", pair="p", source_object="Account")
+    rows = [{"source_id": f"001{i}", "record": {"Id": f"001{i}", "Name": f"Acme {i} é"}} for i in range(5)]
+    assert hook.stage(**kw, batch_no=0, rows=rows) == 5
+    assert hook.stage(**kw, batch_no=0, rows=rows) == 5
+    hook.stage(**kw, batch_no=1, rows=[{"source_id": "x", "record": {"Id": "x"}, "deleted": True}])
+    assert hook.staged_batches(**kw) == [{"batch_no": 0, "count": 5}, {"batch_no": 1, "count": 1}]
+    got = hook.read_batch(**kw, batch_no=0)
+    assert [r["record"]["Name"] for r in got] == [f"Acme {i} é" for i in range(5)]
+    assert hook.read_batch(**kw, batch_no=1)[0]["deleted"] is True
+
+
+def test_watermark_only_moves_forward(hook):
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    assert hook.get_watermark("p", "Contact") is None
+    hook.set_watermark("p", "Contact", t0 + timedelta(minutes=30), run_id="a")
+    hook.set_watermark("p", "Contact", t0 + timedelta(minutes=15), run_id="late-retry")
+    assert hook.get_watermark("p", "Contact") == t0 + timedelta(minutes=30)
+
+
+def test_runs_are_registered_once_and_approved(hook):
+    hook.start_run("manual__1", pair="apto_to_odoo", dag_id="apto_to_odoo_migrate", kind="migrate",
+                   mode="sample", params={"sample_size": 200})
+    again = hook.start_run("manual__1", pair="apto_to_odoo", dag_id="apto_to_odoo_migrate", kind="migrate")
+    assert again["params"] == {"sample_size": 200}
+    hook.approve_run("manual__1", "Ada Lovelace")
+    hook.finish_run("manual__1", status="success", stats={"created": 3})
+    run = hook.get_run("manual__1")
+    assert (run["approved_by"], run["status"], run["stats"]) == ("Ada Lovelace", "success", {"created": 3})
