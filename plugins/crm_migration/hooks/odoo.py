@@ -1,0 +1,907 @@
+"""The Odoo hook: the one client this project uses to talk to Odoo, over HTTP.
+
+One ``httpx.Client`` carries three wire protocols behind :meth:`OdooHook.call`:
+
+* ``xmlrpc``  - ``/xmlrpc/2/common`` + ``/xmlrpc/2/object`` ``execute_kw`` (payloads built with
+  ``xmlrpc.client.dumps(allow_none=False)``; ``None`` and integers beyond 32 bits cannot cross);
+* ``jsonrpc`` - ``POST /jsonrpc`` with the ``execute_kw`` envelope;
+* ``json2``   - ``POST /json/2/<model>/<method>``, ``Authorization: bearer <key>`` (Odoo 19+).
+
+``auto`` (the default) asks ``common.version()``: Odoo 19+ with a reachable JSON-2 endpoint uses
+JSON-2; anything else uses JSON-RPC, not XML-RPC. JSON-RPC is the faster of the two for what a
+migration does (``../shared/odoo17/timing.json``: a 10,000-row ``search_read`` takes 0.34 s against
+0.45 s; client side, ``xmlrpc.client`` needs ~300 ms to decode that answer where ``json`` needs ~9 ms,
+and a 1,000-partner ``create`` payload is 3.4x larger in XML), the per-call floor differs by <1 ms,
+and it carries ``null`` and big integers, so two of the loader traps cannot happen on it.
+
+Every Odoo error becomes an :class:`OdooError` subclass (see :func:`classify`); only
+:class:`OdooTransientError` is retried, by the named predicate :func:`is_retryable`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import xmlrpc.client
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, partial
+from typing import Any
+
+import httpx
+
+from crm_migration.errors import ConfigurationError, CrmMigrationError
+from crm_migration.hooks import _http
+
+try:
+    from airflow.sdk import BaseHook
+except ImportError:  # pragma: no cover - older SDK layout
+    from airflow.sdk.bases.hook import BaseHook
+
+__all__ = [
+    "MIGRATION_CONTEXT",
+    "MIGRATION_KEY",
+    "OdooAccessDenied",
+    "OdooBatchMismatch",
+    "OdooError",
+    "OdooHook",
+    "OdooMissingRecord",
+    "OdooRecordError",
+    "OdooSchemaError",
+    "OdooTransientError",
+    "classify",
+    "is_retryable",
+]
+
+#: Context of every batch call: no chatter, no followers, no tracking values.
+MIGRATION_CONTEXT: dict[str, Any] = {
+    "tracking_disable": True,
+    "mail_create_nolog": True,
+    "mail_create_nosubscribe": True,
+    "mail_notrack": True,
+}
+#: The custom field carrying ``<source>:<SourceObject>:<source id>`` on every record we write.
+MIGRATION_KEY = "x_migration_key"
+XMLRPC_MAX_INT = 2**31 - 1
+TRANSPORTS = ("auto", "xmlrpc", "jsonrpc", "json2")
+DEFAULT_FIELD_ATTRIBUTES = ("type", "string", "required", "readonly", "store", "relation", "selection")
+
+#: Methods a retry may replay even when the first attempt may have reached Odoo (reads, or writes
+#: whose replay lands the same state). Anything else (``create`` first) is retried only when the
+#: failure proves the request was not processed.
+REPLAY_SAFE_METHODS = frozenset({
+    "read", "search", "search_read", "search_count", "fields_get", "name_search", "default_get",
+    "check_object_reference", "context_get", "write", "version", "authenticate", "login",
+})
+#: Methods known to return ``None``: over XML-RPC they commit, then fault. Use a write instead.
+NONE_RETURNING_METHODS = frozenset({"action_archive", "action_unarchive", "action_set_lost"})
+
+#: JSON-2 has named arguments only: the parameter names of the positional ``args`` we send.
+JSON2_PARAMS: dict[str, tuple[str, ...]] = {
+    "create": ("vals_list",),
+    "write": ("ids", "vals"),
+    "read": ("ids", "fields"),
+    "unlink": ("ids",),
+    "search": ("domain",),
+    "search_read": ("domain", "fields"),
+    "search_count": ("domain",),
+    "fields_get": ("allfields", "attributes"),
+    "check_object_reference": ("module", "xml_id"),
+    "default_get": ("fields_list",),
+    "name_search": ("name",),
+}
+
+
+# --------------------------------------------------------------------------------------- errors
+
+
+class OdooError(CrmMigrationError):
+    """Odoo refused or failed a call.
+
+    :param message: a short, human message (one line for tracebacks; never a secret).
+    :param model: the model called, e.g. ``res.partner``.
+    :param method: the method called, e.g. ``create``.
+    :param code: XML-RPC faultCode, JSON-RPC error code or HTTP status.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, method: str | None = None,
+                 code: int | str | None = None) -> None:
+        self.message, self.model, self.method, self.code = message, model, method, code
+        where = f"{model}.{method}: " if model and method else ""
+        super().__init__(f"{where}{message}")
+
+
+class OdooAccessDenied(OdooError):
+    """Authentication failed or the user may not do this (fault 3 / 4). Never retried."""
+
+
+class OdooRecordError(OdooError):
+    """A record's values were refused (validation, required field, missing FK target, bad value).
+
+    Not retried: the loader isolates the record and dead-letters it with :attr:`message`.
+    :attr:`field` names the field when Odoo's message does.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        self.field = field
+        super().__init__(message, **kwargs)
+
+
+class OdooMissingRecord(OdooRecordError):
+    """The record does not exist (any more): MissingError on write / unlink, or an unknown xmlid."""
+
+    def __init__(self, message: str, *, ids: Sequence[int] = (), **kwargs: Any) -> None:
+        self.ids = tuple(ids)
+        super().__init__(message, **kwargs)
+
+
+class OdooTransientError(OdooError):
+    """Worth another try: network failure, timeout, 429/502/503/504, serialization failure, deadlock.
+
+    :param retry_after: seconds the server asked us to wait (Retry-After), if any.
+    :param maybe_committed: the request may have reached Odoo and run (read timeout, dropped
+        answer, gateway timeout): only replay-safe calls are retried blindly.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 maybe_committed: bool = False, **kwargs: Any) -> None:
+        self.retry_after, self.maybe_committed = retry_after, maybe_committed
+        super().__init__(message, **kwargs)
+
+
+class OdooBatchMismatch(OdooError):
+    """A batched call answered for a different number of records than it was given."""
+
+    def __init__(self, model: str, *, expected: int, got: int, method: str = "create") -> None:
+        self.expected, self.got = expected, got
+        super().__init__(f"sent {expected} records, Odoo answered {got} ids", model=model, method=method)
+
+
+class OdooSchemaError(OdooError):
+    """The target schema disagrees with what the migration needs (e.g. a field of another type)."""
+
+
+def is_retryable(exc: BaseException, *, replay_safe: bool = True) -> bool:
+    """Retry transient failures only; a call that is not replay-safe only when it surely did not run."""
+    return isinstance(exc, OdooTransientError) and (replay_safe or not exc.maybe_committed)
+
+
+# ------------------------------------------------------------------------------- classification
+
+# An exception line of a traceback: "ValueError: ...", "psycopg2.errors.X: ...", "KeyError: 'x'".
+_EXC_LINE = re.compile(r"^(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*): ?(?P<msg>.*)$")
+_EXC_SUFFIXES = ("Error", "Exception", "Warning", "Denied", "Failure", "Violation", "Interrupt", "Exit")
+_MISSING = re.compile(r"Record does not exist or has been deleted\.\s*\(Record: (?P<model>[\w.]+)"
+                      r"\((?P<ids>[\d, ]*)\), User: (?P<uid>\d+)\)")
+_TRANSIENT_NAMES = frozenset({"SerializationFailure", "DeadlockDetected", "TransactionRollbackError",
+                              "LockNotAvailable", "QueryCanceled"})
+_TRANSIENT_TEXT = ("could not serialize access", "deadlock detected", "could not obtain lock",
+                   "server closed the connection unexpectedly", "the database system is starting up",
+                   "too many connections", "canceling statement due to lock timeout")
+_RECORD_NAMES = frozenset({
+    "UserError", "ValidationError", "ValueError", "TypeError", "UnicodeDecodeError", "IntegrityError",
+    "DataError", "InvalidTextRepresentation", "NotNullViolation", "ForeignKeyViolation",
+    "UniqueViolation", "CheckViolation", "NumericValueOutOfRange", "StringDataRightTruncation",
+    "InvalidDatetimeFormat", "DatetimeFieldOverflow", "RedirectWarning",
+})
+# Messages that blame the call, not the record: a wrong model, method or argument shape.
+_CALL_BUGS = ("doesn't exist", "does not exist on the model", "Expected singleton",
+              "cannot marshal None")
+_FIELD_PATTERNS = (
+    re.compile(r"^Field: .*\((?P<f>\w+)\)\s*$", re.M),                # mandatory field (fault 2)
+    re.compile(r"Invalid field '(?P<f>\w+)'"),                        # unknown field in vals/fields
+    re.compile(r"Invalid field [\w.]+\.(?P<f>\w+) in leaf"),          # unknown field in a domain
+    re.compile(r"Wrong value for [\w.]+\.(?P<f>\w+):"),               # selection value
+    re.compile(r'null value in column "(?P<f>\w+)"'),                 # psycopg2 NotNullViolation
+    re.compile(r"Key \((?P<f>\w+)\)="),                               # psycopg2 Unique/FK detail
+    re.compile(r"in field '(?P<f>\w+)'"),
+)
+_FKEY = re.compile(r"Constraint: (?P<c>\w+)_fkey")
+
+
+def exception_line(text: str) -> str:
+    """The line a person reads from a traceback: its last exception line (``Name: message``).
+
+    Normally the last line; for psycopg2 errors the traceback ends with the SQL and a caret, so the
+    last line that names an exception is taken. Falls back to the last non-blank line.
+    """
+    lines = [ln.rstrip() for ln in text.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        m = _EXC_LINE.match(line)
+        if m and ("." in m["name"] or m["name"].endswith(_EXC_SUFFIXES)):
+            return line
+    return lines[-1].strip() if lines else ""
+
+
+def field_of(message: str, model: str | None = None) -> str | None:
+    """The field an Odoo error message names, if it names one."""
+    for pattern in _FIELD_PATTERNS:
+        if m := pattern.search(message):
+            return m["f"]
+    if (m := _FKEY.search(message)) and model:
+        table = model.replace(".", "_") + "_"
+        if m["c"].startswith(table):
+            return m["c"][len(table):]
+    return None
+
+
+def classify(*, name: str | None, message: str, code: int | str | None = None,
+             model: str | None = None, method: str | None = None) -> OdooError:
+    """Turn one Odoo error (exception type name + message) into the matching :class:`OdooError`.
+
+    :param name: the exception's (qualified) type name, e.g. ``odoo.exceptions.MissingError``,
+        ``builtins.ValueError``, ``psycopg2.errors.SerializationFailure``; None when unknown.
+    :param message: Odoo's message (already shortened to one line for tracebacks).
+    :param code: XML-RPC faultCode (1 other, 2 user/validation/missing, 3 access denied,
+        4 access error), JSON-RPC error code, or HTTP status.
+    """
+    short = (name or "").rsplit(".", 1)[-1]
+    kw: dict[str, Any] = {"model": model, "method": method, "code": code}
+    text = f"{name}: {message}" if name else message
+    if code in (3, 4) or short in ("AccessDenied", "AccessError", "Unauthorized", "SessionExpiredException"):
+        return OdooAccessDenied(message or "Access Denied", **kw)
+    if m := _MISSING.search(message):
+        ids = [int(i) for i in m["ids"].replace(" ", "").split(",") if i]
+        if m["model"] == "res.users" and ids == [int(m["uid"])]:
+            return OdooAccessDenied(f"user id {m['uid']} does not exist on this database", **kw)
+        return OdooMissingRecord(message.strip(), ids=ids, **kw)
+    if short == "MissingError" or "External ID not found" in message:
+        return OdooMissingRecord(message.strip(), **kw)
+    if short in _TRANSIENT_NAMES or any(t in text for t in _TRANSIENT_TEXT):
+        return OdooTransientError(text, **kw)
+    if "cannot marshal None" in message:
+        return OdooError(f"{message} (XML-RPC cannot carry a None result; the call RAN and its "
+                         "changes are committed: use a write instead of this method)", **kw)
+    if short in ("OperationalError", "KeyError", "AttributeError", "NotImplementedError") or any(
+            t in message for t in _CALL_BUGS):
+        return OdooError(text, **kw)
+    if short in _RECORD_NAMES or (short == "Error" and "binascii" in (name or "")) or code == 2:
+        return OdooRecordError(text if short not in ("UserError", "ValidationError", "") else message,
+                               field=field_of(message, model), **kw)
+    return OdooError(text, **kw)
+
+
+def classify_xmlrpc_fault(fault: xmlrpc.client.Fault, *, model: str | None = None,
+                          method: str | None = None) -> tuple[OdooError, str]:
+    """Classify an XML-RPC fault; return the error and the full fault string (for a debug log)."""
+    code, text = fault.faultCode, fault.faultString or ""
+    if isinstance(code, str):  # legacy /xmlrpc/object: "warning -- MissingError\n\n<message>"
+        head, _, rest = code.partition("\n\n")
+        name = head.split("--")[-1].strip() or None
+        return classify(name=name, message=rest.strip() or text, code=2, model=model, method=method), code
+    if code == 1:
+        line = exception_line(text)
+        m = _EXC_LINE.match(line)
+        name, msg = (m["name"], m["msg"]) if m else (None, line)
+        return classify(name=name, message=msg, code=1, model=model, method=method), text
+    return classify(name=None, message=text.strip(), code=code, model=model, method=method), text
+
+
+def classify_json_error(error: Mapping[str, Any], *, model: str | None = None, method: str | None = None,
+                        status: int | None = None) -> tuple[OdooError, str]:
+    """Classify a JSON-RPC ``error`` object or a JSON-2 error body; return it and the debug text."""
+    data = error.get("data") if isinstance(error.get("data"), Mapping) else error
+    name = data.get("name")
+    message = str(data.get("message") or error.get("message") or "")
+    if name is None and status in (401, 403):
+        name = "AccessDenied"
+    code = status if status is not None else error.get("code")
+    return classify(name=name, message=message, code=code, model=model, method=method), str(
+        data.get("debug") or "")
+
+
+# ------------------------------------------------------------------------------------ transports
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What the hook needs from the connection; the secret stays out of repr."""
+
+    conn_id: str
+    url: str
+    db: str
+    login: str
+    secret: str = field(repr=False)
+    transport: str
+    timeout: float
+    max_attempts: int
+
+
+class _Transport:
+    """One wire protocol over the hook's shared ``httpx.Client``."""
+
+    name = "?"
+
+    def __init__(self, hook: OdooHook) -> None:
+        self.hook = hook
+
+    @property
+    def settings(self) -> _Settings:
+        return self.hook.settings
+
+    def version(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def authenticate(self) -> int:
+        raise NotImplementedError
+
+    def execute(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class _XmlRpc(_Transport):
+    name = "xmlrpc"
+
+    def _rpc(self, path: str, method: str, params: tuple[Any, ...], *, model: str | None = None,
+             call: str | None = None) -> Any:
+        body = xmlrpc.client.dumps(params, methodname=method, allow_none=False, encoding="utf-8")
+        resp = self.hook._post(path, content=body.encode(), headers={"Content-Type": "text/xml"},
+                               model=model, method=call or method)
+        if resp.status_code != 200:
+            raise self.hook._http_error(resp, model=model, method=call or method)
+        try:
+            (result,), _ = xmlrpc.client.loads(resp.content, use_builtin_types=True)
+        except xmlrpc.client.Fault as fault:
+            raise self.hook._fault(*classify_xmlrpc_fault(fault, model=model, method=call or method)) from None
+        except Exception as exc:  # an HTML error page, a truncated body
+            raise OdooError(f"unreadable XML-RPC answer ({exc.__class__.__name__}, "
+                            f"{len(resp.content)} bytes)", model=model, method=call or method) from None
+        return result
+
+    def version(self) -> dict[str, Any]:
+        return self._rpc("/xmlrpc/2/common", "version", ())
+
+    def authenticate(self) -> int:
+        s = self.settings
+        return self._rpc("/xmlrpc/2/common", "authenticate", (s.db, s.login, s.secret, {}))
+
+    def execute(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if method in NONE_RETURNING_METHODS:
+            raise OdooError(f"{method} returns None, which XML-RPC cannot carry (Odoo would commit, then "
+                            "fault): write the values instead", model=model, method=method)
+        s = self.settings
+        params = xmlrpc_safe((s.db, self.hook.uid, s.secret, model, method, args, kwargs),
+                             model=model, method=method)
+        return self._rpc("/xmlrpc/2/object", "execute_kw", params, model=model, call=method)
+
+
+class _JsonRpc(_Transport):
+    name = "jsonrpc"
+
+    def _rpc(self, service: str, method: str, args: list[Any], *, model: str | None = None,
+             call: str | None = None) -> Any:
+        self.hook._request_id += 1
+        envelope = {"jsonrpc": "2.0", "method": "call", "id": self.hook._request_id,
+                    "params": {"service": service, "method": method, "args": args}}
+        resp = self.hook._post("/jsonrpc", content=_dumps(envelope),
+                               headers={"Content-Type": "application/json"}, model=model, method=call or method)
+        if resp.status_code != 200:
+            raise self.hook._http_error(resp, model=model, method=call or method)
+        try:
+            answer = resp.json()
+        except ValueError:
+            raise OdooError(f"unreadable JSON-RPC answer ({len(resp.content)} bytes)", model=model,
+                            method=call or method) from None
+        if answer.get("error"):
+            raise self.hook._fault(*classify_json_error(answer["error"], model=model, method=call or method))
+        return answer.get("result")  # a method returning None answers with no "result" at all
+
+    def version(self) -> dict[str, Any]:
+        return self._rpc("common", "version", [])
+
+    def authenticate(self) -> int:
+        s = self.settings
+        return self._rpc("common", "authenticate", [s.db, s.login, s.secret, {}])
+
+    def execute(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        s = self.settings
+        return self._rpc("object", "execute_kw", [s.db, self.hook.uid, s.secret, model, method, args, kwargs],
+                         model=model, call=method)
+
+
+class _Json2(_Transport):
+    name = "json2"
+
+    def _headers(self) -> dict[str, str]:
+        s = self.settings
+        headers = {"Authorization": f"bearer {s.secret}", "Content-Type": "application/json; charset=utf-8"}
+        if s.db:
+            headers["X-Odoo-Database"] = s.db
+        return headers
+
+    def version(self) -> dict[str, Any]:
+        resp = self.hook._request("GET", "/web/version", model=None, method="version")
+        if resp.status_code != 200:
+            raise self.hook._http_error(resp, model=None, method="version")
+        info = resp.json()
+        return {"server_version": info.get("version"), "server_version_info": info.get("version_info"),
+                **info}
+
+    def authenticate(self) -> int:
+        context = self.execute("res.users", "context_get", [], {})
+        return int(context.get("uid") or 0) if isinstance(context, Mapping) else 0
+
+    def execute(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        body = json2_body(method, args, kwargs)
+        resp = self.hook._post(f"/json/2/{model}/{method}", content=_dumps(body), headers=self._headers(),
+                               model=model, method=method)
+        if resp.status_code == 200:
+            return resp.json()
+        raise self.hook._http_error(resp, model=model, method=method)
+
+
+def json2_body(method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Name the positional ``args`` of an ``execute_kw``-style call for JSON-2."""
+    args = list(args)
+    names = JSON2_PARAMS.get(method)
+    if names is None:
+        if args and isinstance(args[0], list) and all(isinstance(i, int) for i in args[0]):
+            names = ("ids",)
+        else:
+            names = ()
+    if len(args) > len(names):
+        raise ConfigurationError(f"JSON-2 takes named arguments only: pass the arguments of {method!r} "
+                                 "as kwargs")
+    return {**dict(zip(names, args, strict=False)), **kwargs}
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def clean_vals(vals: Mapping[str, Any]) -> dict[str, Any]:
+    """Odoo values: ``None`` means "empty", which Odoo spells ``False``."""
+    return {k: (False if v is None else v) for k, v in vals.items()}
+
+
+def xmlrpc_safe(value: Any, *, model: str | None = None, method: str | None = None,
+                _field: str | None = None) -> Any:
+    """Make ``value`` marshallable by XML-RPC: ``None`` -> ``False``; refuse ints beyond 32 bits."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -XMLRPC_MAX_INT - 1 <= value <= XMLRPC_MAX_INT:
+            where = f"field {_field!r}" if _field else "an argument"
+            raise OdooRecordError(f"integer {value} in {where} exceeds XML-RPC's 32-bit limit "
+                                  f"({XMLRPC_MAX_INT}): send it as a string or float, or use the jsonrpc "
+                                  "transport", field=_field, model=model, method=method)
+        return value
+    if isinstance(value, Mapping):
+        return {k: xmlrpc_safe(v, model=model, method=method, _field=k if isinstance(k, str) else _field)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(xmlrpc_safe(v, model=model, method=method, _field=_field) for v in value)
+    return value
+
+
+# ------------------------------------------------------------------------------------------ hook
+
+
+class OdooHook(BaseHook):
+    """Talk to Odoo over XML-RPC, JSON-RPC or JSON-2 through one retrying ``httpx.Client``.
+
+    :param odoo_conn_id: connection of type ``odoo``: host = URL, schema = database, login,
+        password = password or API key, extra = ``{"transport": "auto"|"xmlrpc"|"jsonrpc"|"json2",
+        "fallback_user": login, "scheme": "http", "timeout": 60, "max_attempts": 5}``.
+    :param transport: an ``httpx.BaseTransport`` to use instead of the network (tests).
+    """
+
+    conn_name_attr = "odoo_conn_id"
+    default_conn_name = "odoo_default"
+    conn_type = "odoo"
+    hook_name = "Odoo"
+
+    def __init__(self, odoo_conn_id: str = default_conn_name, *,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__()
+        self.odoo_conn_id, self._transport = odoo_conn_id, transport
+        #: Calls made, per ``(model, method)``: what a benchmark reports.
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._sleep = time.sleep  # injectable: the retry waits
+        self._request_id = 0
+        self._fields: dict[tuple[str, tuple[str, ...]], dict[str, dict[str, Any]]] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(odoo_conn_id={self.odoo_conn_id!r})"
+
+    # -- connection -------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> _Settings:
+        """The connection, checked once: URL, database, login and secret must be there."""
+        conn = self.get_connection(self.odoo_conn_id)
+        extra = conn.extra_dejson
+        transport = str(extra.get("transport") or "auto").lower()
+        missing = [n for n, v in (("host", conn.host), ("schema (database)", conn.schema),
+                                  ("login", conn.login), ("password", conn.password)) if not v]
+        if transport == "json2":
+            missing = [m for m in missing if m != "login"]
+        if missing:
+            raise ConfigurationError(f"connection {self.odoo_conn_id!r} lacks {', '.join(missing)}")
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(f"connection {self.odoo_conn_id!r}: transport {transport!r} is not one "
+                                     f"of {', '.join(TRANSPORTS)}")
+        try:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(conn.password)
+        except Exception:  # noqa: BLE001 - masking is best effort outside a task
+            pass
+        return _Settings(conn_id=self.odoo_conn_id, url=_http.base_url(conn, scheme=extra.get("scheme", "http")),
+                         db=conn.schema or "", login=conn.login or "", secret=conn.password,
+                         transport=transport, timeout=float(extra.get("timeout", 60)),
+                         max_attempts=int(extra.get("max_attempts", 5)))
+
+    @property
+    def fallback_user(self) -> str:
+        """Login of the user that receives records whose owner matches nobody (extra, else login)."""
+        conn = self.get_connection(self.odoo_conn_id)
+        return conn.extra_dejson.get("fallback_user") or conn.login or ""
+
+    @cached_property
+    def client(self) -> httpx.Client:
+        """The one HTTP client of this hook (connection pool, timeouts, injected transport)."""
+        s = self.settings
+        return httpx.Client(base_url=s.url, timeout=httpx.Timeout(s.timeout, connect=min(s.timeout, 10.0)),
+                            transport=self._transport, headers={"User-Agent": "crm-migration-odoo-hook"})
+
+    def get_conn(self) -> httpx.Client:
+        return self.client
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+
+    # -- transport selection and authentication ----------------------------------------------
+
+    @cached_property
+    def wire(self) -> _Transport:
+        """The transport in use; ``auto`` decides once, from ``common.version()``."""
+        wanted = self.settings.transport
+        if wanted != "auto":
+            return {"xmlrpc": _XmlRpc, "jsonrpc": _JsonRpc, "json2": _Json2}[wanted](self)
+        info = self.version()
+        major = _major(info)
+        if major is not None and major >= 19:
+            probe = _Json2(self)
+            try:
+                self._retrying(True, "JSON-2 probe")(probe.authenticate)
+            except OdooError as exc:
+                self.log.info("Odoo %s: JSON-2 not usable (%s); using JSON-RPC", major, exc.message)
+            else:
+                self.log.info("Odoo %s: using JSON-2", major)
+                return probe
+        self.log.info("Odoo %s: using JSON-RPC", info.get("server_version"))
+        return _JsonRpc(self)
+
+    @cached_property
+    def _version(self) -> dict[str, Any]:
+        if self.settings.transport in ("xmlrpc", "jsonrpc", "json2"):
+            return self._retrying(True, "version")(self.wire.version)
+        try:  # auto: any Odoo up to 21 speaks JSON-RPC; 22+ only JSON-2's /web/version
+            return self._retrying(True, "version")(_JsonRpc(self).version)
+        except OdooError as exc:
+            if exc.code not in (404, 405):
+                raise
+        return self._retrying(True, "version")(_Json2(self).version)
+
+    def version(self) -> dict[str, Any]:
+        """``common.version()``: ``server_version``, ``server_version_info`` ... (cached)."""
+        return self._version
+
+    @cached_property
+    def uid(self) -> int:
+        """The user id, authenticated once; a refusal is :class:`OdooAccessDenied` (no secret in it)."""
+        s = self.settings
+        uid = self._retrying(True, "authenticate")(self.wire.authenticate)
+        if not uid:
+            raise OdooAccessDenied(f"authentication failed for login {s.login!r} on database {s.db!r} "
+                                   f"at {s.url}", method="authenticate")
+        self.log.info("Authenticated to Odoo %s (database %s) as %s (uid %s) over %s", s.url, s.db, s.login,
+                      uid, self.wire.name)
+        return int(uid)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's "Test" button: authenticate and report the version."""
+        try:
+            uid = self.uid
+            return True, f"Odoo {self.version().get('server_version')}, uid {uid}, transport {self.wire.name}"
+        except CrmMigrationError as exc:
+            return False, str(exc)
+
+    # -- the one call -------------------------------------------------------------------------
+
+    def call(self, model: str, method: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None, *,
+             context: Mapping[str, Any] | None = None) -> Any:
+        """Call ``model.method(*args, **kwargs)`` in Odoo; retry transient failures.
+
+        :param context: merged over ``kwargs["context"]``.
+        :raises OdooError: classified; see :func:`classify`.
+        """
+        kw = dict(kwargs or {})
+        if context is not None:
+            kw["context"] = {**kw.get("context", {}), **context}
+        wire = self.wire
+        if wire.name != "json2":
+            _ = self.uid  # authenticate before timing the call
+        result = self._retrying(method in REPLAY_SAFE_METHODS, f"Odoo {model}.{method}")(
+            wire.execute, model, method, list(args), kw)
+        self.calls[(model, method)] += 1
+        return result
+
+    def _retrying(self, replay_safe: bool, what: str) -> Any:
+        return _http.retrying(partial(is_retryable, replay_safe=replay_safe),
+                              attempts=self.settings.max_attempts, sleep=self._sleep, log=self.log, what=what)
+
+    def _request(self, verb: str, path: str, *, model: str | None, method: str | None,
+                 content: bytes | None = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """Send one request; network failures and 429/502/503/504 become :class:`OdooTransientError`."""
+        try:
+            resp = self.client.request(verb, path, content=content, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise OdooTransientError(f"cannot reach Odoo at {self.settings.url}: {exc.__class__.__name__}",
+                                     model=model, method=method) from exc
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise OdooTransientError(f"no answer from Odoo ({exc.__class__.__name__}); the call may have run",
+                                     model=model, method=method, maybe_committed=True) from exc
+        self.log.debug("Odoo %s %s: sent %d bytes, got %d bytes, HTTP %d", verb, path, len(content or b""),
+                       len(resp.content), resp.status_code)
+        if resp.status_code in _http.RETRYABLE_STATUS:
+            raise OdooTransientError(
+                f"HTTP {resp.status_code} from Odoo", model=model, method=method, code=resp.status_code,
+                retry_after=_http.parse_retry_after(resp.headers.get("Retry-After")),
+                maybe_committed=resp.status_code in (502, 504))
+        return resp
+
+    def _post(self, path: str, *, content: bytes, headers: Mapping[str, str], model: str | None,
+              method: str | None) -> httpx.Response:
+        return self._request("POST", path, content=content, headers=headers, model=model, method=method)
+
+    def _http_error(self, resp: httpx.Response, *, model: str | None, method: str | None) -> OdooError:
+        """An error status that is not transient: a JSON-2 error body, or a plain HTTP failure."""
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, Mapping) and ("name" in body or "message" in body or "data" in body):
+            return self._fault(*classify_json_error(body, model=model, method=method, status=resp.status_code))
+        if resp.status_code in (401, 403):
+            return OdooAccessDenied(f"HTTP {resp.status_code} from Odoo", model=model, method=method,
+                                    code=resp.status_code)
+        hint = " (is this an Odoo URL, and does it serve this protocol?)" if resp.status_code == 404 else ""
+        return OdooError(f"HTTP {resp.status_code} from Odoo at {resp.request.url.path}{hint}", model=model,
+                         method=method, code=resp.status_code)
+
+    def _fault(self, error: OdooError, debug_text: str) -> OdooError:
+        """Redact the secret from a classified error; log the full server text at debug."""
+        secret = self.settings.secret
+        if secret and secret in str(error):
+            error.message = error.message.replace(secret, "***")
+            error.args = tuple(str(a).replace(secret, "***") for a in error.args)
+        if debug_text:
+            self.log.debug("Odoo %s.%s fault %s:\n%s", error.model, error.method, error.code,
+                           debug_text.replace(secret, "***") if secret else debug_text)
+        return error
+
+    # -- batch API ------------------------------------------------------------------------------
+
+    def create_batch(self, model: str, vals_list: Sequence[Mapping[str, Any]], *,
+                     keys: Sequence[str] | None = None, context: Mapping[str, Any] | None = None) -> list[int]:
+        """Create ``vals_list`` in one ``create`` call; return the new ids in row order.
+
+        :param keys: ``x_migration_key`` per row, written in the same call. With keys, a call that
+            failed without an answer is checked against Odoo before being sent again, so a retry
+            never duplicates the batch.
+        :raises OdooBatchMismatch: Odoo answered for a different number of records.
+        """
+        if keys is not None and len(keys) != len(vals_list):
+            raise ValueError(f"{len(vals_list)} rows but {len(keys)} keys")
+        rows = [clean_vals(v) for v in vals_list]
+        if keys is not None:
+            rows = [{**row, MIGRATION_KEY: key} for row, key in zip(rows, keys, strict=True)]
+        if not rows:
+            return []
+        ctx = {**MIGRATION_CONTEXT, **(context or {})}
+        started = time.perf_counter()
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                ids = self.call(model, "create", [rows], context=ctx)
+                break
+            except OdooTransientError as exc:
+                if not exc.maybe_committed or keys is None or attempt == self.settings.max_attempts:
+                    raise
+                found = self.find_by_keys(model, keys)
+                if len(found) == len(set(keys)):
+                    self.log.warning("%s create: the call landed although its answer was lost; %d records "
+                                     "found by key", model, len(found))
+                    ids = [found[k] for k in keys]
+                    break
+                if found:
+                    raise OdooBatchMismatch(model, expected=len(rows), got=len(found)) from exc
+                self.log.warning("%s create: no answer and nothing landed; sending again (%d/%d)", model,
+                                 attempt, self.settings.max_attempts - 1)
+                self._sleep(_http.wait_seconds(exc, attempt))
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if len(ids) != len(rows):
+            raise OdooBatchMismatch(model, expected=len(rows), got=len(ids))
+        self._log_batch(model, "create", len(rows), started)
+        return ids
+
+    def write_batch(self, model: str, updates: Mapping[int, Mapping[str, Any]], *,
+                    context: Mapping[str, Any] | None = None, chunk_size: int = 2000) -> int:
+        """Write ``{id: vals}``: one ``write`` per distinct ``vals`` (ids sharing it go together).
+
+        :return: the number of ``write`` calls made.
+        """
+        groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
+        for rid, vals in updates.items():
+            if not vals:
+                continue
+            clean = clean_vals(vals)
+            key = json.dumps(clean, sort_keys=True, default=str)
+            groups.setdefault(key, (clean, []))[1].append(int(rid))
+        ctx = {**MIGRATION_CONTEXT, **(context or {})}
+        calls = 0
+        started = time.perf_counter()
+        for vals, ids in groups.values():
+            for chunk in _chunks(ids, chunk_size):
+                self.call(model, "write", [chunk, vals], context=ctx)
+                calls += 1
+        if calls:
+            self.log.info("Odoo %s.write: %d records in %d calls, %.0f ms", model, len(updates), calls,
+                          (time.perf_counter() - started) * 1000)
+        return calls
+
+    def search_read(self, model: str, domain: Sequence[Any], fields: Sequence[str], *, page_size: int = 2000,
+                    order: str = "id", context: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield records matching ``domain``, ``page_size`` per call, paged by ``id`` keyset.
+
+        Each page asks ``id > last id seen`` (``id < last`` for ``order="id desc"``), not an offset,
+        so records inserted meanwhile neither shift nor repeat a page.
+        """
+        direction = order.strip().lower()
+        if direction not in ("id", "id asc", "id desc"):
+            raise ValueError(f"search_read pages by id: order must be 'id' or 'id desc', not {order!r}")
+        op = "<" if direction == "id desc" else ">"
+        ctx = {**MIGRATION_CONTEXT, **(context or {})}
+        last: int | None = None
+        while True:
+            page_domain = list(domain) if last is None else [*domain, ("id", op, last)]
+            started = time.perf_counter()
+            page = self.call(model, "search_read", [page_domain, list(fields)],
+                             {"limit": page_size, "order": direction}, context=ctx)
+            self._log_batch(model, "search_read", len(page), started)
+            if not page:
+                return
+            yield from page
+            if len(page) < page_size:
+                return
+            new_last = page[-1]["id"]
+            if new_last == last:  # a server ignoring the id bound would loop forever
+                raise OdooError(f"paging did not advance past id {last}", model=model, method="search_read")
+            last = new_last
+
+    def search_ids(self, model: str, domain: Sequence[Any], *, limit: int | None = None, order: str = "id",
+                   context: Mapping[str, Any] | None = None) -> list[int]:
+        """Ids of records matching ``domain``."""
+        kw: dict[str, Any] = {"order": order}
+        if limit is not None:
+            kw["limit"] = limit
+        return list(self.call(model, "search", [list(domain)], kw, context={**MIGRATION_CONTEXT,
+                                                                            **(context or {})}))
+
+    def read(self, model: str, ids: Sequence[int], fields: Sequence[str], *, chunk_size: int = 2000,
+             context: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Read ``ids`` (missing ids are silently absent, as in Odoo)."""
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(ids), chunk_size):
+            out.extend(self.call(model, "read", [chunk, list(fields)],
+                                 context={**MIGRATION_CONTEXT, **(context or {})}))
+        return out
+
+    def unlink(self, model: str, ids: Sequence[int], *, chunk_size: int = 2000,
+               context: Mapping[str, Any] | None = None) -> int:
+        """Delete ``ids``; return how many were asked. A missing id is :class:`OdooMissingRecord`."""
+        ids = list(ids)
+        for chunk in _chunks(ids, chunk_size):
+            started = time.perf_counter()
+            self.call(model, "unlink", [chunk], context={**MIGRATION_CONTEXT, **(context or {})})
+            self._log_batch(model, "unlink", len(chunk), started)
+        return len(ids)
+
+    def fields_get(self, model: str, attributes: Sequence[str] = DEFAULT_FIELD_ATTRIBUTES) -> dict[str, dict]:
+        """``fields_get`` of ``model`` with ``attributes`` (cached per model until :meth:`ensure_field`)."""
+        key = (model, tuple(attributes))
+        if key not in self._fields:
+            self._fields[key] = self.call(model, "fields_get", [], {"attributes": list(attributes)})
+        return self._fields[key]
+
+    def ensure_field(self, model: str, name: str, ttype: str, *, string: str,
+                     selection: Sequence[tuple[str, str]] | None = None, relation: str | None = None,
+                     index: bool = False, size: int | None = None, copy: bool | None = None) -> int:
+        """Make sure the custom field ``model.name`` exists with type ``ttype``; return its ir.model.fields id.
+
+        Idempotent: an existing field of the same type is left alone; of another type it is
+        :class:`OdooSchemaError`.
+        """
+        if not name.startswith("x_"):
+            raise ConfigurationError(f"custom field {model}.{name}: Odoo requires names starting with 'x_'")
+        existing = self.fields_get(model).get(name)
+        if existing is not None:
+            if existing.get("type") != ttype or (relation and existing.get("relation") != relation):
+                raise OdooSchemaError(f"field {name} exists as {existing.get('type')}"
+                                      f"{'(' + existing['relation'] + ')' if existing.get('relation') else ''},"
+                                      f" not {ttype}{'(' + relation + ')' if relation else ''}: rename or "
+                                      "migrate it by hand", model=model, method="ensure_field")
+            found = self.search_ids("ir.model.fields", [("model", "=", model), ("name", "=", name)], limit=1)
+            return found[0] if found else 0
+        model_ids = self.search_ids("ir.model", [("model", "=", model)], limit=1)
+        if not model_ids:
+            raise OdooSchemaError(f"model {model} is not installed", model=model, method="ensure_field")
+        vals: dict[str, Any] = {"model_id": model_ids[0], "name": name, "field_description": string,
+                                "ttype": ttype, "state": "manual", "index": index, "store": True}
+        if relation:
+            vals["relation"] = relation
+        if size:
+            vals["size"] = size
+        if copy is not None:
+            vals["copied"] = copy
+        if selection:
+            vals["selection_ids"] = [(0, 0, {"value": v, "name": label, "sequence": i})
+                                     for i, (v, label) in enumerate(selection)]
+        (field_id,) = self.create_batch("ir.model.fields", [vals])
+        self._fields = {k: v for k, v in self._fields.items() if k[0] != model}
+        self.log.info("Odoo: created custom field %s.%s (%s)", model, name, ttype)
+        return field_id
+
+    def resolve_xmlid(self, xmlid: str) -> tuple[str, int]:
+        """``module.name`` -> ``(model, id)`` via ``ir.model.data`` (archived records included)."""
+        module, _, name = xmlid.partition(".")
+        if not name:
+            raise ValueError(f"xmlid {xmlid!r} is not 'module.name'")
+        rows = list(self.search_read("ir.model.data", [("module", "=", module), ("name", "=", name)],
+                                     ["model", "res_id"], page_size=1))
+        if not rows:
+            raise OdooMissingRecord(f"external id {xmlid} not found", model="ir.model.data",
+                                    method="resolve_xmlid")
+        return rows[0]["model"], int(rows[0]["res_id"])
+
+    def find_by_keys(self, model: str, keys: Iterable[str], *, chunk_size: int = 1000) -> dict[str, int]:
+        """``{x_migration_key: id}`` of the records of ``model`` carrying ``keys`` (archived included)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, int] = {}
+        duplicates = 0
+        for chunk in _chunks(wanted, chunk_size):
+            for row in self.search_read(model, [(MIGRATION_KEY, "in", chunk)], [MIGRATION_KEY],
+                                        page_size=max(chunk_size, 1), context={"active_test": False}):
+                key = row[MIGRATION_KEY]
+                if key in found:
+                    duplicates += 1
+                    found[key] = min(found[key], row["id"])
+                else:
+                    found[key] = row["id"]
+        if duplicates:
+            self.log.warning("Odoo %s: %d migration keys are carried by more than one record; the lowest id "
+                             "is used", model, duplicates)
+        return found
+
+    def _log_batch(self, model: str, method: str, count: int, started: float) -> None:
+        self.log.info("Odoo %s.%s: %d records, %.0f ms", model, method, count,
+                      (time.perf_counter() - started) * 1000)
+
+
+def _major(info: Mapping[str, Any]) -> int | None:
+    vinfo = info.get("server_version_info") or info.get("version_info")
+    if isinstance(vinfo, (list, tuple)) and vinfo and isinstance(vinfo[0], int):
+        return vinfo[0]
+    m = re.match(r"\D*(\d+)", str(info.get("server_version") or ""))
+    return int(m.group(1)) if m else None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), max(size, 1)):
+        yield list(items[i:i + size])
