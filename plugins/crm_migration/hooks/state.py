@@ -165,10 +165,14 @@ class MigrationStateHook(PostgresHook):
 
     @property
     def state_conn(self) -> Any:
-        """One cached connection per hook instance (a hook is not shared between threads)."""
+        """One cached connection per hook instance (a hook is not shared between threads).
+
+        It runs in autocommit mode: every write API is one statement, atomic on its own, so a
+        batch costs one round trip instead of three (BEGIN, statement, COMMIT).
+        """
         if self._state_conn is None or getattr(self._state_conn, "closed", False):
             self._state_conn = self.get_conn()
-            self._state_conn.autocommit = False
+            self._state_conn.autocommit = True
         return self._state_conn
 
     def close(self) -> None:
@@ -180,28 +184,39 @@ class MigrationStateHook(PostgresHook):
         cur.execute(sql, params)
         self.round_trips += 1
 
-    def run_in_transaction(self, fn: Any, *, retries: int = 5) -> Any:
-        """Run ``fn(cursor)`` in one transaction, retried as a whole on deadlock / serialization failure."""
+    def run_in_transaction(self, fn: Any, *, atomic: bool = False, retries: int = 5) -> Any:
+        """Run ``fn(cursor)``; retried as a whole on a deadlock or serialization failure.
+
+        :param atomic: wrap several statements in one transaction (committed on success, rolled back
+            on error). Without it each statement commits on its own, which is right for the
+            single-statement operations of this hook.
+        """
         last: BaseException | None = None
         for attempt in range(retries + 1):
             conn = self.state_conn
+            if atomic:
+                conn.autocommit = False
             cur = conn.cursor()
             try:
                 result = fn(cur)
-                conn.commit()
-                self.round_trips += 1
+                if atomic:
+                    conn.commit()
+                    self.round_trips += 1
                 return result
             except Exception as exc:
-                conn.rollback()
+                if atomic:
+                    conn.rollback()
                 last = exc
                 if _sqlstate(exc) in _RETRY_SQLSTATES and attempt < retries:
-                    self.log.info("state DB %s, retrying the transaction (%d/%d)", _sqlstate(exc), attempt + 1, retries)
+                    self.log.info("state DB %s, retrying (%d/%d)", _sqlstate(exc), attempt + 1, retries)
                     time.sleep(0.05 * (2**attempt))
                     continue
                 raise
             finally:
                 cur.close()
-        raise StateDBError(f"transaction failed after {retries} retries: {last}")
+                if atomic:
+                    conn.autocommit = True
+        raise StateDBError(f"state DB operation failed after {retries} retries: {last}")
 
     # --- schema ---------------------------------------------------------------------------------
 
@@ -235,7 +250,7 @@ class MigrationStateHook(PostgresHook):
                 applied.append(f"{version}_{name}")
             return applied
 
-        applied = self.run_in_transaction(apply)
+        applied = self.run_in_transaction(apply, atomic=True)
         if applied:
             self.log.info("state schema: applied %s", ", ".join(applied))
         else:
@@ -315,7 +330,7 @@ class MigrationStateHook(PostgresHook):
                      manifest: Sequence[ManifestRow] = (), dead_letters: Sequence[DeadLetter] = ()) -> dict[str, int]:
         """Record one loaded batch atomically: crosswalk + audit + rollback manifest + dead letters.
 
-        One statement and one commit; all of it lands or none of it does. Duplicate keys within
+        One statement (one round trip); all of it lands or none of it does. Duplicate keys within
         the batch keep the last row. Returns the row counts written per table.
         """
         dedup_links = list({lk["source_id"]: lk for lk in links}.values())
