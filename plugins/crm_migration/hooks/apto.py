@@ -362,6 +362,7 @@ class _Settings:
     max_api_share: float
     batch_size: int | None
     timeout: float
+    secrets: tuple[str, ...] = ()  # every secret as configured, for redaction
 
     def __repr__(self) -> str:  # never show the secrets
         return f"_Settings(auth={self.auth!r}, login_url={self.login_url!r}, api_version={self.api_version!r})"
@@ -467,7 +468,9 @@ class AptoHook(BaseHook):
                          username=username, password=password, private_key=private_key,
                          audience=extra.get("audience") or login_url, api_version=version,
                          namespace=extra.get("namespace"), max_api_share=share, batch_size=batch,
-                         timeout=timeout)
+                         timeout=timeout, secrets=tuple(str(v) for v in (
+                             conn.password, extra.get("password"), extra.get("client_secret"),
+                             extra.get("security_token"), private_key, password) if v))
 
     @cached_property
     def client(self) -> httpx.Client:
@@ -488,9 +491,8 @@ class AptoHook(BaseHook):
             self._access_token = None
 
     def _secrets(self) -> list[str]:
-        s = self.settings
-        values = [s.client_secret, s.password, s.private_key, self._access_token]
-        return [v for v in values if v and len(v) >= 4]
+        values = [*self.settings.secrets, self._access_token]
+        return sorted((v for v in values if v and len(v) >= 4), key=len, reverse=True)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets():

@@ -1,0 +1,263 @@
+"""Declarative SOQL streams: one frozen dataclass instance per Apto (Salesforce) object.
+
+A stream knows its object, its fields (``<ns>`` stands for the package namespace found at run
+time), its replication key and its extra filters; it turns a half-open window ``[start, end)`` into
+SOQL and reads it through :class:`~crm_migration.hooks.apto.AptoHook`, page by page.
+The window's ``end`` is the signpost: no record at or past it is ever yielded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from crm_migration.errors import ConfigurationError
+from crm_migration.hooks.apto import (
+    ID_CHUNK,
+    AptoUnknownFieldError,
+    chunked,
+    expand_namespace,
+    is_sf_id,
+    parse_sf_datetime,
+    soql_datetime,
+    soql_in,
+)
+
+if TYPE_CHECKING:
+    from crm_migration.hooks.apto import AptoHook
+
+__all__ = ["SoqlStream", "StreamSpecError", "stream_from_spec"]
+
+# A field: Name, <ns>__Priority__c, Account.Name, Owner.<ns>__Code__c
+_FIELD_RE = re.compile(r"^(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*$")
+_OBJECT_RE = re.compile(r"^(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*$")
+
+
+class StreamSpecError(ConfigurationError):
+    """A stream declaration (mapping file ``stream:``) is invalid; names the object and the key."""
+
+    def __init__(self, source_object: str, reason: str) -> None:
+        self.source_object, self.reason = source_object, reason
+        super().__init__(f"stream {source_object}: {reason}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoqlStream:
+    """One Salesforce object read by SOQL over a window ``[start, end)`` (UTC).
+
+    :param source_object: the object's API name (``Contact``, ``<ns>__Property__c``).
+    :param fields: the fields to read; ``<ns>`` is replaced by the namespace found at run time.
+        The primary and replication keys are added when missing.
+    :param primary_key: the record key (``Id``), the window's tie breaker in ``ORDER BY``.
+    :param replication_key: the delta field (``SystemModstamp``); ``None`` reads the whole object.
+    :param filters: extra ``WHERE`` conditions, ANDed (may use ``<ns>``); write literals with
+        ``soql_quote``.
+    :param include_deleted: read through ``queryAll`` (rows in the recycle bin, ``IsDeleted``).
+    :param parent_filter: a field that must be filtered on ids given at run time
+        (``ContentDocumentLink``: ``LinkedEntityId``); the ids go in chunks of ``parent_chunk_size``.
+    """
+
+    source_object: str
+    fields: tuple[str, ...]
+    primary_key: str = "Id"
+    replication_key: str | None = "SystemModstamp"
+    filters: tuple[str, ...] = ()
+    include_deleted: bool = False
+    parent_filter: str | None = None
+    parent_chunk_size: int = ID_CHUNK
+    batch_size: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        obj = self.source_object
+        if not isinstance(obj, str) or not _OBJECT_RE.match(obj):
+            raise StreamSpecError(str(obj), "source_object must be an object API name")
+        if isinstance(self.fields, str) or not self.fields:
+            raise StreamSpecError(obj, "fields must be a non-empty list of field names")
+        keys = [self.primary_key] + ([self.replication_key] if self.replication_key else [])
+        names: list[str] = []
+        for name in (*self.fields, *keys):
+            if not isinstance(name, str) or not _FIELD_RE.match(name):
+                raise StreamSpecError(obj, f"invalid field name {name!r}")
+            if name.lower() not in {n.lower() for n in names}:
+                names.append(name)
+        object.__setattr__(self, "fields", tuple(names))
+        if isinstance(self.filters, str):
+            object.__setattr__(self, "filters", (self.filters,))
+        else:
+            object.__setattr__(self, "filters", tuple(self.filters))
+        for clause in self.filters:
+            if not isinstance(clause, str) or not clause.strip():
+                raise StreamSpecError(obj, f"invalid filter {clause!r}")
+        if self.parent_filter is not None and not _FIELD_RE.match(self.parent_filter):
+            raise StreamSpecError(obj, f"invalid parent_filter {self.parent_filter!r}")
+        if not 1 <= self.parent_chunk_size <= 1000:
+            raise StreamSpecError(obj, "parent_chunk_size must be in [1, 1000]")
+        if self.batch_size is not None and not 200 <= self.batch_size <= 2000:
+            raise StreamSpecError(obj, "batch_size must be in [200, 2000]")
+
+    # ---- SOQL ----------------------------------------------------------------------------------------
+
+    def object_name(self, ns: str) -> str:
+        """The object's API name with the namespace filled in."""
+        return expand_namespace(self.source_object, ns)
+
+    def field_names(self, ns: str) -> tuple[str, ...]:
+        """The fields with the namespace filled in."""
+        return tuple(expand_namespace(f, ns) for f in self.fields)
+
+    def _where(self, start: datetime | None, end: datetime | None, ns: str,
+               parent_ids: Sequence[str] | None) -> list[str]:
+        where: list[str] = []
+        if self.replication_key:
+            rk = expand_namespace(self.replication_key, ns)
+            if start is not None:
+                where.append(f"{rk} >= {soql_datetime(start)}")
+            if end is not None:
+                where.append(f"{rk} < {soql_datetime(end)}")
+        where += [f"({expand_namespace(c, ns)})" for c in self.filters]
+        if self.parent_filter:
+            if parent_ids is None:
+                raise StreamSpecError(self.source_object, f"needs parent ids for {self.parent_filter} IN (...)")
+            bad = [i for i in parent_ids if not is_sf_id(i)]
+            if bad:
+                raise ValueError(f"{self.source_object}: not Salesforce ids: {bad[:5]}")
+            where.append(f"{expand_namespace(self.parent_filter, ns)} IN {soql_in(parent_ids)}")
+        return where
+
+    def soql(self, start: datetime | None, end: datetime | None, ns: str, *,
+             parent_ids: Sequence[str] | None = None) -> str:
+        """Return the SOQL for the window ``[start, end)``, ordered by replication key then id.
+
+        ``start=None`` reads from the beginning; ``parent_ids`` fills ``parent_filter IN (...)``
+        (one chunk: :meth:`records` chunks for you).
+        """
+        where = self._where(start, end, ns, parent_ids)
+        order = [expand_namespace(k, ns) for k in (self.replication_key, self.primary_key) if k]
+        text = f"SELECT {', '.join(self.field_names(ns))} FROM {self.object_name(ns)}"
+        if where:
+            text += " WHERE " + " AND ".join(where)
+        return text + " ORDER BY " + ", ".join(order)
+
+    def _queries(self, start: datetime | None, end: datetime | None, ns: str,
+                 parent_ids: Sequence[str] | None) -> Iterator[str]:
+        if self.parent_filter and parent_ids is not None:
+            for batch in chunked(dict.fromkeys(parent_ids), self.parent_chunk_size):
+                yield self.soql(start, end, ns, parent_ids=batch)
+        else:
+            yield self.soql(start, end, ns, parent_ids=parent_ids)
+
+    # ---- reading ---------------------------------------------------------------------------------------
+
+    def records(self, hook: AptoHook, start: datetime | None, end: datetime, *,
+                parent_ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the records changed in ``[start, end)`` page by page, never one at or past ``end``.
+
+        :param parent_ids: ids for ``parent_filter`` (required when the stream has one; none → nothing).
+        """
+        if self.parent_filter and parent_ids is not None and not parent_ids:
+            return
+        if end > datetime.now(UTC):
+            hook.log.warning("%s: window end %s is in the future; records changed after now and before it"
+                             " may be missed by this read", self.source_object, soql_datetime(end))
+        ns = hook.namespace
+        rk = expand_namespace(self.replication_key, ns) if self.replication_key else None
+        skipped = 0
+        for soql in self._queries(start, end, ns, parent_ids):
+            for record in hook.query(soql, include_deleted=self.include_deleted, batch_size=self.batch_size):
+                if rk and not self._in_window(record.get(rk), start, end):
+                    skipped += 1  # the org answered past the signpost: leave it for the next window
+                    continue
+                yield record
+        if skipped:
+            hook.log.warning("%s: %d record(s) outside [%s, %s) dropped (left for their window)",
+                             self.source_object, skipped, start and soql_datetime(start), soql_datetime(end))
+
+    @staticmethod
+    def _in_window(value: Any, start: datetime | None, end: datetime) -> bool:
+        if not isinstance(value, str) or "T" not in value:
+            return True  # a date or an empty key: the SOQL filter is the only judge
+        try:
+            when = parse_sf_datetime(value)
+        except ValueError:
+            return True
+        # compare at the same (second) precision as the SOQL literals of the window
+        when_s = soql_datetime(when)
+        return (start is None or when_s >= soql_datetime(start)) and when_s < soql_datetime(end)
+
+    def count(self, hook: AptoHook, start: datetime | None, end: datetime, *,
+              parent_ids: Sequence[str] | None = None) -> int:
+        """Return how many records ``[start, end)`` holds (``SELECT COUNT()``; one call per id chunk)."""
+        if self.parent_filter and parent_ids is not None and not parent_ids:
+            return 0
+        ns = hook.namespace
+        return sum(hook.count(q, include_deleted=self.include_deleted)
+                   for q in self._queries(start, end, ns, parent_ids))
+
+    # ---- schema check ----------------------------------------------------------------------------------
+
+    def missing_fields(self, hook: AptoHook) -> list[str]:
+        """Return the declared fields the org's describe does not know (namespace filled in).
+
+        A dotted field (``Account.Name``) is checked on its first hop: a relationship name of the object.
+        """
+        ns = hook.namespace
+        describe = hook.describe(self.object_name(ns))
+        names = {f["name"].lower() for f in describe.get("fields", [])}
+        relations = {f["relationshipName"].lower() for f in describe.get("fields", []) if f.get("relationshipName")}
+        missing = []
+        for name in self.field_names(ns):
+            head, dot, _ = name.partition(".")
+            known = relations if dot else names
+            if head.lower() not in known:
+                missing.append(name)
+        return missing
+
+    def check_fields(self, hook: AptoHook) -> None:
+        """Raise :class:`AptoUnknownFieldError` naming the object and every unknown field."""
+        if missing := self.missing_fields(hook):
+            raise AptoUnknownFieldError(self.object_name(hook.namespace), missing)
+
+
+_SPEC_KEYS = frozenset({"kind", "source_object", "object", "fields", "primary_key", "replication_key",
+                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size"})
+
+
+def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = None) -> SoqlStream:
+    """Build a :class:`SoqlStream` from a mapping file's ``stream:`` block.
+
+    ``{kind: soql, fields: [...], replication_key: SystemModstamp, filters: [...]}``; the object
+    comes from ``source_object`` (the mapping's object key) or the block's ``source_object``/``object``.
+    ``replication_key: null`` reads the whole object.
+    """
+    if not isinstance(spec, Mapping):
+        raise StreamSpecError(str(source_object or "?"), "stream spec must be a mapping")
+    name = source_object or spec.get("source_object") or spec.get("object") or "?"
+    if unknown := sorted(set(spec) - _SPEC_KEYS):
+        raise StreamSpecError(str(name), f"unknown key(s) {unknown}; known: {sorted(_SPEC_KEYS)}")
+    if spec.get("kind", "soql") != "soql":
+        raise StreamSpecError(str(name), f"kind must be 'soql', not {spec.get('kind')!r}")
+    if name == "?":
+        raise StreamSpecError(str(name), "no source_object")
+    fields = spec.get("fields")
+    if not isinstance(fields, (list, tuple)) or not fields:
+        raise StreamSpecError(str(name), "fields must be a non-empty list")
+    filters = spec.get("filters") or ()
+    if isinstance(filters, str):
+        filters = (filters,)
+    kwargs: dict[str, Any] = {"source_object": name, "fields": tuple(fields), "filters": tuple(filters)}
+    for key in ("primary_key", "parent_filter", "parent_chunk_size", "batch_size"):
+        if spec.get(key) is not None:
+            kwargs[key] = spec[key]
+    if "replication_key" in spec:
+        kwargs["replication_key"] = spec["replication_key"]
+    if "include_deleted" in spec:
+        if not isinstance(spec["include_deleted"], bool):
+            raise StreamSpecError(str(name), "include_deleted must be true or false")
+        kwargs["include_deleted"] = spec["include_deleted"]
+    for key in ("parent_chunk_size", "batch_size"):
+        if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
+            raise StreamSpecError(str(name), f"{key} must be an integer")
+    return SoqlStream(**kwargs)
