@@ -1,0 +1,179 @@
+"""SoqlStream: SOQL text for a window, namespace placeholders, chunked parent ids, signpost, specs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import yaml
+
+from crm_migration.errors import ConfigurationError
+from crm_migration.hooks.apto import AptoHook, AptoUnknownFieldError, count_soql
+from crm_migration.streams import SoqlStream, StreamSpecError, stream_from_spec
+
+T0 = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
+T1 = datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
+
+DEAL = SoqlStream(source_object="Opportunity",
+                  fields=("Id", "Name", "StageName", "<ns>__Priority__c", "Owner.<ns>__Code__c"),
+                  filters=("<ns>__Archived__c = false",))
+
+
+class FakeHook:
+    """Duck-typed AptoHook: records the SOQL it is given and replays pages of records."""
+
+    def __init__(self, records: list[dict] | None = None, *, namespace: str = "McLabs2",
+                 describe: dict | None = None) -> None:
+        self.namespace, self.records, self._describe = namespace, records or [], describe or {}
+        self.queries: list[tuple[str, bool]] = []
+        self.counts: list[str] = []
+        self.log = logging.getLogger("fake-apto")
+
+    def query(self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None):
+        self.queries.append((soql, include_deleted))
+        yield from self.records
+
+    def count(self, soql: str, *, include_deleted: bool = False) -> int:
+        self.counts.append(soql)
+        return 3
+
+    def describe(self, sobject: str) -> dict:
+        return self._describe
+
+
+def test_soql_for_a_window():
+    assert DEAL.soql(T0, T1, "McLabs2") == (
+        "SELECT Id, Name, StageName, McLabs2__Priority__c, Owner.McLabs2__Code__c, SystemModstamp"
+        " FROM Opportunity"
+        " WHERE SystemModstamp >= 2024-03-01T00:00:00Z AND SystemModstamp < 2024-03-01T01:00:00Z"
+        " AND (McLabs2__Archived__c = false)"
+        " ORDER BY SystemModstamp, Id")
+
+
+def test_soql_without_namespace_start_or_replication_key():
+    assert DEAL.soql(None, T1, "") == (
+        "SELECT Id, Name, StageName, Priority__c, Owner.Code__c, SystemModstamp FROM Opportunity"
+        " WHERE SystemModstamp < 2024-03-01T01:00:00Z AND (Archived__c = false) ORDER BY SystemModstamp, Id")
+    stages = SoqlStream(source_object="OpportunityStage", fields=("ApiName", "IsWon"), replication_key=None)
+    assert stages.soql(T0, T1, "ns") == "SELECT ApiName, IsWon, Id FROM OpportunityStage ORDER BY Id"
+
+
+def test_keys_are_added_once_and_naive_datetimes_refused():
+    stream = SoqlStream(source_object="Account", fields=["Name", "id"])
+    assert stream.fields == ("Name", "id", "SystemModstamp")
+    with pytest.raises(ValueError, match="naive"):
+        stream.soql(datetime(2024, 1, 1), T1, "")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stream.source_object = "Contact"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"fields": ()},
+    {"fields": ("Name; DELETE",)},
+    {"fields": ("Id",), "filters": ("",)},
+    {"fields": ("Id",), "parent_chunk_size": 0},
+])
+def test_invalid_declarations(kwargs):
+    with pytest.raises(StreamSpecError, match="stream Account"):
+        SoqlStream(source_object="Account", **kwargs)
+
+
+def test_records_use_query_all_when_asked_and_keep_the_signpost():
+    inside = {"Id": "001000000000001AAA", "SystemModstamp": "2024-03-01T00:59:59.999+0000"}
+    at_end = {"Id": "001000000000002AAA", "SystemModstamp": "2024-03-01T01:00:00.000+0000"}
+    late = {"Id": "001000000000003AAA", "SystemModstamp": "2024-03-01T01:00:05.000+0000"}
+    hook = FakeHook([inside, at_end, late])
+    stream = SoqlStream(source_object="Account", fields=("Id", "IsDeleted"), include_deleted=True)
+    assert list(stream.records(hook, T0, T1)) == [inside]
+    assert hook.queries[0][1] is True
+
+
+def test_parent_filter_chunks_ids():
+    links = SoqlStream(source_object="ContentDocumentLink", fields=("LinkedEntityId", "ContentDocumentId"),
+                      parent_filter="LinkedEntityId", parent_chunk_size=200)
+    ids = [f"001{i:012d}" for i in range(450)]
+    hook = FakeHook([])
+    assert list(links.records(hook, T0, T1, parent_ids=ids)) == []
+    assert len(hook.queries) == 3
+    first = hook.queries[0][0]
+    assert "LinkedEntityId IN ('001000000000000', " in first and first.count("'001") == 200
+    assert hook.queries[2][0].count("'001") == 50
+    assert links.count(hook, T0, T1, parent_ids=ids) == 9
+    assert count_soql(hook.counts[0]).startswith("SELECT COUNT() FROM ContentDocumentLink WHERE SystemModstamp >= ")
+    assert list(links.records(hook, T0, T1, parent_ids=[])) == [] and len(hook.queries) == 3
+    with pytest.raises(StreamSpecError, match="needs parent ids"):
+        list(links.records(hook, T0, T1))
+    with pytest.raises(ValueError, match="not Salesforce ids"):
+        links.soql(T0, T1, "", parent_ids=["1' OR Id != '"])
+
+
+def test_missing_fields_name_object_and_field():
+    describe = {"fields": [{"name": "Id"}, {"name": "Name"}, {"name": "StageName"}, {"name": "SystemModstamp"},
+                           {"name": "McLabs2__Archived__c"},
+                           {"name": "OwnerId", "relationshipName": "Owner"}]}
+    hook = FakeHook(describe=describe)
+    assert DEAL.missing_fields(hook) == ["McLabs2__Priority__c"]
+    with pytest.raises(AptoUnknownFieldError, match=r"Opportunity: unknown field\(s\) McLabs2__Priority__c"):
+        DEAL.check_fields(hook)
+
+
+def test_stream_from_yaml_spec():
+    spec = yaml.safe_load("""
+    stream:
+      kind: soql
+      fields: [Id, FirstName, LastName, Email, AccountId, <ns>__Rating__c]
+      replication_key: SystemModstamp
+      filters: ["IsDeleted = false"]
+    """)["stream"]
+    stream = stream_from_spec(spec, source_object="Contact")
+    assert stream == SoqlStream(source_object="Contact",
+                                fields=("Id", "FirstName", "LastName", "Email", "AccountId", "<ns>__Rating__c"),
+                                filters=("IsDeleted = false",))
+    assert stream.soql(T0, T1, "McLabs2").startswith(
+        "SELECT Id, FirstName, LastName, Email, AccountId, McLabs2__Rating__c, SystemModstamp FROM Contact WHERE")
+    full = stream_from_spec({"object": "RecordType", "fields": ["Name"], "replication_key": None,
+                             "filters": "SobjectType = 'Opportunity'"})
+    assert full.replication_key is None and full.filters == ("SobjectType = 'Opportunity'",)
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ({"kind": "rest", "fields": ["Id"]}, "kind must be 'soql'"),
+    ({"fields": ["Id"], "page_size": 5}, r"unknown key\(s\) \['page_size'\]"),
+    ({"fields": []}, "fields must be a non-empty list"),
+    ({"fields": ["Id"], "include_deleted": "yes"}, "include_deleted"),
+])
+def test_bad_specs(spec, words):
+    with pytest.raises(ConfigurationError, match=words):
+        stream_from_spec(spec, source_object="Account")
+
+
+def test_records_through_a_real_hook(monkeypatch):
+    """End to end over httpx.MockTransport: namespace from PackageLicense, then the window query."""
+    monkeypatch.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps({
+        "conn_type": "apto", "host": "https://login.example.test", "login": "cid", "password": "secret-1234",
+        "extra": {"auth": "client_credentials"}}))
+    seen: list[str] = []
+
+    def org(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/token"):
+            return httpx.Response(200, json={"access_token": "tok-123456", "instance_url": "https://i.example.test"})
+        if request.url.path.endswith("/sobjects"):
+            return httpx.Response(200, json={"sobjects": [{"name": "McLabs2__Property__c"}]})
+        q = request.url.params["q"]
+        seen.append(q)
+        if "PackageLicense" in q:
+            return httpx.Response(200, json={"totalSize": 1, "done": True, "records": [{"NamespacePrefix": "McLabs2"}]})
+        return httpx.Response(200, json={"totalSize": 1, "done": True, "records": [
+            {"attributes": {"type": "Opportunity"}, "Id": "006000000000001AAA",
+             "SystemModstamp": "2024-03-01T00:30:00.000+0000"}]})
+
+    hook = AptoHook(transport=httpx.MockTransport(org))
+    stream = dataclasses.replace(DEAL, fields=("Id", "<ns>__Priority__c"), filters=())
+    assert list(stream.records(hook, T0, T0 + timedelta(hours=1))) == [
+        {"Id": "006000000000001AAA", "SystemModstamp": "2024-03-01T00:30:00.000+0000"}]
+    assert seen[-1] == ("SELECT Id, McLabs2__Priority__c, SystemModstamp FROM Opportunity WHERE SystemModstamp"
+                        " >= 2024-03-01T00:00:00Z AND SystemModstamp < 2024-03-01T01:00:00Z ORDER BY SystemModstamp, Id")
