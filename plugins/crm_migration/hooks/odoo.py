@@ -187,8 +187,7 @@ _RECORD_NAMES = frozenset({
     "InvalidDatetimeFormat", "DatetimeFieldOverflow", "RedirectWarning",
 })
 # Messages that blame the call, not the record: a wrong model, method or argument shape.
-_CALL_BUGS = ("doesn't exist", "does not exist on the model", "Expected singleton",
-              "cannot marshal None")
+_CALL_BUGS = re.compile(r"^Object [\w.]+ doesn't exist|does not exist on the model|Expected singleton")
 _FIELD_PATTERNS = (
     re.compile(r"^Field: .*\((?P<f>\w+)\)\s*$", re.M),                # mandatory field (fault 2)
     re.compile(r"Invalid field '(?P<f>\w+)'"),                        # unknown field in vals/fields
@@ -247,15 +246,17 @@ def classify(*, name: str | None, message: str, code: int | str | None = None,
         if m["model"] == "res.users" and ids == [int(m["uid"])]:
             return OdooAccessDenied(f"user id {m['uid']} does not exist on this database", **kw)
         return OdooMissingRecord(message.strip(), ids=ids, **kw)
-    if short == "MissingError" or "External ID not found" in message:
+    if short == "MissingError":
         return OdooMissingRecord(message.strip(), **kw)
+    if "External ID not found" in message:
+        return OdooMissingRecord(text.strip(), **kw)
     if short in _TRANSIENT_NAMES or any(t in text for t in _TRANSIENT_TEXT):
         return OdooTransientError(text, **kw)
     if "cannot marshal None" in message:
-        return OdooError(f"{message} (XML-RPC cannot carry a None result; the call RAN and its "
+        return OdooError(f"{text} (XML-RPC cannot carry a None result; the call RAN and its "
                          "changes are committed: use a write instead of this method)", **kw)
-    if short in ("OperationalError", "KeyError", "AttributeError", "NotImplementedError") or any(
-            t in message for t in _CALL_BUGS):
+    if short in ("OperationalError", "KeyError", "AttributeError", "NotImplementedError") or _CALL_BUGS.search(
+            message):
         return OdooError(text, **kw)
     if short in _RECORD_NAMES or (short == "Error" and "binascii" in (name or "")) or code == 2:
         return OdooRecordError(text if short not in ("UserError", "ValidationError", "") else message,
@@ -863,8 +864,8 @@ class OdooHook(BaseHook):
         module, _, name = xmlid.partition(".")
         if not name:
             raise ValueError(f"xmlid {xmlid!r} is not 'module.name'")
-        rows = list(self.search_read("ir.model.data", [("module", "=", module), ("name", "=", name)],
-                                     ["model", "res_id"], page_size=1))
+        rows = self.call("ir.model.data", "search_read",
+                         [[("module", "=", module), ("name", "=", name)], ["model", "res_id"]], {"limit": 1})
         if not rows:
             raise OdooMissingRecord(f"external id {xmlid} not found", model="ir.model.data",
                                     method="resolve_xmlid")
@@ -876,8 +877,9 @@ class OdooHook(BaseHook):
         found: dict[str, int] = {}
         duplicates = 0
         for chunk in _chunks(wanted, chunk_size):
+            # a page larger than the chunk: one call per chunk unless keys are duplicated in Odoo
             for row in self.search_read(model, [(MIGRATION_KEY, "in", chunk)], [MIGRATION_KEY],
-                                        page_size=max(chunk_size, 1), context={"active_test": False}):
+                                        page_size=2 * len(chunk) + 1, context={"active_test": False}):
                 key = row[MIGRATION_KEY]
                 if key in found:
                     duplicates += 1
