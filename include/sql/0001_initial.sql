@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS crm_migration.crosswalk (
     source_id     text        NOT NULL,
     odoo_model    text        NOT NULL,
     odoo_id       bigint      NOT NULL,
-    content_hash  text,
+    content_hash  text,                    -- hash of the values last written (skip when unchanged)
+    written       jsonb,                   -- the values last written: changed-field and conflict detection
     run_id        text,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),

@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from importlib import resources
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -29,11 +29,20 @@ _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadl
 
 
 class Link(TypedDict, total=False):
-    """One crosswalk row: a source id bound to an Odoo id."""
+    """One crosswalk row: a source id bound to an Odoo id, with what was last written to it."""
 
     source_id: str
     odoo_id: int
     content_hash: str | None
+    written: Mapping[str, Any] | None  # merged into the stored values (only the fields written now)
+
+
+class Bound(NamedTuple):
+    """What the crosswalk knows of one source record."""
+
+    odoo_id: int
+    content_hash: str | None
+    written: dict[str, Any]
 
 
 class AuditRow(TypedDict, total=False):
@@ -84,13 +93,16 @@ def migration_files() -> list[tuple[str, str, str]]:
 
 _RECORD_BATCH = f"""
 WITH cw AS (
-    INSERT INTO {SCHEMA}.crosswalk AS c (pair, source_object, source_id, odoo_model, odoo_id, content_hash, run_id)
-    SELECT %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.content_hash, %(run)s
-    FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text, odoo_id bigint, content_hash text)
+    INSERT INTO {SCHEMA}.crosswalk AS c
+           (pair, source_object, source_id, odoo_model, odoo_id, content_hash, written, run_id)
+    SELECT %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.content_hash, t.written, %(run)s
+    FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text, odoo_id bigint, content_hash text, written jsonb)
     ORDER BY t.source_id
     ON CONFLICT (pair, source_object, source_id) DO UPDATE
        SET odoo_id = EXCLUDED.odoo_id, odoo_model = EXCLUDED.odoo_model,
-           content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, updated_at = now()
+           content_hash = COALESCE(EXCLUDED.content_hash, c.content_hash),
+           written = COALESCE(c.written, '{{}}'::jsonb) || COALESCE(EXCLUDED.written, '{{}}'::jsonb),
+           run_id = EXCLUDED.run_id, updated_at = now()
     RETURNING 1
 ), au AS (
     INSERT INTO {SCHEMA}.audit_log (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, changes, message)
@@ -130,7 +142,7 @@ SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FR
 """
 
 _LOOKUP = f"""
-SELECT source_id, odoo_id, content_hash FROM {SCHEMA}.crosswalk
+SELECT source_id, odoo_id, content_hash, written FROM {SCHEMA}.crosswalk
 WHERE pair = %s AND source_object = %s AND source_id = ANY(%s)
 """
 
@@ -310,20 +322,20 @@ class MigrationStateHook(PostgresHook):
 
     # --- crosswalk ------------------------------------------------------------------------------
 
-    def lookup(self, pair: str, source_object: str, source_ids: Collection[str]) -> dict[str, tuple[int, str | None]]:
-        """Return ``{source_id: (odoo_id, content_hash)}`` for the ids already bound (one query)."""
+    def lookup(self, pair: str, source_object: str, source_ids: Collection[str]) -> dict[str, Bound]:
+        """Return ``{source_id: Bound}`` for the ids already bound (one query)."""
         if not source_ids:
             return {}
 
-        def q(cur: Any) -> dict[str, tuple[int, str | None]]:
+        def q(cur: Any) -> dict[str, Bound]:
             self._execute(cur, _LOOKUP, (pair, source_object, list(source_ids)))
-            return {sid: (oid, h) for sid, oid, h in cur.fetchall()}
+            return {sid: Bound(oid, h, _as_obj(w) or {}) for sid, oid, h, w in cur.fetchall()}
 
         return self.run_in_transaction(q)
 
     def odoo_ids(self, pair: str, source_object: str, source_ids: Collection[str]) -> dict[str, int]:
         """Return ``{source_id: odoo_id}`` for the ids already bound."""
-        return {k: v[0] for k, v in self.lookup(pair, source_object, source_ids).items()}
+        return {k: v.odoo_id for k, v in self.lookup(pair, source_object, source_ids).items()}
 
     def record_batch(self, *, run_id: str, pair: str, source_object: str, odoo_model: str,
                      links: Sequence[Link] = (), audit: Sequence[AuditRow] = (),

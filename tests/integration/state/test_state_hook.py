@@ -77,7 +77,16 @@ def test_crosswalk_upsert_of_the_same_batch_twice_gives_one_row_per_key(hook):
                           audit=[{"source_id": s, "odoo_id": 1, "action": "create"} for s in ids])
     assert hook.count("crosswalk", pair="apto_to_odoo", source_object="Contact") == 50
     got = hook.lookup("apto_to_odoo", "Contact", ids[:3] + ["missing"])
-    assert got == {ids[0]: (1000, "h1"), ids[1]: (1001, "h1"), ids[2]: (1002, "h1")}
+    assert got == {ids[0]: (1000, "h1", {}), ids[1]: (1001, "h1", {}), ids[2]: (1002, "h1", {})}
+
+
+def test_written_values_merge_field_by_field(hook):
+    kw = dict(run_id="r1", pair="p", source_object="Contact", odoo_model="res.partner")
+    hook.record_batch(**kw, links=[{"source_id": "c1", "odoo_id": 9, "content_hash": "a",
+                                    "written": {"name": "Ada", "email": "ada@x.org"}}])
+    hook.record_batch(**kw, links=[{"source_id": "c1", "odoo_id": 9, "content_hash": "b",
+                                    "written": {"email": "ada@y.org"}}])
+    assert hook.lookup("p", "Contact", ["c1"])["c1"].written == {"name": "Ada", "email": "ada@y.org"}
 
 
 def test_duplicate_keys_inside_one_batch_keep_the_last(hook):
