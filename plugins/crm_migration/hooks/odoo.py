@@ -27,6 +27,8 @@ import xmlrpc.client
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import cached_property, partial
 from typing import Any
 
@@ -308,6 +310,7 @@ class _Settings:
     transport: str
     timeout: float
     max_attempts: int
+    fallback_user: str = ""
 
 
 class _Transport:
@@ -452,9 +455,26 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def odoo_value(value: Any) -> Any:
+    """One value as Odoo takes it: ``None`` -> ``False`` (Odoo's "empty"); datetimes as naive UTC
+    ``YYYY-MM-DD HH:MM:SS`` (an ISO ``T``, an offset or microseconds are faults); dates as
+    ``YYYY-MM-DD``; ``Decimal`` as float."""
+    if value is None:
+        return False
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
 def clean_vals(vals: Mapping[str, Any]) -> dict[str, Any]:
-    """Odoo values: ``None`` means "empty", which Odoo spells ``False``."""
-    return {k: (False if v is None else v) for k, v in vals.items()}
+    """Values of one record for ``create`` / ``write``, each through :func:`odoo_value`."""
+    return {k: odoo_value(v) for k, v in vals.items()}
 
 
 def xmlrpc_safe(value: Any, *, model: str | None = None, method: str | None = None,
@@ -535,13 +555,13 @@ class OdooHook(BaseHook):
         return _Settings(conn_id=self.odoo_conn_id, url=_http.base_url(conn, scheme=extra.get("scheme", "http")),
                          db=conn.schema or "", login=conn.login or "", secret=conn.password,
                          transport=transport, timeout=float(extra.get("timeout", 60)),
-                         max_attempts=int(extra.get("max_attempts", 5)))
+                         max_attempts=int(extra.get("max_attempts", 5)),
+                         fallback_user=str(extra.get("fallback_user") or conn.login or ""))
 
     @property
     def fallback_user(self) -> str:
         """Login of the user that receives records whose owner matches nobody (extra, else login)."""
-        conn = self.get_connection(self.odoo_conn_id)
-        return conn.extra_dejson.get("fallback_user") or conn.login or ""
+        return self.settings.fallback_user
 
     @cached_property
     def client(self) -> httpx.Client:

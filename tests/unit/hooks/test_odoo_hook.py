@@ -9,6 +9,8 @@ import xmlrpc.client
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -637,6 +639,22 @@ def test_jsonrpc_carries_big_ints_and_turns_none_into_false(make_hook):
     hook, server, _ = make_hook("jsonrpc")
     hook.create_batch("crm.lead", [{"name": "B", "x_amount": 2**40, "email_from": None}])
     assert server.calls("create")[0].call_args == [[{"name": "B", "x_amount": 2**40, "email_from": False}]]
+
+
+def test_values_are_sent_as_odoo_takes_them(make_hook):
+    hook, server, _ = make_hook("jsonrpc")
+    plus_two = timezone(timedelta(hours=2))
+    hook.write_batch("crm.lead", {1: {"date_closed": datetime(2024, 3, 4, 7, 6, 5, 123, tzinfo=plus_two),
+                                      "date_deadline": date(2024, 5, 6), "expected_revenue": Decimal("12.50")}})
+    assert server.calls("write")[0].call_args[1] == {
+        "date_closed": "2024-03-04 05:06:05", "date_deadline": "2024-05-06", "expected_revenue": 12.5}
+
+
+def test_fallback_user_defaults_to_the_login(make_hook, monkeypatch):
+    hook, _, _ = make_hook("jsonrpc")
+    assert hook.fallback_user == "admin"
+    hook, _, _ = make_hook("jsonrpc", fallback_user="migration.bot")
+    assert hook.fallback_user == "migration.bot"
 
 
 def test_none_returning_methods_are_refused_over_xmlrpc(make_hook):
