@@ -141,6 +141,30 @@ SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FR
        (SELECT count(*) FROM dl), (SELECT count(*) FROM rs)
 """
 
+_RECORD_ROLLBACK = f"""
+WITH mf AS (
+    UPDATE {SCHEMA}.rollback_manifest SET rolled_back_at = now()
+    WHERE run_id = %(run)s AND odoo_model = %(model)s AND odoo_id = ANY(%(done)s::bigint[]) AND rolled_back_at IS NULL
+    RETURNING 1
+), fg AS (
+    DELETE FROM {SCHEMA}.crosswalk WHERE odoo_model = %(model)s AND odoo_id = ANY(%(forget)s::bigint[])
+    RETURNING 1
+), rs AS (
+    UPDATE {SCHEMA}.crosswalk c SET content_hash = NULL, updated_at = now(),
+           written = COALESCE(c.written, '{{}}'::jsonb) || t.prior
+    FROM jsonb_to_recordset(%(restored)s::jsonb) AS t(odoo_id bigint, prior jsonb)
+    WHERE c.odoo_model = %(model)s AND c.odoo_id = t.odoo_id
+    RETURNING 1
+), au AS (
+    INSERT INTO {SCHEMA}.audit_log (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, changes, message)
+    SELECT %(run)s, %(pair)s, t.source_object, t.source_id, %(model)s, t.odoo_id, t.action, t.changes, t.message
+    FROM jsonb_to_recordset(%(audit)s::jsonb)
+         AS t(source_object text, source_id text, odoo_id bigint, action text, changes jsonb, message text)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM mf), (SELECT count(*) FROM fg), (SELECT count(*) FROM rs), (SELECT count(*) FROM au)
+"""
+
 _LOOKUP = f"""
 SELECT source_id, odoo_id, content_hash, written FROM {SCHEMA}.crosswalk
 WHERE pair = %s AND source_object = %s AND source_id = ANY(%s)
@@ -429,6 +453,31 @@ class MigrationStateHook(PostgresHook):
                 (pair, source_object, value, run_id))
 
         self.run_in_transaction(q)
+
+    def record_rollback(self, *, run_id: str, pair: str, odoo_model: str, unlinked: Sequence[int] = (),
+                        restored: Mapping[int, Mapping[str, Any]] | None = None,
+                        gone: Sequence[int] = (), audit: Sequence[Mapping[str, Any]] = ()) -> dict[str, int]:
+        """Record what a rollback did to one model, in one statement.
+
+        Marks the run's manifest rows rolled back; forgets the crosswalk rows of the records unlinked
+        (or already gone), so a later run creates them again; for restored records puts the prior
+        values back into ``written`` and clears the hash, so a later run compares afresh.
+        """
+        restored = restored or {}
+        params = {
+            "run": run_id, "pair": pair, "model": odoo_model,
+            "done": [int(i) for i in [*unlinked, *gone, *restored]],
+            "forget": [int(i) for i in [*unlinked, *gone]],
+            "restored": _json({"odoo_id": int(k), "prior": v} for k, v in restored.items()),
+            "audit": _json(audit),
+        }
+
+        def q(cur: Any) -> dict[str, int]:
+            self._execute(cur, _RECORD_ROLLBACK, params)
+            done, forgot, rest, au = cur.fetchone()
+            return {"manifest": done, "crosswalk_removed": forgot, "crosswalk_restored": rest, "audit": au}
+
+        return self.run_in_transaction(q)
 
     # --- reads for rollback and reports -----------------------------------------------------------
 
