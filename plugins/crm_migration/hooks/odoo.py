@@ -648,7 +648,7 @@ class OdooHook(BaseHook):
             kw["context"] = {**kw.get("context", {}), **context}
         wire = self.wire
         if wire.name != "json2":
-            _ = self.uid  # authenticate before timing the call
+            _ = self.uid  # authenticate once, before the first call
         result = self._retrying(method in REPLAY_SAFE_METHODS, f"Odoo {model}.{method}")(
             wire.execute, model, method, list(args), kw)
         self.calls[(model, method)] += 1
