@@ -36,6 +36,18 @@ CREATE TABLE IF NOT EXISTS crm_migration.crosswalk (
 );
 CREATE INDEX IF NOT EXISTS crosswalk_odoo_idx ON crm_migration.crosswalk (odoo_model, odoo_id);
 
+-- Source records a load attempt is about to create in Odoo and has not recorded yet. A row found
+-- here by the next attempt means "may have landed before a crash": only those are looked up in Odoo
+-- by x_migration_key, so the common path costs no extra Odoo call.
+CREATE TABLE IF NOT EXISTS crm_migration.pending (
+    pair          text        NOT NULL,
+    source_object text        NOT NULL,
+    source_id     text        NOT NULL,
+    run_id        text,
+    claimed_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pair, source_object, source_id)
+);
+
 -- How far each stream of a pair has been synced: the end of the last proven window.
 CREATE TABLE IF NOT EXISTS crm_migration.watermarks (
     pair          text        NOT NULL,

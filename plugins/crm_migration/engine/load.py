@@ -2,11 +2,13 @@
 
 For a batch of ``n`` rows the loader makes, in the common case:
 
-- one state-DB query (crosswalk lookup) and one state-DB statement (record the batch);
-- one Odoo ``search_read`` on ``x_migration_key`` for the rows the crosswalk does not know (a record
-  that landed before a crash is found and adopted, never created twice);
+- two state-DB statements: look up the crosswalk and claim the unknown ids (``pending``), then record
+  the batch (crosswalk, audit, manifest, dead letters; the claims are released);
 - one ``create`` for the new rows, one ``read`` for the rows whose source changed, and one ``write``
-  per distinct set of changed values.
+  per distinct set of changed values;
+- only when an earlier attempt had claimed ids without recording them (it died between Odoo's commit
+  and the state DB's): one ``search_read`` on ``x_migration_key``, so what landed is adopted, never
+  created twice.
 
 A row Odoo refuses never sinks its batch: the call is split in halves until the bad row is alone
 (about ``2·log2(n)`` extra calls for one bad row), it goes to ``dead_letter`` with Odoo's message and
@@ -109,9 +111,14 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
         return plan.result(rows, calls=0, started=started)
 
     fields = odoo.fields_get(model) if valid else {}
-    bound = state.lookup(target.pair, target.source_object, [r["source_id"] for r in valid])
-    new = [r for r in valid if r["source_id"] not in bound]
-    found = odoo.find_by_keys(model, [target.key(r["source_id"]) for r in new]) if new else {}
+    ids = [r["source_id"] for r in valid]
+    if dry_run:
+        bound, maybe_landed = state.lookup(target.pair, target.source_object, ids), set()
+    else:
+        bound, maybe_landed = state.lookup_and_claim(target.pair, target.source_object, ids, run_id=run_id)
+    # only ids an interrupted attempt had claimed can be in Odoo without being recorded
+    retry = [target.key(sid) for sid in ids if sid in maybe_landed]
+    found = odoo.find_by_keys(model, retry) if retry else {}
 
     to_create: list[Row] = []
     to_check: list[tuple[Row, int, dict[str, Any] | None]] = []   # (row, odoo id, written or None=adopted)

@@ -483,6 +483,14 @@ class AptoHook(BaseHook):
         self._ensure_token()
         return self.client
 
+    def test_connection(self) -> tuple[bool, str]:
+        """Authenticate (the UI's "Test" button); say which instance answered, never a secret."""
+        try:
+            self.authenticate()
+        except AptoError as exc:
+            return False, str(exc)
+        return True, f"authenticated ({self.settings.auth} flow); instance {self._instance_url}"
+
     def close(self) -> None:
         """Close the HTTP client (the hook re-opens one on next use)."""
         if "client" in self.__dict__:

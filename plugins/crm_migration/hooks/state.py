@@ -131,6 +131,13 @@ WITH cw AS (
        SET field = EXCLUDED.field, reason = EXCLUDED.reason, record = EXCLUDED.record,
            attempts = d.attempts + 1, updated_at = now(), resolved_at = NULL
     RETURNING 1
+), pd AS (
+    DELETE FROM {SCHEMA}.pending
+    WHERE pair = %(pair)s AND source_object = %(obj)s
+      AND source_id = ANY(SELECT t.source_id FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text)
+                          UNION ALL
+                          SELECT t.source_id FROM jsonb_to_recordset(%(dead)s::jsonb) AS t(source_id text))
+    RETURNING 1
 ), rs AS (
     UPDATE {SCHEMA}.dead_letter SET resolved_at = now()
     WHERE pair = %(pair)s AND source_object = %(obj)s AND resolved_at IS NULL
@@ -138,7 +145,7 @@ WITH cw AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FROM mf),
-       (SELECT count(*) FROM dl), (SELECT count(*) FROM rs)
+       (SELECT count(*) FROM dl), (SELECT count(*) FROM rs), (SELECT count(*) FROM pd)
 """
 
 _RECORD_ROLLBACK = f"""
@@ -168,6 +175,24 @@ SELECT (SELECT count(*) FROM mf), (SELECT count(*) FROM fg), (SELECT count(*) FR
 _LOOKUP = f"""
 SELECT source_id, odoo_id, content_hash, written FROM {SCHEMA}.crosswalk
 WHERE pair = %s AND source_object = %s AND source_id = ANY(%s)
+"""
+
+_LOOKUP_AND_CLAIM = f"""
+WITH ids AS (SELECT DISTINCT unnest(%(ids)s::text[]) AS sid),
+cw AS (
+    SELECT source_id, odoo_id, content_hash, written FROM {SCHEMA}.crosswalk
+    WHERE pair = %(pair)s AND source_object = %(obj)s AND source_id = ANY(%(ids)s::text[])
+), new_ids AS (
+    SELECT sid FROM ids WHERE sid NOT IN (SELECT source_id FROM cw)
+), claimed AS (
+    INSERT INTO {SCHEMA}.pending (pair, source_object, source_id, run_id)
+    SELECT %(pair)s, %(obj)s, sid, %(run)s FROM new_ids ORDER BY sid
+    ON CONFLICT (pair, source_object, source_id) DO NOTHING
+    RETURNING source_id
+)
+SELECT source_id, odoo_id, content_hash, written FROM cw
+UNION ALL
+SELECT sid, NULL, NULL, NULL FROM new_ids WHERE sid NOT IN (SELECT source_id FROM claimed)
 """
 
 _STAGE = f"""
@@ -357,6 +382,30 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
+    def lookup_and_claim(self, pair: str, source_object: str, source_ids: Collection[str], *,
+                         run_id: str) -> tuple[dict[str, Bound], set[str]]:
+        """Look up the crosswalk and claim the unknown ids for creation, in one statement.
+
+        :return: ``(bound, maybe_landed)``: what the crosswalk knows, and the unknown ids that an
+            earlier attempt had already claimed without recording them: those may have landed in
+            Odoo before a crash and must be looked up there by key before anything is created.
+        """
+        if not source_ids:
+            return {}, set()
+
+        def q(cur: Any) -> tuple[dict[str, Bound], set[str]]:
+            self._execute(cur, _LOOKUP_AND_CLAIM, {"pair": pair, "obj": source_object, "run": run_id,
+                                                   "ids": list(source_ids)})
+            bound, maybe = {}, set()
+            for sid, oid, h, w in cur.fetchall():
+                if oid is None:
+                    maybe.add(sid)
+                else:
+                    bound[sid] = Bound(oid, h, _as_obj(w) or {})
+            return bound, maybe
+
+        return self.run_in_transaction(q)
+
     def odoo_ids(self, pair: str, source_object: str, source_ids: Collection[str]) -> dict[str, int]:
         """Return ``{source_id: odoo_id}`` for the ids already bound."""
         return {k: v.odoo_id for k, v in self.lookup(pair, source_object, source_ids).items()}
@@ -380,8 +429,8 @@ class MigrationStateHook(PostgresHook):
 
         def q(cur: Any) -> dict[str, int]:
             self._execute(cur, _RECORD_BATCH, params)
-            cw, au, mf, dl, rs = cur.fetchone()
-            return {"crosswalk": cw, "audit": au, "manifest": mf, "dead_letter": dl, "resolved": rs}
+            cw, au, mf, dl, rs, pd = cur.fetchone()
+            return {"crosswalk": cw, "audit": au, "manifest": mf, "dead_letter": dl, "resolved": rs, "pending": pd}
 
         return self.run_in_transaction(q)
 
@@ -513,7 +562,7 @@ class MigrationStateHook(PostgresHook):
     def count(self, table: str, **where: Any) -> int:
         """Count rows of a state table matching equality filters (for reports and tests)."""
         if table not in {"runs", "crosswalk", "watermarks", "staging", "audit_log", "rollback_manifest",
-                         "dead_letter"}:
+                         "dead_letter", "pending"}:
             raise StateDBError(f"unknown state table {table!r}")
         cols = list(where)
 

@@ -49,8 +49,10 @@ def test_new_records_land_once_with_their_key_and_are_recorded(odoo, state):
     assert state.count("crosswalk", pair="apto_to_odoo", source_object="Contact") == 250
     assert state.count("rollback_manifest", run_id="run-1", action="created") == 250
     assert state.count("audit_log", run_id="run-1", action="create") == 250
-    # calls: fields_get (cached per hook) + one key lookup + one create
+    # calls: fields_get (cached per hook) + one create; no key lookup on a first attempt
     assert result["odoo_calls"] <= math.ceil(250 / 250) + 2
+    assert odoo.calls[("res.partner", "search_read")] == 0
+    assert state.count("pending") == 0
 
 
 def test_a_rerun_writes_nothing_and_a_change_writes_only_the_changed_field(odoo, state):
@@ -167,6 +169,7 @@ def test_a_loader_killed_between_odoo_commit_and_state_record_loses_and_duplicat
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert len(keyed(odoo)) == 40                 # Odoo committed ...
     assert state.count("crosswalk") == 0          # ... the state DB never heard of it
+    assert state.count("pending") == 40           # ... except that the attempt had claimed the ids
 
     batch = [{"source_id": f"003{i:012d}", "values": {"name": f"Person {i}", "is_company": False}}
              for i in range(50)]
@@ -176,6 +179,7 @@ def test_a_loader_killed_between_odoo_commit_and_state_record_loses_and_duplicat
     assert state.count("crosswalk") == 50
     assert state.count("rollback_manifest", run_id="run-crash", action="created") == 50
     assert state.count("audit_log", run_id="run-crash", action="adopt") == 40
+    assert state.count("pending") == 0
 
 
 def snapshot(odoo, models=("res.partner", "crm.lead")):

@@ -199,3 +199,18 @@ def test_runs_are_registered_once_and_approved(hook):
     hook.finish_run("manual__1", status="success", stats={"created": 3})
     run = hook.get_run("manual__1")
     assert (run["approved_by"], run["status"], run["stats"]) == ("Ada Lovelace", "success", {"created": 3})
+
+
+def test_claims_mark_what_an_interrupted_attempt_may_have_created(hook):
+    kw = dict(pair="p", source_object="Contact")
+    hook.record_batch(run_id="r0", odoo_model="res.partner", **kw, links=[{"source_id": "known", "odoo_id": 1}])
+    bound, maybe = hook.lookup_and_claim(source_ids=["known", "a", "b"], **kw, run_id="r1")
+    assert set(bound) == {"known"} and maybe == set()          # first attempt: nothing suspicious
+    assert hook.count("pending") == 2
+    # the attempt dies before recording; the retry sees a and b as "may have landed"
+    bound, maybe = hook.lookup_and_claim(source_ids=["known", "a", "b", "c"], **kw, run_id="r1")
+    assert maybe == {"a", "b"} and set(bound) == {"known"}
+    hook.record_batch(run_id="r1", odoo_model="res.partner", **kw,
+                      links=[{"source_id": "a", "odoo_id": 2}, {"source_id": "b", "odoo_id": 3}],
+                      dead_letters=[{"source_id": "c", "reason": "bad"}])
+    assert hook.count("pending") == 0
