@@ -9,8 +9,9 @@ import pytest
 
 @pytest.fixture
 def odoo_server():
-    server_mod = pytest.importorskip("crm_sandbox.odoo.server")
-    server = server_mod.serve(port=0)
+    from crm_sandbox.odoo.server import serve
+
+    server = serve(port=0)
     yield server
     server.stop()
 
