@@ -133,7 +133,7 @@ class AptoOrg:
         self.scale, self.seed, self.namespace, self.as_of = scale, seed, namespace, as_of
         self.client_id, self.client_secret = client_id, client_secret
         self.users = dict(users or {DEFAULT_USERNAME: (DEFAULT_PASSWORD, DEFAULT_SECURITY_TOKEN)})
-        self.api_limit = api_limit
+        self.api_limit = self._initial_api_limit = api_limit
         self.instance_url = instance_url
         self.lock = threading.RLock()
         self.clock: datetime | None = None      # set to freeze "now"
@@ -155,6 +155,7 @@ class AptoOrg:
         self.tooling_catalog = _Catalog(self, data.tooling_schema, data.tooling)
         self.cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self.api_used = 0
+        self.api_limit = self._initial_api_limit
         self.faults: list[Fault] = []
         self.stats: Counter[str] = Counter()
         self.user_by_username = {u["Username"].lower(): uid for uid, u in self.tables["User"].items()}
@@ -162,7 +163,7 @@ class AptoOrg:
         self._locator_seq = 0
 
     def reset(self) -> None:
-        """Regenerate the org as first generated; clear usage, faults, stats and cursors (tokens stay valid)."""
+        """Regenerate the org as first generated; reset API usage and limit, faults, stats, cursors (tokens stay valid)."""
         with self.lock:
             self._load(generate_org(self.scale, self.seed, self.namespace, self.data.as_of))
 

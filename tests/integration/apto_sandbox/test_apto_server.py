@@ -1,0 +1,413 @@
+"""The Apto sandbox over real HTTP: OAuth, query paging, describe, delta, blobs, errors, admin calls."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from crm_sandbox.apto.org import CDL_RESTRICTION, DEFAULT_PASSWORD, DEFAULT_SECURITY_TOKEN, DEFAULT_USERNAME
+from crm_sandbox.apto.server import AptoOrg, serve
+
+pytestmark = pytest.mark.integration
+V = "/services/data/v60.0"
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator:
+    server = serve(port=0, scale=1, seed=7)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def srv(_server):
+    """The module's server, its org regenerated for each test (reset is cheap; stopping a server is not)."""
+    _server.state.reset()
+    _server.state.clock = None
+    return _server
+
+
+@pytest.fixture
+def org(srv) -> AptoOrg:
+    return srv.state
+
+
+def token_for(srv) -> str:
+    org = srv.state
+    r = httpx.post(f"{srv.url}/services/oauth2/token", data={
+        "grant_type": "client_credentials", "client_id": org.client_id, "client_secret": org.client_secret})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+@pytest.fixture
+def api(srv) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {token_for(srv)}"}, timeout=10) as c:
+        yield c
+
+
+def query(api: httpx.Client, soql: str, *, all_rows: bool = False, batch: int | None = None) -> list[dict]:
+    """Follow nextRecordsUrl to the end, as the hook does."""
+    headers = {"Sforce-Query-Options": f"batchSize={batch}"} if batch else {}
+    r = api.get(f"{V}/{'queryAll' if all_rows else 'query'}", params={"q": soql}, headers=headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    records = list(page["records"])
+    seen_urls = set()
+    while not page["done"]:
+        assert page["nextRecordsUrl"] not in seen_urls
+        seen_urls.add(page["nextRecordsUrl"])
+        r = api.get(page["nextRecordsUrl"])
+        assert r.status_code == 200, r.text
+        page = r.json()
+        records += page["records"]
+    return records
+
+
+# ------------------------------------------------------------------------------------------- OAuth
+
+def _jwt(claims: dict) -> str:
+    def enc(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{enc({'alg': 'RS256'})}.{enc(claims)}.c2lnbmF0dXJl"
+
+
+def test_oauth_flows(srv, org) -> None:
+    url = f"{srv.url}/services/oauth2/token"
+    cc = httpx.post(url, data={"grant_type": "client_credentials", "client_id": org.client_id,
+                               "client_secret": org.client_secret})
+    pw = httpx.post(url, data={"grant_type": "password", "client_id": org.client_id, "client_secret": org.client_secret,
+                               "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD + DEFAULT_SECURITY_TOKEN})
+    jwt = httpx.post(url, data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": _jwt(
+        {"iss": org.client_id, "sub": "jane.broker@mclabs2.sandbox", "aud": srv.url, "exp": int(time.time()) + 300})})
+    for r in (cc, pw, jwt):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert {"access_token", "instance_url", "token_type", "issued_at", "id"} <= set(body)
+        assert body["instance_url"] == srv.url and body["token_type"] == "Bearer"
+        ok = httpx.get(f"{srv.url}{V}/limits", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(("form", "error"), [
+    ({"grant_type": "password", "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}, "invalid_grant"),
+    ({"grant_type": "password", "username": "nobody@x", "password": "x"}, "invalid_grant"),
+    ({"grant_type": "client_credentials", "client_secret": "wrong"}, "invalid_client"),
+    ({"grant_type": "client_credentials", "client_id": "wrong"}, "invalid_client_id"),
+    ({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": "not-a-jwt"}, "invalid_grant"),
+    ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+])
+def test_oauth_bad_credentials(srv, org, form, error) -> None:
+    data = {"client_id": org.client_id, "client_secret": org.client_secret, **form}
+    r = httpx.post(f"{srv.url}/services/oauth2/token", data=data)
+    assert r.status_code == 400
+    assert r.json()["error"] == error
+    if form.get("username"):
+        assert r.json() == {"error": "invalid_grant", "error_description": "authentication failure"}
+
+
+def test_jwt_unknown_or_inactive_user(srv, org) -> None:
+    inactive = org.tables["User"][org.data.hard_cases["user_inactive"][0]]["Username"]
+    for sub in ("ghost@nowhere", inactive):
+        r = httpx.post(f"{srv.url}/services/oauth2/token", data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": _jwt({"iss": org.client_id, "sub": sub, "exp": int(time.time()) + 60})})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_session_expired_shape_and_reauth(srv, api) -> None:
+    assert httpx.get(f"{srv.url}{V}/sobjects").status_code == 401
+    assert api.get(f"{V}/sobjects").status_code == 200
+    assert httpx.post(f"{srv.url}/sandbox/expire-tokens").json()["expired"] >= 1
+    r = api.get(f"{V}/sobjects")
+    assert r.status_code == 401
+    assert r.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    fresh = token_for(srv)
+    assert httpx.get(f"{srv.url}{V}/sobjects", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
+def test_versions_need_no_auth(srv) -> None:
+    r = httpx.get(f"{srv.url}/services/data/")
+    assert r.status_code == 200
+    assert {"version": "60.0", "url": "/services/data/v60.0"}.items() <= r.json()[-3].items() or any(
+        v["version"] == "60.0" for v in r.json())
+
+
+# ------------------------------------------------------------------------------------------- query
+
+def test_namespace_discovery(api) -> None:
+    rows = query(api, "SELECT NamespacePrefix FROM PackageLicense")
+    assert "McLabs2" in {r["NamespacePrefix"] for r in rows}
+    names = {o["name"] for o in api.get(f"{V}/sobjects").json()["sobjects"]}
+    assert "McLabs2__Property__c" in names and {"Account", "Contact", "Opportunity", "Task"} <= names
+
+
+def test_paging_returns_every_record_once(api, org) -> None:
+    total = api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Task"}).json()["totalSize"]
+    first = api.get(f"{V}/query", params={"q": "SELECT Id FROM Task"}, headers={"Sforce-Query-Options": "batchSize=200"})
+    page = first.json()
+    assert page["totalSize"] == total and not page["done"] and len(page["records"]) == 200
+    assert page["nextRecordsUrl"].startswith(f"{V}/query/01g")
+    ids = [r["Id"] for r in query(api, "SELECT Id FROM Task", batch=200)]
+    assert len(ids) == len(set(ids)) == total
+    # default page size is 2,000
+    org.create("Task", [{"Subject": f"bulk {i}"} for i in range(2100)])
+    page = api.get(f"{V}/query", params={"q": "SELECT Id, Subject FROM Task"}).json()
+    assert len(page["records"]) == 2000 and page["totalSize"] == total + 2100
+    ids = [r["Id"] for r in query(api, "SELECT Id FROM Task ORDER BY CreatedDate, Id")]
+    assert len(ids) == len(set(ids)) == total + 2100
+
+
+def test_bad_locator(api) -> None:
+    r = api.get(f"{V}/query/01gXXXXXXXXXXXXXXX-2000")
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_query_all_sees_the_recycle_bin(api, org) -> None:
+    deleted = set(org.data.hard_cases["deleted_Opportunity"])
+    live = {r["Id"] for r in query(api, "SELECT Id FROM Opportunity")}
+    every = {r["Id"]: r for r in query(api, "SELECT Id, IsDeleted FROM Opportunity", all_rows=True)}
+    assert not live & deleted
+    assert set(every) == live | deleted
+    assert all(every[i]["IsDeleted"] for i in deleted)
+    assert query(api, "SELECT Id FROM Opportunity WHERE IsDeleted = true") == []
+    assert {r["Id"] for r in query(api, "SELECT Id FROM Opportunity WHERE IsDeleted = true", all_rows=True)} == deleted
+
+
+def test_relationship_fields_and_record_shape(api, org) -> None:
+    acct = org.data.hard_cases["account_self_parent"]
+    rows = query(api, f"SELECT Id, Name, Owner.Email, Parent.Name, Parent.ParentId FROM Account WHERE Id = '{acct}'")
+    assert len(rows) == 1
+    r = rows[0]
+    assert r["attributes"] == {"type": "Account", "url": f"{V}/sobjects/Account/{acct}"}
+    assert r["Parent"]["attributes"]["type"] == "Account" and r["Parent"]["ParentId"] == acct
+    assert "@" in r["Owner"]["Email"]
+    orphan = query(api, "SELECT Id, Account.Name FROM Contact WHERE AccountId = null LIMIT 1")
+    assert orphan[0]["Account"] is None
+
+
+def test_escaped_literals_reach_the_right_record(api) -> None:
+    name = 'The "100%" Fund \\ Partners'
+    literal = name.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
+    rows = query(api, f"SELECT Name FROM Account WHERE Name = '{literal}'")
+    assert [r["Name"] for r in rows] == [name]
+    rows = query(api, "SELECT Name FROM Account WHERE Name = 'O\\'Brien & Sons Realty'")
+    assert len(rows) == 1
+
+
+@pytest.mark.parametrize(("soql", "code"), [
+    ("SELECT Foo FROM Account", "INVALID_FIELD"),
+    ("SELECT Id FROM Foo__c", "INVALID_TYPE"),
+    ("SELECT Id FROM Account WHERE", "MALFORMED_QUERY"),
+    ("SELECT Id FROM Account WHERE Name = 'a' AND Name = 'b' OR Name = 'c'", "MALFORMED_QUERY"),
+])
+def test_query_errors(api, soql, code) -> None:
+    r = api.get(f"{V}/query", params={"q": soql})
+    assert r.status_code == 400
+    body = r.json()
+    assert isinstance(body, list) and body[0]["errorCode"] == code and body[0]["message"]
+    if code == "INVALID_FIELD":
+        assert "No such column 'Foo' on entity 'Account'" in body[0]["message"]
+
+
+def test_content_document_link_restriction(api, org) -> None:
+    r = api.get(f"{V}/query", params={"q": "SELECT Id, ContentDocumentId FROM ContentDocumentLink"})
+    assert r.status_code == 400
+    assert r.json() == [{"message": CDL_RESTRICTION, "errorCode": "MALFORMED_QUERY"}]
+    r = api.get(f"{V}/query", params={"q": "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId != 'x'"})
+    assert r.status_code == 400
+    accounts = [a["Id"] for a in query(api, "SELECT Id FROM Account")]
+    in_list = ", ".join(f"'{a}'" for a in accounts)
+    links = query(api, f"SELECT LinkedEntityId, ContentDocumentId FROM ContentDocumentLink WHERE LinkedEntityId IN ({in_list})")
+    expected = [lk for lk in org.tables["ContentDocumentLink"].values() if lk["LinkedEntityId"] in set(accounts)]
+    assert len(links) == len(expected) > 0
+    semi = query(api, "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM Account)")
+    assert len(semi) == len(links)
+
+
+def test_count_and_limit_header(api, srv) -> None:
+    r1 = api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Account"})
+    r2 = api.get(f"{V}/query", params={"q": "SELECT COUNT(Id) total FROM Account"})
+    n1 = int(r1.headers["Sforce-Limit-Info"].split("=")[1].split("/")[0])
+    n2, limit = map(int, r2.headers["Sforce-Limit-Info"].split("=")[1].split("/"))
+    assert n2 == n1 + 1 and limit == 100_000
+    assert r2.json()["records"][0]["total"] == r1.json()["totalSize"]
+    bad = api.get(f"{V}/query", params={"q": "SELECT Nope FROM Account"})
+    assert "Sforce-Limit-Info" in bad.headers
+    httpx.post(f"{srv.url}/sandbox/api-usage", json={"used": 10, "limit": 11})
+    assert api.get(f"{V}/limits").headers["Sforce-Limit-Info"] == "api-usage=11/11"
+    r = api.get(f"{V}/limits")
+    assert r.status_code == 403
+    assert r.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert r.headers["Sforce-Limit-Info"] == "api-usage=11/11"
+
+
+# ---------------------------------------------------------------------------------------- metadata
+
+def test_describe_custom_fields_of_every_type(api) -> None:
+    fields = {}
+    for obj in ("Account", "Contact", "Opportunity"):
+        d = api.get(f"{V}/sobjects/{obj}/describe").json()
+        assert d["name"] == obj and d["keyPrefix"]
+        fields.update({f"{obj}.{f['name']}": f for f in d["fields"] if f["custom"]})
+    types = {f["type"] for f in fields.values()}
+    assert {"string", "textarea", "picklist", "multipicklist", "double", "currency", "percent", "date", "datetime",
+            "boolean", "url", "email", "phone", "reference"} <= types
+    prio = fields["Opportunity.McLabs2__Priority__c"]
+    assert prio["label"] == "Priority" and [v["value"] for v in prio["picklistValues"]][:2] == ["Low", "Medium"]
+    prop = fields["Opportunity.McLabs2__Property__c"]
+    assert prop["referenceTo"] == ["McLabs2__Property__c"] and prop["relationshipName"] == "McLabs2__Property__r"
+    money = fields["Account.McLabs2__Portfolio_Value__c"]
+    assert (money["precision"], money["scale"]) == (16, 2)
+    assert fields["Account.McLabs2__Market__c"]["length"] == 80
+    assert "Account.Region__c" in fields            # customer field, no namespace
+    assert api.get(f"{V}/sobjects/Nope__c/describe").status_code == 404
+
+
+def test_picklist_values_differ_per_record_type(api, org) -> None:
+    rts = query(api, "SELECT Id, Name, DeveloperName FROM RecordType WHERE SobjectType = 'Opportunity' AND IsActive = true")
+    assert len(rts) == 2
+    stages = {}
+    for rt in rts:
+        r = api.get(f"{V}/ui-api/object-info/Opportunity/picklist-values/{rt['Id']}/StageName")
+        assert r.status_code == 200
+        body = r.json()
+        stages[rt["Name"]] = [v["value"] for v in body["values"]]
+        won = [v for v in body["values"] if v["attributes"]["won"]]
+        assert len(won) == 1 and won[0]["attributes"]["closed"]
+    assert set(stages["Brokerage"]) != set(stages["Leasing"])
+    assert stages["Leasing"][-2:] == ["Lease Signed", "Dead"]
+    assert api.get(f"{V}/ui-api/object-info/Opportunity/picklist-values/012000000000000ZZZ/StageName").status_code == 404
+
+
+def test_tooling_query(api) -> None:
+    r = api.get(f"{V}/tooling/query", params={"q": "SELECT Id, Name, TableEnumOrId, Status, NamespacePrefix FROM ApexTrigger"})
+    assert r.status_code == 200
+    rows = r.json()["records"]
+    assert len(rows) >= 3 and rows[0]["attributes"]["url"].startswith(f"{V}/tooling/sobjects/ApexTrigger/")
+    for obj in ("WorkflowRule", "ValidationRule", "FlowDefinitionView"):
+        assert api.get(f"{V}/tooling/query", params={"q": f"SELECT Id FROM {obj}"}).json()["totalSize"] > 0
+    flows = api.get(f"{V}/tooling/query", params={
+        "q": "SELECT ApiName FROM FlowDefinitionView WHERE IsActive = true AND TriggerObjectOrEventLabel = 'Opportunity'"})
+    assert flows.json()["totalSize"] == 1
+    bad = api.get(f"{V}/tooling/query", params={"q": "SELECT Id FROM Account"})
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_TYPE"
+
+
+# ------------------------------------------------------------------------------------------- blobs
+
+def test_blob_bytes_match_content_size(api, org) -> None:
+    versions = query(api, "SELECT Id, Title, ContentSize, Checksum, VersionData FROM ContentVersion WHERE IsLatest = true")
+    titles = {v["Title"] for v in versions}
+    assert "Exposé Büro 東京" in titles
+    sizes = set()
+    for v in versions:
+        r = api.get(v["VersionData"])
+        assert r.status_code == 200
+        assert len(r.content) == v["ContentSize"]
+        assert hashlib.md5(r.content).hexdigest() == v["Checksum"]  # noqa: S324
+        sizes.add(v["ContentSize"])
+    assert 0 in sizes
+    atts = query(api, "SELECT Id, Name, BodyLength, ContentType, Body FROM Attachment")
+    for a in atts:
+        r = api.get(a["Body"])
+        assert len(r.content) == a["BodyLength"] and r.headers["content-type"] == a["ContentType"]
+    assert api.get(f"{V}/sobjects/ContentVersion/068000000000000AAA/VersionData").status_code == 404
+
+
+# ------------------------------------------------------------------------------------- delta, admin
+
+def test_mutate_then_window_query_returns_exactly_the_mutated(api, srv, org) -> None:
+    at = "2031-01-02T03:04:05.000+0000"
+    accounts = [a["Id"] for a in query(api, "SELECT Id FROM Account ORDER BY Name LIMIT 3")]
+    r = httpx.post(f"{srv.url}/sandbox/mutate", json={
+        "timestamp": at, "creates": {"Account": [{"Name": "Fresh Co", "McLabs2__Market__c": "Boston"}]},
+        "updates": {"Account": [{"Id": accounts[0], "Phone": "+1 555 0100"}]},
+        "deletes": {"Account": [accounts[1]]}})
+    assert r.status_code == 200, r.text
+    created = r.json()["created"]["Account"][0]
+    window = "SystemModstamp >= 2031-01-02T03:04:05Z AND SystemModstamp < 2031-01-02T03:04:06Z"
+    assert {x["Id"] for x in query(api, f"SELECT Id FROM Account WHERE {window}")} == {created, accounts[0]}
+    assert {x["Id"] for x in query(api, f"SELECT Id FROM Account WHERE {window}", all_rows=True)} == {
+        created, accounts[0], accounts[1]}
+    row = query(api, f"SELECT Name, CreatedDate, LastModifiedDate, SystemModstamp, IsDeleted FROM Account WHERE Id = '{created}'")[0]
+    assert row["CreatedDate"] == row["SystemModstamp"] == at and row["IsDeleted"] is False
+    # mutations "now" fall in a window taken around them
+    before = datetime.now(UTC).replace(microsecond=0)
+    ids = org.update("Contact", [{"Id": c, "Title": "Changed"} for c in list(org.tables["Contact"])[20:25]])
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    rows = query(api, f"SELECT Id FROM Contact WHERE SystemModstamp >= {before.strftime(fmt)} "
+                      f"AND SystemModstamp < {after.strftime(fmt)}")
+    assert {x["Id"] for x in rows} == set(ids)
+
+
+def test_get_updated_and_get_deleted(api, org) -> None:
+    now = datetime.now(UTC)
+    start = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    end = (now + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    victim = next(i for i, r in org.tables["Contact"].items() if not r["IsDeleted"])
+    changed = next(i for i, r in list(org.tables["Contact"].items())[30:] if not r["IsDeleted"])
+    org.mutate({"deletes": {"Contact": [victim]}, "updates": {"Contact": [{"Id": changed, "Title": "CFO"}]}})
+    r = api.get(f"{V}/sobjects/Contact/deleted/", params={"start": start, "end": end})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {"deletedRecords", "earliestDateAvailable", "latestDateCovered"} <= set(body)
+    got = {d["id"]: d["deletedDate"] for d in body["deletedRecords"]}
+    assert victim in got and got[victim].endswith("+0000")
+    r = api.get(f"{V}/sobjects/Contact/updated/", params={"start": start, "end": end})
+    assert changed in r.json()["ids"] and victim not in r.json()["ids"]
+    # generated recycle-bin rows (deleted in the last 10 days) are in the delete log too
+    week = api.get(f"{V}/sobjects/Opportunity/deleted/", params={
+        "start": (now - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end}).json()
+    assert {d["id"] for d in week["deletedRecords"]} == set(org.data.hard_cases["deleted_Opportunity"])
+    old = api.get(f"{V}/sobjects/Contact/deleted/", params={
+        "start": (now - timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end})
+    assert old.status_code == 400 and old.json()[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+
+
+def test_faults(api, srv) -> None:
+    admin = f"{srv.url}/sandbox/faults"
+    httpx.post(admin, json={"kind": "status", "status": 503, "count": 2})
+    assert [api.get(f"{V}/limits").status_code for _ in range(3)] == [503, 503, 200]
+    httpx.post(admin, json={"kind": "status", "status": 500, "count": 1, "match": "/query"})
+    assert api.get(f"{V}/limits").status_code == 200
+    r = api.get(f"{V}/query", params={"q": "SELECT Id FROM User"})
+    assert r.status_code == 500 and r.json()[0]["errorCode"] == "UNKNOWN_EXCEPTION"
+    httpx.post(admin, json={"kind": "invalid_session"})
+    assert api.get(f"{V}/limits").json()[0]["errorCode"] == "INVALID_SESSION_ID"
+    httpx.post(admin, json={"kind": "limit_exceeded"})
+    assert api.get(f"{V}/limits").status_code == 403
+    httpx.post(admin, json={"kind": "drop"})
+    with pytest.raises(httpx.TransportError):
+        api.get(f"{V}/limits")
+    httpx.post(admin, json={"kind": "delay", "delay": 0.3})
+    t0 = time.monotonic()
+    assert api.get(f"{V}/limits").status_code == 200
+    assert time.monotonic() - t0 >= 0.3
+    stats = httpx.get(f"{srv.url}/sandbox/stats").json()
+    assert stats["calls"]["limits"] >= 3 and "query" not in stats["calls"]   # faulted calls never reached it
+    assert stats["events"]["fault:status"] == 3
+
+
+def test_reset_restores_the_generated_org(api, srv, org) -> None:
+    before = query(api, "SELECT COUNT() FROM Account") or api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Account"})
+    n = api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Account"}).json()["totalSize"]
+    org.create("Account", [{"Name": "Temp"}])
+    assert api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Account"}).json()["totalSize"] == n + 1
+    assert httpx.post(f"{srv.url}/sandbox/reset").json() == {"reset": True}
+    assert api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Account"}).json()["totalSize"] == n
+    assert before is not None
+
+
+def test_info_lists_credentials_and_hard_cases(srv) -> None:
+    info = httpx.get(f"{srv.url}/sandbox/info").json()
+    assert info["namespace"] == "McLabs2" and info["credentials"]["client_id"]
+    assert len(info["hard_cases"]["account_cycle"]) == 3
