@@ -193,6 +193,21 @@ def test_relationship_fields_and_record_shape(api, org) -> None:
     assert orphan[0]["Account"] is None
 
 
+def test_polymorphic_what_type_and_retrieve(api, org) -> None:
+    rows = query(api, "SELECT Id, WhatId, What.Type, What.Name, Who.Name FROM Task WHERE WhatId != null")
+    assert {r["What"]["Type"] for r in rows} == {"Account", "Opportunity"}
+    assert all(r["What"]["attributes"]["type"] == r["What"]["Type"] for r in rows)
+    rid = rows[0]["Id"]
+    one = api.get(f"{V}/sobjects/Task/{rid}", params={"fields": "Id,Subject,TaskSubtype"})
+    assert one.status_code == 200 and set(one.json()) == {"attributes", "Id", "Subject", "TaskSubtype"}
+    assert api.get(f"{V}/sobjects/Task/{rid[:15]}").json()["Id"] == rid
+    gone = org.data.hard_cases["deleted_Task"][0]
+    r = api.get(f"{V}/sobjects/Task/{gone}")
+    assert r.status_code == 404 and r.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    r = api.get(f"{V}/query", params={"q": "SELECT Id FROM Task WHERE WhatId = 'nope'"})
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_QUERY_FILTER_OPERATOR"
+
+
 def test_escaped_literals_reach_the_right_record(api) -> None:
     name = 'The "100%" Fund \\ Partners'
     literal = name.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
@@ -221,8 +236,12 @@ def test_content_document_link_restriction(api, org) -> None:
     r = api.get(f"{V}/query", params={"q": "SELECT Id, ContentDocumentId FROM ContentDocumentLink"})
     assert r.status_code == 400
     assert r.json() == [{"message": CDL_RESTRICTION, "errorCode": "MALFORMED_QUERY"}]
-    r = api.get(f"{V}/query", params={"q": "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId != 'x'"})
-    assert r.status_code == 400
+    some = next(iter(org.tables["Account"]))
+    r = api.get(f"{V}/query", params={"q": f"SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId != '{some}'"})
+    assert r.status_code == 400 and r.json()[0]["message"] == CDL_RESTRICTION
+    r = api.get(f"{V}/query", params={"q": f"SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId = '{some}' "
+                                           "OR ContentDocumentId = null"})
+    assert r.status_code == 400 and r.json()[0]["message"] == CDL_RESTRICTION
     accounts = [a["Id"] for a in query(api, "SELECT Id FROM Account")]
     in_list = ", ".join(f"'{a}'" for a in accounts)
     links = query(api, f"SELECT LinkedEntityId, ContentDocumentId FROM ContentDocumentLink WHERE LinkedEntityId IN ({in_list})")

@@ -178,6 +178,8 @@ def test_order_limit_offset(tail: str, expected: list[str]) -> None:
     ("SELECT Id FROM Thing__c OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE", "2000"),
     ("SELECT FIELDS(ALL) FROM Thing__c", "MALFORMED_QUERY", "LIMIT of at most 200"),
     ("", "MALFORMED_QUERY", "query string"),
+    ("SELECT Id FROM Thing__c WHERE OwnerId = 'abc'", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: abc"),
+    ("SELECT Id FROM Thing__c WHERE OwnerId IN ('abc')", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field"),
 ])
 def test_errors(text: str, code: str, fragment: str) -> None:
     with pytest.raises(soql.SoqlError) as err:

@@ -190,7 +190,8 @@ class AptoOrg:
         elif grant == "password":
             if form.get("client_id") != self.client_id:
                 return 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
-            if form.get("client_secret") != self.client_secret:
+            # the secret is optional (a connected app may not require it), but a wrong one is refused
+            if "client_secret" in form and form["client_secret"] != self.client_secret:
                 return 400, {"error": "invalid_client", "error_description": "invalid client credentials"}
             username = form.get("username", "")
             cred = self.users.get(username)
@@ -472,15 +473,17 @@ class AptoOrg:
             if out[rel] is not None:
                 found = self._lookup(rec[col.via.name])
                 assert found is not None
-                out[rel][col.field.name] = found[1].get(col.field.name)
+                out[rel][col.field.name] = found[0] if col.sobject_type else found[1].get(col.field.name)
         return out
 
     # ------------------------------------------------------------------------- records and blobs
     def get_record(self, obj: str, record_id: str, fields: Iterable[str] | None, version: str) -> dict[str, Any]:
         odef = self.object_def(obj)
         rec = self.tables[odef.name].get(to18(record_id))
-        if rec is None or rec.get("IsDeleted"):
+        if rec is None:
             raise not_found()
+        if rec.get("IsDeleted"):
+            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
         names = [odef.field(f).name if odef.field(f) else f for f in fields] if fields else odef.field_names()
         for n in names:
             if not odef.has(n):

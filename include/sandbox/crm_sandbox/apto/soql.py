@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from .ids import to18
+from .ids import is_id, to18
 
 
 class SoqlError(Exception):
@@ -543,6 +543,7 @@ class Column:
     field: FieldMeta                  # the field read at the end of the path
     via: FieldMeta | None = None      # the reference field followed, if any
     path: str = ""                    # canonical: "Name" or "Owner.Email"
+    sobject_type: bool = False        # What.Type on a polymorphic relationship: the referenced object's name
 
 
 @dataclass
@@ -585,6 +586,8 @@ def read_column(record: Mapping[str, Any], col: Column, catalog: Catalog) -> Any
     found = catalog.lookup(ref)
     if found is None:
         return None
+    if col.sobject_type:
+        return found[0]
     return found[1].get(col.field.name)
 
 
@@ -616,6 +619,8 @@ def resolve_path(q: Query, catalog: Catalog, sobject: str, path: str, pos: int) 
     rel = catalog.relationship(sobject, parts[0])
     if rel is None:
         raise _invalid_field(q, pos, path, sobject)
+    if len(rel.reference_to) > 1 and parts[1].lower() == "type":     # polymorphic: the "Name" object's Type
+        return Column(FieldMeta("Type", "string"), rel, f"{rel.relationship_name}.Type", sobject_type=True)
     target = None
     for obj in rel.reference_to:
         target = catalog.field(obj, parts[1])
@@ -692,6 +697,8 @@ def _coerce(q: Query, col: Column, lit: Literal, now: datetime) -> Any:
         if lit.kind != "string":
             raise _type_error(q, lit, col, "string", True)
         if ftype in ID_TYPES:
+            if lit.value and not is_id(lit.value):
+                raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", _located(q.text, lit.pos, f"invalid ID field: {lit.value}"))
             return to18(lit.value)
         return lit.value.casefold()
     if ftype in NUMBER_TYPES:
