@@ -80,7 +80,7 @@ class OdooError(Exception):
     def traceback(self, lines: int | None = None) -> str:
         """Return a plausible multi-line server traceback ending with :attr:`exception_line`."""
         total = lines or self.tb_lines or 40
-        tail = self.exception_line.split("\n")
+        tail = self.exception_line.rstrip("\n").split("\n")
         body: list[str] = []
         room = max(total - 1 - len(tail), 0)
         i = 0

@@ -18,8 +18,17 @@ from typing import Any
 from . import errors as E
 from .schema import Field, Model
 from .store import INHERITS, MAIL_THREAD, Core
-from .values import (add_hours, clean_website, email_formatted, email_normalize, hours_between, now_str,
-                     plaintext_to_html, sanitize_html, today_str)
+from .values import (
+    add_hours,
+    clean_website,
+    email_formatted,
+    email_normalize,
+    hours_between,
+    now_str,
+    plaintext_to_html,
+    sanitize_html,
+    today_str,
+)
 
 ADDRESS_FIELDS = ("street", "street2", "zip", "city", "state_id", "country_id")
 LEAD_TRACKED = ("stage_id", "user_id", "team_id", "partner_id", "email_from", "phone", "lost_reason_id",
@@ -136,8 +145,7 @@ class Hooks(Core):
             M.invalidate_getters()
 
     def _follower_partners(self, model: str, rid: int) -> list[int]:
-        return [r["partner_id"] for r in self.models["mail.followers"].rows.values()
-                if r.get("res_model") == model and r.get("res_id") == rid]
+        return list(self._followers(model, rid))
 
     # ------------------------------------------------------------------ defaults
     def _default_team(self, uid: int) -> int | bool:
@@ -216,12 +224,9 @@ class Hooks(Core):
     # ------------------------------------------------------------------ chatter primitives
     def _subscribe(self, model: str, rid: int, partner_ids: list[int]) -> None:
         F = self.models["mail.followers"]
-        existing = {r["partner_id"] for r in F.rows.values() if r.get("res_model") == model
-                    and r.get("res_id") == rid}
         for pid in partner_ids:
-            if pid and pid not in existing:
+            if pid and pid not in self._followers(model, rid):
                 self._insert(F, {"res_model": model, "res_id": rid, "partner_id": pid, "subtype_ids": []})
-                existing.add(pid)
 
     def _post(self, model: str, rid: int, body: str, subtype_id: int | bool, *,
               message_type: str = "notification", author_id: int | bool | None = None,

@@ -94,15 +94,18 @@ class Model:
         self.next_id = 1
         self.computed: dict[str, Callable[[dict[str, Any]], Any]] = computed or {}
         self._getters: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        self.cache: dict[str, Any] = {}
         self.has_active = "active" in fields
 
     def add_field(self, field: Field) -> None:
         self.fields[field.name] = field
         self._getters.pop(field.name, None)
+        self.cache.clear()
 
     def remove_field(self, name: str) -> None:
         self.fields.pop(name, None)
         self._getters.pop(name, None)
+        self.cache.clear()
 
     def getter(self, fname: str) -> Callable[[dict[str, Any]], Any]:
         """``row -> value`` for a field (computed fields evaluated, empty values typed)."""

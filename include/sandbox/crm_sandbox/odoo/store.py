@@ -190,6 +190,7 @@ class Core:
             self.models[name] = Model(name, desc, fields, order)
         self._txn: Txn | None = None
         self._xmlid_index: dict[tuple[str, str], int] | None = None
+        self._followers_index: dict[tuple[str, int], dict[int, int]] | None = None
         self._ir_model_ids: dict[str, int] = {}
         self._ir_field_ids: dict[tuple[str, str], int] = {}
         self._load_records(reg.records)
@@ -212,6 +213,8 @@ class Core:
                 f = M.fields[k]
                 if f.type == "many2one" and isinstance(v, list):
                     v = v[0] if v else False
+                elif isinstance(v, list):
+                    v = list(v)
                 row[k] = v
             row.setdefault("create_date", ts)
             row.setdefault("write_date", ts)
@@ -331,6 +334,8 @@ class Core:
         txn.entries.append((M, rid, dict(old) if old is not None else None, key))
         if M.name == "ir.model.data":
             self._xmlid_index = None
+        elif M.name == "mail.followers" and old is not None:
+            self._followers_index = None
 
     def _on_rollback(self, fn: Callable[[], None]) -> None:
         if self._txn is not None:
@@ -356,6 +361,8 @@ class Core:
                 M.rows[rid] = old
             if M.name == "ir.model.data":
                 self._xmlid_index = None
+            elif M.name == "mail.followers":
+                self._followers_index = None
 
     def _begin(self) -> None:
         self._txn = Txn()
@@ -385,7 +392,19 @@ class Core:
         row["id"] = rid
         self._touch(M, rid)
         M.rows[rid] = row
+        if M.name == "mail.followers" and self._followers_index is not None:
+            self._followers_index.setdefault((row.get("res_model"), row.get("res_id")), {})[
+                row.get("partner_id")] = rid
         return rid
+
+    def _followers(self, model: str, res_id: int) -> dict[int, int]:
+        """``partner_id -> mail.followers id`` of one document (indexed)."""
+        if self._followers_index is None:
+            idx: dict[tuple[str, int], dict[int, int]] = {}
+            for fid, r in self.models["mail.followers"].rows.items():
+                idx.setdefault((r.get("res_model"), r.get("res_id")), {})[r.get("partner_id")] = fid
+            self._followers_index = idx
+        return self._followers_index.get((model, res_id), {})
 
     def _set(self, M: Model, rid: int, vals: dict[str, Any]) -> None:
         """Low-level write (no validation, no hooks)."""
@@ -661,21 +680,26 @@ class Core:
     }
 
     def _required_fields(self, M: Model) -> list[str]:
-        skip = self._REQUIRED_SKIP.get(M.name, ())
-        return [n for n, f in M.fields.items()
+        cached = M.cache.get("required")
+        if cached is None:
+            skip = self._REQUIRED_SKIP.get(M.name, ())
+            cached = M.cache["required"] = [
+                n for n, f in M.fields.items()
                 if f.required and f.store and n not in skip and n not in MAGIC and f.type not in
                 ("one2many", "many2many", "boolean", "integer", "float", "monetary")]
+        return cached
 
     def _check_fk(self, M: Model, row: dict[str, Any], keys: Iterable[str]) -> None:
+        m2o = M.cache.get("m2o")
+        if m2o is None:
+            m2o = M.cache["m2o"] = {n: f.relation for n, f in M.fields.items()
+                                    if f.type == "many2one" and f.relation in self.models}
         for k in keys:
-            f = M.fields.get(k)
-            if f is None or f.type != "many2one":
+            rel = m2o.get(k)
+            if rel is None:
                 continue
             v = row.get(k)
-            if not v:
-                continue
-            CM = self.models.get(f.relation or "")
-            if CM is not None and v not in CM.rows:
+            if v and v not in self.models[rel].rows:
                 raise E.fk_error(M.description, M.name, f"{M.table}_{k}_fkey")
 
     # ------------------------------------------------------------------ create / write / unlink
@@ -838,10 +862,19 @@ class Core:
             raise E.value_error(f"Invalid domain {domain!r}", tb)
         pred = compile_domain(self, M, domain, tb_lines=tb)
         active_filter = M.has_active and ctx.get("active_test", True) and not mentions_active(domain)
+        rows = M.rows
+        candidates: Iterable[int] = rows
+        if all(isinstance(t, (list, tuple)) or t == "&" for t in domain):
+            # a pure conjunction naming ids: look at those rows only
+            for t in domain:
+                if isinstance(t, (list, tuple)) and len(t) == 3 and t[0] == "id" and t[1] in ("=", "in"):
+                    wanted = t[2] if isinstance(t[2], (list, tuple)) else [t[2]]
+                    candidates = sorted({i for i in wanted if isinstance(i, int) and i in rows})
+                    break
         if active_filter:
-            ids = [rid for rid, r in M.rows.items() if r.get("active", True) and pred(r)]
+            ids = [rid for rid in candidates if rows[rid].get("active", True) and pred(rows[rid])]
         else:
-            ids = [rid for rid, r in M.rows.items() if pred(r)]
+            ids = [rid for rid in candidates if pred(rows[rid])]
         ids = self._sort(M, ids, order)
         if offset:
             ids = ids[int(offset):]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from html.parser import HTMLParser
 
@@ -15,11 +15,11 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 def now_str() -> str:
     """Now, naive UTC, as Odoo stores datetimes."""
-    return datetime.now(timezone.utc).strftime(DATETIME_FORMAT)
+    return datetime.now(UTC).strftime(DATETIME_FORMAT)
 
 
 def today_str() -> str:
-    return datetime.now(timezone.utc).strftime(DATE_FORMAT)
+    return datetime.now(UTC).strftime(DATE_FORMAT)
 
 
 def to_datetime_str(value: object, tb_lines: int | None = None) -> str | bool:
