@@ -1,0 +1,1003 @@
+"""The mapping file of a pair, as typed, validated, frozen objects.
+
+``load_pair("apto_to_odoo")`` reads ``crm_migration/pairs/apto_to_odoo.yaml`` (a symlink to
+``include/pairs``) or a path, checks it and returns a :class:`PairSpec`. Every error names the object
+and the field it is about (:class:`SpecError`): unknown transform or transform argument, unknown
+``ref`` object or lookup, a dependency cycle between objects, a missing target model, a bad key
+template, a ``from`` field the stream does not read, an ``x_`` field that is not declared.
+
+The file holds no code. Its shape (see ``include/pairs/apto_to_odoo.yaml`` for the full example)::
+
+    pair: apto_to_odoo
+    source: apto
+    settings: {fallback_user: admin, conflict_policy: report, on_missing_ref: error, ...}
+    lookups:  {owner: {model: res.users, match: email}, country: {...}, ...}
+    x_fields: {res.partner: {x_apto_industry: {ttype: char, label: Industry}}, ...}
+    custom_fields: {objects: {Account: res.partner}, type_map: {...}, overrides: {...}}
+    objects:
+      Contact:
+        stream: {kind: soql, fields: [Id, FirstName, ...], replication_key: SystemModstamp}
+        target: {model: res.partner, key: "apto:Contact:{Id}"}
+        depends_on: [Account, User]
+        fields:
+          name:      {from: [FirstName, LastName], fn: join_name}
+          parent_id: {from: AccountId, ref: Account}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib.resources import files
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from crm_migration.errors import ConfigurationError
+from crm_migration.mapping import transforms as T
+
+__all__ = [
+    "AttachSpec", "ConditionSpec", "CustomField", "CustomFieldRules", "FieldSpec", "FnStep", "HierarchySpec",
+    "LookupSpec", "ObjectSpec", "PairSpec", "Settings", "SpecError", "TargetSpec", "expand_namespace",
+    "load_pair", "parse_pair",
+]
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
+
+ON_MISSING = ("null", "error")
+ON_ERROR = ("error", "null")
+CONFLICT_POLICIES = ("report", "source_wins")
+EXTRA_COMPANY_MODES = ("child_contacts", "many2many")
+ACTIONS = ("load", "match", "none")
+_X_NAME_RE = re.compile(r"^x_[a-z0-9_]+$")
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+_PATH_RE = re.compile(r"^(?:\$[A-Za-z_][A-Za-z0-9_]*|_[A-Za-z0-9_]+|(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*"
+                      r"(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*)$")
+MAGIC_FIELDS = frozenset({"id", "create_date", "create_uid", "write_date", "write_uid", "x_migration_key"})
+
+
+class SpecError(ConfigurationError):
+    """The mapping file is invalid; names the pair, the object and the field."""
+
+    def __init__(self, where: str, reason: str, *, obj: str | None = None, field: str | None = None) -> None:
+        self.where, self.obj, self.field, self.reason = where, obj, field, reason
+        place = where + (f": object {obj}" if obj else "") + (f", field {field}" if field else "")
+        super().__init__(f"{place}: {reason}")
+
+
+def fill_id_template(template: str, parts: Sequence[Any]) -> str:
+    """``{RecordTypeId}/{ApiName}`` filled with ``parts`` in order: ``012.../Closed Won``."""
+    it = iter(str(p) for p in parts)
+    return _PLACEHOLDER_RE.sub(lambda _m: next(it), template)
+
+
+def expand_namespace(text: str, ns: str | None) -> str:
+    """Replace ``<ns>`` with ``ns``; with no namespace, ``<ns>__`` disappears (an unmanaged org)."""
+    if ns:
+        return text.replace("<ns>", ns)
+    return text.replace("<ns>__", "").replace("<ns>", "")
+
+
+def _expand(value: Any, ns: str | None) -> Any:
+    if isinstance(value, str):
+        return expand_namespace(value, ns)
+    if isinstance(value, Mapping):
+        return {_expand(k, ns): _expand(v, ns) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_expand(v, ns) for v in value)
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A frozen spec value as plain dicts and lists (for the stream factory, JSON, logs)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+# ---- the model ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class FnStep:
+    """One transform call: ``name`` with keyword ``args``."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldSpec:
+    """How one Odoo field of the target gets its value.
+
+    :param name: the Odoo field.
+    :param sources: the source paths (``from``); dotted paths follow relationships (``Account.Name``),
+        ``$name`` is a condition's result, ``_blob`` a value the engine attached (file bytes).
+    :param many: ``from`` was a list (the transform gets one argument per path).
+    :param fn: transforms applied in order (the first gets the source values, the next the result).
+    :param ref: source objects whose crosswalk gives the Odoo id (one, or one per ``from`` path: the
+        first that resolves wins). A list value (many2many) becomes ``[(6, 0, ids)]``.
+    :param lookup: a named lookup (``owner``, ``country``, ...) resolved by :class:`~.mapper.Refs`.
+    :param const: a constant value (no ``from``).
+    :param default: used when the value is empty.
+    :param required: an empty value is a mapping error.
+    :param on_missing: a ``ref``/``lookup`` that finds nothing: ``null`` or ``error``.
+    :param on_error: a transform error: ``error`` (the record is dead-lettered) or ``null`` (the field
+        is left empty and a warning kept with the row).
+    :param when: the name of an object condition; false → the field is not sent at all.
+    :param deferred: written in a second ``write`` after the create/update (fields Odoo overwrites
+        when they come with others: ``date_closed``, ``date_last_stage_update``, a meeting's deal).
+    """
+
+    name: str
+    sources: tuple[str, ...] = ()
+    many: bool = False
+    fn: tuple[FnStep, ...] = ()
+    ref: tuple[str, ...] = ()
+    lookup: str | None = None
+    const: Any = MISSING
+    default: Any = MISSING
+    required: bool = False
+    on_missing: str | None = None
+    on_error: str = "error"
+    when: str | None = None
+    deferred: bool = False
+    doc: str | None = None
+    # filled in when the pair is parsed: per ref, the referenced object's id template and key prefix
+    ref_templates: tuple[str, ...] = ()
+    ref_prefixes: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConditionSpec:
+    """A named boolean per record: ``{from: [...], fn: predicate}`` or ``{any_of: [...]}`` (any set)."""
+
+    name: str
+    sources: tuple[str, ...]
+    fn: tuple[FnStep, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachSpec:
+    """The record a message/activity/file belongs to: the first of ``sources`` whose id belongs to one of
+    ``objects`` (by Salesforce key prefix) and is migrated.
+
+    :param model_field: the Odoo field for the model (``model``, ``res_model``, ``res_model_id``).
+    :param model_as: ``name`` (the model name) or ``ir_model`` (the ``ir.model`` id, via lookup ``model``).
+    :param id_field: the Odoo field for the record id (``res_id``).
+    """
+
+    sources: tuple[str, ...]
+    objects: tuple[str, ...]
+    model_field: str
+    id_field: str
+    model_as: str = "name"
+    required: bool = True
+    # filled in when the pair is parsed: (object, key prefix, Odoo model) per allowed object
+    targets: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSpec:
+    """Where an object lands.
+
+    :param model: the Odoo model (``None`` only with ``action: none``).
+    :param key: the ``x_migration_key`` template, ``<source>:<KeyObject>:<id template>``.
+    :param action: ``load`` (create/write), ``match`` (resolve existing records, create none: users),
+        ``none`` (nothing migrated; ``export`` names what is exported instead).
+    :param where: which source records belong here: ``{field: value | [values] | {not: ...} | {prefix: [...]}}``.
+    :param context: extra Odoo context for this object's calls (``no_mail_to_attendees``...).
+    """
+
+    model: str | None
+    key: str | None = None
+    action: str = "load"
+    where: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    context: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    export: str | None = None
+    match: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def key_object(self) -> str:
+        """The middle part of the key (``Contact`` in ``apto:Contact:{Id}``): the crosswalk's source object."""
+        return (self.key or "::").split(":", 2)[1]
+
+    @property
+    def id_template(self) -> str:
+        return (self.key or "::").split(":", 2)[2]
+
+    @property
+    def id_fields(self) -> tuple[str, ...]:
+        """The source fields the source id is made of, in order."""
+        return tuple(_PLACEHOLDER_RE.findall(self.id_template))
+
+
+@dataclass(frozen=True, kw_only=True)
+class HierarchySpec:
+    """A self-referencing hierarchy (Account.ParentId): cycles broken, loaded parents first."""
+
+    parent_field: str
+    id_field: str = "Id"
+    break_cycles: bool = True
+    load_by_level: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectSpec:
+    """One source object (or a filtered part of one) and how it becomes Odoo records.
+
+    :param name: the name in the file (``Contact``; ``OpenTask`` for a second mapping of ``Task``).
+    :param source_object: the source's object name (``Task``).
+    :param stream: the block given to the stream factory (``kind: soql``, ``fields``, ``filters``...).
+    :param id_prefix: the Salesforce key prefix of its ids (``003``) for polymorphic references.
+    :param enrich: child rows or blobs the engine attaches to each record before mapping
+        (``{OpportunityHistories: {object: OpportunityHistory, match: OpportunityId, fields: [...]}}``,
+        ``{_blob: {url: "/sobjects/Attachment/{Id}/Body"}}``).
+    :param custom_fields: add the object's describe ``custom: true`` fields by the pair's rules.
+    """
+
+    name: str
+    source_object: str
+    stream: Mapping[str, Any]
+    target: TargetSpec
+    depends_on: tuple[str, ...] = ()
+    fields: Mapping[str, FieldSpec] = field(default_factory=lambda: MappingProxyType({}))
+    conditions: Mapping[str, ConditionSpec] = field(default_factory=lambda: MappingProxyType({}))
+    attach: AttachSpec | None = None
+    hierarchy: HierarchySpec | None = None
+    id_prefix: str | None = None
+    enrich: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    custom_fields: bool = False
+    on_missing: str = "error"
+    doc: str | None = None
+
+    @property
+    def model(self) -> str | None:
+        return self.target.model
+
+    @property
+    def key_object(self) -> str:
+        return self.target.key_object
+
+    def source_id(self, record: Mapping[str, Any]) -> str:
+        """The record's id in keys and the crosswalk (``{Id}``, or a composite ``{RecordTypeId}/{ApiName}``)."""
+        from crm_migration.mapping.mapper import get_path
+
+        def one(match: re.Match[str]) -> str:
+            value = get_path(record, match.group(1))
+            if value is None or value == "":
+                raise KeyError(match.group(1))
+            return str(value)
+
+        return _PLACEHOLDER_RE.sub(one, self.target.id_template)
+
+    def source_id_from(self, parts: Sequence[Any]) -> str:
+        """The source id made of ``parts`` in the order of the key template's placeholders."""
+        return fill_id_template(self.target.id_template, parts)
+
+    def key(self, record: Mapping[str, Any]) -> str:
+        """The ``x_migration_key`` of ``record``: ``apto:Contact:0035g00000abcDE``."""
+        source, key_object = (self.target.key or "::").split(":", 2)[:2]
+        return f"{source}:{key_object}:{self.source_id(record)}"
+
+    def stream_fields(self) -> tuple[str, ...]:
+        return tuple(self.stream.get("fields") or ())
+
+    def with_fields(self, extra: Mapping[str, FieldSpec], stream_fields: Iterable[str] = ()) -> ObjectSpec:
+        """A copy with ``extra`` fields added (custom fields) and their sources read by the stream."""
+        fields = {**self.fields, **{k: v for k, v in extra.items() if k not in self.fields}}
+        have = {f.lower() for f in self.stream_fields()}
+        add = [f for f in stream_fields if f.lower() not in have]
+        stream = dict(self.stream)
+        if add and "fields" in stream:
+            stream["fields"] = (*self.stream_fields(), *add)
+        return replace(self, fields=MappingProxyType(fields), stream=MappingProxyType(stream))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LookupSpec:
+    """A named lookup the Refs implementation resolves (owner by email, country by code or name...)."""
+
+    name: str
+    model: str
+    match: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Pair-wide choices.
+
+    :param fallback_user: Odoo login of the user for records whose owner matches no Odoo user.
+    :param conflict_policy: ``report`` or ``source_wins`` (the loader's :class:`~crm_migration.engine.load.Target`).
+    :param on_missing_ref: default for a ``ref`` to a record not (yet) migrated: ``error`` or ``null``.
+    :param contact_extra_companies: ``child_contacts`` (one child partner per extra company) or ``many2many``.
+    :param contact_own_address_type: the ``res.partner.type`` of a contact with its own address.
+    :param activities_oldest_first: load activity objects ordered by their date, oldest first.
+    """
+
+    fallback_user: str = "admin"
+    conflict_policy: str = "report"
+    on_missing_ref: str = "error"
+    contact_extra_companies: str = "child_contacts"
+    contact_own_address_type: str = "other"
+    activities_oldest_first: bool = True
+    owner_match: str = "email"
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+SF_TYPE_MAP = {
+    "string": "char", "textarea": "text", "picklist": "char", "multipicklist": "char", "combobox": "char",
+    "double": "float", "currency": "float", "percent": "float", "int": "integer", "long": "float",
+    "date": "date", "datetime": "datetime", "boolean": "boolean", "url": "char", "email": "char",
+    "phone": "char", "reference": "many2one", "html": "html", "encryptedstring": "char", "id": "char",
+    "time": "char",
+}
+SF_TYPE_FN: dict[str, tuple[str, Mapping[str, Any]]] = {
+    "string": ("text", {}), "textarea": ("text", {}), "picklist": ("text", {}), "combobox": ("text", {}),
+    "multipicklist": ("multipicklist", {}), "double": ("float", {}), "currency": ("float", {}),
+    "percent": ("float", {}), "int": ("int", {}), "long": ("float", {}), "date": ("date", {}),
+    "datetime": ("sf_datetime_to_odoo", {}), "boolean": ("bool", {}), "url": ("text", {}),
+    "email": ("text", {}), "phone": ("phone", {}), "html": ("html_clean", {}), "encryptedstring": ("text", {}),
+    "id": ("text", {}), "time": ("text", {}), "reference": ("text", {}),
+}
+ODOO_TTYPES = frozenset({"char", "text", "html", "integer", "float", "monetary", "date", "datetime", "boolean",
+                         "selection", "many2one", "many2many"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomField:
+    """One ``x_`` field planned from a describe ``custom: true`` field."""
+
+    source_object: str
+    source_field: str            # the API name as described (namespace filled in)
+    model: str
+    name: str
+    ttype: str
+    label: str
+    relation: str | None = None
+    size: int | None = None
+    selection: tuple[tuple[str, str], ...] = ()
+    field: FieldSpec | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomFieldRules:
+    """How describe ``custom: true`` fields become typed ``x_`` fields.
+
+    Name: ``x_`` + the API name lower-cased, without the namespace and ``__c`` (``McLabs2__Cap_Rate__c``
+    → ``x_cap_rate``), other characters as ``_``, cut to ``max_length`` with a hash suffix when longer.
+    Type: ``type_map`` (Salesforce type → Odoo ttype). A reference to a migrated object becomes a
+    many2one to its model (through ``ref``), to anything else the raw Salesforce id in a char.
+    ``overrides`` (``"Account.<ns>__Notes__c": {name: x_apto_notes, ttype: html, skip: false}``) win.
+    """
+
+    objects: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    prefix: str = "x_"
+    max_length: int = 63
+    type_map: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(SF_TYPE_MAP)))
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    skip: tuple[str, ...] = ()
+
+    def field_name(self, api_name: str) -> str:
+        """``McLabs2__Cap_Rate__c`` → ``x_cap_rate``; safe for PostgreSQL (63 bytes) and Odoo (``x_[a-z0-9_]``)."""
+        base = api_name[:-3] if api_name.lower().endswith("__c") else api_name
+        if "__" in base:
+            base = base.split("__", 1)[1]     # drop the namespace prefix
+        base = re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_") or "field"
+        name = self.prefix + base
+        if len(name) > self.max_length:
+            digest = hashlib.blake2b(api_name.encode(), digest_size=4).hexdigest()
+            name = name[: self.max_length - 9].rstrip("_") + "_" + digest
+        return name
+
+    def plan(self, source_object: str, describe_fields: Iterable[Mapping[str, Any]], *,
+             refs: Mapping[str, str] | None = None, ns: str | None = None,
+             taken: Mapping[str, str] | None = None) -> list[CustomField]:
+        """Plan the ``x_`` fields of ``source_object`` from its describe ``fields``.
+
+        :param refs: Salesforce object → the pair object migrated from it (reference targets).
+        :param taken: Odoo field names already used on the model → their ttype (collisions with another
+            type are an error naming both).
+        """
+        model = self.objects.get(source_object)
+        if not model:
+            return []
+        refs = refs or {}
+        used: dict[str, str] = dict(taken or {})
+        out: list[CustomField] = []
+        for desc in describe_fields:
+            if not desc.get("custom"):
+                continue
+            api = str(desc["name"])
+            key_spec = f"{source_object}.{_unexpand(api, ns)}"
+            over = dict(self.overrides.get(key_spec) or self.overrides.get(f"{source_object}.{api}") or {})
+            if over.get("skip") or key_spec in self.skip or f"{source_object}.{api}" in self.skip:
+                continue
+            sf_type = str(desc.get("type") or "string")
+            ttype = str(over.get("ttype") or self.type_map.get(sf_type, "char"))
+            name = str(over.get("name") or self.field_name(api))
+            relation = None
+            step_name, step_args = SF_TYPE_FN.get(sf_type, ("text", {}))
+            ref: tuple[str, ...] = ()
+            if ttype == "many2one":
+                target = next((refs[t] for t in desc.get("referenceTo") or () if t in refs), None)
+                if target is None:
+                    ttype = "char"
+                else:
+                    ref, step_name = (target,), ""
+                    relation = str(over.get("relation") or "")
+            if ttype not in ODOO_TTYPES:
+                raise SpecError("custom_fields", f"ttype {ttype!r} unknown (one of {sorted(ODOO_TTYPES)})",
+                                obj=source_object, field=api)
+            if not _X_NAME_RE.match(name) or len(name) > self.max_length:
+                raise SpecError("custom_fields", f"bad field name {name!r}", obj=source_object, field=api)
+            if name in used and used[name] != ttype:
+                raise SpecError("custom_fields", f"{name} already on {model} as {used[name]}, here {ttype}; "
+                                "add an override with another name", obj=source_object, field=api)
+            used[name] = ttype
+            if over.get("fn"):
+                step_name, step_args = str(over["fn"]), dict(over.get("args") or {})
+            steps = (FnStep(name=step_name, args=MappingProxyType(dict(step_args))),) if step_name else ()
+            fspec = FieldSpec(name=name, sources=(api,), fn=steps, ref=ref, on_missing="null",
+                              on_error="null", doc=f"custom field {api}")
+            selection = tuple((str(v.get("value")), str(v.get("label") or v.get("value")))
+                              for v in desc.get("picklistValues") or () if v.get("active", True))
+            out.append(CustomField(
+                source_object=source_object, source_field=api, model=model, name=name, ttype=ttype,
+                label=str(over.get("label") or desc.get("label") or api), relation=relation,
+                size=int(desc["length"]) if ttype == "char" and desc.get("length") else None,
+                selection=selection if ttype == "selection" else (), field=fspec))
+        return out
+
+
+def _unexpand(api: str, ns: str | None) -> str:
+    if ns and api.startswith(ns + "__"):
+        return "<ns>" + api[len(ns):]
+    return api
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairSpec:
+    """A validated mapping file.
+
+    :param objects: in dependency order (:meth:`order`).
+    :param x_fields: ``{model: {x_name: {ttype, label, relation?}}}``: the fields the mapping writes that
+        the schema step must create (besides ``x_migration_key`` and planned custom fields).
+    """
+
+    pair: str
+    source: str
+    settings: Settings
+    objects: Mapping[str, ObjectSpec]
+    lookups: Mapping[str, LookupSpec] = field(default_factory=lambda: MappingProxyType({}))
+    x_fields: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=lambda: MappingProxyType({}))
+    custom_fields: CustomFieldRules = field(default_factory=CustomFieldRules)
+    origin: str = "<memory>"
+    namespace: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+
+    def order(self) -> list[str]:
+        """The object names, dependencies first (ties in file order)."""
+        return list(self.objects)
+
+    def object(self, name: str) -> ObjectSpec:
+        try:
+            return self.objects[name]
+        except KeyError:
+            raise SpecError(self.origin, f"no object {name!r} (known: {', '.join(self.objects)})") from None
+
+    def loadable(self) -> list[ObjectSpec]:
+        """The objects written to Odoo (``action: load``), in order."""
+        return [o for o in self.objects.values() if o.target.action == "load"]
+
+    def by_prefix(self, prefix: str) -> list[ObjectSpec]:
+        return [o for o in self.objects.values() if o.id_prefix == prefix]
+
+    def with_namespace(self, ns: str | None) -> PairSpec:
+        """A copy with ``<ns>`` replaced by the namespace found at run time (``McLabs2``; ``None``: none)."""
+        if self.namespace is not None:
+            raise ValueError(f"{self.pair}: namespace already resolved to {self.namespace!r}")
+        return parse_pair(_expand(thaw(self.raw), ns), origin=self.origin, namespace=ns or "")
+
+
+# ---- parsing -------------------------------------------------------------------------------------------
+
+_TOP_KEYS = frozenset({"pair", "source", "version", "description", "settings", "lookups", "x_fields",
+                       "custom_fields", "objects"})
+_OBJ_KEYS = frozenset({"source_object", "stream", "target", "depends_on", "fields", "conditions", "attach_to",
+                       "hierarchy", "id_prefix", "enrich", "custom_fields", "on_missing", "doc", "unknown_fields"})
+_FIELD_KEYS = frozenset({"from", "fn", "args", "ref", "lookup", "const", "default", "required", "on_missing",
+                         "on_error", "when", "deferred", "doc"})
+_TARGET_KEYS = frozenset({"model", "key", "action", "where", "context", "export", "match"})
+_SETTINGS_KEYS = frozenset({"fallback_user", "conflict_policy", "on_missing_ref", "contact_extra_companies",
+                            "contact_own_address_type", "activities_oldest_first", "owner_match"})
+
+
+def load_pair(name_or_path: str | Path) -> PairSpec:
+    """Read and validate a pair file: a pair name (``apto_to_odoo``) or a path to a YAML file."""
+    text_path = str(name_or_path)
+    if isinstance(name_or_path, Path) or text_path.endswith((".yaml", ".yml")) or "/" in text_path:
+        path = Path(text_path)
+        if not path.is_file():
+            raise SpecError(text_path, "no such mapping file")
+        raw_text, origin = path.read_text(encoding="utf-8"), str(path)
+    else:
+        res = files("crm_migration") / "pairs" / f"{text_path}.yaml"
+        if not res.is_file():
+            raise SpecError(f"pairs/{text_path}.yaml", "no such pair (include/pairs/<pair>.yaml)")
+        raw_text, origin = res.read_text(encoding="utf-8"), f"pairs/{text_path}.yaml"
+    try:
+        raw = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        raise SpecError(origin, f"not valid YAML: {exc}") from None
+    return parse_pair(raw, origin=origin)
+
+
+def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = None) -> PairSpec:
+    """Validate a pair file's parsed YAML and build the :class:`PairSpec`."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, "the file must be a mapping with pair, source, objects")
+    if unknown := sorted(set(raw) - _TOP_KEYS):
+        raise SpecError(origin, f"unknown top-level key(s) {unknown}; known: {sorted(_TOP_KEYS)}")
+    for key in ("pair", "source", "objects"):
+        if not raw.get(key):
+            raise SpecError(origin, f"missing {key!r}")
+    source = str(raw["source"])
+    settings = _settings(raw.get("settings") or {}, origin)
+    lookups = _lookups(raw.get("lookups") or {}, origin)
+    x_fields = _x_fields(raw.get("x_fields") or {}, origin)
+    objects_raw = raw["objects"]
+    if not isinstance(objects_raw, Mapping):
+        raise SpecError(origin, "objects must be a mapping of name → object")
+    objects = {str(name): _object(str(name), spec, origin, source, settings) for name, spec in objects_raw.items()}
+    custom = _custom_rules(raw.get("custom_fields") or {}, origin, objects)
+    _check_cross(objects, lookups, x_fields, origin)
+    objects = _link(objects)
+    order = _toposort(objects, origin)
+    pair = PairSpec(pair=str(raw["pair"]), source=source, settings=settings,
+                    objects=MappingProxyType({n: objects[n] for n in order}), lookups=MappingProxyType(lookups),
+                    x_fields=_freeze(x_fields), custom_fields=custom, origin=origin, namespace=namespace,
+                    raw=_freeze(dict(raw)))
+    return pair
+
+
+def _settings(raw: Any, origin: str) -> Settings:
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, "settings must be a mapping")
+    known = {k: raw[k] for k in raw if k in _SETTINGS_KEYS}
+    extra = {k: raw[k] for k in raw if k not in _SETTINGS_KEYS}
+    s = Settings(**known, extra=MappingProxyType(extra))
+    if s.conflict_policy not in CONFLICT_POLICIES:
+        raise SpecError(origin, f"settings.conflict_policy must be one of {CONFLICT_POLICIES}")
+    if s.on_missing_ref not in ON_MISSING:
+        raise SpecError(origin, f"settings.on_missing_ref must be one of {ON_MISSING}")
+    if s.contact_extra_companies not in EXTRA_COMPANY_MODES:
+        raise SpecError(origin, f"settings.contact_extra_companies must be one of {EXTRA_COMPANY_MODES}")
+    if s.contact_own_address_type not in ("contact", "other", "invoice", "delivery"):
+        raise SpecError(origin, "settings.contact_own_address_type must be a res.partner type")
+    if not isinstance(s.fallback_user, str) or not s.fallback_user:
+        raise SpecError(origin, "settings.fallback_user must be an Odoo login")
+    return s
+
+
+def _lookups(raw: Any, origin: str) -> dict[str, LookupSpec]:
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, "lookups must be a mapping")
+    out = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, Mapping) or not spec.get("model"):
+            raise SpecError(origin, f"lookup {name!r} needs a model")
+        match = spec.get("match") or ()
+        match = (match,) if isinstance(match, str) else tuple(match)
+        options = {k: v for k, v in spec.items() if k not in ("model", "match")}
+        out[str(name)] = LookupSpec(name=str(name), model=str(spec["model"]), match=match,
+                                    options=_freeze(options))
+    return out
+
+
+def _x_fields(raw: Any, origin: str) -> dict[str, dict[str, dict[str, Any]]]:
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, "x_fields must be a mapping of model → {x_field: {ttype, label}}")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for model, fields in raw.items():
+        out[str(model)] = {}
+        for name, spec in (fields or {}).items():
+            spec = {"ttype": spec} if isinstance(spec, str) else dict(spec or {})
+            if not _X_NAME_RE.match(str(name)):
+                raise SpecError(origin, f"x_fields.{model}.{name}: a custom field name is x_[a-z0-9_]")
+            if spec.get("ttype") not in ODOO_TTYPES:
+                raise SpecError(origin, f"x_fields.{model}.{name}: ttype {spec.get('ttype')!r} not one of "
+                                        f"{sorted(ODOO_TTYPES)}")
+            if spec["ttype"] in ("many2one", "many2many") and not spec.get("relation"):
+                raise SpecError(origin, f"x_fields.{model}.{name}: a {spec['ttype']} needs a relation")
+            out[str(model)][str(name)] = spec
+    return out
+
+
+def _steps(raw_fn: Any, args: Any, where: str, obj: str, fname: str, n_values: int) -> tuple[FnStep, ...]:
+    if raw_fn is None:
+        if args:
+            raise SpecError(where, "args without fn", obj=obj, field=fname)
+        return ()
+    items = raw_fn if isinstance(raw_fn, list) else [raw_fn]
+    if args is not None and (len(items) != 1 or not isinstance(items[0], str)):
+        raise SpecError(where, "args go with a single fn name; in a list write {name: {arg: value}}",
+                        obj=obj, field=fname)
+    steps = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            name, step_args = item, dict(args or {})
+        elif isinstance(item, Mapping) and len(item) == 1:
+            name, step_args = next(iter(item.items()))
+            step_args = dict(step_args or {})
+        else:
+            raise SpecError(where, f"bad fn {item!r}: a name or {{name: {{args}}}}", obj=obj, field=fname)
+        if name not in T.TRANSFORMS:
+            raise SpecError(where, f"unknown transform {name!r} (known: {', '.join(sorted(T.TRANSFORMS))})",
+                            obj=obj, field=fname)
+        try:
+            T.check_args(name, n_values if i == 0 else 1, step_args)
+        except TypeError as exc:
+            raise SpecError(where, f"transform arguments do not fit: {exc}", obj=obj, field=fname) from None
+        steps.append(FnStep(name=str(name), args=_freeze(step_args)))
+    return tuple(steps)
+
+
+def _sources(raw: Any, where: str, obj: str, fname: str) -> tuple[tuple[str, ...], bool]:
+    if raw is None:
+        return (), False
+    many = isinstance(raw, list)
+    paths = tuple(str(p) for p in (raw if many else [raw]))
+    for p in paths:
+        if not _PATH_RE.match(p):
+            raise SpecError(where, f"bad source path {p!r}", obj=obj, field=fname)
+    return paths, many
+
+
+def _field(obj: str, fname: str, raw: Any, where: str) -> FieldSpec:
+    if not isinstance(raw, Mapping):
+        if isinstance(raw, str):           # shorthand: odoo_field: SourceField
+            raw = {"from": raw}
+        else:
+            raise SpecError(where, "a field is a mapping {from, fn, ref, lookup, const, default...}",
+                            obj=obj, field=fname)
+    if unknown := sorted(set(raw) - _FIELD_KEYS):
+        raise SpecError(where, f"unknown key(s) {unknown}; known: {sorted(_FIELD_KEYS)}", obj=obj, field=fname)
+    sources, many = _sources(raw.get("from"), where, obj, fname)
+    if "const" in raw and sources:
+        raise SpecError(where, "const and from exclude each other", obj=obj, field=fname)
+    if "const" not in raw and not sources:
+        raise SpecError(where, "needs from (source fields) or const", obj=obj, field=fname)
+    steps = _steps(raw.get("fn"), raw.get("args"), where, obj, fname, len(sources))
+    ref = raw.get("ref")
+    ref_t = () if ref is None else ((ref,) if isinstance(ref, str) else tuple(str(r) for r in ref))
+    if len(ref_t) > 1 and (steps or len(ref_t) != len(sources)):
+        raise SpecError(where, "a list of refs takes one from path per ref (the first that resolves wins), "
+                               "and no fn", obj=obj, field=fname)
+    if ref_t and raw.get("lookup"):
+        raise SpecError(where, "ref and lookup exclude each other", obj=obj, field=fname)
+    for key, allowed in (("on_missing", ON_MISSING), ("on_error", ON_ERROR)):
+        if raw.get(key) is not None and raw[key] not in allowed:
+            raise SpecError(where, f"{key} must be one of {allowed}", obj=obj, field=fname)
+    if len(sources) > 1 and not steps and not ref_t and "lookup" not in raw:
+        raise SpecError(where, "several from fields need a fn to combine them (e.g. first, join_name)",
+                        obj=obj, field=fname)
+    return FieldSpec(
+        name=fname, sources=sources, many=many, fn=steps, ref=ref_t, lookup=raw.get("lookup"),
+        const=_freeze(raw["const"]) if "const" in raw else MISSING,
+        default=_freeze(raw["default"]) if "default" in raw else MISSING,
+        required=bool(raw.get("required", False)), on_missing=raw.get("on_missing"),
+        on_error=raw.get("on_error") or "error", when=raw.get("when"), deferred=bool(raw.get("deferred", False)),
+        doc=raw.get("doc"))
+
+
+def _check_key(obj: str, key: Any, source: str, where: str) -> str:
+    if not isinstance(key, str) or key.count(":") < 2:
+        raise SpecError(where, f"bad key template {key!r}: '<source>:<Object>:{{Field}}'", obj=obj, field="key")
+    src, key_object, id_tpl = key.split(":", 2)
+    if src != source:
+        raise SpecError(where, f"bad key template {key!r}: must start with '{source}:'", obj=obj, field="key")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", key_object):
+        raise SpecError(where, f"bad key template {key!r}: object part {key_object!r}", obj=obj, field="key")
+    placeholders = _PLACEHOLDER_RE.findall(id_tpl)
+    if not placeholders:
+        raise SpecError(where, f"bad key template {key!r}: no {{Field}} placeholder", obj=obj, field="key")
+    rest = _PLACEHOLDER_RE.sub("", id_tpl)
+    if "{" in rest or "}" in rest:
+        raise SpecError(where, f"bad key template {key!r}: unbalanced braces", obj=obj, field="key")
+    for p in placeholders:
+        if not _PATH_RE.match(p) or p.startswith("$"):
+            raise SpecError(where, f"bad key template {key!r}: placeholder {{{p}}} is not a field", obj=obj,
+                            field="key")
+    return key
+
+
+def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -> ObjectSpec:
+    where = origin
+    if not isinstance(raw, Mapping):
+        raise SpecError(where, "an object is a mapping {stream, target, fields...}", obj=name)
+    if unknown := sorted(set(raw) - _OBJ_KEYS):
+        raise SpecError(where, f"unknown key(s) {unknown}; known: {sorted(_OBJ_KEYS)}", obj=name)
+    target_raw = raw.get("target")
+    if not isinstance(target_raw, Mapping):
+        raise SpecError(where, "missing target {model, key}", obj=name, field="target")
+    if unknown := sorted(set(target_raw) - _TARGET_KEYS):
+        raise SpecError(where, f"unknown target key(s) {unknown}", obj=name, field="target")
+    action = target_raw.get("action", "none" if target_raw.get("model") in (None, "none") else "load")
+    if action not in ACTIONS:
+        raise SpecError(where, f"target.action must be one of {ACTIONS}", obj=name, field="target")
+    model = target_raw.get("model")
+    if model == "none":
+        model = None
+    if action != "none" and not model:
+        raise SpecError(where, "missing target model", obj=name, field="target.model")
+    if model is not None and not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+", str(model)):
+        raise SpecError(where, f"bad target model {model!r}", obj=name, field="target.model")
+    key = None
+    if action == "load":
+        key = _check_key(name, target_raw.get("key"), source, where)
+    elif target_raw.get("key"):
+        key = _check_key(name, target_raw.get("key"), source, where)
+    if action == "none" and not target_raw.get("export"):
+        raise SpecError(where, "target none needs export (what is produced instead)", obj=name, field="target")
+    target = TargetSpec(model=model, key=key, action=action, where=_freeze(dict(target_raw.get("where") or {})),
+                        context=_freeze(dict(target_raw.get("context") or {})), export=target_raw.get("export"),
+                        match=_freeze(dict(target_raw.get("match") or {})))
+    stream = raw.get("stream")
+    if not isinstance(stream, Mapping) or not stream.get("kind"):
+        raise SpecError(where, "missing stream {kind, ...}", obj=name, field="stream")
+    if stream["kind"] == "soql":
+        _check_soql_stream(name, raw.get("source_object") or name, stream, where)
+    fields_raw = raw.get("fields") or {}
+    if not isinstance(fields_raw, Mapping):
+        raise SpecError(where, "fields must be a mapping odoo_field → spec", obj=name, field="fields")
+    fields = {str(f): _field(name, str(f), spec, where) for f, spec in fields_raw.items()}
+    for f in fields:
+        if f in MAGIC_FIELDS:
+            raise SpecError(where, f"{f} is set by Odoo or the loader, not by the mapping", obj=name, field=f)
+    conditions: dict[str, ConditionSpec] = {}
+    for cname, craw in (raw.get("conditions") or {}).items():
+        if not isinstance(craw, Mapping):
+            raise SpecError(where, "a condition is {from, fn} or {any_of: [...]}", obj=name, field=f"${cname}")
+        if "any_of" in craw:
+            srcs, _ = _sources(list(craw["any_of"]), where, name, f"${cname}")
+            conditions[str(cname)] = ConditionSpec(name=str(cname), sources=srcs)
+        else:
+            srcs, _ = _sources(craw.get("from"), where, name, f"${cname}")
+            steps = _steps(craw.get("fn"), craw.get("args"), where, name, f"${cname}", len(srcs))
+            if not srcs or not steps:
+                raise SpecError(where, "a condition needs from and fn", obj=name, field=f"${cname}")
+            conditions[str(cname)] = ConditionSpec(name=str(cname), sources=srcs, fn=steps)
+    for f in fields.values():
+        if f.when and f.when not in conditions:
+            raise SpecError(where, f"when: unknown condition {f.when!r}", obj=name, field=f.name)
+        for p in f.sources:
+            if p.startswith("$") and p[1:] not in conditions:
+                raise SpecError(where, f"unknown condition {p!r}", obj=name, field=f.name)
+    attach = None
+    if (a := raw.get("attach_to")) is not None:
+        if not isinstance(a, Mapping) or not a.get("from") or not a.get("objects"):
+            raise SpecError(where, "attach_to needs from, objects, model_field, id_field", obj=name, field="attach_to")
+        srcs, _ = _sources(a["from"] if isinstance(a["from"], list) else [a["from"]], where, name, "attach_to")
+        model_as = a.get("model_as", "name")
+        if model_as not in ("name", "ir_model"):
+            raise SpecError(where, "attach_to.model_as must be name or ir_model", obj=name, field="attach_to")
+        attach = AttachSpec(sources=srcs, objects=tuple(a["objects"]), model_field=str(a.get("model_field", "model")),
+                            id_field=str(a.get("id_field", "res_id")), model_as=model_as,
+                            required=bool(a.get("required", True)))
+    hierarchy = None
+    if (h := raw.get("hierarchy")) is not None:
+        if not isinstance(h, Mapping) or not h.get("parent_field"):
+            raise SpecError(where, "hierarchy needs parent_field", obj=name, field="hierarchy")
+        hierarchy = HierarchySpec(parent_field=str(h["parent_field"]), id_field=str(h.get("id_field", "Id")),
+                                  break_cycles=bool(h.get("break_cycles", True)),
+                                  load_by_level=bool(h.get("load_by_level", True)))
+    depends = raw.get("depends_on") or ()
+    if isinstance(depends, str):
+        depends = (depends,)
+    on_missing = raw.get("on_missing", settings.on_missing_ref)
+    if on_missing not in ON_MISSING:
+        raise SpecError(where, f"on_missing must be one of {ON_MISSING}", obj=name)
+    id_prefix = raw.get("id_prefix")
+    if id_prefix is not None and not re.fullmatch(r"[A-Za-z0-9]{3}", str(id_prefix)):
+        raise SpecError(where, f"id_prefix {id_prefix!r} is a 3-character Salesforce key prefix", obj=name)
+    obj = ObjectSpec(
+        name=name, source_object=str(raw.get("source_object") or name), stream=_freeze(dict(stream)),
+        target=target, depends_on=tuple(str(d) for d in depends), fields=MappingProxyType(fields),
+        conditions=MappingProxyType(conditions), attach=attach, hierarchy=hierarchy,
+        id_prefix=str(id_prefix) if id_prefix is not None else None, enrich=_freeze(dict(raw.get("enrich") or {})),
+        custom_fields=bool(raw.get("custom_fields", False)), on_missing=on_missing, doc=raw.get("doc"))
+    _check_paths_read(obj, where)
+    return obj
+
+
+# the keys crm_migration.streams.soql.stream_from_spec accepts (checked here without importing Airflow)
+_SOQL_KEYS = frozenset({"kind", "source_object", "object", "fields", "primary_key", "replication_key",
+                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size"})
+_SOQL_FIELD_RE = re.compile(r"^(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*$")
+
+
+def _check_soql_stream(name: str, source_object: str, stream: Mapping[str, Any], where: str) -> None:
+    if unknown := sorted(set(stream) - _SOQL_KEYS):
+        raise SpecError(where, f"stream: unknown key(s) {unknown}; known: {sorted(_SOQL_KEYS)}", obj=name,
+                        field="stream")
+    fields = stream.get("fields")
+    if not isinstance(fields, list | tuple) or not fields:
+        raise SpecError(where, "stream: fields must be a non-empty list", obj=name, field="stream")
+    for f in fields:
+        if not isinstance(f, str) or not _SOQL_FIELD_RE.match(f):
+            raise SpecError(where, f"stream: invalid field name {f!r}", obj=name, field="stream")
+    filters = stream.get("filters") or ()
+    for clause in [filters] if isinstance(filters, str) else filters:
+        if not isinstance(clause, str) or not clause.strip():
+            raise SpecError(where, f"stream: invalid filter {clause!r}", obj=name, field="stream")
+
+
+def _check_paths_read(obj: ObjectSpec, where: str) -> None:
+    """Every source path a field, condition, key or attach_to uses is read by a SOQL stream."""
+    if obj.stream.get("kind") != "soql":
+        return
+    read = {f.lower() for f in obj.stream_fields()} | {"id"}
+    if rk := obj.stream.get("replication_key"):
+        read.add(str(rk).lower())
+    extra = {k.lower() for k in obj.enrich}
+
+    def check(path: str, fname: str) -> None:
+        if path.startswith(("$", "_")):
+            return
+        if path.lower() in read or path.split(".")[0].lower() in extra:
+            return
+        raise SpecError(where, f"source field {path!r} is not read by the stream (add it to stream.fields)",
+                        obj=obj.name, field=fname)
+
+    for f in obj.fields.values():
+        for p in f.sources:
+            check(p, f.name)
+    for c in obj.conditions.values():
+        for p in c.sources:
+            check(p, f"${c.name}")
+    for p in obj.target.id_fields:
+        check(p, "key")
+    for p in obj.target.where:
+        check(str(p), "target.where")
+    if obj.attach:
+        for p in obj.attach.sources:
+            check(p, "attach_to")
+    if obj.hierarchy:
+        check(obj.hierarchy.parent_field, "hierarchy")
+
+
+def _custom_rules(raw: Any, origin: str, objects: Mapping[str, ObjectSpec]) -> CustomFieldRules:
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, "custom_fields must be a mapping")
+    type_map = dict(SF_TYPE_MAP)
+    type_map.update(raw.get("type_map") or {})
+    for sf, tt in type_map.items():
+        if tt not in ODOO_TTYPES:
+            raise SpecError(origin, f"custom_fields.type_map.{sf}: {tt!r} is not an Odoo ttype")
+    objs = dict(raw.get("objects") or {})
+    for o in objs:
+        if o not in objects:
+            raise SpecError(origin, f"custom_fields.objects: unknown object {o!r}")
+    for key in raw.get("overrides") or {}:
+        if str(key).split(".", 1)[0] not in objects or "." not in str(key):
+            raise SpecError(origin, f"custom_fields.overrides: {key!r} is not '<Object>.<ApiName>'")
+    max_len = int(raw.get("max_length", 63))
+    if not 10 <= max_len <= 63:
+        raise SpecError(origin, "custom_fields.max_length must be in [10, 63]")
+    return CustomFieldRules(objects=MappingProxyType(objs), prefix=str(raw.get("prefix", "x_")), max_length=max_len,
+                            type_map=MappingProxyType(type_map), overrides=_freeze(dict(raw.get("overrides") or {})),
+                            skip=tuple(raw.get("skip") or ()))
+
+
+def _check_cross(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, LookupSpec],
+                 x_fields: Mapping[str, Mapping[str, Any]], origin: str) -> None:
+    key_objects: dict[str, str] = {}
+    for obj in objects.values():
+        for dep in obj.depends_on:
+            if dep not in objects:
+                raise SpecError(origin, f"depends_on: unknown object {dep!r}", obj=obj.name)
+        for f in obj.fields.values():
+            for r in f.ref:
+                if r not in objects:
+                    raise SpecError(origin, f"unknown ref object {r!r}", obj=obj.name, field=f.name)
+                if objects[r].target.action != "load":
+                    raise SpecError(origin, f"ref {r!r} is not loaded into Odoo (action "
+                                            f"{objects[r].target.action}); use a lookup", obj=obj.name, field=f.name)
+            if f.lookup and f.lookup not in lookups:
+                raise SpecError(origin, f"unknown lookup {f.lookup!r} (known: {', '.join(sorted(lookups))})",
+                                obj=obj.name, field=f.name)
+            if len(f.ref) == 1 and f.many and len(f.sources) > 1 and not f.fn:
+                ref_obj = objects[f.ref[0]]
+                if len(ref_obj.target.id_fields) != len(f.sources):
+                    raise SpecError(origin, f"ref {ref_obj.name} ids are made of {list(ref_obj.target.id_fields)}; "
+                                            f"from gives {len(f.sources)} value(s)", obj=obj.name, field=f.name)
+            if f.name.startswith("x_") and obj.model and f.name not in (x_fields.get(obj.model) or {}):
+                raise SpecError(origin, f"{f.name} is not declared in x_fields.{obj.model} (the schema step "
+                                        "creates only declared fields)", obj=obj.name, field=f.name)
+        if obj.attach:
+            for r in obj.attach.objects:
+                if r not in objects:
+                    raise SpecError(origin, f"unknown attach_to object {r!r}", obj=obj.name, field="attach_to")
+                if not objects[r].id_prefix:
+                    raise SpecError(origin, f"attach_to object {r!r} has no id_prefix", obj=obj.name,
+                                    field="attach_to")
+            if obj.attach.model_as == "ir_model" and "model" not in lookups:
+                raise SpecError(origin, "attach_to model_as ir_model needs the lookup 'model'", obj=obj.name,
+                                field="attach_to")
+        if obj.target.key and obj.target.action == "load":
+            ko = obj.target.key_object
+            if ko in key_objects:
+                raise SpecError(origin, f"key object {ko!r} already used by {key_objects[ko]}: the crosswalk needs "
+                                        "one per object", obj=obj.name, field="key")
+            key_objects[ko] = obj.name
+
+
+def _link(objects: Mapping[str, ObjectSpec]) -> dict[str, ObjectSpec]:
+    """Copy into each object what it needs to know of the objects it references (no lookups at map time)."""
+    out = {}
+    for name, obj in objects.items():
+        fields = {}
+        for fname, f in obj.fields.items():
+            if f.ref:
+                f = replace(f, ref_templates=tuple(objects[r].target.id_template for r in f.ref),
+                            ref_prefixes=tuple(objects[r].id_prefix for r in f.ref))
+            fields[fname] = f
+        attach = obj.attach
+        if attach is not None:
+            attach = replace(attach, targets=tuple((r, str(objects[r].id_prefix), str(objects[r].model))
+                                                   for r in attach.objects))
+        out[name] = replace(obj, fields=MappingProxyType(fields), attach=attach)
+    return out
+
+
+def _toposort(objects: Mapping[str, ObjectSpec], origin: str) -> list[str]:
+    """Dependencies first; refs count as dependencies (a self-ref is the hierarchy, not a cycle)."""
+    deps: dict[str, set[str]] = {}
+    for name, obj in objects.items():
+        d = set(obj.depends_on)
+        for f in obj.fields.values():
+            d.update(f.ref)
+        if obj.attach:
+            d.update(obj.attach.objects)
+        d.discard(name)
+        deps[name] = d
+    order: list[str] = []
+    done: set[str] = set()
+    names = list(objects)
+    while len(order) < len(names):
+        ready = [n for n in names if n not in done and deps[n] <= done]
+        if not ready:
+            left = [n for n in names if n not in done]
+            cycle = _find_cycle({n: deps[n] - done for n in left})
+            raise SpecError(origin, f"dependency cycle between objects: {' -> '.join(cycle)}")
+        order.append(ready[0])
+        done.add(ready[0])
+    return order
+
+
+def _find_cycle(deps: Mapping[str, set[str]]) -> list[str]:
+    start = next(iter(deps))
+    path, seen = [start], {start: 0}
+    node = start
+    while True:
+        node = sorted(d for d in deps[node] if d in deps)[0]
+        if node in seen:
+            return path[seen[node]:] + [node]
+        seen[node] = len(path)
+        path.append(node)
