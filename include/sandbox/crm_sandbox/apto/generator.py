@@ -124,7 +124,7 @@ class _Gen:
                     "LastModifiedById": creator, "SystemModstamp": format_datetime(modified)})
         if odef.has("OwnerId"):
             rec["OwnerId"] = owner or (self.owner() if getattr(self, "users", None) else None)
-        for k in list(rec):
+        for k in ("IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp"):
             if not odef.has(k):
                 del rec[k]
         rec.update(values)

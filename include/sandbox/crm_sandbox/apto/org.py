@@ -34,6 +34,7 @@ DEFAULT_SECURITY_TOKEN = "SANDBOXTOKEN"
 CDL_RESTRICTION = ("Implementation restriction: ContentDocumentLink requires a filter by a single Id on "
                    "ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN "
                    "operator.")
+CURSOR_IDLE_SECONDS = 15 * 60
 BLOB_FIELDS = {("ContentVersion", "VersionData"), ("Attachment", "Body"), ("ContentNote", "Content")}
 
 
@@ -75,7 +76,7 @@ class _Cursor:
     ids: list[str]
     batch: int
     tooling: bool
-    created: float = field(default_factory=time.monotonic)
+    used: float = field(default_factory=time.monotonic)
 
 
 class _Catalog:
@@ -399,8 +400,12 @@ class AptoOrg:
         loc, _, off = locator.rpartition("-")
         with self.lock:
             cursor = self.cursors.get(loc) if off.isdigit() else None
+            if cursor is not None and time.monotonic() - cursor.used > CURSOR_IDLE_SECONDS:
+                del self.cursors[loc]       # Salesforce drops a locator after 15 minutes without use
+                cursor = None
             if cursor is None or cursor.tooling != tooling:
                 raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            cursor.used = time.monotonic()
             self.cursors.move_to_end(loc)
             return self._page(cursor, loc, int(off), version)
 
@@ -531,6 +536,8 @@ class AptoOrg:
     def _window(self, start: str | None, end: str | None) -> tuple[datetime, datetime]:
         if not start or not end:
             raise ApiError(400, "MALFORMED_QUERY", "Both start and end parameters are required")
+        # a raw "+00:00" in a query string arrives as " 00:00"
+        start, end = start.strip().replace(" ", "+"), end.strip().replace(" ", "+")
         try:
             lo, hi = parse_sf_datetime(start), parse_sf_datetime(end)
         except ValueError:
