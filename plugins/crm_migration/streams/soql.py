@@ -134,6 +134,8 @@ class SoqlStream:
         ``start=None`` reads from the beginning; ``parent_ids`` fills ``parent_filter IN (...)``
         (one chunk: :meth:`records` chunks for you).
         """
+        if start is not None and end is not None and soql_datetime(start) >= soql_datetime(end):
+            raise ValueError(f"{self.source_object}: empty window [{soql_datetime(start)}, {soql_datetime(end)})")
         where = self._where(start, end, ns, parent_ids)
         order = [expand_namespace(k, ns) for k in (self.replication_key, self.primary_key) if k]
         text = f"SELECT {', '.join(self.field_names(ns))} FROM {self.object_name(ns)}"

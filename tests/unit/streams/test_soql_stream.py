@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import httpx
 import pytest
@@ -67,6 +68,8 @@ def test_keys_are_added_once_and_naive_datetimes_refused():
     assert stream.fields == ("Name", "id", "SystemModstamp")
     with pytest.raises(ValueError, match="naive"):
         stream.soql(datetime(2024, 1, 1), T1, "")
+    with pytest.raises(ValueError, match="empty window"):
+        stream.soql(T1, T0, "")
     with pytest.raises(dataclasses.FrozenInstanceError):
         stream.source_object = "Contact"  # type: ignore[misc]
 
@@ -135,6 +138,8 @@ def test_stream_from_yaml_spec():
                                 filters=("IsDeleted = false",))
     assert stream.soql(T0, T1, "McLabs2").startswith(
         "SELECT Id, FirstName, LastName, Email, AccountId, McLabs2__Rating__c, SystemModstamp FROM Contact WHERE")
+    frozen = MappingProxyType({"kind": "soql", "fields": ("Id", "Name"), "filters": ("IsActive = true",)})
+    assert stream_from_spec(frozen, source_object="User").fields == ("Id", "Name", "SystemModstamp")
     full = stream_from_spec({"object": "RecordType", "fields": ["Name"], "replication_key": None,
                              "filters": "SobjectType = 'Opportunity'"})
     assert full.replication_key is None and full.filters == ("SobjectType = 'Opportunity'",)
