@@ -191,3 +191,18 @@ def test_faults_retry_reauth_and_limits(conn, server):
     hook.count("SELECT Id FROM User")  # this answer carries the usage
     with pytest.raises(AptoApiLimitError, match="API_SHARE_REACHED"):
         hook.count("SELECT Id FROM User")
+
+
+def test_content_document_links_by_parent_ids(conn, info):
+    hook = make_hook()
+    links = SoqlStream(source_object="ContentDocumentLink", fields=("LinkedEntityId", "ContentDocumentId"),
+                       parent_filter="LinkedEntityId", parent_chunk_size=200)
+    parents = [r["Id"] for r in hook.query("SELECT Id FROM Account")]
+    parents += [r["Id"] for r in hook.query("SELECT Id FROM Opportunity")]
+    assert len(parents) > 200  # two chunks at least
+    end = datetime.now(UTC).replace(microsecond=0)
+    rows = list(links.records(hook, None, end, parent_ids=parents))
+    assert rows and {r["LinkedEntityId"] for r in rows} <= set(parents)
+    assert links.count(hook, None, end, parent_ids=parents) == len(rows)
+    with pytest.raises(AptoApiError):  # Salesforce refuses an unfiltered ContentDocumentLink query
+        list(hook.query("SELECT Id FROM ContentDocumentLink"))
