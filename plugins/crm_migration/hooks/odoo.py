@@ -110,6 +110,7 @@ class OdooError(CrmMigrationError):
 
     def __init__(self, message: str, *, model: str | None = None, method: str | None = None,
                  code: int | str | None = None) -> None:
+        message = " ".join(message.split())  # one line: Odoo's messages span several
         self.message, self.model, self.method, self.code = message, model, method, code
         where = f"{model}.{method}: " if model and method else ""
         super().__init__(f"{where}{message}")
@@ -240,7 +241,7 @@ def classify(*, name: str | None, message: str, code: int | str | None = None,
     """
     short = (name or "").rsplit(".", 1)[-1]
     kw: dict[str, Any] = {"model": model, "method": method, "code": code}
-    text = f"{name}: {message}" if name else message
+    text = f"{name.removeprefix('builtins.')}: {message}" if name else message
     if code in (3, 4) or short in ("AccessDenied", "AccessError", "Unauthorized", "SessionExpiredException"):
         return OdooAccessDenied(message or "Access Denied", **kw)
     if m := _MISSING.search(message):
@@ -424,8 +425,13 @@ class _Json2(_Transport):
                 **info}
 
     def authenticate(self) -> int:
+        """The API key's user id (``res.users/context_get``, as Odoo's documentation suggests)."""
         context = self.execute("res.users", "context_get", [], {})
         return int(context.get("uid") or 0) if isinstance(context, Mapping) else 0
+
+    def probe(self) -> None:
+        """Prove the endpoint answers and accepts the key: the cheapest read there is."""
+        self.execute("res.users", "search_count", [[("id", "=", 0)]], {})
 
     def execute(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         body = json2_body(method, args, kwargs)
@@ -590,7 +596,7 @@ class OdooHook(BaseHook):
         if major is not None and major >= 19:
             probe = _Json2(self)
             try:
-                self._retrying(True, "JSON-2 probe")(probe.authenticate)
+                self._retrying(True, "JSON-2 probe")(probe.probe)
             except OdooError as exc:
                 self.log.info("Odoo %s: JSON-2 not usable (%s); using JSON-RPC", major, exc.message)
             else:
@@ -629,8 +635,13 @@ class OdooHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Airflow's "Test" button: authenticate and report the version."""
         try:
-            uid = self.uid
-            return True, f"Odoo {self.version().get('server_version')}, uid {uid}, transport {self.wire.name}"
+            wire = self.wire
+            if isinstance(wire, _Json2):
+                self._retrying(True, "JSON-2 probe")(wire.probe)
+                who = "API key accepted"
+            else:
+                who = f"uid {self.uid}"
+            return True, f"Odoo {self.version().get('server_version')}, {who}, transport {wire.name}"
         except CrmMigrationError as exc:
             return False, str(exc)
 
