@@ -440,8 +440,11 @@ class AptoHook(BaseHook):
         elif auth == "jwt":
             private_key = extra.get("private_key")
             if not private_key and extra.get("private_key_file"):
-                with open(extra["private_key_file"], encoding="utf-8") as fh:
-                    private_key = fh.read()
+                try:
+                    with open(extra["private_key_file"], encoding="utf-8") as fh:
+                        private_key = fh.read()
+                except OSError as exc:
+                    raise AptoConfigurationError(cid, f"extra.private_key_file unreadable ({exc.strerror})") from None
             if not private_key:
                 raise AptoConfigurationError(cid, "jwt flow needs extra.private_key (PEM)")
             private_key = private_key.replace("\\n", "\n")
