@@ -17,6 +17,7 @@ THING = ObjectDef("Thing__c", "a01", "Thing", "Things", [
     FieldDef("Id", "id"), FieldDef("Name", "string"), FieldDef("Amount", "currency"),
     FieldDef("Active", "boolean"), FieldDef("Closed", "date"), FieldDef("Stamp", "datetime"),
     FieldDef("Tags", "multipicklist", picklist=("A", "B", "C")), FieldDef("Note", "textarea"),
+    FieldDef("Body", "textarea", length=32000),
     FieldDef("OwnerId", "reference", reference_to=("Person",), relationship_name="Owner"),
     FieldDef("IsDeleted", "boolean")])
 PERSON = ObjectDef("Person", "005", "Person", "People", [
@@ -178,6 +179,8 @@ def test_order_limit_offset(tail: str, expected: list[str]) -> None:
     ("SELECT Id FROM Thing__c OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE", "2000"),
     ("SELECT FIELDS(ALL) FROM Thing__c", "MALFORMED_QUERY", "LIMIT of at most 200"),
     ("", "MALFORMED_QUERY", "query string"),
+    ("SELECT Id FROM Thing__c WHERE Body = 'x'", "INVALID_FIELD", "field 'Body' can not be filtered in a query call"),
+    ("SELECT Id FROM Thing__c ORDER BY Tags", "INVALID_FIELD", "field 'Tags' can not be sorted in a query call"),
     ("SELECT Id FROM Thing__c WHERE OwnerId = 'abc'", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: abc"),
     ("SELECT Id FROM Thing__c WHERE OwnerId IN ('abc')", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field"),
 ])

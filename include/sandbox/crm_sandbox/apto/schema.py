@@ -39,7 +39,16 @@ class FieldDef:
         return self.name.endswith("__c")
 
     def meta(self) -> FieldMeta:
-        return FieldMeta(self.name, self.type, tuple(self.reference_to), self.relationship_name, self.custom)
+        return FieldMeta(self.name, self.type, tuple(self.reference_to), self.relationship_name, self.custom,
+                         filterable=self.filterable, sortable=self.sortable)
+
+    @property
+    def filterable(self) -> bool:
+        return self.type != "base64" and not (self.type == "textarea" and (self.length or 255) > 255)
+
+    @property
+    def sortable(self) -> bool:
+        return self.filterable and self.type != "multipicklist"
 
     def describe(self) -> dict[str, Any]:
         t = self.type
@@ -73,7 +82,7 @@ class FieldDef:
             "encrypted": False,
             "externalId": self.external_id,
             "extraTypeInfo": "plaintextarea" if t == "textarea" else None,
-            "filterable": t not in {"textarea", "base64"} or (self.length or 0) <= 255,
+            "filterable": self.filterable,
             "filteredLookupInfo": None,
             "groupable": t not in {"textarea", "base64", "double", "currency", "percent", "datetime", "multipicklist"},
             "highScaleNumber": False,
@@ -104,7 +113,7 @@ class FieldDef:
             "scale": (self.scale if self.scale is not None else 2) if numeric else 0,
             "searchPrefilterable": False,
             "soapType": "xsd:" + SOAP_TYPE.get(t, "string") if t not in {"id", "reference"} else "tns:ID",
-            "sortable": t not in {"textarea", "base64", "multipicklist"},
+            "sortable": self.sortable,
             "type": t,
             "unique": self.unique,
             "updateable": self.updateable and not system,

@@ -513,6 +513,7 @@ class FieldMeta:
     relationship_name: str | None = None
     custom: bool = False
     filterable: bool = True
+    sortable: bool = True
 
 
 class Catalog(Protocol):
@@ -675,8 +676,11 @@ def compile_query(q: Query, catalog: Catalog, *, now: datetime | None = None) ->
     if q.where is not None:
         cq.predicate = _compile_cond(q, catalog, sobject, q.where, now)
     for item in q.order:
-        cq.order.append((resolve_path(q, catalog, sobject, item.field.path, item.field.pos), item.desc,
-                         item.nulls_first))
+        col = resolve_path(q, catalog, sobject, item.field.path, item.field.pos)
+        if not col.field.sortable:
+            raise SoqlError("INVALID_FIELD", _located(q.text, item.field.pos, (
+                f"field '{col.path}' can not be sorted in a query call")))
+        cq.order.append((col, item.desc, item.nulls_first))
     if q.offset is not None and q.offset > 2000:
         raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000")
     return cq
@@ -805,6 +809,9 @@ def _compile_cond(q: Query, catalog: Catalog, sobject: str, node: Any, now: date
         return lambda r: not inner(r)
     col = resolve_path(q, catalog, sobject, node.field.path, node.field.pos)
     ftype = col.field.type
+    if not col.field.filterable:
+        raise SoqlError("INVALID_FIELD", _located(q.text, node.field.pos, (
+            f"field '{col.path}' can not be filtered in a query call")))
 
     def get(r: Mapping[str, Any]) -> Any:
         return _normalize(ftype, read_column(r, col, catalog))
