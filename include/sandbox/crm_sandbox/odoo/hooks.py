@@ -142,7 +142,15 @@ class Hooks(Core):
         ATT.computed["raw"] = lambda r: False
         ATT.computed["local_url"] = lambda r: f"/web/content/ir.attachment/{r['id']}/datas"
         for M in self.models.values():
+            for fname, f in M.fields.items():
+                if f.type == "one2many" and fname not in M.computed and f.relation in self.models:
+                    M.o2m_getters[fname] = self._o2m_getter(M, f)
             M.invalidate_getters()
+
+    def _o2m_getter(self, M: Model, f: Field) -> Any:
+        def get(row: dict[str, Any]) -> list[int]:
+            return self._o2m_map(M, f, [row["id"]]).get(row["id"], [])
+        return get
 
     def _follower_partners(self, model: str, rid: int) -> list[int]:
         return list(self._followers(model, rid))

@@ -95,6 +95,8 @@ class Model:
         self.computed: dict[str, Callable[[dict[str, Any]], Any]] = computed or {}
         self._getters: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.cache: dict[str, Any] = {}
+        # one2many values for domains (read() computes them in one batch instead)
+        self.o2m_getters: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.has_active = "active" in fields
 
     def add_field(self, field: Field) -> None:
@@ -113,6 +115,8 @@ class Model:
         if get is None:
             if fname in self.computed:
                 get = self.computed[fname]
+            elif fname in self.o2m_getters:
+                get = self.o2m_getters[fname]
             else:
                 empty = self.fields[fname].empty if fname in self.fields else False
                 if isinstance(empty, list):
