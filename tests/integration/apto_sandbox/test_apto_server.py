@@ -414,6 +414,12 @@ def test_faults(api, srv) -> None:
     stats = httpx.get(f"{srv.url}/sandbox/stats").json()
     assert stats["calls"]["limits"] >= 3 and "query" not in stats["calls"]   # faulted calls never reached it
     assert stats["events"]["fault:status"] == 3
+    httpx.post(admin, json={"kind": "status", "status": 504, "count": 5})
+    assert httpx.get(admin).json()["faults"][0]["count"] == 5
+    assert api.get(f"{V}/limits").status_code == 504
+    httpx.delete(admin)
+    assert api.get(f"{V}/limits").status_code == 200
+    assert httpx.post(f"{srv.url}/sandbox/stats/reset").json()["total"] == 0
 
 
 def test_reset_restores_the_generated_org(api, srv, org) -> None:

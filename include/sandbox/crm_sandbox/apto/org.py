@@ -298,6 +298,11 @@ class AptoOrg:
         with self.lock:
             self.faults.clear()
 
+    def reset_stats(self) -> None:
+        """Forget the call counts (API usage stays)."""
+        with self.lock:
+            self.stats.clear()
+
     def get_stats(self) -> dict[str, Any]:
         with self.lock:
             calls = {k: v for k, v in self.stats.items() if ":" not in k}

@@ -12,7 +12,7 @@ Salesforce endpoints (``vNN.N`` = any API version): ``POST /services/oauth2/toke
 ``sobjects/{obj}/deleted/``, ``query``, ``queryAll``, ``query/{locator}``, ``tooling/query``,
 ``tooling/sobjects[/{obj}/describe]``, ``ui-api/object-info/{obj}/picklist-values/{recordTypeId}[/{field}]``,
 ``limits``. Admin endpoints (not Salesforce) live under ``/sandbox/``: ``GET info``, ``GET stats``,
-``POST mutate``, ``POST faults`` / ``DELETE faults``, ``POST api-usage``, ``POST reset``,
+``POST stats/reset``, ``POST mutate``, ``GET|POST|DELETE faults``, ``POST api-usage``, ``POST reset``,
 ``POST expire-tokens``, ``POST clock``.
 """
 
@@ -260,6 +260,11 @@ class AptoHandler(SandboxHandler):
                 self.send_json(400, {"error": str(e)})
                 return
             self.send_json(200, {"faults": [f.to_dict() for f in made]})
+        elif what == "faults" and method == "GET":
+            self.send_json(200, {"faults": [f.to_dict() for f in org.faults]})
+        elif what == "stats/reset" and method == "POST":
+            org.reset_stats()
+            self.send_json(200, org.get_stats())
         elif what == "faults" and method == "DELETE":
             org.clear_faults()
             self.send_json(200, {"faults": []})
