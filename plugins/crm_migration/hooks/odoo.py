@@ -746,17 +746,20 @@ class OdooHook(BaseHook):
             except OdooTransientError as exc:
                 if not exc.maybe_committed or keys is None or attempt == self.settings.max_attempts:
                     raise
+                # The request may have run: give the server time to finish, then ask Odoo by key.
+                self._sleep(_http.wait_seconds(exc, attempt))
                 found = self.find_by_keys(model, keys)
                 if len(found) == len(set(keys)):
-                    self.log.warning("%s create: the call landed although its answer was lost; %d records "
+                    self.log.warning("Odoo %s.create: the answer was lost but the batch landed; %d records "
                                      "found by key", model, len(found))
                     ids = [found[k] for k in keys]
                     break
-                if found:
-                    raise OdooBatchMismatch(model, expected=len(rows), got=len(found)) from exc
-                self.log.warning("%s create: no answer and nothing landed; sending again (%d/%d)", model,
+                if found:  # create is all-or-nothing: these keys were in Odoo before this call
+                    raise OdooError(f"{len(found)} of {len(keys)} keys of this batch already exist in Odoo "
+                                    f"(e.g. {next(iter(found))!r}); not sending it again", model=model,
+                                    method="create") from exc
+                self.log.warning("Odoo %s.create: no answer and nothing landed; sending again (%d/%d)", model,
                                  attempt, self.settings.max_attempts - 1)
-                self._sleep(_http.wait_seconds(exc, attempt))
         ids = [ids] if isinstance(ids, int) else list(ids or [])
         if len(ids) != len(rows):
             raise OdooBatchMismatch(model, expected=len(rows), got=len(ids))

@@ -517,12 +517,12 @@ def test_a_lost_answer_to_create_is_not_blindly_resent(make_hook):
 
 
 def test_a_lost_answer_to_a_keyed_create_is_recovered_from_odoo(make_hook):
-    hook, server, _ = make_hook("jsonrpc")
+    hook, server, waits = make_hook("jsonrpc")
     server.replies.append(httpx.ReadTimeout("timed out"))
     server.handlers[("res.partner", "search_read")] = lambda args, kw: [
         {"id": 41, "x_migration_key": "k:1"}, {"id": 42, "x_migration_key": "k:2"}]
     assert hook.create_batch("res.partner", [{"name": "A"}, {"name": "B"}], keys=["k:1", "k:2"]) == [41, 42]
-    assert len(server.calls("create")) == 1
+    assert len(server.calls("create")) == 1 and waits == [0.5]  # waited before looking
     lookup = server.calls("search_read")[0]
     assert lookup.call_args[0] == [["x_migration_key", "in", ["k:1", "k:2"]]]
     assert lookup.kwargs["context"]["active_test"] is False
@@ -533,6 +533,15 @@ def test_a_lost_answer_to_a_keyed_create_that_did_not_land_is_resent(make_hook):
     server.replies.append(httpx.RemoteProtocolError("server disconnected"))
     assert hook.create_batch("res.partner", [{"name": "A"}], keys=["k:1"]) == [100]
     assert len(server.calls("create")) == 2 and len(server.calls("search_read")) == 1 and waits == [0.5]
+
+
+def test_a_lost_answer_to_a_keyed_create_whose_keys_partly_exist_is_not_resent(make_hook):
+    hook, server, _ = make_hook("jsonrpc")
+    server.replies.append(httpx.ReadTimeout("timed out"))
+    server.handlers[("res.partner", "search_read")] = lambda a, kw: [{"id": 9, "x_migration_key": "k:1"}]
+    with pytest.raises(OdooError, match="1 of 2 keys"):
+        hook.create_batch("res.partner", [{"name": "A"}, {"name": "B"}], keys=["k:1", "k:2"])
+    assert len(server.calls("create")) == 1
 
 
 # ------------------------------------------------------------------------------------- secrets
