@@ -42,6 +42,16 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             "namespace": _field("Package namespace", "Override; discovered from the org when empty"),
             "max_api_share": _field("Max API share", "Stop at this share of the daily API limit",
                                     default=0.8, kind="number"),
+            "client_id": _field("Client id (password flow)", "Connected app consumer key when Login holds "
+                                "the username"),
+            "client_secret": _field("Client secret (password flow)", "Connected app consumer secret when "
+                                    "Password holds the user's password", secret=True),
+            "password": _field("User password (password flow)", "The user's password when Login/Password "
+                                "hold the client id and secret", secret=True),
+            "audience": _field("JWT audience", "Login host for the JWT assertion, e.g. "
+                               "https://login.salesforce.com (default: the org URL)"),
+            "batch_size": _field("Query page size", "Sforce-Query-Options batchSize, 200..2000", kind="integer"),
+            "timeout": _field("Timeout (s)", "Per-request timeout in seconds", default=60, kind="number"),
         },
         "ui-field-behaviour": {
             "hidden-fields": ["schema", "port", "extra"],

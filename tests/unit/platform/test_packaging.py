@@ -29,8 +29,9 @@ def test_provider_entry_point_is_registered_and_listed_by_airflow():
 
 @pytest.mark.parametrize(("conn_type", "hook", "fields", "secrets"), [
     ("apto", "crm_migration.hooks.apto.AptoHook",
-     {"auth", "username", "security_token", "private_key", "api_version", "namespace"},
-     {"security_token", "private_key"}),
+     {"auth", "username", "security_token", "private_key", "api_version", "namespace", "client_id",
+      "client_secret", "password", "audience"},
+     {"security_token", "private_key", "client_secret", "password"}),
     ("link_app", "crm_migration.hooks.link_app.LinkAppHook", {"page_size"}, set()),
     ("odoo", "crm_migration.hooks.odoo.OdooHook", {"transport", "fallback_user"}, set()),
 ])
