@@ -165,17 +165,24 @@ def _ref_ids(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any]) -> l
     if len(fspec.ref) > 1:
         return [(obj, str(v)) for obj, v in zip(fspec.ref, values, strict=True) if not T._empty(v)]
     obj = fspec.ref[0]
-    if fspec.fn:
-        try:
-            out = _run_steps(fspec.fn, values if fspec.many else values[:1])
-        except T.TransformError:
-            return []
-        return [(obj, str(v)) for v in _as_list(out) if not T._empty(v)]
-    if fspec.many and len(values) > 1:
+    if fspec.many and len(values) > 1 and not fspec.fn:
         if any(T._empty(v) for v in values):
             return []
         return [(obj, _composite(fspec, values))]
-    return [(obj, str(v)) for v in _as_list(values[0]) if not T._empty(v)]
+    if fspec.fn:
+        try:
+            out = _run_steps(fspec.fn, values)
+        except T.TransformError:
+            return []
+    else:
+        out = values[0]
+    return [(obj, str(v)) for v in _as_list(out) if not T._empty(v) and _prefix_ok(fspec, v)]
+
+
+def _prefix_ok(fspec: FieldSpec, source_id: Any) -> bool:
+    """False for a polymorphic id of another object (a WhoId that is a Lead when the ref is Contact)."""
+    prefix = fspec.ref_prefixes[0] if fspec.ref_prefixes else None
+    return not prefix or sf_prefix(source_id) in (None, prefix)
 
 
 def _composite(fspec: FieldSpec, values: Sequence[Any]) -> str:
@@ -312,7 +319,7 @@ def _resolve(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any], valu
         if isinstance(value, list | tuple):            # many2many: all of them, as one replace command
             ids = []
             for sid in value:
-                if T._empty(sid):
+                if T._empty(sid) or not _prefix_ok(fspec, sid):
                     continue
                 oid = refs.odoo_id(obj, str(sid))
                 if oid is None:
@@ -322,16 +329,15 @@ def _resolve(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any], valu
             return [(6, 0, sorted(set(ids)))]
         if T._empty(value):
             return None
-        prefix = fspec.ref_prefixes[0] if fspec.ref_prefixes else None
-        if prefix and sf_prefix(value) not in (None, prefix):
+        if not _prefix_ok(fspec, value):
             return None                                # a polymorphic id of another object (WhatId → Account)
         oid = refs.odoo_id(obj, str(value))
         if oid is None:
             _missing(spec, fspec, f"{obj} {value} not migrated (yet)", warnings)
         return oid
     if fspec.lookup:
-        if T._empty(value):
-            return None
+        if T._empty(value) or (isinstance(value, tuple) and T._empty(value[0])):
+            return None                     # a composite key (state, country) is empty when its first part is
         found = refs.lookup(fspec.lookup, value)
         if found is None:
             _missing(spec, fspec, f"{fspec.lookup} {value!r} not found in Odoo", warnings)
@@ -610,7 +616,10 @@ class StateIndex:
             if not cc and isinstance(s.get("country_id"), list | tuple):
                 cid = int(s["country_id"][0])
                 cc = next((code for code, i in countries.by_code.items() if i == cid), "")
-            self.index[(cc, _norm(s["code"]))] = int(s["id"])
+            code = _norm(s["code"])
+            self.index[(cc, code)] = int(s["id"])
+            if code.startswith(cc.casefold() + "-"):        # DE-BY is also BY
+                self.index[(cc, code[len(cc) + 1:])] = int(s["id"])
             self.index[(cc, _norm(s["name"]))] = int(s["id"])
         self.aliases = {cc.upper(): {_norm(k): _norm(v) for k, v in m.items()} for cc, m in (aliases or {}).items()}
 

@@ -406,19 +406,20 @@ class CustomFieldRules:
         return name
 
     def plan(self, source_object: str, describe_fields: Iterable[Mapping[str, Any]], *,
-             refs: Mapping[str, str] | None = None, ns: str | None = None,
-             taken: Mapping[str, str] | None = None) -> list[CustomField]:
+             refs: Mapping[str, tuple[str, str, str | None, str]] | None = None, ns: str | None = None,
+             taken: dict[str, str] | None = None) -> list[CustomField]:
         """Plan the ``x_`` fields of ``source_object`` from its describe ``fields``.
 
-        :param refs: Salesforce object → the pair object migrated from it (reference targets).
-        :param taken: Odoo field names already used on the model → their ttype (collisions with another
-            type are an error naming both).
+        :param refs: Salesforce object → ``(pair object, Odoo model, key prefix, id template)`` for the
+            objects migrated from it (reference targets; :meth:`PairSpec.plan_custom_fields` fills it).
+        :param taken: Odoo field names already used on the model → their ttype; updated in place (a
+            name taken with another type is an error naming both).
         """
         model = self.objects.get(source_object)
         if not model:
             return []
         refs = refs or {}
-        used: dict[str, str] = dict(taken or {})
+        used: dict[str, str] = taken if taken is not None else {}
         out: list[CustomField] = []
         for desc in describe_fields:
             if not desc.get("custom"):
@@ -434,13 +435,14 @@ class CustomFieldRules:
             relation = None
             step_name, step_args = SF_TYPE_FN.get(sf_type, ("text", {}))
             ref: tuple[str, ...] = ()
+            ref_info: dict[str, Any] = {}
             if ttype == "many2one":
                 target = next((refs[t] for t in desc.get("referenceTo") or () if t in refs), None)
                 if target is None:
                     ttype = "char"
                 else:
-                    ref, step_name = (target,), ""
-                    relation = str(over.get("relation") or "")
+                    ref, step_name, relation = (target[0],), "", str(over.get("relation") or target[1])
+                    ref_info = {"ref_prefixes": (target[2],), "ref_templates": (target[3],)}
             if ttype not in ODOO_TTYPES:
                 raise SpecError("custom_fields", f"ttype {ttype!r} unknown (one of {sorted(ODOO_TTYPES)})",
                                 obj=source_object, field=api)
@@ -454,7 +456,7 @@ class CustomFieldRules:
                 step_name, step_args = str(over["fn"]), dict(over.get("args") or {})
             steps = (FnStep(name=step_name, args=MappingProxyType(dict(step_args))),) if step_name else ()
             fspec = FieldSpec(name=name, sources=(api,), fn=steps, ref=ref, on_missing="null",
-                              on_error="null", doc=f"custom field {api}")
+                              on_error="null", doc=f"custom field {api}", **ref_info)
             selection = tuple((str(v.get("value")), str(v.get("label") or v.get("value")))
                               for v in desc.get("picklistValues") or () if v.get("active", True))
             out.append(CustomField(
@@ -507,6 +509,39 @@ class PairSpec:
 
     def by_prefix(self, prefix: str) -> list[ObjectSpec]:
         return [o for o in self.objects.values() if o.id_prefix == prefix]
+
+    def plan_custom_fields(self, describes: Mapping[str, Iterable[Mapping[str, Any]]]
+                           ) -> dict[str, list[CustomField]]:
+        """Plan the ``x_`` fields of every object with ``custom_fields: true`` from its describe ``fields``
+        (``{"Account": describe["fields"], ...}``); names are unique per Odoo model across objects."""
+        refs: dict[str, tuple[str, str, str | None, str]] = {}
+        for o in self.objects.values():
+            if o.target.action == "load" and o.model and o.source_object not in refs and o.id_prefix:
+                refs[o.source_object] = (o.name, o.model, o.id_prefix, o.target.id_template)
+        taken: dict[str, dict[str, str]] = {}
+        for model, fields in self.x_fields.items():
+            taken[model] = {name: str(spec["ttype"]) for name, spec in fields.items()}
+        out: dict[str, list[CustomField]] = {}
+        for name, obj in self.objects.items():
+            if not obj.custom_fields or name not in describes:
+                continue
+            model = self.custom_fields.objects.get(obj.source_object) or self.custom_fields.objects.get(name)
+            if not model:
+                continue
+            mapped = set(obj.fields)
+            plan = self.custom_fields.plan(name, describes[name], refs=refs, ns=self.namespace or None,
+                                           taken=taken.setdefault(model, {}))
+            out[name] = [cf for cf in plan if cf.name not in mapped]
+        return out
+
+    def with_custom_fields(self, plans: Mapping[str, Iterable[CustomField]]) -> PairSpec:
+        """A copy whose objects also map their planned custom fields (and read them in their streams)."""
+        objects = dict(self.objects)
+        for name, plan in plans.items():
+            plan = list(plan)
+            objects[name] = objects[name].with_fields({cf.name: cf.field for cf in plan if cf.field is not None},
+                                                      [cf.source_field for cf in plan])
+        return replace(self, objects=MappingProxyType(objects))
 
     def with_namespace(self, ns: str | None) -> PairSpec:
         """A copy with ``<ns>`` replaced by the namespace found at run time (``McLabs2``; ``None``: none)."""
@@ -580,6 +615,8 @@ def _settings(raw: Any, origin: str) -> Settings:
     if not isinstance(raw, Mapping):
         raise SpecError(origin, "settings must be a mapping")
     known = {k: raw[k] for k in raw if k in _SETTINGS_KEYS}
+    if "on_missing_ref" in known and known["on_missing_ref"] is None:
+        known["on_missing_ref"] = "null"                                 # YAML null
     extra = {k: raw[k] for k in raw if k not in _SETTINGS_KEYS}
     s = Settings(**known, extra=MappingProxyType(extra))
     if s.conflict_policy not in CONFLICT_POLICIES:
@@ -691,6 +728,7 @@ def _field(obj: str, fname: str, raw: Any, where: str) -> FieldSpec:
                                "and no fn", obj=obj, field=fname)
     if ref_t and raw.get("lookup"):
         raise SpecError(where, "ref and lookup exclude each other", obj=obj, field=fname)
+    raw = {**raw, **{k: "null" for k in ("on_missing", "on_error") if k in raw and raw[k] is None}}  # YAML null
     for key, allowed in (("on_missing", ON_MISSING), ("on_error", ON_ERROR)):
         if raw.get(key) is not None and raw[key] not in allowed:
             raise SpecError(where, f"{key} must be one of {allowed}", obj=obj, field=fname)
@@ -811,6 +849,7 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
     if isinstance(depends, str):
         depends = (depends,)
     on_missing = raw.get("on_missing", settings.on_missing_ref)
+    on_missing = "null" if on_missing is None else on_missing         # YAML null
     if on_missing not in ON_MISSING:
         raise SpecError(where, f"on_missing must be one of {ON_MISSING}", obj=name)
     id_prefix = raw.get("id_prefix")

@@ -113,6 +113,12 @@ def first(*values: Any) -> Any:
 
 
 @transform
+def as_list(*values: Any) -> list[Any]:
+    """The non-empty values as a list (a single reference for a many2many: ``partner_ids``)."""
+    return [v for v in values if not _empty(v)]
+
+
+@transform
 def const_if(value: Any, then: Any = True, otherwise: Any = None) -> Any:
     """``then`` when ``value`` is set (truthy), else ``otherwise``."""
     return then if value and not _empty(value) else otherwise
@@ -248,10 +254,11 @@ def html_text(*parts: Any) -> str | None:
 
 
 @transform
-def html_note(title: Any, *body: Any) -> str | None:
-    """A titled note: ``<p><b>title</b></p>`` then the body as :func:`html_text`."""
+def html_note(title: Any, *body: Any, body_is_html: bool = False) -> str | None:
+    """A titled note: ``<p><b>title</b></p>`` then the body as :func:`html_text` (or :func:`html_clean`
+    when ``body_is_html``)."""
     head = _text(title)
-    rest = html_text(*body) or ""
+    rest = "".join(html_clean(b) or "" for b in body) if body_is_html else (html_text(*body) or "")
     out = (f"<p><b>{_esc(head)}</b></p>" if head else "") + rest
     return out or None
 
@@ -689,14 +696,18 @@ MIMETYPES = {
 
 
 @transform
-def mimetype(extension: Any = None, filename: Any = None, content_type: Any = None) -> str:
-    """A fixed-table mimetype (not the host's ``mimetypes`` database): the source's content type when it
-    looks like one, else from the extension or the file name, else ``application/octet-stream``."""
-    if not _empty(content_type) and re.fullmatch(r"[\w.+-]+/[\w.+-]+", str(content_type).strip()):
-        return str(content_type).strip().lower()
-    for candidate in (extension, str(filename).rsplit(".", 1)[-1] if not _empty(filename) and "." in str(filename)
-                      else None):
-        if not _empty(candidate) and (found := MIMETYPES.get(str(candidate).strip().lstrip(".").lower())):
+def mimetype(*candidates: Any) -> str:
+    """A mimetype from a fixed table (never the host's ``mimetypes`` database, which differs between
+    machines): the first candidate that is a content type (``image/png``) or a known extension or file
+    name (``pdf``, ``Rent Roll.xlsx``); else ``application/octet-stream``. Odoo keeps a given mimetype."""
+    for cand in candidates:
+        if _empty(cand):
+            continue
+        raw = str(cand).strip()
+        if re.fullmatch(r"[\w.+-]+/[\w.+-]+", raw):
+            return raw.lower()
+        ext = raw.rsplit(".", 1)[-1] if "." in raw else raw
+        if found := MIMETYPES.get(ext.lower()):
             return found
     return "application/octet-stream"
 
