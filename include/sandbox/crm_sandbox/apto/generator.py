@@ -127,6 +127,9 @@ class _Gen:
         for k in ("IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp"):
             if not odef.has(k):
                 del rec[k]
+        unknown = [k for k in values if not odef.has(k)]
+        if unknown:
+            raise KeyError(f"{obj} has no field {unknown}")
         rec.update(values)
         self.tables[obj][rid] = rec
         return rec
@@ -229,7 +232,7 @@ class _Gen:
         for name, dev, stages in (("Brokerage", "Brokerage", BROKERAGE_STAGES), ("Leasing", "Leasing", LEASING_STAGES)):
             rt = self.add("RecordType", {"Name": name, "DeveloperName": dev, "NamespacePrefix": None,
                                          "Description": f"{name} pipeline", "SobjectType": "Opportunity",
-                                         "IsActive": True, "BusinessProcessId": None}, t, t)
+                                         "IsActive": True}, t, t)
             self.record_types.append(rt)
             self.pipelines[rt["Id"]] = [s[0] for s in stages]
         self.add("RecordType", {"Name": "Investor", "DeveloperName": "Investor", "NamespacePrefix": None,

@@ -245,7 +245,7 @@ def build_schema(ns: str = "McLabs2", stage_names: Sequence[str] = ()) -> dict[s
         ObjectDef("RecordType", "012", "Record Type", "Record Types", [
             *_sys(owner=False, deleted=False), FieldDef("Name", "string", length=80, name_field=True),
             FieldDef("DeveloperName", "string", length=80), FieldDef("NamespacePrefix", "string", length=15),
-            FieldDef("Description", "string"), _ref("BusinessProcessId", "BusinessProcess"),
+            FieldDef("Description", "string"),
             _pick("SobjectType", ("Account", "Contact", "Opportunity")), FieldDef("IsActive", "boolean")]),
         ObjectDef("OpportunityStage", "01J", "Opportunity Stage", "Opportunity Stages", [
             *_sys(owner=False, deleted=False), FieldDef("MasterLabel", "string", length=255),
