@@ -133,6 +133,12 @@ def test_session_expired_shape_and_reauth(srv, api) -> None:
     assert httpx.get(f"{srv.url}{V}/sobjects", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
 
 
+def test_wrong_method_keeps_the_connection_usable(api) -> None:
+    r = api.post(f"{V}/query", content=b"x" * 5000)
+    assert r.status_code == 405 and r.json()[0]["errorCode"] == "METHOD_NOT_ALLOWED"
+    assert api.get(f"{V}/limits").status_code == 200
+
+
 def test_versions_need_no_auth(srv) -> None:
     r = httpx.get(f"{srv.url}/services/data/")
     assert r.status_code == 200

@@ -75,6 +75,8 @@ class AptoHandler(SandboxHandler):
         split = urlsplit(self.path)
         path = split.path
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        # read any body up front, so an error answer never leaves bytes behind on a kept-alive connection
+        self.body = self.read_body() if method != "GET" else b""
         try:
             if path.startswith("/sandbox/"):
                 self._admin(method, path[len("/sandbox/"):].strip("/"), params)
@@ -135,7 +137,7 @@ class AptoHandler(SandboxHandler):
             raise ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are POST")
         if self._apply_fault("/services/oauth2/token"):
             return
-        body = self.read_body().decode("utf-8", "replace")
+        body = self.body.decode("utf-8", "replace")
         ctype = self.headers.get("Content-Type", "")
         if "json" in ctype:
             try:
@@ -237,7 +239,7 @@ class AptoHandler(SandboxHandler):
         org = self.org
         body: dict[str, Any] = {}
         if method in {"POST", "PATCH", "DELETE"}:
-            raw = self.read_body()
+            raw = self.body
             if raw:
                 try:
                     body = json.loads(raw)
