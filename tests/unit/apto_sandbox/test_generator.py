@@ -75,6 +75,13 @@ def test_account_cycle_and_self_parent(org) -> None:
     assert acc[s]["ParentId"] == s
 
 
+def test_system_only_changes(org) -> None:
+    acc = org.tables["Account"]
+    assert org.hard_cases["account_systemmodstamp_only"]
+    for rid in org.hard_cases["account_systemmodstamp_only"]:
+        assert acc[rid]["SystemModstamp"] > acc[rid]["LastModifiedDate"]
+
+
 def test_contacts_in_several_accounts(org) -> None:
     rels = org.tables["AccountContactRelation"].values()
     for cid in org.hard_cases["contact_multi_account"]:

@@ -325,6 +325,14 @@ class _Gen:
         self.hard["account_hierarchy"] = a[8:11]
         self.hard["account_non_ascii"] = a[4:6]
         self.hard["account_quotes"] = a[6:8]
+        # system-only changes (a roll-up, a package recalculation): SystemModstamp moves, LastModifiedDate not
+        touched = []
+        for i in range(11, n, 17):
+            rec = t[a[i]]
+            later = self.ts(_parse(rec["SystemModstamp"]), self.as_of - timedelta(hours=2))
+            rec["SystemModstamp"] = max(rec["SystemModstamp"], format_datetime(later))
+            touched.append(a[i])
+        self.hard["account_systemmodstamp_only"] = touched
         # values outside their picklist
         t[a[4]][f"{p}Property_Type__c"] = "Parking Garage"
         t[a[5]][f"{p}Investor_Type__c"] = "Private;Sovereign Wealth"
