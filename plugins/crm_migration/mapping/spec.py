@@ -753,11 +753,11 @@ def _check_key(obj: str, key: Any, source: str, where: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", key_object):
         raise SpecError(where, f"bad key template {key!r}: object part {key_object!r}", obj=obj, field="key")
     placeholders = _PLACEHOLDER_RE.findall(id_tpl)
-    if not placeholders:
-        raise SpecError(where, f"bad key template {key!r}: no {{Field}} placeholder", obj=obj, field="key")
     rest = _PLACEHOLDER_RE.sub("", id_tpl)
     if "{" in rest or "}" in rest:
         raise SpecError(where, f"bad key template {key!r}: unbalanced braces", obj=obj, field="key")
+    if not placeholders:
+        raise SpecError(where, f"bad key template {key!r}: no {{Field}} placeholder", obj=obj, field="key")
     for p in placeholders:
         if not _PATH_RE.match(p) or p.startswith("$"):
             raise SpecError(where, f"bad key template {key!r}: placeholder {{{p}}} is not a field", obj=obj,
@@ -776,7 +776,8 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
         raise SpecError(where, "missing target {model, key}", obj=name, field="target")
     if unknown := sorted(set(target_raw) - _TARGET_KEYS):
         raise SpecError(where, f"unknown target key(s) {unknown}", obj=name, field="target")
-    action = target_raw.get("action", "none" if target_raw.get("model") in (None, "none") else "load")
+    explicit_none = target_raw.get("model") == "none" or ("model" not in target_raw and target_raw.get("export"))
+    action = target_raw.get("action") or ("none" if explicit_none else "load")
     if action not in ACTIONS:
         raise SpecError(where, f"target.action must be one of {ACTIONS}", obj=name, field="target")
     model = target_raw.get("model")

@@ -1,0 +1,264 @@
+"""The pair file model: the real Apto file loads and is complete; bad files fail with clear errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crm_migration.mapping.spec import (
+    MISSING,
+    CustomFieldRules,
+    PairSpec,
+    SpecError,
+    load_pair,
+    parse_pair,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+PAIR_FILE = ROOT / "include" / "pairs" / "apto_to_odoo.yaml"
+
+
+@pytest.fixture(scope="module")
+def pair() -> PairSpec:
+    return load_pair("apto_to_odoo")
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(PAIR_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def odoo_fields(shared_dir) -> dict:
+    return json.loads((shared_dir / "odoo17" / "fields.json").read_text())
+
+
+def test_loads_by_name_and_by_path(pair):
+    assert pair.pair == "apto_to_odoo" and pair.source == "apto"
+    assert load_pair(PAIR_FILE).objects.keys() == pair.objects.keys()
+
+
+def test_every_seed_row_is_mapped(pair):
+    targets = {name: (o.model, o.target.action) for name, o in pair.objects.items()}
+    assert targets["User"] == ("res.users", "match")
+    assert targets["Account"] == ("res.partner", "load")
+    assert targets["Contact"] == ("res.partner", "load")
+    assert targets["RecordType"] == ("crm.team", "load")
+    assert targets["OpportunityStage"] == ("crm.stage", "load")
+    assert targets["Opportunity"] == ("crm.lead", "load")
+    assert targets["Task"] == ("mail.message", "load")
+    assert targets["OpenTask"] == ("mail.activity", "load")
+    assert targets["Event"] == ("calendar.event", "load")
+    assert targets["Note"] == ("mail.message", "load")
+    assert targets["ContentNote"] == ("mail.message", "load")
+    assert targets["ContentVersion"] == ("ir.attachment", "load")
+    assert targets["Attachment"] == ("ir.attachment", "load")
+    assert targets["Automation"] == (None, "none") and pair.objects["Automation"].target.export == "automation_reference"
+    assert pair.objects["RecordType"].target.key == "apto:pipeline:{Id}"
+    assert {"Account", "Contact", "Opportunity"} <= set(pair.custom_fields.objects)
+
+
+def test_order_is_topological(pair):
+    order = pair.order()
+    pos = {n: i for i, n in enumerate(order)}
+    for name, obj in pair.objects.items():
+        deps = set(obj.depends_on) | {r for f in obj.fields.values() for r in f.ref}
+        deps |= set(obj.attach.objects) if obj.attach else set()
+        for dep in deps - {name}:
+            assert pos[dep] < pos[name], f"{dep} must come before {name}"
+    assert order.index("Account") < order.index("Contact") < order.index("Opportunity") < order.index("Task")
+
+
+def test_fields_exist_in_odoo_17(pair, odoo_fields):
+    """Every Odoo field the file writes exists on its model (or is a declared x_ field), stored or with an
+    inverse (``ir.attachment.datas``)."""
+    for obj in pair.loadable():
+        known = odoo_fields[obj.model]
+        declared = set(pair.x_fields.get(obj.model, {}))
+        names = set(obj.fields) | ({obj.attach.model_field, obj.attach.id_field} if obj.attach else set())
+        for name in names:
+            if name in declared:
+                continue
+            assert name in known, f"{obj.name}: {obj.model}.{name} does not exist"
+            meta = known[name]
+            assert meta.get("store", True) or not meta.get("readonly"), f"{obj.name}: {obj.model}.{name} not writable"
+
+
+def test_selection_constants_are_valid_odoo_values(pair, odoo_fields):
+    for obj in pair.loadable():
+        for f in obj.fields.values():
+            meta = odoo_fields[obj.model].get(f.name) or {}
+            if meta.get("type") != "selection" or f.lookup:
+                continue
+            allowed = {v for v, _ in meta["selection"]}
+            if f.const is not MISSING:
+                assert f.const in allowed, (obj.name, f.name, f.const)
+            for step in f.fn:
+                if step.name == "selection":
+                    outs = set(step.args.get("mapping", {}).values()) | {step.args.get("default")}
+                    assert outs - {None} <= allowed, (obj.name, f.name, outs - allowed)
+
+
+def test_namespace_is_resolved_everywhere(pair):
+    ns = pair.with_namespace("McLabs2")
+    opp = ns.objects["Opportunity"]
+    assert "McLabs2__Priority__c" in opp.stream["fields"]
+    assert opp.fields["priority"].sources == ("McLabs2__Priority__c",)
+    assert "<ns>" not in json.dumps(ns.raw, default=str)
+    unmanaged = pair.with_namespace(None)
+    assert unmanaged.objects["Opportunity"].fields["priority"].sources == ("Priority__c",)
+    with pytest.raises(ValueError, match="already resolved"):
+        ns.with_namespace("X")
+
+
+def test_keys_and_composite_source_ids(pair):
+    stage = pair.objects["OpportunityStage"]
+    rec = {"RecordTypeId": "0125g000000AAAAAAA", "ApiName": "Closed Won"}
+    assert stage.source_id(rec) == "0125g000000AAAAAAA/Closed Won"
+    assert stage.key(rec) == "apto:stage:0125g000000AAAAAAA/Closed Won"
+    assert stage.source_id_from(["0125g000000AAAAAAA", "Closed Won"]) == stage.source_id(rec)
+    contact = pair.objects["Contact"]
+    assert contact.key({"Id": "0035g00000abcDE"}) == "apto:Contact:0035g00000abcDE"
+    assert contact.key_object == "Contact"
+    with pytest.raises(KeyError):
+        contact.source_id({"Id": None})
+
+
+def test_settings(pair):
+    s = pair.settings
+    assert s.fallback_user == "admin" and s.conflict_policy == "report"
+    assert s.contact_extra_companies == "child_contacts" and s.contact_own_address_type == "other"
+
+
+def test_deferred_fields_for_the_traps(pair):
+    opp = pair.objects["Opportunity"].fields
+    assert opp["date_last_stage_update"].deferred and opp["date_closed"].deferred
+    assert not opp["x_stage_entered_at"].deferred
+    assert "email_from" not in opp and "phone" not in opp          # lead email never written back (trap 3)
+    ev = pair.objects["Event"]
+    assert ev.fields["opportunity_id"].deferred                     # trap 5
+    assert "res_model_id" not in ev.fields and ev.target.context["no_mail_to_attendees"] is True
+    assert pair.objects["ContentVersion"].target.context["image_no_postprocess"] is True   # trap 1
+
+
+def test_custom_field_names():
+    rules = CustomFieldRules()
+    assert rules.field_name("McLabs2__Cap_Rate__c") == "x_cap_rate"
+    assert rules.field_name("Region__c") == "x_region"
+    assert rules.field_name("Data_Room_URL__c") == "x_data_room_url"
+    long = rules.field_name("McLabs2__" + "Very_Long_Field_Name_" * 5 + "__c")
+    assert len(long) <= 63 and long.startswith("x_very_long_field_name")
+    assert long != rules.field_name("McLabs2__" + "Very_Long_Field_Name_" * 5 + "X__c")   # hash keeps them apart
+
+
+def test_custom_field_plan(pair):
+    ns = pair.with_namespace("McLabs2")
+    describes = {
+        "Account": [
+            {"name": "Name", "type": "string", "custom": False},
+            {"name": "McLabs2__Cap_Rate__c", "type": "percent", "custom": True, "label": "Cap Rate"},
+            {"name": "McLabs2__Investor_Type__c", "type": "multipicklist", "custom": True},
+            {"name": "McLabs2__Notes__c", "type": "textarea", "custom": True},
+            {"name": "Acquired_On__c", "type": "datetime", "custom": True},
+        ],
+        "Opportunity": [
+            {"name": "McLabs2__Priority__c", "type": "picklist", "custom": True},
+            {"name": "Referral_Contact__c", "type": "reference", "custom": True, "referenceTo": ["Contact"]},
+            {"name": "McLabs2__Property__c", "type": "reference", "custom": True,
+             "referenceTo": ["McLabs2__Property__c"]},
+        ],
+    }
+    plans = ns.plan_custom_fields(describes)
+    acc = {c.name: c for c in plans["Account"]}
+    assert acc["x_cap_rate"].ttype == "float" and acc["x_cap_rate"].label == "Cap Rate"
+    assert acc["x_investor_type"].ttype == "char" and acc["x_investor_type"].field.fn[0].name == "multipicklist"
+    assert "x_apto_notes" in acc and "x_notes" not in acc                 # override
+    assert acc["x_acquired_on"].field.fn[0].name == "sf_datetime_to_odoo"
+    opp = {c.name: c for c in plans["Opportunity"]}
+    assert "x_priority" not in opp                                        # skipped: mapped explicitly
+    assert opp["x_referral_contact"].ttype == "many2one" and opp["x_referral_contact"].relation == "res.partner"
+    assert opp["x_referral_contact"].field.ref == ("Contact",)
+    assert opp["x_property"].ttype == "char"                              # not migrated: the raw id
+    extended = ns.with_custom_fields(plans)
+    assert "x_cap_rate" in extended.objects["Account"].fields
+    assert "McLabs2__Cap_Rate__c" in extended.objects["Account"].stream["fields"]
+
+
+def test_custom_field_collision_on_a_model_is_an_error(pair):
+    ns = pair.with_namespace("McLabs2")
+    describes = {"Account": [{"name": "Rating__c", "type": "double", "custom": True}],
+                 "Contact": [{"name": "McLabs2__Rating__c", "type": "string", "custom": True}]}
+    with pytest.raises(SpecError, match="x_rating already on res.partner as float"):
+        ns.plan_custom_fields(describes)
+
+
+# ---- bad files ---------------------------------------------------------------------------------------
+
+
+def _edit(raw: dict, path: str, value) -> dict:
+    out = copy.deepcopy(raw)
+    node = out
+    keys = path.split("/")
+    for k in keys[:-1]:
+        node = node[k]
+    if value is _DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return out
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    ("objects/Contact/fields/email/fn", "normalise_email", r"object Contact, field email: unknown transform 'normalise_email'"),
+    ("objects/Contact/fields/parent_id/ref", "Acount", r"object Contact, field parent_id: unknown ref object 'Acount'"),
+    ("objects/Contact/fields/user_id/lookup", "owners", r"object Contact, field user_id: unknown lookup 'owners'"),
+    ("objects/Contact/target/model", _DELETE, r"object Contact, field target.model: missing target model"),
+    ("objects/Contact/target/key", "apto:Contact:Id", r"object Contact, field key: bad key template.*no \{Field\}"),
+    ("objects/Contact/target/key", "link_app:Contact:{Id}", r"field key: bad key template.*must start with 'apto:'"),
+    ("objects/Contact/target/key", "apto:Contact", r"field key: bad key template"),
+    ("objects/Contact/target/key", "apto:Contact:{Id", r"field key: bad key template.*unbalanced"),
+    ("objects/Contact/target/key", "apto:Account:{Id}", r"object Contact, field key: key object 'Account' already used"),
+    ("objects/Contact/fields/email/from", "Emial", r"object Contact, field email: source field 'Emial' is not read"),
+    ("objects/Contact/fields/email/on_missing", "maybe", r"field email: on_missing must be one of"),
+    ("objects/Contact/fields/email/colour", "red", r"field email: unknown key\(s\) \['colour'\]"),
+    ("objects/Contact/fields/phone/args", {"country": "US"}, r"field phone: transform arguments do not fit"),
+    ("objects/Contact/fields/street/when", "own_adress", r"field street: when: unknown condition 'own_adress'"),
+    ("objects/Contact/fields/name/fn", _DELETE, r"field name: several from fields need a fn"),
+    ("objects/Contact/fields/x_apto_secret", {"from": "Title"}, r"x_apto_secret is not declared in x_fields.res.partner"),
+    ("objects/Contact/fields/x_migration_key", {"const": "x"}, r"x_migration_key is set by Odoo or the loader"),
+    ("objects/Contact/depends_on", ["Account", "Nope"], r"object Contact: depends_on: unknown object 'Nope'"),
+    ("objects/Account/depends_on", ["User", "Contact"], r"dependency cycle between objects: (Account -> Contact -> Account|Contact -> Account -> Contact)"),
+    ("objects/Contact/stream/kind", _DELETE, r"object Contact, field stream: missing stream"),
+    ("objects/Contact/stream/fieldz", ["Id"], r"field stream: stream: unknown key\(s\) \['fieldz'\]"),
+    ("objects/Opportunity/fields/team_id/ref", "User", r"ref 'User' is not loaded into Odoo"),
+    ("objects/Task/attach_to/objects", ["Opportunity", "Nope"], r"object Task, field attach_to: unknown attach_to object 'Nope'"),
+    ("objects/Automation/target/export", _DELETE, r"object Automation, field target: target none needs export"),
+    ("settings/conflict_policy", "merge", r"settings.conflict_policy must be one of"),
+    ("x_fields/crm.lead/x_apto_priority", {"ttype": "varchar"}, r"x_fields.crm.lead.x_apto_priority: ttype 'varchar'"),
+    ("custom_fields/type_map/string", "varchar", r"custom_fields.type_map.string: 'varchar' is not an Odoo ttype"),
+    ("wat", 1, r"unknown top-level key\(s\) \['wat'\]"),
+])
+def test_bad_specs_fail_clearly(raw, path, value, message):
+    with pytest.raises(SpecError, match=message):
+        parse_pair(_edit(raw, path, value), origin="test.yaml")
+
+
+def test_unknown_pair_and_bad_yaml(tmp_path):
+    with pytest.raises(SpecError, match="no such pair"):
+        load_pair("nope_to_odoo")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("objects: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_pair(bad)
+
+
+def test_yaml_null_means_null(raw):
+    spec = parse_pair(_edit(raw, "objects/Contact/fields/parent_id/on_missing", None))
+    assert spec.objects["Contact"].fields["parent_id"].on_missing == "null"
