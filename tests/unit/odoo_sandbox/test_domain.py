@@ -109,3 +109,27 @@ def test_search_applies_active_test(env: OdooSandbox) -> None:
     assert ex([("name", "=", "Zed 100%")], context={"active_test": False}) == [zed]
     assert ex([("name", "=", "Zed 100%"), ("active", "=", False)]) == [zed]
     assert ex([("id", "in", [zed, 3])]) == [3]
+
+
+def test_name_search_read_group_and_call_errors() -> None:
+    sb = OdooSandbox()
+
+    def ex(model: str, method: str, *args: object, **kw: object) -> object:
+        return sb.execute_kw("crmtest", 2, "admin", model, method, list(args), kw)
+
+    ctx = {"tracking_disable": True}
+    ex("crm.lead", "create", [{"name": "A1", "stage_id": 1, "expected_revenue": 10.0},
+                              {"name": "A2", "stage_id": 1, "expected_revenue": 5.0},
+                              {"name": "B1", "stage_id": 2, "expected_revenue": 1.0}], context=ctx)
+    assert ex("res.country", "name_search", "united", limit=2) == [[2, "United Arab Emirates"],
+                                                                   [231, "United Kingdom"]]
+    assert ex("res.country", "name_search", "United St") == [[233, "United States"]]
+    groups = ex("crm.lead", "read_group", [], ["expected_revenue:sum"], ["stage_id"])
+    assert [(g["stage_id"], g["stage_id_count"], g["expected_revenue"]) for g in groups] == [
+        ([1, "New"], 2, 15.0), ([2, "Qualified"], 1, 1.0)]
+    with pytest.raises(PyError) as info:
+        ex("crm.lead", "write", [1])
+    assert info.value.exception_line == "TypeError: write() missing 1 required positional argument: 'vals'"
+    with pytest.raises(PyError) as info:
+        ex("crm.lead", "search", [], foo=1)
+    assert info.value.exception_line == "TypeError: search() got an unexpected keyword argument 'foo'"

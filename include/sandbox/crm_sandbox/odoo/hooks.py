@@ -127,6 +127,8 @@ class Hooks(Core):
             round(r.get("probability") or 0.0, 2) == round(r.get("automated_probability") or 0.0, 2))
         L.computed["message_partner_ids"] = lambda r: self._follower_partners("crm.lead", r["id"])
         L.computed["expected_revenue"] = lambda r: r.get("expected_revenue") or 0.0
+        L.computed["prorated_revenue"] = lambda r: round(
+            (r.get("expected_revenue") or 0.0) * (r.get("probability") or 0.0) / 100.0, 2)
         F = self.models["mail.followers"]
         F.computed["display_name"] = lambda r: prows.get(r.get("partner_id") or 0, {}).get("name", "")
         F.computed["name"] = F.computed["display_name"]

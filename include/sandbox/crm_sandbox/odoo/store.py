@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import inspect
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -714,11 +715,12 @@ class Core:
         defaults_ctx = {k[8:]: v for k, v in ctx.items() if k.startswith("default_") and k[8:] in M.fields}
         now = now_str()
         pre = self._hook("pre_create", M.name)
+        defaults = self._defaults(M)
         for vals in vals_list:
             if defaults_ctx:
                 vals = {**defaults_ctx, **vals}
             row, x2m = self._convert(M, vals, 83)
-            for k, v in self._defaults(M).items():
+            for k, v in defaults.items():
                 if k not in row and k not in x2m:
                     if M.fields[k].type in ("one2many", "many2many"):
                         x2m[k] = v
@@ -729,9 +731,11 @@ class Core:
             prepared.append((row, x2m, vals))
         for row, _x2m, _vals in prepared:
             self._check_required(M, row)
+        constraints = self._hook("constraints", M.name)
         for row, _x2m, _vals in prepared:
             self._check_fk(M, row, row.keys())
-            self._check_constraints(M, row, ctx)
+            if constraints is not None:
+                constraints(M, row, ctx)
         ids = []
         for row, x2m, _vals in prepared:
             row["create_date"] = row["write_date"] = now
@@ -995,7 +999,14 @@ class Core:
         try:
             bound = inspect.signature(fn).bind(M, ctx, *args, **kwargs)
         except TypeError as exc:
-            raise E.type_error(f"{method}() {exc}".replace("() missing", "() missing"), 30) from None
+            text = str(exc)
+            missing = re.match(r"missing a required argument: '(\w+)'", text)
+            if missing:
+                text = f"missing 1 required positional argument: '{missing.group(1)}'"
+            elif text == "too many positional arguments":
+                text = f"takes {len(inspect.signature(fn).parameters) - 1} positional arguments but " \
+                       f"{len(args) + 1} were given"
+            raise E.type_error(f"{method}() {text}", 30) from None
         return fn(*bound.args, **bound.kwargs)
 
     def _method(self, M: Model, method: str) -> Callable[..., Any] | None:
