@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -442,3 +444,29 @@ def test_info_lists_credentials_and_hard_cases(srv) -> None:
     info = httpx.get(f"{srv.url}/sandbox/info").json()
     assert info["namespace"] == "McLabs2" and info["credentials"]["client_id"]
     assert len(info["hard_cases"]["account_cycle"]) == 3
+
+
+def test_bulk_query_job(api, org) -> None:
+    r = api.post(f"{V}/jobs/query", json={"operation": "queryAll", "query": "SELECT Id, Name, Owner.Email, IsDeleted FROM Account"})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["state"] == "UploadComplete" and job["object"] == "Account" and job["id"].startswith("750")
+    states = [api.get(f"{V}/jobs/query/{job['id']}").json()["state"] for _ in range(2)]
+    assert states == ["InProgress", "JobComplete"]
+    rows, locator = [], None
+    while True:
+        params = {"maxRecords": "20", **({"locator": locator} if locator else {})}
+        page = api.get(f"{V}/jobs/query/{job['id']}/results", params=params)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/csv")
+        got = list(csv.DictReader(io.StringIO(page.text)))
+        assert int(page.headers["Sforce-NumberOfRecords"]) == len(got)
+        rows += got
+        locator = page.headers["Sforce-Locator"]
+        if locator == "null":
+            break
+    assert len(rows) == len(org.tables["Account"]) and set(rows[0]) == {"Id", "Name", "Owner.Email", "IsDeleted"}
+    assert {r["IsDeleted"] for r in rows} == {"true", "false"}
+    assert api.delete(f"{V}/jobs/query/{job['id']}").status_code == 204
+    assert api.get(f"{V}/jobs/query/{job['id']}").status_code == 404
+    bad = api.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT Nope FROM Account"})
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import soql
+from .bulk import BulkQueries
 from .generator import OrgData, generate_org
 from .ids import is_id, make_id, to18
 from .schema import MASTER_RECORD_TYPE, ObjectDef, describe_global_entry, describe_object
@@ -155,6 +156,7 @@ class AptoOrg:
         self.catalog = _Catalog(self, self.schema, self.tables)
         self.tooling_catalog = _Catalog(self, data.tooling_schema, data.tooling)
         self.cursors: OrderedDict[str, _Cursor] = OrderedDict()
+        self.bulk = BulkQueries(self)
         self.api_used = 0
         self.api_limit = self._initial_api_limit
         self.faults: list[Fault] = []

@@ -11,7 +11,7 @@ Salesforce endpoints (``vNN.N`` = any API version): ``POST /services/oauth2/toke
 ``sobjects/{obj}/{id}``, ``sobjects/{obj}/{id}/{blob field}``, ``sobjects/{obj}/updated/``,
 ``sobjects/{obj}/deleted/``, ``query``, ``queryAll``, ``query/{locator}``, ``tooling/query``,
 ``tooling/sobjects[/{obj}/describe]``, ``ui-api/object-info/{obj}/picklist-values/{recordTypeId}[/{field}]``,
-``limits``. Admin endpoints (not Salesforce) live under ``/sandbox/``: ``GET info``, ``GET stats``,
+``limits``, Bulk API 2.0 query jobs ``jobs/query[/{id}[/results]]``. Admin endpoints (not Salesforce) live under ``/sandbox/``: ``GET info``, ``GET stats``,
 ``POST stats/reset``, ``POST mutate``, ``GET|POST|DELETE faults``, ``POST api-usage``, ``POST reset``,
 ``POST expire-tokens``, ``POST clock``.
 """
@@ -94,7 +94,7 @@ class AptoHandler(SandboxHandler):
                 raise not_found()
             if self._apply_fault(path):
                 return
-            self.org.check_token(self.headers.get("Authorization"))
+            self.user = self.org.check_token(self.headers.get("Authorization"))
             version, rest = m.group(1), (m.group(2) or "/")
             endpoint, call = self._route(method, version, rest, params)
             self.org.count_call(endpoint)
@@ -193,6 +193,8 @@ class AptoHandler(SandboxHandler):
             if len(sub) == 3 and sub[0] == "sobjects" and sub[2] == "describe":
                 return "tooling_describe", lambda: self._json(200, org.describe(sub[1], v, tooling=True))
             raise not_found()
+        if head == "jobs" and parts[1:2] == ["query"]:
+            return self._bulk_route(method, v, parts[2:], params)
         if head == "limits":
             get_only()
             return "limits", lambda: self._json(200, org.limits())
@@ -227,6 +229,35 @@ class AptoHandler(SandboxHandler):
                     data, ctype = org.blob(obj, parts[2], parts[3])
                     self.send_bytes(200, data, ctype, org.limit_header())
                 return "blob", send_blob
+        raise not_found()
+
+    def _bulk_route(self, method: str, v: str, rest: list[str], params: dict[str, str]) -> tuple[str, Any]:
+        """Bulk API 2.0 query jobs: ``jobs/query[/{id}[/results]]``."""
+        bulk = self.org.bulk
+        body: dict[str, Any] = {}
+        if method in {"POST", "PATCH"}:
+            try:
+                body = json.loads(self.body or b"{}")
+            except ValueError:
+                raise ApiError(400, "INVALIDJOB", "InvalidJob : the request body is not JSON") from None
+        if not rest and method == "POST":
+            return "bulk_create", lambda: self._json(200, bulk.create(body, v, self.user))
+        if not rest and method == "GET":
+            return "bulk_list", lambda: self._json(200, bulk.list())
+        if len(rest) == 1 and method == "GET":
+            return "bulk_job", lambda: self._json(200, bulk.get(rest[0]))
+        if len(rest) == 1 and method == "PATCH":
+            return "bulk_abort", lambda: self._json(200, bulk.abort(rest[0], body))
+        if len(rest) == 1 and method == "DELETE":
+            def delete() -> None:
+                bulk.delete(rest[0])
+                self.send_bytes(204, b"", "application/json", self.org.limit_header())
+            return "bulk_delete", delete
+        if len(rest) == 2 and rest[1] == "results" and method == "GET":
+            def results() -> None:
+                data, headers = bulk.results(rest[0], v, params.get("locator"), params.get("maxRecords"))
+                self.send_bytes(200, data, "text/csv", {**self.org.limit_header(), **headers})
+            return "bulk_results", results
         raise not_found()
 
     def _batch_size(self) -> int | None:
