@@ -763,3 +763,46 @@ def _post_raw(url: str, body: bytes) -> tuple[int, bytes]:
     req = urllib.request.Request(url, body, {"Content-Type": "text/xml"})
     with urllib.request.urlopen(req) as resp:
         return resp.status, resp.read()
+
+
+# ---------------------------------------------------------------------------------------------- records.json
+RECORD_KEYS = {"crm.lost.reason": "crm.lost.reason", "crm.stage": "crm.stage", "crm.team": "crm.team",
+               "ir.model": "ir.model", "mail.activity.type": "mail.activity.type",
+               "mail.message.subtype": "mail.message.subtype", "res.company": "res.company",
+               "res.country": "res.country", "res.country.state (US, CA, DE)": "res.country.state",
+               "res.currency (active)": "res.currency", "res.partner": "res.partner", "res.users": "res.users",
+               "res.partner.title": "res.partner.title", "res.groups (crm/sales/base user)": "res.groups",
+               "utm.medium": "utm.medium", "utm.source": "utm.source"}
+
+
+@pytest.mark.parametrize("key", sorted(RECORD_KEYS))
+def test_default_records_read_back_as_captured(key: str, rpc: Rpc) -> None:
+    model = RECORD_KEYS[key]
+    known = rpc(model, "fields_get", attributes=["type"])
+    for rec in RECORDS[key]:
+        fields = [f for f in rec if f not in ("id", "xmlid") and f in known]
+        got = rpc(model, "read", [rec["id"]], fields=fields, context={"active_test": False})
+        assert got == [{f: rec[f] for f in ["id", *fields]}], rec.get("xmlid")
+        module, name = rec["xmlid"].split(".", 1)
+        found = rpc("ir.model.data", "search_read", [["module", "=", module], ["name", "=", name]],
+                    fields=["model", "res_id"])
+        assert [(r["model"], r["res_id"]) for r in found] == [(model, rec["id"])]
+
+
+@pytest.mark.parametrize("model", sorted(RECORDS["default_get (admin, empty context)"]))
+def test_default_get_as_captured(model: str, rpc: Rpc) -> None:
+    captured = RECORDS["default_get (admin, empty context)"][model]
+    want = captured["jsonrpc_result"]
+    body = rpc.jsonrpc_kw(model, "default_get", list(want))
+    got = body["result"]
+    assert sorted(got) == sorted(want)
+    for k, v in want.items():
+        if isinstance(v, str) and (DT.match(v) or re.fullmatch(r"\d{4}-\d\d-\d\d", v)):
+            assert isinstance(got[k], str) and len(got[k]) == len(v), k  # dated "now": same shape
+        else:
+            assert got[k] == v, k
+    if captured["same call over xmlrpc"] is True:
+        assert sorted(rpc(model, "default_get", list(want))) == sorted(want)
+    else:
+        fault = rpc.fault(model, "default_get", list(want))
+        assert f"Fault 1: {fault.faultString.splitlines()[-1]}" == captured["same call over xmlrpc"]

@@ -83,7 +83,7 @@ class Hooks(Core):
             "email_formatted": lambda r: email_formatted(r.get("name"), r.get("email")),
             "parent_name": lambda r: prows.get(r.get("parent_id") or 0, {}).get("name", False),
             "user_ids": lambda r: [u for u, ur in self.models["res.users"].rows.items()
-                                   if ur.get("partner_id") == r["id"]],
+                                   if ur.get("partner_id") == r["id"] and ur.get("active", True)],
             "country_code": lambda r: self.models["res.country"].rows.get(r.get("country_id") or 0, {})
             .get("code", False),
             "message_partner_ids": lambda r: self._follower_partners("res.partner", r["id"]),

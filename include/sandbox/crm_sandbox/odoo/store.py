@@ -255,9 +255,17 @@ class Core:
             urow.setdefault("notification_type", "email")
         for s in self.models["crm.stage"].rows.values():
             s.setdefault("requirements", False)
+        # the currencies countries refer to exist (inactive) as in a fresh database
+        CUR = self.models["res.currency"]
+        for crow in rec.get("res.country", []):
+            cur = crow.get("currency_id")
+            if isinstance(cur, list) and cur and cur[0] not in CUR.rows:
+                CUR.rows[cur[0]] = {"id": cur[0], "name": cur[1], "symbol": cur[1], "active": False,
+                                    "create_date": ts, "write_date": ts, "create_uid": 1, "write_uid": 1}
+                CUR.next_id = max(CUR.next_id, cur[0] + 1)
         for cur in self.models["res.currency"].rows.values():
             cur.setdefault("rounding", 0.01)
-            cur.setdefault("full_name", "United States dollar")
+            cur.setdefault("full_name", "United States dollar" if cur.get("name") == "USD" else cur.get("name"))
         # ir.model rows for every emulated model (captured ids kept; others get free ids)
         IM = self.models["ir.model"]
         for r in IM.rows.values():
