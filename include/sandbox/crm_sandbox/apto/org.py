@@ -26,7 +26,9 @@ from .ids import is_id, make_id, to18
 from .schema import MASTER_RECORD_TYPE, ObjectDef, describe_global_entry, describe_object
 from .soql import Column, FieldMeta, SoqlError, format_datetime, parse_sf_datetime
 
-API_VERSIONS = ("55.0", "56.0", "57.0", "58.0", "59.0", "60.0", "61.0", "62.0")
+API_VERSIONS = {"55.0": "Summer '22", "56.0": "Winter '23", "57.0": "Spring '23", "58.0": "Summer '23",
+                "59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24", "62.0": "Winter '25",
+                "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26", "66.0": "Spring '26"}
 DEFAULT_CLIENT_ID = "apto-sandbox-client-id"
 DEFAULT_CLIENT_SECRET = "apto-sandbox-client-secret"
 DEFAULT_USERNAME = "integration@mclabs2.sandbox"
@@ -315,7 +317,7 @@ class AptoOrg:
 
     # --------------------------------------------------------------------------------- metadata
     def versions(self, base: str = "") -> list[dict[str, str]]:
-        return [{"label": f"Winter '{v}", "url": f"/services/data/v{v}", "version": v} for v in API_VERSIONS]
+        return [{"label": label, "url": f"/services/data/v{v}", "version": v} for v, label in API_VERSIONS.items()]
 
     def describe_global(self, version: str, tooling: bool = False) -> dict[str, Any]:
         schema = self.data.tooling_schema if tooling else self.schema
@@ -571,13 +573,24 @@ class AptoOrg:
             out[f.name] = v
         return out
 
-    def _derive(self, obj: str, rec: dict[str, Any]) -> None:
+    def _derive(self, obj: str, rec: dict[str, Any], stamp: str, old_stage: str | None = None) -> None:
+        """Keep computed fields right, as Salesforce does: names, IsClosed/IsWon, a history row per stage."""
         if obj in {"Contact", "User"}:
             rec["Name"] = " ".join(x for x in (rec.get("FirstName"), rec.get("LastName")) if x)
         if obj == "Opportunity" and rec.get("StageName"):
             stage = next((s for s in self.tables["OpportunityStage"].values() if s["ApiName"] == rec["StageName"]), None)
             if stage:
                 rec["IsClosed"], rec["IsWon"] = stage["IsClosed"], stage["IsWon"]
+            if rec["StageName"] != old_stage:
+                rec["LastStageChangeDate"] = stamp
+                hid = self.data.ids.new(self.schema["OpportunityHistory"].key_prefix)
+                self.tables["OpportunityHistory"][hid] = {
+                    "Id": hid, "IsDeleted": False, "CreatedDate": stamp, "CreatedById": self.integration_user,
+                    "SystemModstamp": stamp, "OpportunityId": rec["Id"], "StageName": rec["StageName"],
+                    "Amount": rec.get("Amount"), "ExpectedRevenue": None, "CloseDate": rec.get("CloseDate"),
+                    "Probability": rec.get("Probability"), "ForecastCategory": rec.get("ForecastCategory"),
+                    "PrevAmount": None, "PrevCloseDate": None}
+                self.index[hid] = "OpportunityHistory"
 
     def create(self, obj: str, rows: Sequence[Mapping[str, Any]], at: str | datetime | None = None,
                blobs: Sequence[bytes | None] | None = None) -> list[str]:
@@ -597,7 +610,8 @@ class AptoOrg:
                     rec["OwnerId"] = self.integration_user
                 rec = {k: v for k, v in rec.items() if odef.has(k)}
                 rec.update(values)
-                self._derive(odef.name, rec)
+                self.tables[odef.name][rid] = rec
+                self._derive(odef.name, rec, stamp)
                 data = blobs[n] if blobs and n < len(blobs) else None
                 if data is not None:
                     self.data.blobs[rid] = data
@@ -605,7 +619,8 @@ class AptoOrg:
                         rec["ContentSize"] = len(data)
                     if "BodyLength" in rec:
                         rec["BodyLength"] = len(data)
-                self.tables[odef.name][rid] = rec
+                    if "Checksum" in rec:
+                        rec["Checksum"] = hashlib.md5(data).hexdigest()  # noqa: S324 - Salesforce's checksum
                 self.index[rid] = odef.name
                 ids.append(rid)
         return ids
@@ -622,8 +637,9 @@ class AptoOrg:
                 if rec is None or rec.get("IsDeleted"):
                     raise ApiError(404, "ENTITY_IS_DELETED" if rec else "NOT_FOUND",
                                    f"entity is deleted or does not exist: {row.get('Id')}")
+                old_stage = rec.get("StageName")
                 rec.update(self._fields_ok(odef, {k: v for k, v in row.items() if k != "Id"}))
-                self._derive(odef.name, rec)
+                self._derive(odef.name, rec, stamp, old_stage)
                 for k in ("LastModifiedDate", "SystemModstamp"):
                     if k in rec:
                         rec[k] = stamp
