@@ -377,13 +377,13 @@ def test_mutate_then_window_query_returns_exactly_the_mutated(api, srv, org) -> 
 
 
 def test_stage_change_writes_history(api, org) -> None:
-    won = org.data.hard_cases["opportunity_lost"][0]
-    rt = org.tables["Opportunity"][won]["RecordTypeId"]
+    deal = org.data.hard_cases["opportunity_lost"][0]
+    rt = org.tables["Opportunity"][deal]["RecordTypeId"]
     target = org.data.pipelines[rt][1]
-    org.update("Opportunity", [{"Id": won, "StageName": target}], at="2031-05-06T07:08:09Z")
-    row = query(api, f"SELECT IsClosed, IsWon, LastStageChangeDate FROM Opportunity WHERE Id = '{won}'")[0]
+    org.update("Opportunity", [{"Id": deal, "StageName": target}], at="2031-05-06T07:08:09Z")
+    row = query(api, f"SELECT IsClosed, IsWon, LastStageChangeDate FROM Opportunity WHERE Id = '{deal}'")[0]
     assert (row["IsClosed"], row["IsWon"], row["LastStageChangeDate"]) == (False, False, "2031-05-06T07:08:09.000+0000")
-    hist = query(api, f"SELECT StageName, CreatedDate FROM OpportunityHistory WHERE OpportunityId = '{won}' "
+    hist = query(api, f"SELECT StageName, CreatedDate FROM OpportunityHistory WHERE OpportunityId = '{deal}' "
                       "ORDER BY CreatedDate DESC LIMIT 1")
     assert hist[0]["StageName"] == target and hist[0]["CreatedDate"] == "2031-05-06T07:08:09.000+0000"
 
