@@ -9,7 +9,7 @@ One ``httpx.Client`` carries three wire protocols behind :meth:`OdooHook.call`:
 
 ``auto`` (the default) asks ``common.version()``: Odoo 19+ with a reachable JSON-2 endpoint uses
 JSON-2; anything else uses JSON-RPC, not XML-RPC. JSON-RPC is the faster of the two for what a
-migration does (``../shared/odoo17/timing.json``: a 10,000-row ``search_read`` takes 0.34 s against
+migration does (the Odoo 17 timings captured for this project: a 10,000-row ``search_read`` takes 0.34 s against
 0.45 s; client side, ``xmlrpc.client`` needs ~300 ms to decode that answer where ``json`` needs ~9 ms,
 and a 1,000-partner ``create`` payload is 3.4x larger in XML), the per-call floor differs by <1 ms,
 and it carries ``null`` and big integers, so two of the loader traps cannot happen on it.
@@ -55,6 +55,7 @@ __all__ = [
     "OdooTransientError",
     "classify",
     "is_retryable",
+    "replay_safe",
 ]
 
 #: Context of every batch call: no chatter, no followers, no tracking values.
@@ -70,12 +71,12 @@ XMLRPC_MAX_INT = 2**31 - 1
 TRANSPORTS = ("auto", "xmlrpc", "jsonrpc", "json2")
 DEFAULT_FIELD_ATTRIBUTES = ("type", "string", "required", "readonly", "store", "relation", "selection")
 
-#: Methods a retry may replay even when the first attempt may have reached Odoo (reads, or writes
-#: whose replay lands the same state). Anything else (``create`` first) is retried only when the
-#: failure proves the request was not processed.
+#: Methods a retry may replay even when the first attempt may have reached Odoo (reads; ``write``
+#: too unless it creates x2many lines, see :func:`replay_safe`). Anything else (``create`` first) is
+#: retried only when the failure proves the request was not processed.
 REPLAY_SAFE_METHODS = frozenset({
     "read", "search", "search_read", "search_count", "fields_get", "name_search", "default_get",
-    "check_object_reference", "context_get", "write", "version", "authenticate", "login",
+    "check_object_reference", "context_get", "version", "authenticate", "login",
 })
 #: Methods known to return ``None``: over XML-RPC they commit, then fault. Use a write instead.
 NONE_RETURNING_METHODS = frozenset({"action_archive", "action_unarchive", "action_set_lost"})
@@ -164,6 +165,19 @@ class OdooBatchMismatch(OdooError):
 
 class OdooSchemaError(OdooError):
     """The target schema disagrees with what the migration needs (e.g. a field of another type)."""
+
+
+def replay_safe(method: str, args: Sequence[Any]) -> bool:
+    """Whether sending this call twice lands the same state as sending it once.
+
+    Reads are; a ``write`` is unless a value holds an x2many create command ``(0, 0, vals)``.
+    """
+    if method in REPLAY_SAFE_METHODS:
+        return True
+    if method == "write" and len(args) >= 2 and isinstance(args[1], Mapping):
+        return not any(isinstance(v, (list, tuple)) and any(
+            isinstance(c, (list, tuple)) and c and c[0] == 0 for c in v) for v in args[1].values())
+    return False
 
 
 def is_retryable(exc: BaseException, *, replay_safe: bool = True) -> bool:
@@ -660,7 +674,7 @@ class OdooHook(BaseHook):
         wire = self.wire
         if wire.name != "json2":
             _ = self.uid  # authenticate once, before the first call
-        result = self._retrying(method in REPLAY_SAFE_METHODS, f"Odoo {model}.{method}")(
+        result = self._retrying(replay_safe(method, args), f"Odoo {model}.{method}")(
             wire.execute, model, method, list(args), kw)
         self.calls[(model, method)] += 1
         return result

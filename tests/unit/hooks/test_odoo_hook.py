@@ -544,6 +544,24 @@ def test_a_lost_answer_to_a_keyed_create_whose_keys_partly_exist_is_not_resent(m
     assert len(server.calls("create")) == 1
 
 
+@pytest.mark.parametrize(("method", "args", "safe"), [
+    ("search_read", [[]], True),
+    ("write", [[1], {"name": "x", "tag_ids": [[6, 0, [1, 2]]]}], True),
+    ("write", [[1], {"child_ids": [[0, 0, {"name": "c"}]]}], False),
+    ("create", [[{"name": "x"}]], False),
+    ("unlink", [[1]], False),
+])
+def test_replay_safe(method, args, safe):
+    assert odoo_mod.replay_safe(method, args) is safe
+
+
+def test_a_lost_answer_to_a_plain_write_is_retried(make_hook):
+    hook, server, waits = make_hook("jsonrpc")
+    server.replies.extend([httpx.ReadTimeout("timed out"), True])
+    assert hook.write_batch("res.partner", {1: {"name": "x"}}) == 1
+    assert len(server.calls("write")) == 2 and waits == [0.5]
+
+
 # ------------------------------------------------------------------------------------- secrets
 
 
