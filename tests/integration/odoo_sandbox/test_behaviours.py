@@ -806,3 +806,23 @@ def test_default_get_as_captured(model: str, rpc: Rpc) -> None:
     else:
         fault = rpc.fault(model, "default_get", list(want))
         assert f"Fault 1: {fault.faultString.splitlines()[-1]}" == captured["same call over xmlrpc"]
+
+
+@pytest.mark.parametrize(("model", "vals", "want"), [
+    ("crm.lead", {"name": "Big deal"}, "Big deal"),
+    ("crm.stage", {"name": "Pipeline stage"}, "Pipeline stage"),
+    ("crm.team", {"name": "Team X"}, "Team X"),
+    ("calendar.event", {"name": "Kickoff", "start": "2020-01-01 10:00:00"}, "Kickoff"),
+    ("res.partner", {"name": "Solo"}, "Solo"),
+])
+def test_display_name_is_read(model: str, vals: dict[str, Any], want: str, rpc: Rpc) -> None:
+    rid = rpc(model, "create", vals, context={"tracking_disable": True})
+    assert rpc(model, "read", [rid], fields=["display_name"]) == [{"id": rid, "display_name": want}]
+    assert rpc(model, "name_search", want) == [[rid, want]]
+
+
+def test_no_read_answers_none_on_any_model(rpc: Rpc, odoo) -> None:
+    """Odoo never reads None (XML-RPC could not marshal it): every model, every field."""
+    for model in sorted(odoo.models):
+        for row in rpc(model, "search_read", [], limit=3, context={"active_test": False}):
+            assert None not in row.values(), model

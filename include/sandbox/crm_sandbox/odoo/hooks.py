@@ -143,7 +143,13 @@ class Hooks(Core):
         ATT = self.models["ir.attachment"]
         ATT.computed["raw"] = lambda r: False
         ATT.computed["local_url"] = lambda r: f"/web/content/ir.attachment/{r['id']}/datas"
+        P.computed["meeting_ids"] = lambda r: [e for e, er in self.models["calendar.event"].rows.items()
+                                               if r["id"] in (er.get("partner_ids") or [])]
+        MAIL = self.models["mail.mail"]
+        MAIL.computed["display_name"] = lambda r: r.get("subject") or ""
         for M in self.models.values():
+            if "display_name" not in M.computed:
+                M.computed["display_name"] = _name_getter(M.name)
             for fname, f in M.fields.items():
                 if f.type == "one2many" and fname not in M.computed and f.relation in self.models:
                     M.o2m_getters[fname] = self._o2m_getter(M, f)
@@ -959,6 +965,12 @@ class Hooks(Core):
         if vals.get("password"):
             for rid in ids:
                 self._set(M, rid, {"_password": vals["password"], "password": False})
+
+
+def _name_getter(model: str) -> Any:
+    def get(row: dict[str, Any]) -> str:
+        return row.get("name") or f"{model},{row['id']}"
+    return get
 
 
 def _sniff_mimetype(raw: bytes) -> str | None:
