@@ -199,7 +199,7 @@ class AptoOrg:
             if "client_secret" in form and form["client_secret"] != self.client_secret:
                 return 400, {"error": "invalid_client", "error_description": "invalid client credentials"}
             username = form.get("username", "")
-            cred = self.users.get(username)
+            cred = next((c for u, c in self.users.items() if u.lower() == username.lower()), None)   # case-insensitive
             if cred is None or form.get("password") != cred[0] + cred[1]:
                 return bad
             user = self.user_by_username.get(username.lower(), self.integration_user)
@@ -216,8 +216,6 @@ class AptoOrg:
             user = self.user_by_username.get(sub) or (self.integration_user if sub in {u.lower() for u in self.users} else None)
             if user is None or not self.tables["User"][user]["IsActive"]:
                 return 400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
-        elif not grant:
-            return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
         else:
             return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
         token = f"{self.data.org_id[:15]}!{secrets.token_urlsafe(48)}"
