@@ -507,6 +507,16 @@ class PairSpec:
         """The objects written to Odoo (``action: load``), in order."""
         return [o for o in self.objects.values() if o.target.action == "load"]
 
+    def target_kwargs(self, name: str) -> dict[str, Any]:
+        """Keyword arguments of the loader's ``engine.load.Target`` for object ``name``: its crosswalk
+        scope is the key object (``pipeline`` for RecordType), so ``Target.key(source_id)`` equals
+        :meth:`ObjectSpec.key` and ``Refs.odoo_id(name, ...)`` reads the crosswalk of that scope."""
+        obj = self.object(name)
+        if obj.target.action != "load":
+            raise SpecError(self.origin, f"{name} is not loaded into Odoo (action {obj.target.action})", obj=name)
+        return {"pair": self.pair, "source": self.source, "source_object": obj.key_object, "model": obj.model,
+                "conflict_policy": self.settings.conflict_policy}
+
     def by_prefix(self, prefix: str) -> list[ObjectSpec]:
         return [o for o in self.objects.values() if o.id_prefix == prefix]
 
@@ -602,6 +612,7 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
     objects = {str(name): _object(str(name), spec, origin, source, settings) for name, spec in objects_raw.items()}
     custom = _custom_rules(raw.get("custom_fields") or {}, origin, objects)
     _check_cross(objects, lookups, x_fields, origin)
+    _check_settings(objects, settings, origin)
     objects = _link(objects)
     order = _toposort(objects, origin)
     pair = PairSpec(pair=str(raw["pair"]), source=source, settings=settings,
@@ -706,6 +717,19 @@ def _sources(raw: Any, where: str, obj: str, fname: str) -> tuple[tuple[str, ...
     return paths, many
 
 
+# transform arguments that default to a pair setting when the file does not give them
+SETTING_ARGS: dict[str, dict[str, str]] = {"contact_partner_type": {"own_type": "contact_own_address_type"}}
+
+
+def _with_settings(steps: tuple[FnStep, ...], settings: Settings) -> tuple[FnStep, ...]:
+    out = []
+    for step in steps:
+        extra = {arg: getattr(settings, key) for arg, key in SETTING_ARGS.get(step.name, {}).items()
+                 if arg not in step.args}
+        out.append(replace(step, args=MappingProxyType({**step.args, **extra})) if extra else step)
+    return tuple(out)
+
+
 def _field(obj: str, fname: str, raw: Any, where: str) -> FieldSpec:
     if not isinstance(raw, Mapping):
         if isinstance(raw, str):           # shorthand: odoo_field: SourceField
@@ -806,6 +830,7 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
     if not isinstance(fields_raw, Mapping):
         raise SpecError(where, "fields must be a mapping odoo_field → spec", obj=name, field="fields")
     fields = {str(f): _field(name, str(f), spec, where) for f, spec in fields_raw.items()}
+    fields = {k: replace(f, fn=_with_settings(f.fn, settings)) if f.fn else f for k, f in fields.items()}
     for f in fields:
         if f in MAGIC_FIELDS:
             raise SpecError(where, f"{f} is set by Odoo or the loader, not by the mapping", obj=name, field=f)
@@ -1004,6 +1029,18 @@ def _link(objects: Mapping[str, ObjectSpec]) -> dict[str, ObjectSpec]:
                                                    for r in attach.objects))
         out[name] = replace(obj, fields=MappingProxyType(fields), attach=attach)
     return out
+
+
+def _check_settings(objects: Mapping[str, ObjectSpec], settings: Settings, origin: str) -> None:
+    """The settings agree with the objects (a setting nobody implements is a silent lie)."""
+    if settings.contact_extra_companies == "child_contacts":
+        if not any(o.source_object == "AccountContactRelation" and o.model == "res.partner"
+                   and o.target.action == "load" for o in objects.values()):
+            raise SpecError(origin, "settings.contact_extra_companies is child_contacts but no object maps "
+                                    "AccountContactRelation to res.partner")
+    elif not any("x_apto_company_ids" in o.fields for o in objects.values()):
+        raise SpecError(origin, "settings.contact_extra_companies is many2many but no object writes "
+                                "x_apto_company_ids")
 
 
 def _toposort(objects: Mapping[str, ObjectSpec], origin: str) -> list[str]:

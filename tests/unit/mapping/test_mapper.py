@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from crm_migration.engine.values import canonical
 from crm_migration.errors import MappingError
 from crm_migration.mapping.mapper import (
     CountryIndex,
@@ -463,3 +464,60 @@ def test_countries_and_states(odoo_records):
     assert states(("NY", "USA")) == 35 and states(("new york", "United States")) == 35
     assert states(("ON", "Canada")) == 541 and states(("BY", "Germany")) == states(("Bavaria", "DE")) == 1388
     assert states(("NY", "Canada")) is None and states((None, "US")) is None
+
+
+# ---- settings -----------------------------------------------------------------------------------------------
+
+
+def _raw_pair():
+    from crm_migration.mapping.spec import thaw
+
+    return thaw(load_pair("apto_to_odoo").raw)
+
+
+def test_contact_type_follows_the_setting(refs):
+    from crm_migration.mapping.spec import parse_pair
+
+    raw = _raw_pair()
+    raw["settings"]["contact_own_address_type"] = "contact"
+    spec = parse_pair(raw).with_namespace("McLabs2").objects["Contact"]
+    rec = {"Id": CON, "LastName": "B", "AccountId": ACC, "OwnerId": USR, "MailingCity": "Austin",
+           "Account": {"BillingCity": "Boston"}}
+    assert _ok(map_record(spec, rec, refs))["type"] == "contact"
+
+
+def test_extra_companies_as_many2many(refs):
+    from crm_migration.mapping.spec import SpecError, parse_pair
+
+    raw = _raw_pair()
+    raw["settings"]["contact_extra_companies"] = "many2many"
+    with pytest.raises(SpecError, match="many2many but no object writes x_apto_company_ids"):
+        parse_pair(raw)
+    del raw["objects"]["AccountContactRelation"]
+    contact = raw["objects"]["Contact"]
+    contact["enrich"] = {"AccountContactRelations": {"object": "AccountContactRelation", "match": "ContactId",
+                                                     "fields": ["AccountId"]}}
+    contact["fields"]["x_apto_company_ids"] = {"from": "AccountContactRelations.AccountId", "ref": "Account",
+                                               "on_missing": None}
+    spec = parse_pair(raw).with_namespace("McLabs2").objects["Contact"]
+    rec = {"Id": CON, "LastName": "B", "AccountId": ACC, "OwnerId": USR,
+           "AccountContactRelations": {"records": [{"AccountId": ACC_OTHER}, {"AccountId": ACC_PARENT},
+                                                   {"AccountId": "0015g00000Gone1AAA"}]}}
+    assert refs_needed(spec, [rec])["Account"] == {ACC, ACC_OTHER, ACC_PARENT, "0015g00000Gone1AAA"}
+    row = map_record(spec, rec, refs)
+    assert _ok(row)["x_apto_company_ids"] == [(6, 0, [10, 12])]
+    assert row["warnings"] == [("x_apto_company_ids", "Account 0015g00000Gone1AAA not migrated (yet)")]
+    cleared = _ok(map_record(spec, {**rec, "AccountContactRelations": None}, refs))["x_apto_company_ids"]
+    assert canonical(cleared, "many2many") == []                      # None: Odoo's "empty" for a many2many
+
+
+def test_loader_target_keys_match_the_spec(pair):
+    from crm_migration.engine.load import Target
+
+    for name in ("RecordType", "OpportunityStage", "Contact", "OpenTask"):
+        obj = pair.objects[name]
+        target = Target(**pair.target_kwargs(name))
+        rec = {"Id": "0125g00000Rt001AAA", "RecordTypeId": RT, "ApiName": "Closed Won"}
+        assert target.key(obj.source_id(rec)) == obj.key(rec)
+        assert target.model == obj.model
+    assert Target(**pair.target_kwargs("RecordType")).key(RT) == f"apto:pipeline:{RT}"
