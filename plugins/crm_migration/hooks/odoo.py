@@ -545,6 +545,7 @@ class OdooHook(BaseHook):
         self._sleep = time.sleep  # injectable: the retry waits
         self._request_id = 0
         self._fields: dict[tuple[str, tuple[str, ...]], dict[str, dict[str, Any]]] = {}
+        self._xmlids: dict[str, tuple[str, int]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(odoo_conn_id={self.odoo_conn_id!r})"
@@ -908,7 +909,9 @@ class OdooHook(BaseHook):
         return field_id
 
     def resolve_xmlid(self, xmlid: str) -> tuple[str, int]:
-        """``module.name`` -> ``(model, id)`` via ``ir.model.data`` (archived records included)."""
+        """``module.name`` -> ``(model, id)`` via ``ir.model.data`` (archived records included; cached)."""
+        if xmlid in self._xmlids:
+            return self._xmlids[xmlid]
         module, _, name = xmlid.partition(".")
         if not name:
             raise ValueError(f"xmlid {xmlid!r} is not 'module.name'")
@@ -917,7 +920,8 @@ class OdooHook(BaseHook):
         if not rows:
             raise OdooMissingRecord(f"external id {xmlid} not found", model="ir.model.data",
                                     method="resolve_xmlid")
-        return rows[0]["model"], int(rows[0]["res_id"])
+        self._xmlids[xmlid] = (rows[0]["model"], int(rows[0]["res_id"]))
+        return self._xmlids[xmlid]
 
     def find_by_keys(self, model: str, keys: Iterable[str], *, chunk_size: int = 1000) -> dict[str, int]:
         """``{x_migration_key: id}`` of the records of ``model`` carrying ``keys`` (archived included)."""

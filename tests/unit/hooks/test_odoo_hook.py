@@ -764,6 +764,8 @@ def test_resolve_xmlid(make_hook):
     server.handlers[("ir.model.data", "search_read")] = lambda a, kw: (
         [{"id": 5, "model": "crm.stage", "res_id": 4}] if ["name", "=", "stage_lead4"] in a[0] else [])
     assert hook.resolve_xmlid("crm.stage_lead4") == ("crm.stage", 4)
+    assert hook.resolve_xmlid("crm.stage_lead4") == ("crm.stage", 4)
+    assert len(server.calls("search_read")) == 1  # cached
     with pytest.raises(OdooMissingRecord, match="crm.nope"):
         hook.resolve_xmlid("crm.nope")
 
