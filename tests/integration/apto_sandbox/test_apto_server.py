@@ -295,6 +295,10 @@ def test_describe_custom_fields_of_every_type(api) -> None:
     assert (money["precision"], money["scale"]) == (16, 2)
     assert fields["Account.McLabs2__Market__c"]["length"] == 80
     assert "Account.Region__c" in fields            # customer field, no namespace
+    opp = api.get(f"{V}/sobjects/Opportunity/describe").json()
+    stage = next(f for f in opp["fields"] if f["name"] == "StageName")
+    assert [v["value"] for v in stage["picklistValues"] if not v["active"]] == ["Legacy - On Hold"]
+    assert {rt["name"] for rt in opp["recordTypeInfos"]} == {"Brokerage", "Leasing", "Master"}
     assert api.get(f"{V}/sobjects/Nope__c/describe").status_code == 404
 
 

@@ -95,7 +95,7 @@ class _Gen:
         self.p = f"{ns}__" if ns else ""
         self.as_of = as_of
         self.ids = IdFactory(salt=seed)
-        self.schema = S.build_schema(ns, stage_names())
+        self.schema = S.build_schema(ns, stage_names(), [INACTIVE_STAGE[0]])
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.schema}
         self.blobs: dict[str, bytes] = {}
         self.deleted_log: dict[str, list[tuple[str, str]]] = {}

@@ -33,6 +33,7 @@ class FieldDef:
     unique: bool = False
     restricted: bool = False
     help: str | None = None
+    inactive: Sequence[str] = ()     # picklist values kept for old records, no longer offered
 
     @property
     def custom(self) -> bool:
@@ -99,7 +100,7 @@ class FieldDef:
             "nillable": self.nillable and t != "boolean" and not system,
             "permissionable": self.custom,
             "picklistValues": [
-                {"active": True, "defaultValue": False, "label": v, "validFor": None, "value": v}
+                {"active": v not in self.inactive, "defaultValue": False, "label": v, "validFor": None, "value": v}
                 for v in self.picklist],
             "polymorphicForeignKey": len(self.reference_to) > 1,
             "precision": (self.precision or 18) if numeric else 0,
@@ -216,7 +217,8 @@ ROLES = ("Decision Maker", "Economic Buyer", "Influencer", "Technical Buyer", "B
          "Evaluator", "Executive Sponsor", "Other")
 
 
-def build_schema(ns: str = "McLabs2", stage_names: Sequence[str] = ()) -> dict[str, ObjectDef]:
+def build_schema(ns: str = "McLabs2", stage_names: Sequence[str] = (),
+                 inactive_stages: Sequence[str] = ()) -> dict[str, ObjectDef]:
     """The org's data objects (REST ``/sobjects``), keyed by API name."""
     p = f"{ns}__" if ns else ""
     who = ("Contact", "Lead")
@@ -321,7 +323,8 @@ def build_schema(ns: str = "McLabs2", stage_names: Sequence[str] = ()) -> dict[s
             *_sys(), FieldDef("Name", "string", length=120, name_field=True),
             _ref("AccountId", "Account", label="Account ID"), _ref("ContactId", "Contact", label="Contact ID"),
             _ref("RecordTypeId", "RecordType", label="Record Type ID"),
-            FieldDef("StageName", "picklist", "Stage", length=255, picklist=tuple(stage_names), nillable=False),
+            FieldDef("StageName", "picklist", "Stage", length=255, picklist=tuple(stage_names), nillable=False,
+                     inactive=tuple(inactive_stages)),
             FieldDef("Amount", "currency", precision=18, scale=2),
             FieldDef("Probability", "percent", "Probability (%)", precision=3, scale=0),
             FieldDef("CloseDate", "date", nillable=False), _pick("Type", DEAL_TYPES, "Opportunity Type"),
