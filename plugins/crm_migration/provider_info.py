@@ -80,7 +80,7 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         "hook-class-name": "crm_migration.hooks.odoo.OdooHook",
         "hook-name": "Odoo",
         "conn-fields": {
-            "transport": _field("Transport", "auto picks JSON-2 on Odoo 19+, else XML-RPC",
+            "transport": _field("Transport", "auto picks JSON-2 on Odoo 19+ (API key), else JSON-RPC",
                                 default="auto", enum=["auto", "xmlrpc", "jsonrpc", "json2"]),
             "fallback_user": _field("Fallback user", "Login of the Odoo user that receives records "
                                     "whose source owner matches no Odoo user"),
