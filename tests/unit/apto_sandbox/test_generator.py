@@ -189,3 +189,21 @@ def test_namespace_is_a_parameter() -> None:
 def test_tooling_rows(org) -> None:
     for obj in ("WorkflowRule", "ValidationRule", "FlowDefinitionView", "ApexTrigger"):
         assert org.tooling[obj], obj
+
+
+def test_same_org_in_another_process_and_hash_seed(org) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, json; from datetime import datetime, UTC; "
+            "from crm_sandbox.apto.generator import generate_org; "
+            "o = generate_org(1, 7, as_of=datetime(2025, 6, 30, tzinfo=UTC)); "
+            "print(hashlib.sha256(json.dumps([o.tables, o.hard_cases, sorted((k, v.hex()) for k, v in o.blobs.items())], "
+            "sort_keys=True, default=str).encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, check=True).stdout.strip() for seed in ("1", "2")}
+    here = hashlib.sha256(json.dumps([org.tables, org.hard_cases, sorted((k, v.hex()) for k, v in org.blobs.items())],
+                                     sort_keys=True, default=str).encode()).hexdigest()
+    assert digests == {here}
