@@ -433,7 +433,10 @@ class OdooHandler(SandboxHandler):
             if len(parts) == 5:
                 return self._json2(parts[3], parts[4], body)
         if path.startswith("/sandbox/"):
-            payload = json.loads(body or b"{}")
+            try:
+                payload = json.loads(body or b"{}")
+            except ValueError as exc:
+                return self.send_json(400, {"error": f"invalid JSON: {exc}"})
             return self._admin("POST", path, parse_qs(url.query), payload)
         self._not_found()
 

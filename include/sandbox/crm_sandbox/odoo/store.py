@@ -332,6 +332,11 @@ class Core:
 
     # ------------------------------------------------------------------ transactions
     def _touch(self, M: Model, rid: int) -> None:
+        old = M.rows.get(rid)
+        if old is not None and M.name == "ir.model.data":
+            self._xmlid_index = None
+        elif old is not None and M.name == "mail.followers":
+            self._followers_index = None
         txn = self._txn
         if txn is None:
             return
@@ -339,12 +344,7 @@ class Core:
         if key in txn.seen:
             return
         txn.seen.add(key)
-        old = M.rows.get(rid)
         txn.entries.append((M, rid, dict(old) if old is not None else None, key))
-        if M.name == "ir.model.data":
-            self._xmlid_index = None
-        elif M.name == "mail.followers" and old is not None:
-            self._followers_index = None
 
     def _on_rollback(self, fn: Callable[[], None]) -> None:
         if self._txn is not None:
@@ -401,7 +401,9 @@ class Core:
         row["id"] = rid
         self._touch(M, rid)
         M.rows[rid] = row
-        if M.name == "mail.followers" and self._followers_index is not None:
+        if M.name == "ir.model.data" and self._xmlid_index is not None:
+            self._xmlid_index[(row.get("module"), row.get("name"))] = rid
+        elif M.name == "mail.followers" and self._followers_index is not None:
             self._followers_index.setdefault((row.get("res_model"), row.get("res_id")), {})[
                 row.get("partner_id")] = rid
         return rid
@@ -474,13 +476,16 @@ class Core:
         IMD = self.models["ir.model.data"]
         existing = self._xmlids().get((module, name))
         if existing:
-            self._set(IMD, existing, {"model": model, "res_id": res_id})
+            row = IMD.rows[existing]
+            if (row.get("model"), row.get("res_id")) != (model, res_id):
+                index = self._xmlid_index
+                self._set(IMD, existing, {"model": model, "res_id": res_id})
+                self._xmlid_index = index  # same (module, name) key: the index stays right
         else:
             now = now_str()
             self._insert(IMD, {"module": module, "name": name, "model": model, "res_id": res_id,
                                "noupdate": False, "create_date": now, "write_date": now,
                                "create_uid": self.uid, "write_uid": self.uid})
-        self._xmlid_index = None
 
     # ------------------------------------------------------------------ value conversion
     def _convert(self, M: Model, vals: dict[str, Any], tb: int) -> tuple[dict[str, Any], dict[str, Any]]:
