@@ -486,3 +486,16 @@ def test_bulk_query_job(api, org) -> None:
     assert api.get(f"{V}/jobs/query/{job['id']}").status_code == 404
     bad = api.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT Nope FROM Account"})
     assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+@pytest.mark.parametrize("auth", ["client_credentials", "password"])
+def test_airflow_conn_json_authenticates(srv, org, auth) -> None:
+    conn = org.airflow_conn(srv.url, auth)
+    assert conn["conn_type"] == "apto" and conn["host"] == srv.url
+    x = conn["extra"]
+    if auth == "client_credentials":
+        form = {"grant_type": auth, "client_id": conn["login"], "client_secret": conn["password"]}
+    else:
+        form = {"grant_type": auth, "client_id": x["client_id"], "client_secret": x["client_secret"],
+                "username": conn["login"], "password": conn["password"] + x["security_token"]}
+    assert httpx.post(f"{srv.url}/services/oauth2/token", data=form).status_code == 200

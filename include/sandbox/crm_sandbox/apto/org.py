@@ -710,6 +710,22 @@ class AptoOrg:
                 "password": password, "security_token": token,
                 "jwt_note": "JWT bearer: iss = client_id, sub = an active user's Username; signature not verified"}
 
+    def airflow_conn(self, url: str = "", auth: str = "client_credentials", api_version: str = "60.0") -> dict[str, Any]:
+        """The ``apto_default`` connection (DESIGN.md contract) for this sandbox, as ``AIRFLOW_CONN_*`` JSON.
+
+        ``auth``: ``client_credentials`` or ``password`` (JWT needs a private key; the sandbox accepts any).
+        """
+        base = self.instance_url or url
+        if auth == "client_credentials":
+            return {"conn_type": "apto", "host": base, "login": self.client_id, "password": self.client_secret,
+                    "extra": {"auth": "client_credentials", "api_version": api_version}}
+        if auth == "password":
+            username, (password, token) = next(iter(self.users.items()))
+            return {"conn_type": "apto", "host": base, "login": username, "password": password,
+                    "extra": {"auth": "password", "client_id": self.client_id, "client_secret": self.client_secret,
+                              "security_token": token, "api_version": api_version}}
+        raise ValueError(f"auth must be client_credentials or password, not {auth!r}")
+
     def info(self, url: str = "") -> dict[str, Any]:
         return {"namespace": self.namespace, "scale": self.scale, "seed": self.seed, "org_id": self.data.org_id,
                 "as_of": format_datetime(self.data.as_of), "counts": self.data.counts(),

@@ -352,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Apto sandbox listening on {server.url}", flush=True)
     print(json.dumps({"url": server.url, **org.credentials(server.url),
                       "counts": org.data.counts()}, indent=2), flush=True)
+    print(f"AIRFLOW_CONN_APTO_DEFAULT='{json.dumps(org.airflow_conn(server.url))}'", flush=True)
     try:
         while True:
             time.sleep(3600)
