@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from crm_migration.errors import MappingError
 from crm_migration.mapping import transforms as T
-from crm_migration.mapping.spec import MISSING, FieldSpec, FnStep, ObjectSpec, fill_id_template
+from crm_migration.mapping.spec import MISSING, FieldSpec, FnStep, ObjectSpec, fill_id_template, get_path
 
 __all__ = [
     "CountryIndex", "CycleReport", "OwnerMatch", "Refs", "Row", "StateIndex", "StaticRefs", "break_cycles",
@@ -101,27 +101,6 @@ def _fold(key: Any) -> Any:
 
 
 # ---- paths and filters ---------------------------------------------------------------------------------
-
-
-def get_path(record: Mapping[str, Any], path: str) -> Any:
-    """A value by dotted path: ``Account.BillingCity`` follows a relationship (``None`` if it is null);
-    a flat key ``"Account.BillingCity"`` (staging may flatten) is found too; a list on the way maps
-    over its items, and a Salesforce sub-query ``{records: [...]}`` is its records."""
-    if path in record:
-        return record[path]
-    value: Any = record
-    for part in path.split("."):
-        if isinstance(value, Mapping) and "records" in value and part not in value:
-            value = value["records"]
-        if isinstance(value, list):
-            value = [v.get(part) if isinstance(v, Mapping) else None for v in value]
-        elif isinstance(value, Mapping):
-            value = value.get(part)
-            if value is None:
-                return None
-        else:
-            return None
-    return value
 
 
 def sf_prefix(source_id: Any) -> str | None:

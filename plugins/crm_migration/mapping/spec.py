@@ -43,7 +43,7 @@ from crm_migration.mapping import transforms as T
 __all__ = [
     "AttachSpec", "ConditionSpec", "CustomField", "CustomFieldRules", "FieldSpec", "FnStep", "HierarchySpec",
     "LookupSpec", "ObjectSpec", "PairSpec", "Settings", "SpecError", "TargetSpec", "expand_namespace",
-    "load_pair", "parse_pair",
+    "get_path", "load_pair", "parse_pair",
 ]
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
@@ -67,6 +67,27 @@ class SpecError(ConfigurationError):
         self.where, self.obj, self.field, self.reason = where, obj, field, reason
         place = where + (f": object {obj}" if obj else "") + (f", field {field}" if field else "")
         super().__init__(f"{place}: {reason}")
+
+
+def get_path(record: Mapping[str, Any], path: str) -> Any:
+    """A value by dotted path: ``Account.BillingCity`` follows a relationship (``None`` if it is null);
+    a flat key ``"Account.BillingCity"`` (staging may flatten) is found too; a list on the way maps
+    over its items, and a Salesforce sub-query ``{records: [...]}`` is its records."""
+    if path in record:
+        return record[path]
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, Mapping) and "records" in value and part not in value:
+            value = value["records"]
+        if isinstance(value, list):
+            value = [v.get(part) if isinstance(v, Mapping) else None for v in value]
+        elif isinstance(value, Mapping):
+            value = value.get(part)
+            if value is None:
+                return None
+        else:
+            return None
+    return value
 
 
 def fill_id_template(template: str, parts: Sequence[Any]) -> str:
@@ -275,7 +296,6 @@ class ObjectSpec:
 
     def source_id(self, record: Mapping[str, Any]) -> str:
         """The record's id in keys and the crosswalk (``{Id}``, or a composite ``{RecordTypeId}/{ApiName}``)."""
-        from crm_migration.mapping.mapper import get_path
 
         def one(match: re.Match[str]) -> str:
             value = get_path(record, match.group(1))
@@ -337,7 +357,6 @@ class Settings:
     contact_own_address_type: str = "other"
     activities_oldest_first: bool = True
     owner_match: str = "email"
-    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 SF_TYPE_MAP = {
@@ -625,11 +644,12 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
 def _settings(raw: Any, origin: str) -> Settings:
     if not isinstance(raw, Mapping):
         raise SpecError(origin, "settings must be a mapping")
-    known = {k: raw[k] for k in raw if k in _SETTINGS_KEYS}
+    if unknown := sorted(set(raw) - _SETTINGS_KEYS):
+        raise SpecError(origin, f"unknown setting(s) {unknown}; known: {sorted(_SETTINGS_KEYS)}")
+    known = dict(raw)
     if "on_missing_ref" in known and known["on_missing_ref"] is None:
         known["on_missing_ref"] = "null"                                 # YAML null
-    extra = {k: raw[k] for k in raw if k not in _SETTINGS_KEYS}
-    s = Settings(**known, extra=MappingProxyType(extra))
+    s = Settings(**known)
     if s.conflict_policy not in CONFLICT_POLICIES:
         raise SpecError(origin, f"settings.conflict_policy must be one of {CONFLICT_POLICIES}")
     if s.on_missing_ref not in ON_MISSING:

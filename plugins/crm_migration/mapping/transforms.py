@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from datetime import date as _date
+from html.parser import HTMLParser
 from typing import Any, TypeVar
 
 __all__ = ["TRANSFORMS", "TransformError", "apply", "check_args", "transform"]
@@ -277,6 +278,35 @@ _SAFE_TAGS = frozenset({"p", "br", "b", "strong", "i", "em", "u", "s", "ul", "ol
                         "h1", "h2", "h3", "h4", "pre", "code", "span", "div"})
 
 
+class _Cleaner(HTMLParser):
+    """Keep :data:`_SAFE_TAGS` without attributes, drop scripts/styles with their content, escape text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self.skip += 1
+        elif not self.skip and tag in _SAFE_TAGS:
+            self.out.append("<br>" if tag == "br" else f"<{tag}>")
+
+    def handle_startendtag(self, tag: str, attrs: Any) -> None:
+        if not self.skip and tag == "br":
+            self.out.append("<br>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self.skip = max(0, self.skip - 1)
+        elif not self.skip and tag in _SAFE_TAGS and tag != "br":
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.out.append(_esc(data))
+
+
 @transform
 def html_clean(value: Any) -> str | None:
     """Rich text from the source (ContentNote) reduced to tags Odoo keeps as is, attributes dropped.
@@ -284,41 +314,15 @@ def html_clean(value: Any) -> str | None:
     Scripts and styles are dropped with their content; unknown tags are unwrapped; text is escaped
     the way Odoo's sanitiser serialises it, so the stored body equals what we send.
     """
-    from html.parser import HTMLParser
-
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     src = _text(value)
     if src is None:
         return None
-    out: list[str] = []
-    skip = [0]
-
-    class _P(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: Any) -> None:
-            if tag in ("script", "style"):
-                skip[0] += 1
-            elif not skip[0] and tag in _SAFE_TAGS:
-                out.append("<br>" if tag == "br" else f"<{tag}>")
-
-        def handle_startendtag(self, tag: str, attrs: Any) -> None:
-            if not skip[0] and tag == "br":
-                out.append("<br>")
-
-        def handle_endtag(self, tag: str) -> None:
-            if tag in ("script", "style"):
-                skip[0] = max(0, skip[0] - 1)
-            elif not skip[0] and tag in _SAFE_TAGS and tag != "br":
-                out.append(f"</{tag}>")
-
-        def handle_data(self, data: str) -> None:
-            if not skip[0]:
-                out.append(_esc(data))
-
-    parser = _P(convert_charrefs=True)
+    parser = _Cleaner()
     parser.feed(src)
     parser.close()
-    body = "".join(out).strip()
+    body = "".join(parser.out).strip()
     if body and not body.startswith("<"):
         body = f"<p>{body}</p>"
     return body or None

@@ -68,6 +68,17 @@ def _ok(row):
     return row["values"]
 
 
+def test_user_is_matched_not_created(pair, refs):
+    spec = pair.objects["User"]
+    assert spec.target.action == "match" and spec.target.match["by"] == "email"
+    rec = {"Id": USR, "Name": "Jane Broker", "Email": "Jane.Broker@AptoDemo.COM", "IsActive": True}
+    assert _ok(map_record(spec, rec, refs)) == {"name": "Jane Broker", "email": "jane.broker@aptodemo.com"}
+    odd = map_record(spec, {**rec, "Email": "no email"}, refs)        # on_error: null -> kept, warned
+    assert odd["values"]["email"] is None and odd["warnings"][0][0] == "email"
+    with pytest.raises(Exception, match="not loaded into Odoo"):
+        pair.target_kwargs("User")
+
+
 # ---- companies and people ---------------------------------------------------------------------------
 
 

@@ -241,6 +241,8 @@ _DELETE = object()
     ("objects/Task/attach_to/objects", ["Opportunity", "Nope"], r"object Task, field attach_to: unknown attach_to object 'Nope'"),
     ("objects/Automation/target/export", _DELETE, r"object Automation, field target: target none needs export"),
     ("settings/conflict_policy", "merge", r"settings.conflict_policy must be one of"),
+    ("settings/fallback_usr", "admin", r"unknown setting\(s\) \['fallback_usr'\]"),
+    ("settings/contact_extra_companies", "tags", r"settings.contact_extra_companies must be one of"),
     ("x_fields/crm.lead/x_apto_priority", {"ttype": "varchar"}, r"x_fields.crm.lead.x_apto_priority: ttype 'varchar'"),
     ("custom_fields/type_map/string", "varchar", r"custom_fields.type_map.string: 'varchar' is not an Odoo ttype"),
     ("wat", 1, r"unknown top-level key\(s\) \['wat'\]"),
