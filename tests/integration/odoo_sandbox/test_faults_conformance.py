@@ -93,6 +93,7 @@ def test_fault_case(case: dict[str, Any], odoo, odoo_server) -> None:
             summary = re.match(r"<traceback: (\d+) lines, last line: (.*)>$", want["data"]["debug"], re.S)
             assert summary
             assert got["data"]["debug"].splitlines()[-1] == summary.group(2)
+            assert len(got["data"]["debug"].splitlines()) == int(summary.group(1))
         else:
             assert body.get("result") == case["json_result"]
         _check_committed(case, odoo, ns)

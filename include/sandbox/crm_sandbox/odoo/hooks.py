@@ -142,6 +142,8 @@ class Hooks(Core):
         CE.computed["message_partner_ids"] = lambda r: self._follower_partners("calendar.event", r["id"])
         ATT = self.models["ir.attachment"]
         ATT.computed["raw"] = lambda r: False
+        ATT.computed["res_name"] = lambda r: (self.display_name(r["res_model"], r.get("res_id") or 0) or False
+                                              if r.get("res_model") in self.models else False)
         ATT.computed["local_url"] = lambda r: f"/web/content/ir.attachment/{r['id']}/datas"
         P.computed["meeting_ids"] = lambda r: [e for e, er in self.models["calendar.event"].rows.items()
                                                if r["id"] in (er.get("partner_ids") or [])]
@@ -894,8 +896,7 @@ class Hooks(Core):
                 "type": row["ttype"], "string": row.get("field_description") or row["name"],
                 "required": bool(row.get("required")), "readonly": bool(row.get("readonly")),
                 "store": bool(row.get("store", True)), "searchable": True, "sortable": True, "manual": True,
-                "company_dependent": False, "depends": [], "groups": False if False else None}
-            attrs.pop("groups")
+                "company_dependent": False, "depends": []}
             if row["ttype"] in ("char", "text", "html"):
                 attrs["translate"] = bool(row.get("translate"))
             if row.get("relation"):

@@ -139,7 +139,7 @@ class OdooSandbox(Hooks):
         row = U.rows[uid]
         ok = password and (password == row.get("_password") or self._api_keys.get(password) == uid)
         if not ok or not row.get("active", True):
-            raise E.AccessDenied()
+            raise E.AccessDenied(json_tb_lines=39)
 
     # ------------------------------------------------------------------ services
     def dispatch(self, service: str, method: str, params: list[Any]) -> Any:

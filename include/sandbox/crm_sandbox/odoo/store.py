@@ -385,7 +385,7 @@ class Core:
     def _m(self, name: str) -> Model:
         M = self.models.get(name)
         if M is None:
-            raise E.UserError(f"Object {name} doesn't exist")
+            raise E.UserError(f"Object {name} doesn't exist", json_tb_lines=37)
         return M
 
     def _new_id(self, M: Model) -> int:
@@ -999,7 +999,8 @@ class Core:
         """Run one ORM call as ``self.uid`` (caller holds the lock and the transaction)."""
         M = self._m(model)
         if method.startswith("_"):
-            raise E.AccessError(f"Private methods (such as {method}) cannot be called remotely.")
+            raise E.AccessError(f"Private methods (such as {method}) cannot be called remotely.",
+                                json_tb_lines=36)
         fn = self._method(M, method)
         if fn is None:
             raise E.PyError("AttributeError",
@@ -1238,7 +1239,8 @@ class Core:
 
     # ------------------------------------------------------------------ load()
     def rpc_load(self, M: Model, ctx: dict[str, Any], fields: Any, data: Any) -> Any:
-        fields = list(fields)
+        # the legacy "field:id" / "field:db_id" spellings are still accepted
+        fields = [f.replace(":db_id", "/.id").replace(":id", "/id") for f in fields]
         for col in fields:
             base = col.split("/")[0]
             if base in ("id", ".id"):
