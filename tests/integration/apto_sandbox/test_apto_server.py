@@ -499,3 +499,13 @@ def test_airflow_conn_json_authenticates(srv, org, auth) -> None:
         form = {"grant_type": auth, "client_id": x["client_id"], "client_secret": x["client_secret"],
                 "username": conn["login"], "password": conn["password"] + x["security_token"]}
     assert httpx.post(f"{srv.url}/services/oauth2/token", data=form).status_code == 200
+
+
+def test_session_timeout() -> None:
+    with serve(port=0, session_timeout=0.2) as server:
+        tok = token_for(server)
+        headers = {"Authorization": f"Bearer {tok}"}
+        assert httpx.get(f"{server.url}{V}/limits", headers=headers).status_code == 200
+        time.sleep(0.3)
+        r = httpx.get(f"{server.url}{V}/limits", headers=headers)
+        assert r.status_code == 401 and r.json()[0]["errorCode"] == "INVALID_SESSION_ID"

@@ -128,17 +128,20 @@ class AptoOrg:
         the integration user. JWT bearer accepts any active user's ``Username`` as ``sub``.
     :param api_limit: daily API request limit (``Sforce-Limit-Info: api-usage=N/M``).
     :param as_of: the generator's reference time (default: today 00:00 UTC).
+    :param session_timeout: seconds after which a token answers 401 INVALID_SESSION_ID (default: never).
     """
 
     def __init__(self, scale: int = 1, seed: int = 7, *, namespace: str = "McLabs2",
                  client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
                  users: Mapping[str, tuple[str, str]] | None = None, api_limit: int = 100_000,
-                 as_of: datetime | None = None, instance_url: str = "") -> None:
+                 as_of: datetime | None = None, instance_url: str = "",
+                 session_timeout: float | None = None) -> None:
         self.scale, self.seed, self.namespace, self.as_of = scale, seed, namespace, as_of
         self.client_id, self.client_secret = client_id, client_secret
         self.users = dict(users or {DEFAULT_USERNAME: (DEFAULT_PASSWORD, DEFAULT_SECURITY_TOKEN)})
         self.api_limit = self._initial_api_limit = api_limit
         self.instance_url = instance_url
+        self.session_timeout = session_timeout
         self.lock = threading.RLock()
         self.clock: datetime | None = None      # set to freeze "now"
         self.tokens: dict[str, dict[str, Any]] = {}
@@ -236,6 +239,8 @@ class AptoOrg:
             if len(parts) == 2 and parts[0].lower() in {"bearer", "oauth"}:
                 token = parts[1].strip()
         info = self.tokens.get(token)
+        if info and self.session_timeout is not None and time.time() - int(info["issued"]) / 1000 > self.session_timeout:
+            info["valid"] = False
         if not info or not info["valid"]:
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return info["user"]

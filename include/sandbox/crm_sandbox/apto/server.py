@@ -1,7 +1,7 @@
 """The Apto sandbox: a Salesforce-REST-shaped HTTP server over a generated Apto org, on loopback.
 
     from crm_sandbox.apto.server import serve
-    with serve(port=0, scale=1, seed=7) as srv:       # a started SandboxServer
+    with serve(port=0, scale=1, seed=7) as srv:       # a started SandboxServer, stopped on exit
         srv.url, srv.state                           # base URL, the AptoOrg
 
     crm-sandbox apto --port 8081 --scale 1 --seed 7
@@ -32,7 +32,7 @@ from ..httpserver import SandboxHandler, SandboxServer
 from .generator import generate_org
 from .org import ApiError, AptoOrg, not_found
 
-__all__ = ["AptoOrg", "AptoHandler", "generate_org", "main", "serve"]
+__all__ = ["AptoHandler", "AptoOrg", "AptoServer", "generate_org", "main", "serve"]
 
 _API = re.compile(r"^/services/data/v(\d+\.\d+)(/.*)?$")
 _FAULT_BODIES = {
@@ -316,15 +316,25 @@ class AptoHandler(SandboxHandler):
             self.send_json(404, [{"message": f"no admin endpoint {method} /sandbox/{what}", "errorCode": "NOT_FOUND"}])
 
 
+class AptoServer(SandboxServer):
+    """The sandbox server; ``start()`` is idempotent, so ``with serve(...) as srv:`` works too."""
+
+    def start(self) -> AptoServer:
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        super().start()
+        return self
+
+
 def serve(port: int = 0, scale: int = 1, seed: int = 7, *, host: str = "127.0.0.1", verbose: bool = False,
-          org: AptoOrg | None = None, **opts: Any) -> SandboxServer:
+          org: AptoOrg | None = None, **opts: Any) -> AptoServer:
     """Start the Apto sandbox in a daemon thread; return the started server (``.url``, ``.state``).
 
     ``opts`` go to :class:`AptoOrg` (``namespace``, ``client_id``, ``client_secret``, ``users``,
     ``api_limit``, ``as_of``).
     """
     state = org or AptoOrg(scale, seed, **opts)
-    server = SandboxServer(AptoHandler, state=state, host=host, port=port, verbose=verbose)
+    server = AptoServer(AptoHandler, state=state, host=host, port=port, verbose=verbose)
     if not state.instance_url:
         state.instance_url = server.url
     return server.start()
