@@ -826,3 +826,32 @@ def test_no_read_answers_none_on_any_model(rpc: Rpc, odoo) -> None:
     for model in sorted(odoo.models):
         for row in rpc(model, "search_read", [], limit=3, context={"active_test": False}):
             assert None not in row.values(), model
+
+
+def test_custom_field_lifecycle(rpc: Rpc, odoo) -> None:
+    fid = rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_stage_entered", "field_description": "Entered",
+                                            "ttype": "datetime", "state": "manual"})
+    sel = rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_prio_raw", "field_description": "Raw prio",
+                                            "ttype": "selection", "selection": "[('a', 'A'), ('b', 'B')]"})
+    lid = rpc("crm.lead", "create", {"name": "cf", "x_stage_entered": "2020-01-02 03:04:05", "x_prio_raw": "a"})
+    assert rpc("crm.lead", "read", [lid], fields=["x_stage_entered", "x_prio_raw"])[0] == {
+        "id": lid, "x_stage_entered": "2020-01-02 03:04:05", "x_prio_raw": "a"}
+    fault = rpc.fault("crm.lead", "write", [lid], {"x_prio_raw": "z"})
+    assert fault.faultString.splitlines()[-1] == "ValueError: Wrong value for crm.lead.x_prio_raw: 'z'"
+    fault = rpc.fault("crm.lead", "write", [lid], {"x_stage_entered": "2020-01-02T03:04:05"})
+    assert fault.faultCode == 1
+    dup = rpc.fault("ir.model.fields", "create", {"model_id": 393, "name": "x_prio_raw", "field_description": "D",
+                                                  "ttype": "char"})
+    assert dup.faultCode == 2
+    assert rpc("ir.model.fields", "search_read", [["model", "=", "crm.lead"], ["name", "=like", "x_%"]],
+               fields=["name", "ttype", "state"], order="name") == [
+        {"id": sel, "name": "x_prio_raw", "ttype": "selection", "state": "manual"},
+        {"id": fid, "name": "x_stage_entered", "ttype": "datetime", "state": "manual"}]
+    rpc("ir.model.fields", "unlink", [fid])
+    assert rpc.fault("crm.lead", "read", [lid], fields=["x_stage_entered"]).faultCode == 1
+    rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_stage_entered", "field_description": "Again",
+                                      "ttype": "datetime"})
+    assert rpc("crm.lead", "read", [lid], fields=["x_stage_entered"])[0]["x_stage_entered"] is False
+    base = rpc.fault("ir.model.fields", "unlink", rpc("ir.model.fields", "search", [["model", "=", "crm.lead"],
+                                                                                   ["name", "=", "name"]]))
+    assert base.faultCode == 2

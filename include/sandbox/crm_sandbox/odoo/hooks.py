@@ -937,6 +937,10 @@ class Hooks(Core):
                 field = TM.fields[name]
                 TM.remove_field(name)
                 self._ir_field_ids.pop((target, name), None)
+                for rid_, row_ in list(TM.rows.items()):  # the column is dropped with its values
+                    if name in row_:
+                        self._touch(TM, rid_)
+                        TM.rows[rid_] = {k: v for k, v in row_.items() if k != name}
 
                 def undo(TM: Model = TM, field: Field = field, target: str = target, fid: int = rid) -> None:
                     TM.add_field(field)
