@@ -59,7 +59,6 @@ class FieldDef:
         numeric = t in {"double", "currency", "percent"}
         system = self.name in {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
                                "LastModifiedById", "SystemModstamp"}
-        ns = self.name.split("__")[0] if self.name.count("__") == 2 else None
         return {
             "aggregatable": t not in {"textarea", "base64", "multipicklist"},
             "aiPredictionField": False,
@@ -119,7 +118,6 @@ class FieldDef:
             "unique": self.unique,
             "updateable": self.updateable and not system,
             "writeRequiresMasterRead": False,
-            **({"namespacePrefix": ns} if ns else {}),
         }
 
 
