@@ -351,6 +351,11 @@ def test_blob_bytes_match_content_size(api, org) -> None:
         r = api.get(a["Body"])
         assert len(r.content) == a["BodyLength"] and r.headers["content-type"] == a["ContentType"]
     assert api.get(f"{V}/sobjects/ContentVersion/068000000000000AAA/VersionData").status_code == 404
+    notes = query(api, "SELECT Id, Title, Content, ContentSize, LatestPublishedVersionId FROM ContentNote")
+    assert notes and all(n["Content"].endswith(f"/ContentNote/{n['Id']}/Content") for n in notes)
+    body = api.get(notes[0]["Content"]).content
+    assert len(body) == notes[0]["ContentSize"] and body.startswith(b"<p>")
+    assert body == api.get(f"{V}/sobjects/ContentVersion/{notes[0]['LatestPublishedVersionId']}/VersionData").content
 
 
 # ------------------------------------------------------------------------------------- delta, admin
