@@ -264,3 +264,30 @@ def test_unknown_pair_and_bad_yaml(tmp_path):
 def test_yaml_null_means_null(raw):
     spec = parse_pair(_edit(raw, "objects/Contact/fields/parent_id/on_missing", None))
     assert spec.objects["Contact"].fields["parent_id"].on_missing == "null"
+
+
+def test_streams_are_valid_soql_streams_on_the_apto_schema(pair):
+    """Each SOQL stream builds with the stream factory and reads only fields the Apto org describes
+    (relationship paths resolved hop by hop), custom fields included."""
+    schema_mod = pytest.importorskip("crm_sandbox.apto.schema")
+    from crm_migration.streams.soql import stream_from_spec
+
+    ns_pair = pair.with_namespace("McLabs2")
+    schema = schema_mod.build_schema("McLabs2")
+    for obj in ns_pair.objects.values():
+        if obj.stream.get("kind") != "soql":
+            continue
+        stream = stream_from_spec(dict(obj.stream), source_object=obj.source_object)
+        assert stream.soql(None, None, "McLabs2", parent_ids=["001000000000001"] if stream.parent_filter else None)
+        for path in stream.fields:
+            odef = schema[obj.source_object]
+            *hops, last = path.split(".")
+            for hop in hops:
+                ref = odef.relationship(hop)
+                assert ref is not None, f"{obj.name}: no relationship {hop!r} in {path}"
+                odef = schema[ref.reference_to[0]]
+            assert odef.has(last), f"{obj.name}: {odef.name} has no field {last!r} ({path})"
+        for child, spec in obj.enrich.items():
+            if "object" in spec:
+                cdef = schema[spec["object"]]
+                assert all(cdef.has(f) for f in (*spec["fields"], spec["match"])), (obj.name, child)
