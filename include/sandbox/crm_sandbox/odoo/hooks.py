@@ -24,7 +24,6 @@ from .values import (
     email_formatted,
     email_normalize,
     hours_between,
-    now_str,
     plaintext_to_html,
     sanitize_html,
     today_str,
@@ -167,6 +166,15 @@ class Hooks(Core):
 
     # ------------------------------------------------------------------ defaults
     def _default_team(self, uid: int) -> int | bool:
+        memo = getattr(self, "_memo", None) if self._txn is not None else None
+        if memo is not None and ("team", uid) in memo:
+            return memo[("team", uid)]
+        team = self._find_default_team(uid)
+        if memo is not None:
+            memo[("team", uid)] = team
+        return team
+
+    def _find_default_team(self, uid: int) -> int | bool:
         teams = self.models["crm.team"]
         for tid in self._sort(teams, list(teams.rows), None):
             t = teams.rows[tid]
@@ -191,7 +199,7 @@ class Hooks(Core):
         if name in ("crm.lost.reason", "utm.medium", "utm.campaign", "res.partner.category", "res.currency"):
             return {"active": True}
         if name == "mail.message":
-            return {"message_type": "comment", "author_id": upid, "body": "", "date": now_str()}
+            return {"message_type": "comment", "author_id": upid, "body": "", "date": self.now()}
         if name == "mail.activity":
             return {"active": True, "user_id": uid, "date_deadline": today_str(), "activity_type_id": False}
         if name == "mail.activity.type":
@@ -215,7 +223,7 @@ class Hooks(Core):
         return {}
 
     def _default_get(self, M: Model, ctx: dict[str, Any]) -> dict[str, Any]:
-        uid, upid, now = self.uid, self._partner_of_uid(), now_str()
+        uid, upid, now = self.uid, self._partner_of_uid(), self.now()
         name = M.name
         if name == "res.partner":
             return {"active": True, "barcode": None, "calendar_last_notif_ack": now, "category_id": [[6, 0, []]],
@@ -252,7 +260,7 @@ class Hooks(Core):
         MM = self.models["mail.message"]
         author = self._partner_of_uid() if author_id is None else author_id
         prow = self.models["res.partner"].rows.get(author or 0, {})
-        now = now_str()
+        now = self.now()
         row = {"model": model, "res_id": rid, "body": body, "message_type": message_type,
                "subtype_id": subtype_id, "author_id": author, "date": now,
                "email_from": email_formatted(prow.get("name"), prow.get("email")),
@@ -294,7 +302,7 @@ class Hooks(Core):
             "subject": subject, "body_html": body, "model": model, "res_id": res_id,
             "recipient_ids": list(recipient_ids), "email_to": False, "state": "outgoing",
             "email_from": email_formatted(prow.get("name"), prow.get("email")), "mail_message_id": message_id,
-            "auto_delete": True, "message_type": "email", "create_date": now_str(), "write_date": now_str(),
+            "auto_delete": True, "message_type": "email", "create_date": self.now(), "write_date": self.now(),
             "create_uid": self.uid, "write_uid": self.uid})
 
     # ------------------------------------------------------------------ mail.thread
@@ -513,15 +521,18 @@ class Hooks(Core):
 
     def _pre_create__crm_lead(self, M: Model, row: dict[str, Any], x2m: dict[str, Any], vals: dict[str, Any],
                               ctx: dict[str, Any]) -> None:
-        now = now_str()
+        now = self.now()
         if "team_id" not in vals:
             row["team_id"] = self._default_team(row.get("user_id") or self.uid)
         stages = self.models["crm.stage"]
         if not row.get("stage_id"):
             team = row.get("team_id")
-            cands = [s for s in self._sort(stages, list(stages.rows), None)
-                     if not stages.rows[s].get("team_id") or stages.rows[s].get("team_id") == team]
-            row["stage_id"] = cands[0] if cands else False
+            key = ("stage", team)
+            if key not in self._memo:
+                cands = [s for s in self._sort(stages, list(stages.rows), None)
+                         if not stages.rows[s].get("team_id") or stages.rows[s].get("team_id") == team]
+                self._memo[key] = cands[0] if cands else False
+            row["stage_id"] = self._memo[key]
         stage = stages.rows.get(row.get("stage_id") or 0, {})
         row.setdefault("automated_probability", 0.0)
         if stage.get("is_won"):
@@ -564,7 +575,7 @@ class Hooks(Core):
 
     def _pre_write__crm_lead(self, M: Model, ids: list[int], conv: dict[str, Any], x2m: dict[str, Any],
                              vals: dict[str, Any], ctx: dict[str, Any]) -> None:
-        now = now_str()
+        now = self.now()
         if conv.get("website"):
             conv["website"] = clean_website(conv["website"])
         stage_updated, stage_is_won = conv.get("stage_id"), False
@@ -682,7 +693,7 @@ class Hooks(Core):
         if row.get("model") and row.get("res_id") and "record_name" not in vals and row["model"] in self.models:
             row["record_name"] = self.display_name(row["model"], row["res_id"]) or False
         if not row.get("date"):
-            row["date"] = now_str()
+            row["date"] = self.now()
 
     # ------------------------------------------------------------------ mail.activity
     def _pre_create__mail_activity(self, M: Model, row: dict[str, Any], x2m: dict[str, Any], vals: dict[str, Any],
@@ -752,7 +763,7 @@ class Hooks(Core):
     def _post_create__calendar_event(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
                                      ctx: dict[str, Any]) -> None:
         P = self.models["res.partner"].rows
-        now = now_str()
+        now = self.now()
         upid = self._partner_of_uid()
         for rid in ids:
             row = M.rows[rid]

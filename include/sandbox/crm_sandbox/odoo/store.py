@@ -190,6 +190,8 @@ class Core:
             fields = dict(reg.fields[name])
             self.models[name] = Model(name, desc, fields, order)
         self._txn: Txn | None = None
+        self._now = now_str()
+        self._memo = {}
         self._xmlid_index: dict[tuple[str, str], int] | None = None
         self._followers_index: dict[tuple[str, int], dict[int, int]] | None = None
         self._ir_model_ids: dict[str, int] = {}
@@ -375,6 +377,12 @@ class Core:
 
     def _begin(self) -> None:
         self._txn = Txn()
+        self._now = now_str()
+        self._memo: dict[Any, Any] = {}
+
+    def now(self) -> str:
+        """The transaction's timestamp (PostgreSQL's ``now()`` is fixed for a transaction too)."""
+        return self._now if self._txn is not None else now_str()
 
     def _end(self, ok: bool) -> None:
         if not ok:
@@ -482,7 +490,7 @@ class Core:
                 self._set(IMD, existing, {"model": model, "res_id": res_id})
                 self._xmlid_index = index  # same (module, name) key: the index stays right
         else:
-            now = now_str()
+            now = self.now()
             self._insert(IMD, {"module": module, "name": name, "model": model, "res_id": res_id,
                                "noupdate": False, "create_date": now, "write_date": now,
                                "create_uid": self.uid, "write_uid": self.uid})
@@ -726,7 +734,7 @@ class Core:
                 if key not in M.fields:
                     raise E.value_error(f"Invalid field {key!r} on model {M.name!r}", 83)
         defaults_ctx = {k[8:]: v for k, v in ctx.items() if k.startswith("default_") and k[8:] in M.fields}
-        now = now_str()
+        now = self.now()
         pre = self._hook("pre_create", M.name)
         defaults = self._defaults(M)
         for vals in vals_list:
@@ -784,7 +792,7 @@ class Core:
         tracked = self._tracked_fields(M, ctx)
         olds = {rid: {f: M.rows[rid].get(f, False) for f in tracked} for rid in ids} if tracked else {}
         prior = {rid: dict(M.rows[rid]) for rid in ids}
-        now = now_str()
+        now = self.now()
         for rid in ids:
             self._touch(M, rid)
             row = {**M.rows[rid], **conv, "write_date": now, "write_uid": self.uid}
