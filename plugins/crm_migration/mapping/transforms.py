@@ -619,9 +619,20 @@ def has_own_address(*parts: Any) -> bool:
 
 
 @transform
+def sends_own_address(parent_id: Any, *parts: Any) -> bool:
+    """Whether a partner's address fields are written: always without a parent (so an address removed at
+    the source is cleared too); under a parent only when its own address differs from the parent's
+    (``parts``: its street, city, state, zip, country, then the parent's), else Odoo copies the parent's."""
+    if _empty(parent_id):
+        return True
+    return has_own_address(*parts)
+
+
+@transform
 def contact_partner_type(account_id: Any, own_address: Any = False, own_type: str = "other") -> str:
     """``res.partner.type`` of a contact: ``own_type`` ('other') when it has a company *and* its own address,
-    so Odoo's address sync does not overwrite that address with the company's; else ``'contact'``."""
+    so Odoo's address sync does not overwrite that address with the company's; else ``'contact'``
+    (without a company nothing is synced, so ``'contact'`` keeps its address too)."""
     if own_type not in ("contact", "invoice", "delivery", "other"):
         raise TransformError(f"bad partner type {own_type!r}")
     return own_type if not _empty(account_id) and own_address else "contact"

@@ -116,6 +116,19 @@ def test_subsidiary_at_parent_address_takes_it_from_odoo(pair, refs):
     assert not {"street", "street2", "city", "zip", "state_id", "country_id"} & set(values)
 
 
+def test_account_whose_cycle_link_was_cut_keeps_its_address(pair, refs):
+    """break_cycles nulls ParentId but the record still holds Parent.*: no parent means the address is sent."""
+    addr = {"BillingStreet": "1 Main St", "BillingCity": "Boston", "BillingState": "MA",
+            "BillingPostalCode": "02108", "BillingCountry": "United States"}
+    rec = {"Id": ACC, "Name": "Cycle Holdings A", "ParentId": ACC_PARENT, "OwnerId": USR, **addr,
+           "Parent": dict(addr)}
+    (cut,), _report = break_cycles([{**rec, "ParentId": ACC}])     # a self-parent
+    values = _ok(map_record(pair.objects["Account"], cut, refs))
+    assert values["parent_id"] is None and values["type"] == "contact"
+    assert (values["street"], values["city"], values["state_id"], values["country_id"]) == ("1 Main St", "Boston",
+                                                                                          42, 233)
+
+
 def test_contact_with_own_address_is_type_other(pair, refs):
     rec = {"Id": CON, "FirstName": "Zoë", "LastName": "O'Neil", "Email": " Zoe.ONeil@AptoClient.COM ",
            "Phone": "+1 (212) 555-0101", "MobilePhone": None, "Title": "CFO", "AccountId": ACC,
@@ -137,7 +150,7 @@ def test_contact_without_name_or_company(pair, refs):
            "MailingCountry": None, "Account": None}
     values = _ok(map_record(pair.objects["Contact"], rec, refs))
     assert values["name"] == "(no name)" and values["type"] == "contact" and values["parent_id"] is None
-    assert "street" not in values
+    assert values["street"] is None and values["country_id"] is None     # no company: the address is sent
 
 
 def test_bad_email_is_a_dead_letter_naming_the_field(pair, refs):
