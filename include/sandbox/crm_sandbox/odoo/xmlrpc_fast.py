@@ -35,21 +35,21 @@ _SCALAR = {
 
 
 def _value(node: ET.Element) -> Any:
+    # the common tags are tested inline, in order of frequency (this walk is the parser's hot loop)
     if not len(node):
         return node.text or ""
     child = node[0]
     tag = child.tag
+    if tag == "string":
+        return child.text or ""
     if tag == "struct":
-        out = {}
-        for member in child:
-            if len(member) != 2 or member[0].tag != "name":
-                raise _Unsupported
-            out[member[0].text or ""] = _value(member[1])
-        return out
+        return {m[0].text or "": _value(m[1]) for m in child}
+    if tag == "int" or tag == "i4":
+        return int(child.text)  # type: ignore[arg-type]
+    if tag == "boolean":
+        return _bool(child.text)
     if tag == "array":
-        if not len(child):
-            return []
-        return [_value(v) for v in child[0]]
+        return [_value(v) for v in child[0]] if len(child) else []
     conv = _SCALAR.get(tag)
     if conv is None:
         raise _Unsupported
