@@ -197,8 +197,19 @@ def test_relationship_fields_and_record_shape(api, org) -> None:
     assert r["attributes"] == {"type": "Account", "url": f"{V}/sobjects/Account/{acct}"}
     assert r["Parent"]["attributes"]["type"] == "Account" and r["Parent"]["ParentId"] == acct
     assert "@" in r["Owner"]["Email"]
-    orphan = query(api, "SELECT Id, Account.Name FROM Contact WHERE AccountId = null LIMIT 1")
+    orphan = query(api, "SELECT Id, Account.Name, Account.Owner.Email FROM Contact WHERE AccountId = null LIMIT 1")
     assert orphan[0]["Account"] is None
+    cycle = org.data.hard_cases["account_cycle"]
+    rows = query(api, f"SELECT Id, Account.Name, Account.Owner.Email, Account.Parent.Parent.Name FROM Contact "
+                      f"WHERE Account.Parent.Parent.Id = '{cycle[0]}'")
+    for row in rows:
+        acc = row["Account"]
+        assert acc["attributes"]["type"] == "Account" and "@" in acc["Owner"]["Email"]
+        assert acc["Parent"]["Parent"]["Name"] == "Cycle Holdings A"
+        assert acc["Parent"]["Parent"]["attributes"]["url"].endswith(cycle[0])
+    assert {r["Account"]["Name"] for r in rows} <= {"Cycle Holdings B"}
+    grand = query(api, f"SELECT Name, Parent.Parent.Name FROM Account WHERE Parent.Parent.Id = '{cycle[0]}'")
+    assert [(r["Name"], r["Parent"]["Parent"]["Name"]) for r in grand] == [("Cycle Holdings B", "Cycle Holdings A")]
 
 
 def test_polymorphic_what_type_and_retrieve(api, org) -> None:

@@ -21,7 +21,8 @@ THING = ObjectDef("Thing__c", "a01", "Thing", "Things", [
     FieldDef("OwnerId", "reference", reference_to=("Person",), relationship_name="Owner"),
     FieldDef("IsDeleted", "boolean")])
 PERSON = ObjectDef("Person", "005", "Person", "People", [
-    FieldDef("Id", "id"), FieldDef("Email", "email"), FieldDef("Name", "string")])
+    FieldDef("Id", "id"), FieldDef("Email", "email"), FieldDef("Name", "string"),
+    FieldDef("ManagerId", "reference", reference_to=("Person",), relationship_name="Manager")])
 ROWS = [
     {"Id": make_id("a01", 1), "Name": "Alpha", "Amount": 10.0, "Active": True, "Closed": "2024-01-01",
      "Stamp": "2024-01-01T00:00:00.000+0000", "Tags": "A;B", "Note": "it's", "OwnerId": P1},
@@ -32,7 +33,8 @@ ROWS = [
     {"Id": make_id("a01", 4), "Name": "100% Delta", "Amount": -5, "Active": False, "Closed": "2023-12-31",
      "Stamp": "2023-12-31T23:59:59.000+0000", "Tags": "C;A", "Note": 'say "hi"', "OwnerId": P1},
 ]
-PEOPLE = {P1: {"Id": P1, "Email": "Ann@X.com", "Name": "Ann"}, P2: {"Id": P2, "Email": "bob@y.com", "Name": "Bob"}}
+PEOPLE = {P1: {"Id": P1, "Email": "Ann@X.com", "Name": "Ann", "ManagerId": P2},
+          P2: {"Id": P2, "Email": "bob@y.com", "Name": "Bob", "ManagerId": None}}
 NOW = datetime(2024, 2, 20, 15, 0, tzinfo=UTC)
 
 
@@ -120,6 +122,9 @@ def run(text: str) -> list[str]:
     ("NOT (Active = true OR Amount > 15)", {"100% Delta"}),
     ("Owner.Email = 'ann@x.com'", {"Alpha", "100% Delta"}),                     # relationship path
     ("Owner.Name LIKE 'B%'", {"beta"}),
+    ("Owner.Manager.Name = 'Bob'", {"Alpha", "100% Delta"}),                    # two levels up
+    ("Owner.Manager.Manager.Email = null", {"Alpha", "beta", "Gamma_1", "100% Delta"}),
+    ("Thing__c.Name = 'Alpha'", {"Alpha"}),                                      # the object's own name as prefix
     ("OwnerId = null", {"Gamma_1"}),
     (f"OwnerId = '{P1[:15]}'", {"Alpha", "100% Delta"}),                         # 15-char ids match
     (f"OwnerId IN ('{P2}')", {"beta"}),
@@ -167,6 +172,8 @@ def test_order_limit_offset(tail: str, expected: list[str]) -> None:
     ("SELECT Id FROM Nope", "INVALID_TYPE", "sObject type 'Nope' is not supported"),
     ("SELECT Bogus.Name FROM Thing__c", "INVALID_FIELD", "Didn't understand relationship 'Bogus'"),
     ("SELECT Owner.Nope FROM Thing__c", "INVALID_FIELD", "No such column 'Nope' on entity 'Person'"),
+    ("SELECT Owner.Boss.Name FROM Thing__c", "INVALID_FIELD", "Didn't understand relationship 'Boss'"),
+    ("SELECT Owner.Manager.Manager.Manager.Manager.Manager.Name FROM Thing__c", "MALFORMED_QUERY", "5 levels"),
     ("SELECT Id FROM Thing__c WHERE Amount = '10'", "INVALID_FIELD", "must be of type double"),
     ("SELECT Id FROM Thing__c WHERE Name = 10", "INVALID_FIELD", "must be of type string"),
     ("SELECT Id FROM Thing__c WHERE Stamp > 2024-01-01", "INVALID_FIELD", "must be of type dateTime"),
@@ -223,6 +230,9 @@ def test_columns_resolve_canonical_names_and_fields_function() -> None:
     cq = soql.compile_query(soql.parse("SELECT name, owner.EMAIL FROM thing__C"), CAT)
     assert cq.sobject == "Thing__c"
     assert [c.path for c in cq.columns] == ["Name", "Owner.Email"]
+    cq = soql.compile_query(soql.parse("SELECT owner.manager.name FROM Thing__c"), CAT)
+    assert [c.path for c in cq.columns] == ["Owner.Manager.Name"]
+    assert [soql.read_column(r, cq.columns[0], CAT) for r in ROWS] == ["Bob", None, None, "Bob"]
     cq = soql.compile_query(soql.parse("SELECT FIELDS(STANDARD) FROM Thing__c LIMIT 10"), CAT)
     assert "Id" in [c.path for c in cq.columns]
 

@@ -474,23 +474,29 @@ class AptoOrg:
         prefix = f"/services/data/v{version}/{'tooling/' if tooling else ''}sobjects"
         out: dict[str, Any] = {"attributes": {"type": sobject, "url": f"{prefix}/{sobject}/{rec['Id']}"}}
         for col in columns:
-            if col.via is None:
+            if not col.chain:
                 name = col.field.name
                 if (sobject, name) in BLOB_FIELDS:
                     out[name] = f"{prefix}/{sobject}/{rec['Id']}/{name}" if rec["Id"] in self.data.blobs else None
                 else:
                     out[name] = rec.get(name)
                 continue
-            rel = col.via.relationship_name or col.via.name
-            if rel not in out:
-                ref = rec.get(col.via.name)
+            node: dict[str, Any] | None = out      # nested parents: {"Account": {"attributes", "Owner": {...}}}
+            cur: Mapping[str, Any] = rec
+            obj = sobject
+            for ref_field in col.chain:
+                rel = ref_field.relationship_name or ref_field.name
+                ref = cur.get(ref_field.name)
                 found = self._lookup(ref) if ref else None
-                out[rel] = None if found is None else {
-                    "attributes": {"type": found[0], "url": f"{prefix}/{found[0]}/{found[1]['Id']}"}}
-            if out[rel] is not None:
-                found = self._lookup(rec[col.via.name])
-                assert found is not None
-                out[rel][col.field.name] = found[0] if col.sobject_type else found[1].get(col.field.name)
+                if rel not in node:
+                    node[rel] = None if found is None else {
+                        "attributes": {"type": found[0], "url": f"{prefix}/{found[0]}/{found[1]['Id']}"}}
+                node = node[rel]
+                if node is None or found is None:
+                    break
+                obj, cur = found
+            if node is not None:
+                node[col.field.name] = obj if col.sobject_type else cur.get(col.field.name)
         return out
 
     # ------------------------------------------------------------------------- records and blobs
@@ -505,7 +511,7 @@ class AptoOrg:
         for n in names:
             if not odef.has(n):
                 raise ApiError(400, "INVALID_FIELD", f"No such column '{n}' on sobject of type {odef.name}")
-        cols = [Column(odef.field(n).meta(), None, n) for n in names]  # type: ignore[union-attr]
+        cols = [Column(odef.field(n).meta(), (), n) for n in names]  # type: ignore[union-attr]
         return self._format(odef.name, rec, cols, version, False, self.catalog)
 
     def blob(self, obj: str, record_id: str, field_name: str) -> tuple[bytes, str]:

@@ -1,6 +1,7 @@
 """A SOQL lexer, parser and evaluator: the subset the project's hook sends, answered as Salesforce does.
 
-Supported: ``SELECT`` field list (fields, one-level relationship paths such as ``Owner.Email``,
+Supported: ``SELECT`` field list (fields, parent relationship paths up to five levels such as
+``Owner.Email`` or ``Account.Owner.Email``, polymorphic ``What.Type``,
 ``COUNT()``, ``COUNT(field) [alias]``, ``FIELDS(ALL|STANDARD|CUSTOM)``), ``FROM``, ``WHERE`` with
 ``AND`` / ``OR`` / ``NOT`` and parentheses (mixing ``AND`` and ``OR`` without parentheses is a
 ``MALFORMED_QUERY``, as in Salesforce), ``= != <> < <= > >=``, ``[NOT] IN (...)`` (literals or a
@@ -539,12 +540,17 @@ SOAP_TYPE = {"string": "string", "textarea": "string", "picklist": "string", "mu
 
 @dataclass
 class Column:
-    """A resolved selected path: ``field`` on the queried object, or ``rel.field`` one level up."""
+    """A resolved selected path: ``field`` on the queried object, or at the end of parent relationships."""
 
-    field: FieldMeta                  # the field read at the end of the path
-    via: FieldMeta | None = None      # the reference field followed, if any
-    path: str = ""                    # canonical: "Name" or "Owner.Email"
-    sobject_type: bool = False        # What.Type on a polymorphic relationship: the referenced object's name
+    field: FieldMeta                          # the field read at the end of the path
+    chain: tuple[FieldMeta, ...] = ()         # the reference fields followed (Account.Owner.Email: AccountId, OwnerId)
+    path: str = ""                            # canonical: "Name", "Owner.Email", "Account.Owner.Email"
+    sobject_type: bool = False                # What.Type on a polymorphic relationship: the referenced object's name
+
+    @property
+    def via(self) -> FieldMeta | None:
+        """The first reference field followed, if any."""
+        return self.chain[0] if self.chain else None
 
 
 @dataclass
@@ -579,17 +585,18 @@ def _sort_key(ftype: str) -> Callable[[Any], Any]:
 
 
 def read_column(record: Mapping[str, Any], col: Column, catalog: Catalog) -> Any:
-    if col.via is None:
-        return record.get(col.field.name)
-    ref = record.get(col.via.name)
-    if ref is None:
-        return None
-    found = catalog.lookup(ref)
-    if found is None:
-        return None
+    rec, obj = record, ""
+    for ref_field in col.chain:
+        ref = rec.get(ref_field.name)
+        if ref is None:
+            return None
+        found = catalog.lookup(ref)
+        if found is None:
+            return None
+        obj, rec = found
     if col.sobject_type:
-        return found[0]
-    return found[1].get(col.field.name)
+        return obj
+    return rec.get(col.field.name)
 
 
 def _invalid_field(q: Query, pos: int, name: str, sobject: str) -> SoqlError:
@@ -605,32 +612,42 @@ def _invalid_field(q: Query, pos: int, name: str, sobject: str) -> SoqlError:
     return SoqlError("INVALID_FIELD", _located(q.text, pos, msg))
 
 
+MAX_RELATIONSHIP_DEPTH = 5
+
+
 def resolve_path(q: Query, catalog: Catalog, sobject: str, path: str, pos: int) -> Column:
+    """Resolve ``Field`` or ``Rel.Rel.Field`` (parent relationships, up to five levels) from ``sobject``."""
     parts = path.split(".")
-    if len(parts) == 1:
-        f = catalog.field(sobject, parts[0])
+    if len(parts) > 1 and parts[0].casefold() == sobject.casefold():     # Account.Name on Account
+        parts = parts[1:]
+        pos += len(sobject) + 1
+    if len(parts) - 1 > MAX_RELATIONSHIP_DEPTH:
+        raise SoqlError("MALFORMED_QUERY", _located(q.text, pos, (
+            "SOQL statements cannot query relationships that are more than 5 levels away from the root entity "
+            "object.")))
+    objects: tuple[str, ...] = (sobject,)
+    chain: list[FieldMeta] = []
+    offset = pos
+    for i, part in enumerate(parts[:-1]):
+        rel = next((r for o in objects if (r := catalog.relationship(o, part)) is not None), None)
+        if rel is None:
+            raise _invalid_field(q, offset, ".".join(parts[i:]), objects[0])
+        chain.append(rel)
+        objects = rel.reference_to or objects
+        offset += len(part) + 1
+    last = parts[-1]
+    if not chain:
+        f = catalog.field(sobject, last)
         if f is None:
-            raise _invalid_field(q, pos, path, sobject)
-        return Column(f, None, f.name)
-    if len(parts) == 2 and parts[0].casefold() == sobject.casefold():     # Account.Name on Account
-        return resolve_path(q, catalog, sobject, parts[1], pos)
-    if len(parts) != 2:
-        raise SoqlError("INVALID_FIELD", _located(q.text, pos, "The Apto sandbox resolves one relationship "
-                                                  f"level only: '{path}'"))
-    rel = catalog.relationship(sobject, parts[0])
-    if rel is None:
-        raise _invalid_field(q, pos, path, sobject)
-    if len(rel.reference_to) > 1 and parts[1].lower() == "type":     # polymorphic: the "Name" object's Type
-        return Column(FieldMeta("Type", "string"), rel, f"{rel.relationship_name}.Type", sobject_type=True)
-    target = None
-    for obj in rel.reference_to:
-        target = catalog.field(obj, parts[1])
-        if target is not None:
-            break
+            raise _invalid_field(q, pos, last, sobject)
+        return Column(f, (), f.name)
+    rels = ".".join(r.relationship_name or r.name for r in chain)
+    if len(objects) > 1 and last.lower() == "type":     # polymorphic: the "Name" object's Type
+        return Column(FieldMeta("Type", "string"), tuple(chain), f"{rels}.Type", sobject_type=True)
+    target = next((f for o in objects if (f := catalog.field(o, last)) is not None), None)
     if target is None:
-        obj = rel.reference_to[0] if rel.reference_to else sobject
-        raise _invalid_field(q, pos + len(parts[0]) + 1, parts[1], obj)
-    return Column(target, rel, f"{rel.relationship_name}.{target.name}")
+        raise _invalid_field(q, offset, last, objects[0])
+    return Column(target, tuple(chain), f"{rels}.{target.name}")
 
 
 def compile_query(q: Query, catalog: Catalog, *, now: datetime | None = None) -> CompiledQuery:
@@ -666,7 +683,7 @@ def compile_query(q: Query, catalog: Catalog, *, now: datetime | None = None) ->
                 for f in catalog.fields(sobject):
                     if (s.which == "ALL" or (s.which == "CUSTOM") == f.custom) and f.name not in seen:
                         seen.add(f.name)
-                        cq.columns.append(Column(f, None, f.name))
+                        cq.columns.append(Column(f, (), f.name))
                 continue
             col = resolve_path(q, catalog, sobject, s.path, s.pos)
             if col.path.casefold() in seen:
