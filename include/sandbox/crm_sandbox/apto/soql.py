@@ -8,7 +8,9 @@ Supported: ``SELECT`` field list (fields, parent relationship paths up to five l
 semi-join ``IN (SELECT Id FROM ...)``), ``LIKE`` with ``%`` / ``_``, ``INCLUDES`` / ``EXCLUDES``,
 ``null``, booleans, string literals with escapes, numbers, datetime and date literals, date constants
 (``TODAY``, ``LAST_N_DAYS:n`` ...), ``ORDER BY`` (several keys, ``ASC``/``DESC``,
-``NULLS FIRST``/``LAST``), ``LIMIT``, ``OFFSET``.
+``NULLS FIRST``/``LAST``), ``LIMIT``, ``OFFSET``. Not supported (answered ``MALFORMED_QUERY``): ``GROUP BY``
+/ ``HAVING``, aggregates other than ``COUNT``, child-relationship subqueries in ``SELECT``, ``TYPEOF``,
+an alias on the ``FROM`` object.
 
 Parsing (:func:`parse`) needs no schema. :func:`compile_query` checks the parsed query against a
 :class:`Catalog` (object and field names, case-insensitive, as Salesforce) and returns a
