@@ -10,6 +10,7 @@ share a GIL, as with a real Odoo); "in-process" is the thread server the tests u
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -131,6 +132,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     print(f"Odoo sandbox bench on {machine()}")
+    server = serve()
+    try:
+        bench_url(server.url, "in-process", args.runs)
+    finally:
+        server.stop()
+    del server
+    gc.collect()
     bench_server_side(args.runs)
     proc = subprocess.Popen([sys.executable, "-m", "crm_sandbox.cli", "odoo", "--port", "0"],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -141,11 +149,6 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    server = serve()
-    try:
-        bench_url(server.url, "in-process", args.runs)
-    finally:
-        server.stop()
     return 0
 
 

@@ -244,3 +244,26 @@ def test_unknown_path_is_404(rpc: Rpc) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"{rpc.url}/nope")
     assert info.value.code == 404
+
+
+def test_snapshot_ignore_and_execute(rpc: Rpc, odoo) -> None:
+    before = rpc.admin("GET", "/sandbox/snapshot?models=res.partner&ignore=write_date,write_uid")
+    pid = odoo.execute("res.partner", "create", {"name": "tmp"}, context={"tracking_disable": True})
+    odoo.execute("res.partner", "write", [3], {"name": "Renamed"})
+    odoo.execute("res.partner", "write", [3], {"name": "Administrator"})
+    odoo.execute("res.partner", "unlink", [pid])
+    assert rpc.admin("GET", "/sandbox/snapshot?models=res.partner&ignore=write_date,write_uid") == before
+    assert "write_date" not in before["res.partner"]["3"]
+    assert odoo.snapshot("res.partner") != odoo.snapshot("res.partner", ignore="write_date")
+
+
+def test_note_mentions_notify_only_the_mentioned(rpc: Rpc) -> None:
+    fan = rpc("res.partner", "create", {"name": "Fan", "email": "fan@example.com"})
+    named = rpc("res.partner", "create", {"name": "Named", "email": "named@example.com"})
+    lid = rpc("crm.lead", "create", {"name": "Quiet"})
+    rpc("crm.lead", "message_subscribe", [lid], partner_ids=[fan])
+    rpc("crm.lead", "message_post", [lid], body="internal", subtype_xmlid="mail.mt_note")
+    assert rpc("mail.mail", "search_count", []) == 0
+    rpc("crm.lead", "message_post", [lid], body="to you", subtype_xmlid="mail.mt_note", partner_ids=[named])
+    mails = rpc("mail.mail", "search_read", [], fields=["recipient_ids"])
+    assert [m["recipient_ids"] for m in mails] == [[named]]

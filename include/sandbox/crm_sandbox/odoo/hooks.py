@@ -392,9 +392,13 @@ class Hooks(Core):
             if aid in A.rows:
                 self._set(A, aid, {"res_model": M.name, "res_id": rid})
         self._set(self.models["mail.message"], mid, {"attachment_ids": list(attachment_ids or [])})
-        if subtype_id == SUBTYPE_DISCUSSION:
-            recipients = set(partner_ids or []) | set(self._follower_partners(M.name, rid))
-            recipients.discard(author)
+        # explicit recipients are always notified; followers for a public default subtype (Discussions)
+        subtype = self.models["mail.message.subtype"].rows.get(subtype_id, {})
+        recipients = set(partner_ids or [])
+        if subtype.get("default") and not subtype.get("internal"):
+            recipients |= set(self._follower_partners(M.name, rid))
+        recipients.discard(author)
+        if recipients:
             P = self.models["res.partner"].rows
             with_email = sorted(p for p in recipients if P.get(p, {}).get("email"))
             if with_email:

@@ -7,7 +7,7 @@
 CLI: ``crm-sandbox odoo --port 8069 [--database crmtest] [--version 17|19] [--user login:password[:apikey]]``.
 
 Admin HTTP endpoints (JSON): ``GET /sandbox/stats``, ``POST /sandbox/stats/reset``, ``GET /sandbox/mail``,
-``GET /sandbox/snapshot?models=res.partner,crm.lead``, ``POST /sandbox/reset``, ``GET|POST|DELETE
+``GET /sandbox/snapshot?models=res.partner,crm.lead[&ignore=write_date,write_uid]``, ``POST /sandbox/reset``, ``GET|POST|DELETE
 /sandbox/faults``, ``POST /sandbox/users``.
 """
 
@@ -285,18 +285,33 @@ class OdooSandbox(Hooks):
         with self.lock:
             self.calls.clear()
 
-    def snapshot(self, models: list[str] | str | None = None) -> dict[str, dict[int, dict[str, Any]]]:
-        """Every stored row of ``models`` (default: all), as comparable plain data."""
+    def snapshot(self, models: list[str] | str | None = None,
+                 ignore: list[str] | str | tuple[str, ...] = ()) -> dict[str, dict[int, dict[str, Any]]]:
+        """Every stored row of ``models`` (default: all), as comparable plain data.
+
+        ``ignore`` drops fields from every row (e.g. ``write_date,write_uid`` to compare data before a
+        migration with data after its rollback).
+        """
         if isinstance(models, str):
             models = [m for m in models.split(",") if m]
+        if isinstance(ignore, str):
+            ignore = [f for f in ignore.split(",") if f]
+        skip = set(ignore)
         with self.lock:
             names = models or list(self.models)
             out = {}
             for name in names:
                 M = self._m(name)
-                out[name] = {rid: {k: copy.copy(v) for k, v in row.items() if not k.startswith("_")}
+                out[name] = {rid: {k: copy.copy(v) for k, v in row.items() if not k.startswith("_")
+                                   and k not in skip}
                              for rid, row in sorted(M.rows.items())}
             return out
+
+    def execute(self, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``execute_kw`` as admin (uid 2) without HTTP, for test set-up: ``execute("res.partner", "create", {...})``."""
+        with self.lock:
+            self.calls[(model, method)] += 1
+            return self._run(2, model, method, list(args), kwargs)
 
     def mail_queue(self) -> dict[str, Any]:
         """Queued ``mail.mail`` rows and chatter counts (messages and followers per model and record)."""
@@ -608,7 +623,7 @@ class OdooHandler(SandboxHandler):
                 return self.send_json(200, state.mail_queue())
             if path == "/sandbox/snapshot" and verb == "GET":
                 models = ",".join(query.get("models", [])) or None
-                return self.send_json(200, state.snapshot(models))
+                return self.send_json(200, state.snapshot(models, ",".join(query.get("ignore", []))))
             if path == "/sandbox/reset" and verb == "POST":
                 state.reset()
                 return self.send_json(200, {"ok": True})
