@@ -43,6 +43,7 @@ class Target:
     :param model: the Odoo model (``res.partner``).
     :param conflict_policy: ``report`` (a field edited in Odoo since our last write is left alone
         and reported) or ``source_wins`` (overwritten).
+    :param context: extra Odoo context for this object's calls (e.g. ``no_mail_to_attendees``).
     """
 
     pair: str
@@ -50,6 +51,11 @@ class Target:
     source_object: str
     model: str
     conflict_policy: str = "report"
+    context: Mapping[str, Any] | None = None     # merged into every Odoo call of this object
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        return dict(self.context or {})
 
     def __post_init__(self) -> None:
         if self.conflict_policy not in CONFLICT_POLICIES:
@@ -65,6 +71,7 @@ class Row(TypedDict, total=False):
 
     source_id: str
     values: dict[str, Any]
+    deferred: dict[str, Any]           # written in a second call, after the record exists
     record: Mapping[str, Any]          # the source record, kept with a dead letter
     error: tuple[str | None, str]      # (field, reason) when mapping failed: dead-lettered as is
 
@@ -126,7 +133,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
         sid = row["source_id"]
         if sid in bound:
             b: Bound = bound[sid]
-            if b.content_hash == content_hash(row["values"]):
+            if b.content_hash == content_hash(_full(row)):
                 plan.skipped.append(sid)
             else:
                 to_check.append((row, b.odoo_id, b.written))
@@ -138,7 +145,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     updates: dict[int, dict[str, Any]] = {}
     update_rows: dict[int, Row] = {}
     if to_check:
-        names = sorted({f for row, _, _ in to_check for f in row["values"]})
+        names = sorted({f for row, _, _ in to_check for f in _full(row)})
         current = {rec["id"]: rec for rec in odoo.read(model, [oid for _, oid, _ in to_check], names,
                                                        context={"active_test": False})}
         for row, oid, written in to_check:
@@ -149,7 +156,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                             sid, model, oid)
                 to_create.append(row)
                 continue
-            vals = row["values"]
+            vals = _full(row)
             if written is None:                 # landed before a crash, never recorded: adopt
                 plan.adopted.append((row, oid))
                 delta = changed_fields(vals, now, fields)
@@ -182,7 +189,8 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
         keys = [target.key(r["source_id"]) for r in to_create]
 
         def create(chunk: list[int]) -> None:
-            ids = odoo.create_batch(model, [to_create[i]["values"] for i in chunk], keys=[keys[i] for i in chunk])
+            ids = odoo.create_batch(model, [to_create[i]["values"] for i in chunk], keys=[keys[i] for i in chunk],
+                                    context=target.ctx)
             for i, oid in zip(chunk, ids, strict=True):
                 plan.created[to_create[i]["source_id"]] = oid
 
@@ -190,20 +198,25 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             plan.dead(to_create[i], exc.field, exc.message)
         by_sid = {r["source_id"]: r for r in to_create}
         plan.created_rows = {sid: by_sid[sid] for sid in plan.created}
+        # fields Odoo would overwrite when sent with the others go in a second write
+        late = {plan.created[sid]: dict(r["deferred"]) for sid, r in plan.created_rows.items() if r.get("deferred")}
+        for oid, exc in _write_isolating(odoo, model, late, target):
+            sid = next(s for s, o in plan.created.items() if o == oid)
+            plan.dead(plan.created_rows[sid], exc.field, f"created, but the follow-up write failed: {exc.message}")
+            plan.partial.add(oid)
 
     if updates:
-        oids = list(updates)
-
-        def write(chunk: list[int]) -> None:
-            odoo.write_batch(model, {oids[i]: updates[oids[i]] for i in chunk})
-            for i in chunk:
-                plan.updated[oids[i]] = updates[oids[i]]
-
-        for i, exc in _isolating(list(range(len(oids))), write):
-            oid = oids[i]
-            plan.dead(update_rows[oid], exc.field, exc.message)
-            plan.prior.pop(oid, None)
-            plan.failed_updates.add(oid)
+        # regular fields first, then the deferred ones (Odoo resets some of those on the first write)
+        for phase in ("values", "deferred"):
+            batch = {oid: {f: v for f, v in delta.items() if f in (update_rows[oid].get(phase) or {})}
+                     for oid, delta in updates.items() if oid not in plan.failed_updates}
+            batch = {oid: vals for oid, vals in batch.items() if vals}
+            failed = _write_isolating(odoo, model, batch, target)
+            for oid, exc in failed:
+                plan.dead(update_rows[oid], exc.field, exc.message)
+                plan.prior.pop(oid, None)
+                plan.failed_updates.add(oid)
+        plan.updated = {oid: delta for oid, delta in updates.items() if oid not in plan.failed_updates}
 
     counts = state.record_batch(run_id=run_id, pair=target.pair, source_object=target.source_object,
                                 odoo_model=model, **plan.state_rows(fields))
@@ -216,6 +229,24 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
              if result["dead_lettered"] else "", result["odoo_calls"], result["seconds"])
     log_.debug("state rows written: %s", counts)
     return result
+
+
+def _full(row: Row) -> dict[str, Any]:
+    """All the values a row sets, the deferred ones included (what is hashed and compared)."""
+    return {**row["values"], **(row.get("deferred") or {})}
+
+
+def _write_isolating(odoo: OdooHook, model: str, updates: Mapping[int, Mapping[str, Any]],
+                     target: Target) -> list[tuple[int, OdooRecordError]]:
+    """``write_batch`` the updates; isolate the records Odoo refuses (returned with their error)."""
+    if not updates:
+        return []
+    oids = list(updates)
+
+    def write(chunk: list[int]) -> None:
+        odoo.write_batch(model, {oids[i]: updates[oids[i]] for i in chunk}, context=target.ctx)
+
+    return [(oids[i], exc) for i, exc in _isolating(list(range(len(oids))), write)]
 
 
 def _type(fields: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
@@ -258,6 +289,7 @@ class _Plan:
         self.updated: dict[int, dict[str, Any]] = {}
         self.prior: dict[int, dict[str, Any]] = {}
         self.failed_updates: set[int] = set()
+        self.partial: set[int] = set()           # created, but a deferred write failed
         self.conflicts: list[tuple[Row, int, list[str], dict[str, Any]]] = []
         self.dead_letters: list[DeadLetter] = []
 
@@ -275,9 +307,11 @@ class _Plan:
         manifest: list[ManifestRow] = []
         adopted_ids = {oid for _, oid in self.adopted}
         for sid, oid in self.created.items():
-            vals = canonical_vals(self.created_rows[sid]["values"], fields)
+            row = self.created_rows[sid]
+            full = row["values"] if oid in self.partial else _full(row)
+            vals = canonical_vals(full, fields)
             links.append({"source_id": sid, "odoo_id": oid, "written": vals,
-                          "content_hash": content_hash(self.created_rows[sid]["values"])})
+                          "content_hash": None if oid in self.partial else content_hash(full)})
             audit.append({"source_id": sid, "odoo_id": oid, "action": "create", "changes": vals})
             manifest.append({"source_id": sid, "odoo_id": oid, "action": "created",
                              "new_values": {**vals, MIGRATION_KEY: self.target.key(sid)}})
@@ -287,8 +321,8 @@ class _Plan:
                 continue
             written = canonical_vals(self.updated.get(oid, {}), fields)
             if oid in adopted_ids:
-                written = canonical_vals(row["values"], fields)
-            links.append({"source_id": sid, "odoo_id": oid, "content_hash": content_hash(row["values"]),
+                written = canonical_vals(_full(row), fields)
+            links.append({"source_id": sid, "odoo_id": oid, "content_hash": content_hash(_full(row)),
                           "written": written})
             if oid in adopted_ids:
                 audit.append({"source_id": sid, "odoo_id": oid, "action": "adopt", "changes": written,

@@ -227,3 +227,27 @@ def test_rollback_refuses_records_edited_after_the_run_unless_forced(odoo, state
     forced = rollback_run(odoo, state, "run-1", force=True)
     assert forced["status"] == "rolled_back" and forced["unlinked"] == {"res.partner": 4}
     assert snapshot(odoo) == before
+
+
+LEAD = Target(pair="apto_to_odoo", source="apto", source_object="Opportunity", model="crm.lead")
+
+
+def test_deferred_fields_survive_what_odoo_does_on_create_and_write(odoo, state):
+    won = odoo.search_ids("crm.stage", [("is_won", "=", True)], limit=1)[0]
+    new = odoo.search_ids("crm.stage", [("is_won", "=", False)], limit=1)[0]
+    row = {"source_id": "006A", "values": {"name": "Deal A", "type": "opportunity", "stage_id": won,
+                                           "probability": 100},
+           "deferred": {"date_closed": "2021-06-30 12:00:00", "date_last_stage_update": "2021-06-01 09:30:00"}}
+    load_batch(odoo, state, LEAD, [row], run_id="run-1")
+    (lead,) = odoo.search_read("crm.lead", [("x_migration_key", "=", "apto:Opportunity:006A")],
+                               ["date_closed", "date_last_stage_update", "stage_id"])
+    assert (lead["date_closed"], lead["date_last_stage_update"]) == ("2021-06-30 12:00:00", "2021-06-01 09:30:00")
+    # a later change of stage: Odoo resets both dates on that write; the deferred write puts them back
+    row2 = {**row, "values": {**row["values"], "stage_id": new, "probability": 20},
+            "deferred": {"date_closed": False, "date_last_stage_update": "2022-01-02 03:04:05"}}
+    result = load_batch(odoo, state, LEAD, [row2], run_id="run-2")
+    assert result["updated"] == 1
+    (lead,) = odoo.read("crm.lead", [lead["id"]], ["date_closed", "date_last_stage_update", "stage_id"])
+    assert lead["stage_id"][0] == new
+    assert (lead["date_closed"], lead["date_last_stage_update"]) == (False, "2022-01-02 03:04:05")
+    assert load_batch(odoo, state, LEAD, [row2], run_id="run-3")["skipped"] == 1
