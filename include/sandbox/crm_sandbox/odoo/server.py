@@ -546,7 +546,7 @@ class OdooHandler(SandboxHandler):
         except ValueError as exc:
             err = E.PyError("BadRequest", f"Invalid JSON data: {exc}", module="werkzeug.exceptions")
             return self._send_jsonrpc({"jsonrpc": "2.0", "id": None, "error": {
-                "code": 400, "message": "Odoo Session Invalid" if False else "Bad Request",
+                "code": 400, "message": "Bad Request",
                 "data": err.json_data()}})
         rid = request.get("id")
         params = request.get("params") or {}

@@ -247,12 +247,8 @@ class Core:
             prow.setdefault("type", "contact")
             if pid == 1:
                 prow["is_company"] = True
-        C = self.models["res.country"].rows
-        code_by_country = {cid: r.get("code") for cid, r in C.items()}
         for srow in self.models["res.country.state"].rows.values():
-            srow.pop("country_code", None)
             srow.setdefault("country_id", False)
-        _ = code_by_country
         for urow in self.models["res.users"].rows.values():
             urow.setdefault("notification_type", "email")
         for s in self.models["crm.stage"].rows.values():
@@ -397,11 +393,9 @@ class Core:
         return M
 
     def _new_id(self, M: Model) -> int:
+        # ids are not reused after a rollback (PostgreSQL sequences are not transactional either)
         rid = M.next_id
         M.next_id += 1
-        if self._txn is not None:
-            # ids are not reused after a rollback (PostgreSQL sequences are not transactional)
-            pass
         return rid
 
     def _insert(self, M: Model, row: dict[str, Any]) -> int:
