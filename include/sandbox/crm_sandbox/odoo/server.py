@@ -3,12 +3,21 @@
     from crm_sandbox.odoo.server import OdooSandbox, serve
     server = serve(port=0)                     # started SandboxServer; server.state is the OdooSandbox
     server.state.inject_fault("http", status=503, count=2, model="res.partner", method="create")
+    server.state.execute("res.partner", "create", {"name": "Set-up"})   # as admin, no HTTP
 
-CLI: ``crm-sandbox odoo --port 8069 [--database crmtest] [--version 17|19] [--user login:password[:apikey]]``.
+CLI: ``crm-sandbox odoo --port 8069 [--database crmtest] [--version 17|19] [--user login:password[:apikey]]
+[--api-key KEY]``; it prints the URL it listens on.
 
 Admin HTTP endpoints (JSON): ``GET /sandbox/stats``, ``POST /sandbox/stats/reset``, ``GET /sandbox/mail``,
-``GET /sandbox/snapshot?models=res.partner,crm.lead[&ignore=write_date,write_uid]``, ``POST /sandbox/reset``, ``GET|POST|DELETE
-/sandbox/faults``, ``POST /sandbox/users``.
+``GET /sandbox/snapshot?models=res.partner,crm.lead[&ignore=write_date,write_uid]``, ``POST /sandbox/reset``,
+``GET|POST|DELETE /sandbox/faults`` (POST body: one rule or a list, e.g. ``{"kind": "http", "status": 429,
+"retry_after": 3, "count": 2, "model": "res.partner", "method": "create"}``), ``POST /sandbox/users``.
+
+Known differences from a real Odoo 17 (the captures in ``data/`` are the reference):
+- no image resizing (stdlib only): invalid image bytes fault as Odoo does, valid images are kept as sent;
+- ``automated_probability`` is 100 in a won stage and 0 otherwise (no naive-Bayes frequencies);
+- only the models a migration touches exist; other relations are accepted without a target check;
+- tracebacks are synthesised: their first and last lines (and captured lengths) match, the frames do not.
 """
 
 from __future__ import annotations
