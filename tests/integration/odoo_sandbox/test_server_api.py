@@ -267,3 +267,13 @@ def test_note_mentions_notify_only_the_mentioned(rpc: Rpc) -> None:
     rpc("crm.lead", "message_post", [lid], body="to you", subtype_xmlid="mail.mt_note", partner_ids=[named])
     mails = rpc("mail.mail", "search_read", [], fields=["recipient_ids"])
     assert [m["recipient_ids"] for m in mails] == [[named]]
+
+
+def test_legacy_execute_and_db_service(rpc: Rpc) -> None:
+    assert rpc.object.execute(DB, UID, PWD, "res.partner", "search", [["id", "=", 3]]) == [3]
+    assert xmlrpc.client.ServerProxy(f"{rpc.url}/xmlrpc/2/db").list() == [DB]
+    legacy = xmlrpc.client.ServerProxy(f"{rpc.url}/xmlrpc/common")
+    assert legacy.authenticate(DB, "admin", "admin", {}) == 2
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        xmlrpc.client.ServerProxy(f"{rpc.url}/xmlrpc/object").execute_kw(DB, UID, "bad", "res.partner", "search", [[]])
+    assert (info.value.faultCode, info.value.faultString) == ("AccessDenied", "Access Denied")
