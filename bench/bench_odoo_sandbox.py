@@ -10,7 +10,6 @@ share a GIL, as with a real Odoo); "in-process" is the thread server the tests u
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import machine  # noqa: E402
 
 from crm_sandbox.odoo import xmlrpc_fast  # noqa: E402
-from crm_sandbox.odoo.server import OdooSandbox, serve  # noqa: E402
+from crm_sandbox.odoo.server import OdooSandbox, _gc_paused, serve  # noqa: E402
 
 MIGRATION_CTX = {"tracking_disable": True, "mail_create_nolog": True, "mail_create_nosubscribe": True,
                  "mail_notrack": True}
@@ -115,11 +114,12 @@ def bench_server_side(runs: int) -> None:
                                    {"context": MIGRATION_CTX}), "execute_kw").encode() for i in range(runs)]
     parse_t, dispatch_t = [], []
     for body in bodies:
-        t0 = time.perf_counter()
-        params, _method = xmlrpc_fast.loads(body)
-        t1 = time.perf_counter()
-        state.dispatch("object", "execute_kw", list(params))
-        t2 = time.perf_counter()
+        with _gc_paused():  # as the HTTP handler does for each request
+            t0 = time.perf_counter()
+            params, _method = xmlrpc_fast.loads(body)
+            t1 = time.perf_counter()
+            state.dispatch("object", "execute_kw", list(params))
+            t2 = time.perf_counter()
         parse_t.append(t1 - t0)
         dispatch_t.append(t2 - t1)
     p, d = statistics.median(parse_t), statistics.median(dispatch_t)
@@ -130,25 +130,32 @@ def bench_server_side(runs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["server-side", "server-process", "in-process"])
     args = parser.parse_args()
-    print(f"Odoo sandbox bench on {machine()}")
-    server = serve()
-    try:
-        bench_url(server.url, "in-process", args.runs)
-    finally:
-        server.stop()
-    del server
-    gc.collect()
-    bench_server_side(args.runs)
-    proc = subprocess.Popen([sys.executable, "-m", "crm_sandbox.cli", "odoo", "--port", "0"],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        url = line.strip().rsplit(" ", 1)[-1]
-        bench_url(url, "server process", args.runs)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    if args.only is None:
+        # each scenario in a fresh interpreter: one scenario's heap must not slow the next one's GC
+        print(f"Odoo sandbox bench on {machine()}", flush=True)
+        for only in ("server-side", "server-process", "in-process"):
+            subprocess.run([sys.executable, __file__, "--runs", str(args.runs), "--only", only], check=True)
+        return 0
+    if args.only == "server-side":
+        bench_server_side(args.runs)
+    elif args.only == "in-process":
+        server = serve()
+        try:
+            bench_url(server.url, "in-process", args.runs)
+        finally:
+            server.stop()
+    else:
+        proc = subprocess.Popen([sys.executable, "-m", "crm_sandbox.cli", "odoo", "--port", "0"],
+                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            url = line.strip().rsplit(" ", 1)[-1]
+            bench_url(url, "server process", args.runs)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
     return 0
 
 
