@@ -1,0 +1,119 @@
+"""AptoSource: every kind of Apto stream a pair file declares, behind one interface.
+
+- ``soql``: a :class:`~crm_migration.streams.soql.SoqlStream` over the window (``parent_filter``
+  objects such as ContentDocumentLink get their parent ids from the caller);
+- ``pipeline_stages``: for each Opportunity record type, the StageName values it allows (ui-api
+  picklist values) joined with ``OpportunityStage`` by ApiName: one record per (pipeline, stage);
+- ``tooling``: Tooling API rows (automation export only; nothing is loaded).
+
+``enrich_children`` attaches child rows (``OpportunityHistories``) with one SOQL query per 200 parents;
+``blob`` downloads the bytes an ``_blob`` enrichment names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from crm_migration.hooks.apto import AptoHook, chunked, soql_in
+from crm_migration.mapping.mapper import get_path
+from crm_migration.mapping.spec import ObjectSpec
+from crm_migration.streams.soql import stream_from_spec
+
+_PLACEHOLDER = re.compile(r"\{([^}]+)\}")
+
+
+class AptoSource:
+    """Read one pair's objects from an Apto org.
+
+    :param hook: the AptoHook of the org.
+    """
+
+    name = "apto"
+
+    def __init__(self, hook: AptoHook) -> None:
+        self.hook = hook
+
+    @property
+    def namespace(self) -> str:
+        return self.hook.namespace or ""
+
+    def describes(self, source_objects: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """``{object: describe fields}`` for the custom-field plan."""
+        return {o: list(self.hook.describe(o)["fields"]) for o in dict.fromkeys(source_objects)}
+
+    def records(self, obj: ObjectSpec, *, start: datetime | None, end: datetime,
+                parent_ids: Sequence[str] | None = None, with_deleted: bool = False) -> Iterator[dict[str, Any]]:
+        """Yield the object's source records in ``[start, end)`` (``start=None``: from the beginning).
+
+        :param with_deleted: also the records deleted in the window (``queryAll``, ``IsDeleted`` true).
+        """
+        kind = obj.stream.get("kind", "soql")
+        if kind == "soql":
+            spec = dict(obj.stream)
+            if with_deleted:
+                spec["include_deleted"] = True
+                spec["fields"] = [*spec.get("fields", ()), *(() if "IsDeleted" in spec.get("fields", ())
+                                                            else ("IsDeleted",))]
+            stream = stream_from_spec(spec, source_object=obj.source_object)
+            yield from stream.records(self.hook, start, end, parent_ids=parent_ids)
+        elif kind == "pipeline_stages":
+            yield from self._pipeline_stages(obj)
+        elif kind == "tooling":
+            for tooling_object in obj.stream.get("objects", ()):
+                for row in self.hook.tooling_query(f"SELECT Id, Name FROM {tooling_object}"):
+                    yield {"ToolingObject": tooling_object, **row}
+        else:
+            raise ValueError(f"{obj.name}: unknown stream kind {kind!r}")
+
+    def needs_parents(self, obj: ObjectSpec) -> bool:
+        return obj.stream.get("kind", "soql") == "soql" and bool(obj.stream.get("parent_filter"))
+
+    def _pipeline_stages(self, obj: ObjectSpec) -> Iterator[dict[str, Any]]:
+        where = obj.stream.get("record_types") or "SobjectType = 'Opportunity'"
+        stages = {s["ApiName"]: s for s in self.hook.query(
+            "SELECT ApiName, MasterLabel, SortOrder, IsWon, IsClosed, DefaultProbability, IsActive "
+            "FROM OpportunityStage")}
+        for rt in self.hook.query(f"SELECT Id, Name FROM RecordType WHERE {where} ORDER BY Id"):
+            for value in self.hook.stage_picklist(rt["Id"]):
+                api = value.get("value") if isinstance(value, Mapping) else value
+                stage = stages.get(api)
+                if stage is None:       # a picklist value with no OpportunityStage row: keep what we know
+                    stage = {"ApiName": api, "MasterLabel": (value.get("label") if isinstance(value, Mapping)
+                                                             else api), "SortOrder": None, "IsWon": False,
+                             "IsClosed": False, "DefaultProbability": None, "IsActive": True}
+                yield {"RecordTypeId": rt["Id"], **stage}
+
+    def enrich_children(self, obj: ObjectSpec, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Attach each enrichment's child rows as ``{"records": [...]}`` (Salesforce's sub-query shape)."""
+        for name, spec in obj.enrich.items():
+            if name == "_blob" or "object" not in spec:
+                continue
+            match, fields = spec["match"], [f for f in spec.get("fields", ()) if f != spec["match"]]
+            order = f" ORDER BY {spec['order_by']}" if spec.get("order_by") else ""
+            found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            ids = [str(r["Id"]) for r in records if r.get("Id")]
+            for chunk in chunked(ids, 200):
+                soql = f"SELECT {', '.join([match, *fields])} FROM {spec['object']} WHERE {match} IN {soql_in(chunk)}"
+                for row in self.hook.query(soql + order):
+                    found[str(row[match])].append({f: row.get(f) for f in fields})
+            for r in records:
+                r[name] = {"records": found.get(str(r.get("Id")), [])}
+        return records
+
+    def blob(self, obj: ObjectSpec, record: Mapping[str, Any]) -> bytes | None:
+        """The bytes of the record's ``_blob`` enrichment (``None`` when the path cannot be built)."""
+        spec = obj.enrich.get("_blob")
+        if not spec:
+            return None
+        parts: dict[str, str] = {}
+        for name in _PLACEHOLDER.findall(spec["url"]):
+            value = get_path(record, name)
+            if value in (None, ""):
+                return None
+            parts[name] = str(value)
+        path = _PLACEHOLDER.sub(lambda m: parts[m.group(1)], spec["url"])
+        return self.hook.download(path)
