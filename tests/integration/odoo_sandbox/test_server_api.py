@@ -277,3 +277,13 @@ def test_legacy_execute_and_db_service(rpc: Rpc) -> None:
     with pytest.raises(xmlrpc.client.Fault) as info:
         xmlrpc.client.ServerProxy(f"{rpc.url}/xmlrpc/object").execute_kw(DB, UID, "bad", "res.partner", "search", [[]])
     assert (info.value.faultCode, info.value.faultString) == ("AccessDenied", "Access Denied")
+
+
+def test_context_get_names_the_caller() -> None:
+    server = serve(version=19, api_key="k-admin")
+    try:
+        status, body, _ = post_json(f"{server.url}/json/2/res.users/context_get", {},
+                                    {"Authorization": "bearer k-admin"})
+        assert (status, body) == (200, {"lang": "en_US", "tz": False, "uid": 2})
+    finally:
+        server.stop()

@@ -980,6 +980,10 @@ class Hooks(Core):
         row.pop("password", None)
         row["_password"] = vals.get("password") or False
 
+    def rpc_res_users__context_get(self, M: Model, ctx: dict[str, Any]) -> dict[str, Any]:
+        row = M.rows.get(self.uid, {})
+        return {"lang": row.get("lang") or "en_US", "tz": row.get("tz") or False, "uid": self.uid}
+
     def _post_write__res_users(self, M: Model, ids: list[int], conv: dict[str, Any], vals: dict[str, Any],
                                prior: dict[int, dict[str, Any]], ctx: dict[str, Any]) -> None:
         if vals.get("password"):
