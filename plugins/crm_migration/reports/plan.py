@@ -1,0 +1,143 @@
+"""The plan report: what a migration of the pair would do, and what a person must fix first.
+
+``write_plan_report(plan, pair=..., run_id=...)`` writes, in the run's report folder, ``plan.html`` (a
+summary a person can act on, then the tables), one CSV per table, ``automation_reference.json`` (the
+rebuild reference of the org's automations) and ``plan.json`` (the whole plan, plain data). The plan
+holds no secret (no connection password, token or key ever enters it), so neither does the report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from crm_migration.engine.plan import Plan, automation_reference
+from crm_migration.reports.writer import Report
+
+__all__ = ["AUTOMATION_FILE", "PLAN_FILE", "summary_lines", "write_plan_report"]
+
+AUTOMATION_FILE = "automation_reference.json"
+PLAN_FILE = "plan.json"
+_SEVERITY = {"blocking": "bad", "warning": "warn", "info": "note"}
+
+
+def _names(rows: Sequence[Mapping[str, Any]], key: str, limit: int = 8) -> str:
+    names = [str(r.get(key)) for r in rows]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def summary_lines(plan: Plan) -> list[str]:
+    """The summary, one plain-text sentence per line (escaped when written as HTML)."""
+    lines = [f"Apto namespace {plan.namespace or '(none)'}: {plan.namespace_how}."]
+    blocking = [p for p in plan.problems if p["severity"] == "blocking"]
+    lines.append(f"{len(blocking)} blocking problem(s) to fix before migrating." if blocking
+                 else "No blocking problem: the migration can run as mapped.")
+    # owners
+    fallback = [o for o in plan.owners if not o["matched"]]
+    if plan.fallback_user_id is None:
+        lines.append(f"The fallback user {plan.fallback_user!r} ({plan.fallback_user_from}) does not exist in Odoo: "
+                     f"{len(fallback)} owner(s) have no user to fall back to. Blocking.")
+    elif fallback:
+        going = ", ".join(f"{r['records going to the fallback user']} {r['object']}"
+                          for r in plan.fallback_records if r["records going to the fallback user"])
+        lines.append(f"{len(fallback)} of {len(plan.owners)} owners fall back to {plan.fallback_user} "
+                     f"({plan.fallback_user_from}): {_names(fallback, 'name')}."
+                     + (f" Records going to {plan.fallback_user}: {going}." if going else ""))
+    else:
+        lines.append(f"All {len(plan.owners)} Apto owners match an Odoo user by email.")
+    # cycles
+    cycles = [c for c in plan.cycles if c["kind"] != "self-parent"]
+    selfp = [c for c in plan.cycles if c["kind"] == "self-parent"]
+    for c in cycles:
+        lines.append(f"1 cycle will be cut: {c['cycle']} (the link from {c['record name'] or c['record cut']} "
+                     f"to {c['parent name'] or c['parent removed']} is removed).")
+    if selfp:
+        lines.append(f"{len(selfp)} self-parent(s) lose their parent: {_names(selfp, 'record name')}.")
+    if plan.dangling_parents:
+        lines.append(f"{len(plan.dangling_parents)} record(s) point to a parent that is not migrated; they load "
+                     "without a parent.")
+    # unknown fields
+    if plan.unknown_fields:
+        listed = ", ".join(f"{u['object']}.{u['field']}" for u in plan.unknown_fields[:10])
+        lines.append(f"{len(plan.unknown_fields)} field(s) the mapping reads are unknown to the org: {listed}. "
+                     "The migration will fail on them: fix the mapping or the org.")
+    else:
+        lines.append("Every field the mapping reads exists in the org.")
+    # schema
+    create = [f for f in plan.fields_to_create if f["action"] == "create"]
+    by_why = Counter("x_migration_key" if f["field"] == "x_migration_key" else
+                     "pair x_fields" if f["why"] == "pair x_fields" else "custom" for f in create)
+    teams = sum(t["action"] == "create" for t in plan.teams)
+    stages = sum(s["action"] == "create" for s in plan.stages)
+    reasons = sum(r["action"] == "create" for r in plan.lost_reasons)
+    lines.append(f"Odoo will get {len(create)} new field(s) ({by_why['x_migration_key']} x_migration_key, "
+                 f"{by_why['pair x_fields']} from the pair, {by_why['custom']} from Apto custom fields), "
+                 f"{teams} sales team(s), {stages} stage(s) and {reasons} lost reason(s).")
+    conflicts = [f for f in plan.fields_to_create if str(f["action"]).startswith("CONFLICT")]
+    if conflicts:
+        lines.append(f"{len(conflicts)} field(s) exist in Odoo with another type: "
+                     + ", ".join(f"{f['odoo model']}.{f['field']}" for f in conflicts) + ".")
+    keyed = [o for o in plan.objects if o.get("already keyed in Odoo")]
+    if keyed:
+        lines.append("Already in Odoo from an earlier run: " + ", ".join(
+            f"{o['already keyed in Odoo']} {o['object']}" for o in keyed) + " (a migration updates them).")
+    # bad data
+    by_check = Counter()
+    for b in plan.bad_data:
+        by_check[b["check"]] += int(b["records in sample"])
+    if by_check:
+        lines.append("Bad data in the sample (up to " f"{plan.sample_limit} records per object): "
+                     + ", ".join(f"{n} × {check}" for check, n in sorted(by_check.items())) + ".")
+    else:
+        lines.append(f"No bad data found in the sample (up to {plan.sample_limit} records per object).")
+    by_type = Counter(a["type"] for a in plan.automations)
+    lines.append(f"{len(plan.automations)} automation(s) exported to {AUTOMATION_FILE} for rebuilding in Odoo, "
+                 "none migrated: " + (", ".join(f"{n} {t}" for t, n in sorted(by_type.items())) or "none found") + ".")
+    lines.append(f"This plan cost {plan.apto_calls} Apto API request(s) and {plan.odoo_call_count} Odoo call(s) "
+                 f"(reads only), {plan.seconds:.1f} s.")
+    return lines
+
+
+def write_plan_report(plan: Plan, *, pair: str, run_id: str, root: Path | None = None) -> Path:
+    """Write the plan report (HTML, CSVs, ``automation_reference.json``, ``plan.json``); return the HTML path."""
+    report = Report(title=f"Migration plan: {pair}", pair=pair, run_id=run_id, kind="plan")
+    report.summary.extend(html.escape(line) for line in summary_lines(plan))
+    report.summary.append(f"<a href='{AUTOMATION_FILE}'>{AUTOMATION_FILE}</a> · <a href='{PLAN_FILE}'>{PLAN_FILE}</a>")
+    report.add("Problems to act on", plan.problems, note="blocking: fix before migrating; warning: records will "
+               "be dead-lettered or reassigned; info: nothing to do, but know it.")
+    report.add("Objects", plan.objects, note="live and deleted (recycle bin) counts by SOQL COUNT() with the "
+               "stream's filters; 'already keyed' = Odoo records whose x_migration_key names this object.")
+    report.add("Fields the mapping reads that the org does not have", plan.unknown_fields,
+               note="The migration fails on each of these until the mapping or the org is fixed.")
+    report.add("Apto custom fields", plan.custom_fields, note="describe custom: true → the x_ field each becomes.")
+    report.add("Owners", plan.owners, note=f"Apto users → Odoo users by email (case-insensitive); unmatched → "
+               f"{plan.fallback_user} ({plan.fallback_user_from}).")
+    report.add("Records going to the fallback user", plan.fallback_records)
+    report.add("Records per owner", plan.owner_counts, note=plan.owner_counts_note)
+    report.add("Fields to create in Odoo", plan.fields_to_create)
+    report.add("Sales teams (one per Opportunity record type)", plan.teams)
+    report.add("Stages per team", plan.stages)
+    report.add("Lost reasons", plan.lost_reasons)
+    report.add("Company hierarchy: cycles and self-parents", plan.cycles,
+               note="Deterministic: a self-parent loses its parent; in a cycle the record with the smallest id "
+                    "loses its link, the rest hangs below it.")
+    report.add("Parents not migrated", plan.dangling_parents)
+    report.add("Bad data in the sample", plan.bad_data)
+    report.add("Value profile of the sample", plan.profile, limit=300)
+    report.add("Automations (rebuild reference, not migrated)", [
+        {k: v for k, v in a.items() if k not in ("source", "formula")} for a in plan.automations])
+    report.add("Apto requests made by the plan", plan.apto_requests, limit=300)
+    report.add("Odoo calls made by the plan", [{"call": k, "count": v} for k, v in plan.odoo_calls.items()])
+    if plan.notes:
+        report.summary.extend(html.escape(n) for n in plan.notes)
+    path = report.write(root)
+    folder = path.parent
+    (folder / AUTOMATION_FILE).write_text(json.dumps(automation_reference(plan), indent=2, ensure_ascii=False,
+                                                     default=str), encoding="utf-8")
+    (folder / PLAN_FILE).write_text(json.dumps(plan.to_dict(), indent=1, ensure_ascii=False, default=str),
+                                    encoding="utf-8")
+    return path
