@@ -1,0 +1,5 @@
+"""Apto (Salesforce) -> Odoo CRM: the Airflow DAGs plan, migrate, delta and rollback, built from include/pairs/apto_to_odoo.yaml."""
+
+from crm_migration.dag_factory import build_pair_dags
+
+globals().update(build_pair_dags("apto_to_odoo"))

@@ -1,0 +1,170 @@
+"""Build a pair's four DAGs from its mapping file: ``<pair>_plan``, ``_migrate``, ``_delta``, ``_rollback``.
+
+Parsing reads the pair file and nothing else (no connection, no Variable). The migrate and delta DAGs
+get one ``extract_<object>`` task per object and one ``load_<object>`` task mapped over its batches
+(never over records), in the mapping's dependency order, with the source API's pool on extraction and
+``odoo_api`` on everything that writes to Odoo.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
+from airflow.sdk import DAG, Param, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from crm_migration.mapping.spec import load_pair
+from crm_migration.operators import tasks
+from crm_migration.operators.approval import MigrationApprovalOperator
+
+OWNER = "crm-migration"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+}
+NONE_FAILED = "none_failed"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", name.lower())
+
+
+def _doc(pair: str, kind: str, text: str) -> str:
+    return f"### {pair}_{kind}\n\n{text}\n\nBuilt from `include/pairs/{pair}.yaml` by `crm_migration.dag_factory`."
+
+
+def _approved_by() -> Param:
+    return Param(None, type=["null", "string"], title="Approved by",
+                 description="A person's name: confirms the mapping in force and approves this run without "
+                             "waiting at the approval task (recorded like a person's approval).")
+
+
+def build_pair_dags(pair: str) -> dict[str, DAG]:
+    """Return ``{dag_id: DAG}`` for the pair (``globals().update(build_pair_dags("apto_to_odoo"))``)."""
+    spec = load_pair(pair)
+    pool = tasks.source_pool(spec.source)
+    tags = ["crm-migration", pair, spec.source, "odoo"]
+    return {d.dag_id: d for d in (_plan(pair, tags, pool), _migrate(pair, spec, tags, pool),
+                                  _delta(pair, spec, tags, pool), _rollback(pair, tags))}
+
+
+def _plan(pair: str, tags: list[str], pool: str) -> DAG:
+    with DAG(dag_id=f"{pair}_plan", schedule=None, start_date=START, catchup=False, max_active_runs=1,
+             tags=[*tags, "plan"], default_args=DEFAULT_ARGS,
+             doc_md=_doc(pair, "plan", "Inventory of the source and the target, owner resolution, schema plan, "
+                         "cycles and bad data, and the automation export. Writes an HTML report and CSVs.")) as dag:
+        PythonOperator(task_id="plan", python_callable=tasks.plan, op_kwargs={"pair": pair}, pool=pool)
+    return dag
+
+
+def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -> list[Any]:
+    """extract → load (mapped over batches) → link, per loadable object, in dependency order."""
+    last: dict[str, Any] = {}
+    for obj in spec.loadable():
+        slug = _slug(obj.name)
+        ex = PythonOperator(task_id=f"extract_{slug}", python_callable=tasks.extract, pool=pool,
+                            op_kwargs={"pair": pair, "name": obj.name, "delta": delta}, trigger_rule=NONE_FAILED)
+        ld = task(tasks.load, task_id=f"load_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED
+                  ).partial(pair=pair, name=obj.name).expand(batch=ex.output)
+        deps = [last[d] for d in obj.depends_on if d in last] or [after]
+        for d in deps:
+            d >> ex
+        ex >> ld
+        tail = ld
+        if any(obj.name in fs.ref for fs in obj.fields.values()):
+            lk = PythonOperator(task_id=f"link_{slug}", python_callable=tasks.link, pool="odoo_api",
+                                op_kwargs={"pair": pair, "name": obj.name}, trigger_rule=NONE_FAILED)
+            ld >> lk
+            tail = lk
+        last[obj.name] = tail
+    return list(last.values())
+
+
+def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+    params = {
+        "mode": Param("sample", enum=["sample", "full"], title="Mode",
+                      description="sample: a representative slice and a field-level diff; full: everything."),
+        "sample_size": Param(200, type="integer", minimum=1, title="Sample size (records per object)"),
+        "objects": Param("all", type=["string", "array"], title="Objects",
+                         description="all, or a comma-separated list / array of object names of the mapping"),
+        "batch_size": Param(500, type="integer", minimum=1, maximum=5000, title="Batch size"),
+        "dry_run": Param(False, type="boolean", title="Dry run (nothing is written to Odoo)"),
+        "approved_by": _approved_by(),
+    }
+    with DAG(dag_id=f"{pair}_migrate", schedule=None, start_date=START, catchup=False, max_active_runs=1,
+             tags=[*tags, "migrate"], default_args=DEFAULT_ARGS, params=params, render_template_as_native_obj=False,
+             doc_md=_doc(pair, "migrate", "Sample or full migration: preflight, approval, schema, then per object "
+                         "extract → load (mapped over batches) → link, then the field-level diff (sample) or "
+                         "the reconciliation (full).")) as dag:
+        start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
+                               op_kwargs={"pair": pair, "kind": "migrate"})
+        approve = MigrationApprovalOperator(
+            task_id="approve", what="{{ 'mapping' if params.mode == 'sample' else 'sample diff' }}",
+            subject="{{ dag.dag_id }}: approve the {{ 'mapping' if params.mode == 'sample' else "
+                    "'field-level diff of the sample' }} for a {{ params.mode }} run",
+            body="Run {{ run_id }} ({{ params.mode }}) waits for approval. Check the plan report (sample runs) "
+                 "or the sample's field-level diff report (full runs) before approving.")
+        schema = PythonOperator(task_id="prepare_schema", python_callable=tasks.prepare_schema,
+                                op_kwargs={"pair": pair}, pool="odoo_api")
+        start >> approve >> schema
+        tails = _object_tasks(pair, spec, pool, schema, delta=False)
+        verify = PythonOperator(task_id="verify", python_callable=tasks.verify, op_kwargs={"pair": pair},
+                                pool="odoo_api", trigger_rule=NONE_FAILED)
+        for t in tails:
+            t >> verify
+    return dag
+
+
+def _delta(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+    with DAG(dag_id=f"{pair}_delta", schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+             start_date=START, catchup=False, max_active_runs=1, tags=[*tags, "delta"], default_args=DEFAULT_ARGS,
+             params={"batch_size": Param(500, type="integer", minimum=1, maximum=5000, title="Batch size"),
+                     "objects": Param("all", type=["string", "array"], title="Objects"),
+                     "dry_run": Param(False, type="boolean", title="Dry run")},
+             doc_md=_doc(pair, "delta", f"Every 15 minutes inside the cutover window (Variables "
+                         f"`{pair}_cutover_start` / `{pair}_cutover_end`): creates, updates and deletions "
+                         "(archived in Odoo) of `[data_interval_start, data_interval_end)`. A record edited in "
+                         "Odoo since the last load is reported as a conflict, not overwritten.")) as dag:
+        gate = ShortCircuitOperator(task_id="in_cutover_window", python_callable=tasks.in_cutover_window,
+                                    op_kwargs={"pair": pair}, ignore_downstream_trigger_rules=True)
+        start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
+                               op_kwargs={"pair": pair, "kind": "delta"})
+        gate >> start
+        tails = _object_tasks(pair, spec, pool, start, delta=True)
+        marks = PythonOperator(task_id="set_watermarks", python_callable=tasks.set_watermarks,
+                               op_kwargs={"pair": pair})
+        for t in tails:
+            t >> marks
+    return dag
+
+
+def _rollback(pair: str, tags: list[str]) -> DAG:
+    params = {
+        "run_id": Param("", type="string", minLength=1, title="Run to roll back",
+                        description="The Airflow run id of the _migrate or _delta run to undo."),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Roll back even records edited in Odoo after the run (their edits are lost)."),
+        "approved_by": _approved_by(),
+    }
+    with DAG(dag_id=f"{pair}_rollback", schedule=None, start_date=START, catchup=False, max_active_runs=1,
+             tags=[*tags, "rollback"], default_args=DEFAULT_ARGS, params=params,
+             doc_md=_doc(pair, "rollback", "Undo one run: unlink what it created, write back what it changed, "
+                         "newest first; refused if records were edited after the run, unless forced.")) as dag:
+        start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
+                               op_kwargs={"pair": pair, "kind": "rollback"})
+        approve = MigrationApprovalOperator(
+            task_id="approve", what="rollback",
+            subject="{{ dag.dag_id }}: approve the rollback of {{ params.run_id }}",
+            body="Everything run {{ params.run_id }} created in Odoo will be deleted and what it changed "
+                 "written back.{{ ' Edits made in Odoo since then will be overwritten (force).' if params.force else '' }}")
+        undo = PythonOperator(task_id="rollback", python_callable=tasks.rollback, op_kwargs={"pair": pair},
+                              pool="odoo_api")
+        start >> approve >> undo
+    return dag

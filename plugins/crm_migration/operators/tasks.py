@@ -1,0 +1,216 @@
+"""The callables behind every task of the four DAGs: thin, each builds its hooks and calls the engine.
+
+They run inside Airflow (``context`` comes from the task); all the work is in ``crm_migration.engine``.
+Return values are small descriptors (counts, batch numbers, report paths): records never travel in XCom.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_migration.engine.extract import BatchRef
+from crm_migration.engine.load import LoadResult
+from crm_migration.engine.pipeline import Pipeline
+from crm_migration.errors import ConfigurationError
+from crm_migration.hooks.odoo import OdooHook
+from crm_migration.hooks.state import MigrationStateHook
+from crm_migration.mapping.spec import load_pair
+
+log = logging.getLogger("crm_migration.tasks")
+
+#: source name -> (hook class, source adapter class, Airflow pool of its API)
+SOURCES: dict[str, tuple[str, str, str]] = {
+    "apto": ("crm_migration.hooks.apto:AptoHook", "crm_migration.streams.apto_source:AptoSource", "apto_api"),
+}
+
+
+def source_pool(source: str) -> str:
+    try:
+        return SOURCES[source][2]
+    except KeyError:
+        raise ConfigurationError(f"no source adapter for {source!r} (known: {', '.join(SOURCES)})") from None
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def pipeline(pair: str, logger: Any = None) -> Pipeline:
+    """The pair's :class:`Pipeline` over hooks built from the contract's connections."""
+    spec = load_pair(pair)
+    hook_path, source_path, _ = SOURCES.get(spec.source) or (None, None, None)
+    if hook_path is None:
+        raise ConfigurationError(f"{pair}: no source adapter for {spec.source!r}")
+    source = _load(source_path)(_load(hook_path)())
+    return Pipeline(spec, source, OdooHook(), MigrationStateHook(), log=logger or log)
+
+
+def _params(context: dict[str, Any]) -> dict[str, Any]:
+    return dict(context.get("params") or {})
+
+
+def _selected(context: dict[str, Any], name: str) -> bool:
+    wanted = _params(context).get("objects") or "all"
+    if wanted == "all" or wanted == ["all"]:
+        return True
+    names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted)]
+    return name in names
+
+
+def _window_end(context: dict[str, Any]) -> datetime:
+    end = context.get("data_interval_end") or context.get("logical_date")
+    if end is None:
+        dag_run = context.get("dag_run")
+        end = getattr(dag_run, "run_after", None) or datetime.now(UTC)
+    return end if end.tzinfo else end.replace(tzinfo=UTC)
+
+
+# ---- tasks -----------------------------------------------------------------------------------------------
+
+
+def start_run(*, pair: str, kind: str, **context: Any) -> dict[str, Any]:
+    """Create/upgrade the state schema and register the run (idempotent)."""
+    state = MigrationStateHook()
+    state.migrate()
+    params = _params(context)
+    row = state.start_run(context["run_id"], pair=pair, dag_id=context["dag"].dag_id, kind=kind,
+                          mode=params.get("mode"), params={k: v for k, v in params.items() if k != "approved_by"})
+    state.close()
+    log.info("%s run %s registered (%s)", kind, context["run_id"], ", ".join(f"{k}={v}" for k, v in params.items()))
+    return {"run_id": row["run_id"], "kind": kind}
+
+
+def prepare_schema(*, pair: str, **context: Any) -> dict[str, Any]:
+    if _params(context).get("dry_run"):
+        log.info("dry run: no schema change in Odoo")
+        return {"fields_created": [], "dry_run": True}
+    return dict(pipeline(pair).prepare_schema())
+
+
+def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> list[BatchRef]:
+    """Stage the object's records (the run's window) in batches; return the batch descriptors."""
+    if not _selected(context, name):
+        log.info("%s not selected by the objects Param: nothing to extract", name)
+        return []
+    params = _params(context)
+    pipe = pipeline(pair)
+    sample = int(params.get("sample_size") or 200) if params.get("mode") == "sample" else None
+    start = context["data_interval_start"] if delta else None
+    refs = pipe.extract(name, run_id=context["run_id"], start=start, end=_window_end(context),
+                        batch_size=int(params.get("batch_size") or 500), sample_size=sample, with_deleted=delta)
+    log.info("%s: %d records in %d batches to load", name, sum(r["count"] for r in refs), len(refs))
+    return refs
+
+
+def load(*, pair: str, name: str, batch: BatchRef, **context: Any) -> LoadResult:
+    """Map and load one staged batch."""
+    return pipeline(pair).load(name, run_id=context["run_id"], batch_no=int(batch["batch_no"]),
+                               dry_run=bool(_params(context).get("dry_run")))
+
+
+def link(*, pair: str, name: str, **context: Any) -> list[dict[str, Any]]:
+    if not _selected(context, name):
+        return []
+    return list(pipeline(pair).link(name, run_id=context["run_id"], dry_run=bool(_params(context).get("dry_run"))))
+
+
+def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any]:
+    """Sample runs: the field-level diff; full and delta runs: the reconciliation. Writes the report."""
+    from crm_migration.engine import verify as v
+
+    pipe = pipeline(pair)
+    run_id = context["run_id"]
+    params = _params(context)
+    objects = [n for n in pipe.loadable() if _selected(context, n)]
+    if params.get("mode") == "sample":
+        from crm_migration.reports.diff import write_diff_report
+
+        rows = [r for n in objects for r in v.field_diff(pipe, n, run_id=run_id)]
+        path = write_diff_report(rows, pair=pair, run_id=run_id)
+        bad = sum(1 for r in rows if not r.get("match", True))
+        log.info("field-level diff: %d fields compared, %d differ; report: %s", len(rows), bad, path)
+        stats = {"fields_compared": len(rows), "fields_differ": bad, "report": str(path)}
+    else:
+        from crm_migration.reports.reconcile import summary_lines, write_reconciliation_report
+
+        rows = v.reconcile(pipe, run_id=run_id, objects=objects)
+        path = write_reconciliation_report(rows, pair=pair, run_id=run_id)
+        for line in summary_lines(rows):
+            log.info("%s", line)
+        log.info("reconciliation report: %s", path)
+        stats = {"objects": len(rows), "mismatches": sum(1 for r in rows if r.get("status") != "ok"),
+                 "report": str(path)}
+    state = MigrationStateHook()
+    state.finish_run(run_id, status="success", stats=stats)
+    state.close()
+    return stats
+
+
+def set_watermarks(*, pair: str, **context: Any) -> dict[str, str]:
+    """After a delta window landed: move every stream's watermark to the window's end."""
+    state = MigrationStateHook()
+    end = _window_end(context)
+    pipe = pipeline(pair)
+    for name in pipe.loadable():
+        state.set_watermark(pair, name, end, run_id=context["run_id"])
+    state.finish_run(context["run_id"], status="success", stats={"window_end": end.isoformat()})
+    state.close()
+    log.info("watermarks of %d streams moved to %s", len(pipe.loadable()), end.isoformat())
+    return {"window_end": end.isoformat()}
+
+
+def in_cutover_window(*, pair: str, **context: Any) -> bool:
+    """True when the run's window lies inside ``[<pair>_cutover_start, <pair>_cutover_end)``."""
+    from airflow.sdk import Variable
+
+    start = Variable.get(f"{pair}_cutover_start", default=None)
+    end = Variable.get(f"{pair}_cutover_end", default=None)
+    if not start or not end:
+        log.info("Variables %s_cutover_start / %s_cutover_end are not set: no delta sync", pair, pair)
+        return False
+    lo, hi = _parse_ts(start), _parse_ts(end)
+    w0, w1 = context["data_interval_start"], context["data_interval_end"]
+    inside = lo <= w0 and w1 <= hi
+    log.info("window [%s, %s) %s the cutover [%s, %s)", w0, w1, "inside" if inside else "outside", lo, hi)
+    return inside
+
+
+def _parse_ts(text: str) -> datetime:
+    ts = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def rollback(*, pair: str, **context: Any) -> dict[str, Any]:
+    from crm_migration.engine.rollback import rollback_run, summary
+    from crm_migration.reports.rollback import write_rollback_report
+
+    params = _params(context)
+    target_run = (params.get("run_id") or "").strip()
+    if not target_run:
+        raise ConfigurationError("the run_id Param names the run to roll back")
+    odoo, state = OdooHook(), MigrationStateHook()
+    result = rollback_run(odoo, state, target_run, force=bool(params.get("force")), log=log)
+    path = write_rollback_report(result, pair=pair, rollback_run_id=context["run_id"])
+    log.info("%s Report: %s", summary(result), path)
+    state.finish_run(context["run_id"], status=result["status"], stats={"report": str(path)})
+    state.close()
+    if result["status"] == "refused":
+        raise ConfigurationError(f"{summary(result)} See {path}; trigger again with force=true to overwrite.")
+    return {"status": result["status"], "report": str(path), "unlinked": result["unlinked"],
+            "restored": result["restored"]}
+
+
+def plan(*, pair: str, **context: Any) -> dict[str, Any]:
+    from crm_migration.engine.plan import build_plan
+    from crm_migration.reports.plan import write_plan_report
+
+    spec = load_pair(pair)
+    hook_path, _, _ = SOURCES[spec.source]
+    result = build_plan(_load(hook_path)(), OdooHook(), spec)
+    path = write_plan_report(result, pair=pair, run_id=context["run_id"])
+    log.info("plan report: %s", path)
+    return {"report": str(path)}
