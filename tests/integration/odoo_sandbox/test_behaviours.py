@@ -855,3 +855,15 @@ def test_custom_field_lifecycle(rpc: Rpc, odoo) -> None:
     base = rpc.fault("ir.model.fields", "unlink", rpc("ir.model.fields", "search", [["model", "=", "crm.lead"],
                                                                                    ["name", "=", "name"]]))
     assert base.faultCode == 2
+
+
+def test_commercial_fields_follow_the_company(rpc: Rpc) -> None:
+    """Odoo's commercial sync (not in the captures, standard base behaviour): a contact's VAT is its company's."""
+    co = rpc("res.partner", "create", {"name": "VatCo", "is_company": True, "vat": "BE0477472701"})
+    kid = rpc("res.partner", "create", {"name": "Kid", "parent_id": co, "vat": "OWN"})
+    assert rpc("res.partner", "read", [kid], fields=["vat"])[0]["vat"] == "BE0477472701"
+    rpc("res.partner", "write", [co], {"vat": "BE0000000097"})
+    assert rpc("res.partner", "read", [kid], fields=["vat"])[0]["vat"] == "BE0000000097"
+    loner = rpc("res.partner", "create", {"name": "Loner", "vat": "X1"})
+    rpc("res.partner", "write", [loner], {"parent_id": co})
+    assert rpc("res.partner", "read", [loner], fields=["vat"])[0]["vat"] == "BE0000000097"

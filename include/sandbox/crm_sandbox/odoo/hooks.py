@@ -30,6 +30,7 @@ from .values import (
 )
 
 ADDRESS_FIELDS = ("street", "street2", "zip", "city", "state_id", "country_id")
+COMMERCIAL_FIELDS = ("vat", "company_registry", "industry_id")  # res.partner._commercial_fields() in base
 LEAD_TRACKED = ("stage_id", "user_id", "team_id", "partner_id", "email_from", "phone", "lost_reason_id",
                 "expected_revenue", "active")
 SUBTYPE_DISCUSSION, SUBTYPE_NOTE, SUBTYPE_ACTIVITIES = 1, 2, 3
@@ -428,6 +429,11 @@ class Hooks(Core):
         if parent and row.get("type") == "contact" and any(parent.get(f) for f in ADDRESS_FIELDS):
             for f in ADDRESS_FIELDS:
                 row[f] = parent.get(f, False)
+        if parent and not row.get("is_company"):
+            # commercial fields come from the commercial entity (Odoo's _commercial_sync_from_company)
+            commercial = M.rows.get(M.getter("commercial_partner_id")(parent), parent)
+            for f in COMMERCIAL_FIELDS:
+                row[f] = commercial.get(f, False)
 
     def _partner_common(self, row: dict[str, Any], vals: dict[str, Any]) -> None:
         if "company_type" in vals:
@@ -470,6 +476,25 @@ class Hooks(Core):
                 if kids:
                     full = {f: M.rows[rid].get(f, False) for f in ADDRESS_FIELDS}
                     self._write(M, kids, full, ctx)
+        commercial_of = M.getter("commercial_partner_id")
+        if "parent_id" in conv or "is_company" in conv:
+            for rid in ids:
+                row = M.rows[rid]
+                commercial = M.rows.get(commercial_of(row))
+                if commercial and commercial["id"] != rid:
+                    sync = {f: commercial.get(f, False) for f in COMMERCIAL_FIELDS}
+                    if any(row.get(f, False) != v for f, v in sync.items()):
+                        self._write(M, [rid], sync, ctx)
+        if any(f in conv for f in COMMERCIAL_FIELDS):
+            for rid in ids:
+                row = M.rows[rid]
+                if commercial_of(row) != rid:
+                    continue
+                kids = [k for k, r in M.rows.items() if r.get("parent_id") == rid and not r.get("is_company")]
+                sync = {f: row.get(f, False) for f in COMMERCIAL_FIELDS}
+                kids = [k for k in kids if any(M.rows[k].get(f, False) != v for f, v in sync.items())]
+                if kids:
+                    self._write(M, kids, sync, ctx)
         if "email" in conv or "phone" in conv:
             self._propagate_partner_to_leads(ids, conv)
 
