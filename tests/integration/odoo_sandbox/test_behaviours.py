@@ -867,3 +867,16 @@ def test_commercial_fields_follow_the_company(rpc: Rpc) -> None:
     loner = rpc("res.partner", "create", {"name": "Loner", "vat": "X1"})
     rpc("res.partner", "write", [loner], {"parent_id": co})
     assert rpc("res.partner", "read", [loner], fields=["vat"])[0]["vat"] == "BE0000000097"
+
+
+def test_user_name_and_email_are_the_partners(rpc: Rpc) -> None:
+    uid = rpc("res.users", "create", {"name": "Owner One", "login": "owner1", "email": "Owner1@Example.com"})
+    pid = rpc("res.users", "read", [uid], fields=["partner_id"])[0]["partner_id"][0]
+    assert rpc("res.partner", "read", [pid], fields=["name", "email"])[0] == {
+        "id": pid, "name": "Owner One", "email": "Owner1@Example.com"}
+    rpc("res.partner", "write", [pid], {"email": "new@example.com"})
+    assert rpc("res.users", "search_read", [["email", "=ilike", "NEW@example.com"]], fields=["login"]) == [
+        {"id": uid, "login": "owner1"}]
+    rpc("res.users", "write", [uid], {"name": "Owner Renamed"})
+    assert rpc("res.partner", "read", [pid], fields=["name"])[0]["name"] == "Owner Renamed"
+    assert rpc("res.users", "read", [uid], fields=["display_name"])[0]["display_name"] == "Owner Renamed"

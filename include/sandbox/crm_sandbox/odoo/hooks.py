@@ -30,6 +30,7 @@ from .values import (
 )
 
 ADDRESS_FIELDS = ("street", "street2", "zip", "city", "state_id", "country_id")
+USER_PARTNER_FIELDS = ("name", "email", "phone", "mobile")  # res.users _inherits res.partner
 COMMERCIAL_FIELDS = ("vat", "company_registry", "industry_id")  # res.partner._commercial_fields() in base
 LEAD_TRACKED = ("stage_id", "user_id", "team_id", "partner_id", "email_from", "phone", "lost_reason_id",
                 "expected_revenue", "active")
@@ -91,6 +92,9 @@ class Hooks(Core):
         users = self.models["res.users"]
         users.computed["display_name"] = lambda r: prows.get(r.get("partner_id") or 0, {}).get("name") or r.get(
             "name") or ""
+        # _inherits res.partner: these user fields are the partner's
+        for fname in USER_PARTNER_FIELDS:
+            users.computed[fname] = _partner_field_getter(prows, fname)
         states = self.models["res.country.state"]
         crows = self.models["res.country"].rows
 
@@ -1009,11 +1013,25 @@ class Hooks(Core):
         row = M.rows.get(self.uid, {})
         return {"lang": row.get("lang") or "en_US", "tz": row.get("tz") or False, "uid": self.uid}
 
+    def _pre_write__res_users(self, M: Model, ids: list[int], conv: dict[str, Any], x2m: dict[str, Any],
+                              vals: dict[str, Any], ctx: dict[str, Any]) -> None:
+        forward = {f: conv.pop(f) for f in USER_PARTNER_FIELDS if f in conv}
+        if forward:
+            pids = [M.rows[i]["partner_id"] for i in ids if M.rows[i].get("partner_id")]
+            self._write(self.models["res.partner"], pids, forward, ctx)
+
     def _post_write__res_users(self, M: Model, ids: list[int], conv: dict[str, Any], vals: dict[str, Any],
                                prior: dict[int, dict[str, Any]], ctx: dict[str, Any]) -> None:
         if vals.get("password"):
             for rid in ids:
                 self._set(M, rid, {"_password": vals["password"], "password": False})
+
+
+def _partner_field_getter(prows: dict[int, dict[str, Any]], fname: str) -> Any:
+    def get(row: dict[str, Any]) -> Any:
+        partner = prows.get(row.get("partner_id") or 0)
+        return partner.get(fname, False) if partner is not None else row.get(fname, False)
+    return get
 
 
 def _name_getter(model: str) -> Any:
