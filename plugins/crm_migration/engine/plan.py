@@ -132,7 +132,8 @@ class Plan:
 
 
 def _blank(value: Any) -> bool:
-    return T._empty(value)
+    """Empty as the mapping sees it (None, "", blanks, empty list), NaN included (pandas' missing value)."""
+    return T._empty(value) or (isinstance(value, float) and value != value)
 
 
 def value_profile(obj: str, records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
