@@ -880,3 +880,16 @@ def test_user_name_and_email_are_the_partners(rpc: Rpc) -> None:
     rpc("res.users", "write", [uid], {"name": "Owner Renamed"})
     assert rpc("res.partner", "read", [pid], fields=["name"])[0]["name"] == "Owner Renamed"
     assert rpc("res.users", "read", [uid], fields=["display_name"])[0]["display_name"] == "Owner Renamed"
+
+
+def test_message_post_attachments_and_allday_event(rpc: Rpc) -> None:
+    lid = rpc("crm.lead", "create", {"name": "att"}, context={"tracking_disable": True})
+    mid = rpc("crm.lead", "message_post", [lid], body="see file", attachments=[["notes.txt", "hello"]])
+    att = rpc("mail.message", "read", [mid], fields=["attachment_ids"])[0]["attachment_ids"]
+    assert rpc("ir.attachment", "read", att, fields=["name", "res_model", "res_id", "checksum"]) == [
+        {"id": att[0], "name": "notes.txt", "res_model": "crm.lead", "res_id": lid,
+         "checksum": "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"}]
+    eid = rpc("calendar.event", "create", {"name": "Offsite", "allday": True, "start_date": "2020-05-04",
+                                           "stop_date": "2020-05-05"})
+    assert rpc("calendar.event", "read", [eid], fields=["start", "stop"])[0] == {
+        "id": eid, "start": "2020-05-04 08:00:00", "stop": "2020-05-05 18:00:00"}

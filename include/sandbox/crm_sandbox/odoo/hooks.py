@@ -392,7 +392,14 @@ class Hooks(Core):
         extra.update(conv)
         mid = self._post(M.name, rid, html or "", subtype_id, message_type=message_type, author_id=author,
                          extra=extra)
-        for aid in attachment_ids or []:
+        attachment_ids = list(attachment_ids or [])
+        for item in attachments or []:
+            # (name, content) pairs: content is the raw file (a str over RPC)
+            name, content = item[0], item[1]
+            raw = content.encode() if isinstance(content, str) else bytes(content or b"")
+            attachment_ids += self._create(self.models["ir.attachment"], [{
+                "name": name, "datas": base64.b64encode(raw).decode(), "res_model": M.name, "res_id": rid}], ctx)
+        for aid in attachment_ids:
             A = self.models["ir.attachment"]
             if aid in A.rows:
                 self._set(A, aid, {"res_model": M.name, "res_id": rid})
@@ -780,9 +787,14 @@ class Hooks(Core):
     # ------------------------------------------------------------------ calendar.event
     def _pre_create__calendar_event(self, M: Model, row: dict[str, Any], x2m: dict[str, Any], vals: dict[str, Any],
                                     ctx: dict[str, Any]) -> None:
+        if row.get("allday") and row.get("start_date") and not row.get("start"):
+            # Odoo's _inverse_dates: an all-day event runs 08:00 - 18:00 (UTC) on its dates
+            row["start"] = f"{row['start_date']} 08:00:00"
+            row["stop"] = f"{row.get('stop_date') or row['start_date']} 18:00:00"
         start = row.get("start")
         if start and row.get("allday"):
             row["start_date"] = start[:10]
+            row["stop_date"] = (row.get("stop") or start)[:10]
         if start and row.get("stop") and "duration" not in vals:
             row["duration"] = hours_between(start, row["stop"])
         elif start and not row.get("stop"):
