@@ -893,3 +893,30 @@ def test_message_post_attachments_and_allday_event(rpc: Rpc) -> None:
                                            "stop_date": "2020-05-05"})
     assert rpc("calendar.event", "read", [eid], fields=["start", "stop"])[0] == {
         "id": eid, "start": "2020-05-04 08:00:00", "stop": "2020-05-05 18:00:00"}
+
+
+def _png(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_trap1_large_image_bytes_change_unless_no_postprocess(rpc: Rpc) -> None:
+    import hashlib
+
+    big = _png(2400, 10)
+    sent = base64.b64encode(big).decode()
+    aid = rpc("ir.attachment", "create", {"name": "big.png", "datas": sent})
+    row = rpc("ir.attachment", "read", [aid], fields=["datas", "checksum"])[0]
+    assert row["datas"] != sent and row["checksum"] != hashlib.sha1(big).hexdigest()
+    assert base64.b64decode(row["datas"]).startswith(b"\x89PNG")
+    kept = rpc("ir.attachment", "create", {"name": "big.png", "datas": sent}, context={"image_no_postprocess": True})
+    assert rpc("ir.attachment", "read", [kept], fields=["checksum"])[0]["checksum"] == hashlib.sha1(big).hexdigest()
+    small = base64.b64encode(_png(100, 10)).decode()
+    sid = rpc("ir.attachment", "create", {"name": "small.png", "datas": small})
+    assert rpc("ir.attachment", "read", [sid], fields=["datas"])[0]["datas"] == small

@@ -14,7 +14,8 @@ Admin HTTP endpoints (JSON): ``GET /sandbox/stats``, ``POST /sandbox/stats/reset
 "retry_after": 3, "count": 2, "model": "res.partner", "method": "create"}``), ``POST /sandbox/users``.
 
 Known differences from a real Odoo 17 (the captures in ``data/`` are the reference):
-- no image resizing (stdlib only): invalid image bytes fault as Odoo does, valid images are kept as sent;
+- no image resizing (stdlib only): invalid image bytes fault as Odoo does; PNG/JPEG over 1920 px get a
+  comment chunk added instead (new bytes and checksum, as after Odoo's resize, but the same pixel size);
 - ``automated_probability`` is 100 in a won stage and 0 otherwise (no naive-Bayes frequencies);
 - only the models a migration touches exist; other relations are accepted without a target check;
 - tracebacks are synthesised: their first and last lines (and captured lengths) match, the frames do not.
