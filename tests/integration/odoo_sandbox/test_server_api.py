@@ -287,3 +287,31 @@ def test_context_get_names_the_caller() -> None:
         assert (status, body) == (200, {"lang": "en_US", "tz": False, "uid": 2})
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("call", [
+    ("res.partner", "create", [[1, 2]]),
+    ("res.partner", "create", ["x"]),
+    ("res.partner", "write", [["a"], {"name": "x"}]),
+    ("res.partner", "write", [[3], {"child_ids": "junk"}]),
+    ("res.partner", "write", [[3], {"category_id": [[9, 9]]}]),
+    ("res.partner", "search", ["not a domain"]),
+    ("res.partner", "search", [[["name", "=", "x", "extra"]]]),
+    ("res.partner", "search", [["&", ["name", "=", "x"]]]),
+    ("res.partner", "search", [[]], {"order": "no_field desc"}),
+    ("res.partner", "read", [[3]], {"fields": "name"}),
+    ("res.partner", "read_group", [[], ["color"], ["no_field"]]),
+    ("crm.lead", "load", [["no_col"], [["x"]]]),
+    ("crm.lead", "message_post", [[]]),
+    ("res.partner", "create", [{"name": "x", "color": "abc"}]),
+    ("res.partner", "create", [{"name": "x", "partner_latitude": "abc"}]),
+    ("res.partner", "create", [{"name": "x", "date": 12}]),
+])
+def test_bad_calls_answer_faults_not_dropped_connections(call: tuple, rpc: Rpc) -> None:
+    model, method, args, *kw = call
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        rpc.object.execute_kw(DB, UID, PWD, model, method, args, *(kw or [{}]))
+    assert info.value.faultCode in (1, 2)
+    assert info.value.faultString.strip()
+    body = rpc.jsonrpc("object", "execute_kw", [DB, UID, PWD, model, method, args, *(kw or [{}])])
+    assert body["error"]["code"] == 200 and body["error"]["data"]["name"]

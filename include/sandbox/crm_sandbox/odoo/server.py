@@ -344,6 +344,15 @@ class _NotFound(E.OdooError):
     type_name = "NotFound"
 
 
+def _as_odoo_error(exc: BaseException) -> E.OdooError:
+    """Any exception as the RPC layer reports it (non-Odoo exceptions are fault 1 with their traceback)."""
+    if isinstance(exc, E.OdooError):
+        return exc
+    module = type(exc).__module__
+    return E.PyError(type(exc).__name__, str(exc), module=module if module != "builtins" else "builtins",
+                     arguments=[str(a) if not isinstance(a, (str, int, float, bool)) else a for a in exc.args])
+
+
 def _coded_error(code: int, message: str) -> E.OdooError:
     if code == 3:
         return E.AccessDenied(message)
@@ -526,6 +535,8 @@ class OdooHandler(SandboxHandler):
             result = state.dispatch(service, method or "", params)
         except E.OdooError as exc:
             return self._xml_fault(exc, legacy)
+        except Exception as exc:  # noqa: BLE001 - anything else is Odoo's fault 1 too
+            return self._xml_fault(_as_odoo_error(exc), legacy)
         try:
             data = xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False)
         except (TypeError, OverflowError) as exc:
@@ -574,8 +585,8 @@ class OdooHandler(SandboxHandler):
             if err is not None:
                 raise err
             result = state.dispatch(str(service), str(method), args)
-        except E.OdooError as exc:
-            response["error"] = exc.json_error()
+        except Exception as exc:  # noqa: BLE001 - OdooError, or any other exception as Odoo reports it
+            response["error"] = _as_odoo_error(exc).json_error()
             return self._send_jsonrpc(response)
         if result is not None:
             response["result"] = result
@@ -604,7 +615,12 @@ class OdooHandler(SandboxHandler):
             if not isinstance(payload, dict):
                 raise E.PyError("BadRequest", "Invalid JSON data: expected an object",
                                 module="werkzeug.exceptions")
-            result = state.execute_json2(key.strip(), model, method, payload)
+            try:
+                result = state.execute_json2(key.strip(), model, method, payload)
+            except E.OdooError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise _as_odoo_error(exc) from exc
         except E.OdooError as exc:
             status = 500
             if isinstance(exc, E.AccessDenied):

@@ -648,9 +648,13 @@ class Core:
             return
         if cmds is False or cmds is None:
             cmds = [(5,)]
+        if not isinstance(cmds, (list, tuple)):
+            raise E.value_error(f"Wrong value for {M.name}.{f.name}: {cmds!r}")
         if all(isinstance(c, int) and not isinstance(c, bool) for c in cmds):
             cmds = [(6, 0, list(cmds))]
         for cmd in cmds:
+            if not isinstance(cmd, (list, tuple)) or not cmd or cmd[0] not in (0, 1, 2, 3, 4, 5, 6):
+                raise E.value_error(f"Wrong value for {M.name}.{f.name}: {cmd!r}")
             op = cmd[0]
             current = [i for i, r in CM.rows.items() if r.get(inverse) == rid]
             if op == 0:
