@@ -251,7 +251,7 @@ def missing_required(spec: ObjectSpec, records: Sequence[Mapping[str, Any]]) -> 
             continue
         if any(p.startswith(("$", "_")) for p in fspec.sources):
             continue
-        empty = [r for r in records if all(_blank(_get(r, p)) for p in fspec.sources)]
+        empty = [r for r in records if _maps_to_empty(fspec, r)]
         if empty:
             out.append({"object": spec.name, "check": "required value missing", "field": fspec.name,
                         "value": f"empty {' / '.join(fspec.sources)}", "records in sample": len(empty),
@@ -266,6 +266,24 @@ def missing_required(spec: ObjectSpec, records: Sequence[Mapping[str, Any]]) -> 
                         "records in sample": len(orphans), "example id": orphans[0].get("Id"),
                         "consequence": "dead letter"})
     return out
+
+
+def _maps_to_empty(fspec: Any, record: Mapping[str, Any]) -> bool:
+    """Whether the field's sources, through its transforms, give nothing (before ref/lookup resolution).
+
+    A transform that supplies a default (``selection`` with ``default``) fills the value; a transform that
+    refuses the value is another check's business (not "missing"); a composite ref is empty when a part is.
+    """
+    values = [_get(record, p) for p in fspec.sources]
+    if not fspec.fn:
+        return any(_blank(v) for v in values) if fspec.many and fspec.ref else all(_blank(v) for v in values)
+    out: Any = None
+    try:
+        for i, step in enumerate(fspec.fn):
+            out = T.apply(step.name, values if i == 0 else [out], dict(step.args))
+    except (T.TransformError, TypeError, ValueError):
+        return False
+    return _blank(out)
 
 
 def _get(record: Mapping[str, Any], path: str) -> Any:
