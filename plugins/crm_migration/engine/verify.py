@@ -1,0 +1,587 @@
+"""Verify a run: the field-level diff of a sample and the reconciliation at the end of a full run.
+
+:func:`field_diff` answers "did every field of every record land as the mapping says?". For each
+staged record of the run it maps the record again exactly as :meth:`Pipeline.load` did (same
+mapping, same crosswalk references, file bytes fetched from the source again), reads the mapped fields
+back from Odoo (one ``read`` per staged batch) and returns one :class:`DiffRow` per record and field.
+Records that did not land appear once, with the reason they were dead-lettered.
+
+:func:`reconcile` answers "does what Odoo holds agree with what the tool says it wrote?". Per object it
+counts the records staged in the run, the crosswalk rows, the Odoo records carrying the object's key and
+the open dead letters, and builds a sha256 on each side over the crosswalk's written values and the same
+fields read back from Odoo, paged (:data:`PAGE` records per ``read``).
+
+Both compare values in :func:`~crm_migration.engine.values.canonical` form, with two expected
+differences folded in: html is compared after the normalisation Odoo's sanitiser applies (``<script>``
+and friends dropped with their content, ``on*`` attributes and ``javascript:`` URLs dropped, whitespace
+collapsed), and an attachment's ``datas`` is compared as the sha1 of its bytes against Odoo's
+``checksum`` (the bytes are never read back). Memory stays bounded: one staged batch, or one page of
+the crosswalk, at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from html import escape
+from html.parser import HTMLParser
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from crm_migration.engine.values import canonical
+from crm_migration.hooks.odoo import MIGRATION_KEY
+from crm_migration.hooks.state import SCHEMA
+from crm_migration.mapping.mapper import break_cycles, map_batch
+from crm_migration.mapping.spec import MISSING, ObjectSpec, get_path
+
+if TYPE_CHECKING:
+    from crm_migration.engine.pipeline import Pipeline
+
+log_ = logging.getLogger(__name__)
+
+PAGE = 2000                 # records per Odoo read in the reconciliation
+EXAMPLES = 5                # differing records named per object
+_SOURCE_CHARS = 300         # a source value longer than this is cut in the report
+
+NOTE_HTML = "html sanitised by Odoo"
+NOTE_FILE = "file compared by checksum"
+NOTE_TRIM = "whitespace trimmed by Odoo"
+
+__all__ = ["DiffRow", "ReconRow", "field_diff", "html_normal", "iter_field_diff", "reconcile"]
+
+
+class DiffRow(TypedDict):
+    """One compared field of one record (``kind="field"``), or one record that could not be compared.
+
+    ``kind``: ``field``; ``dead_letter`` (did not land: ``note`` is the reason); ``not_loaded`` (staged,
+    neither in the crosswalk nor dead-lettered); ``missing_in_odoo`` (in the crosswalk, gone from Odoo);
+    ``mapping_error`` (landed earlier, but the staged record no longer maps).
+    """
+
+    object: str
+    model: str
+    source_id: str
+    odoo_id: int | None
+    field: str
+    source: str          # the raw source value(s) the field is made from, readable
+    sent: Any            # what the load sends, canonical (a file: ``sha1:<hex>``)
+    odoo: Any            # what Odoo holds, canonical (a file: ``sha1:<checksum>``)
+    match: bool
+    note: str
+    kind: str
+
+
+class ReconRow(TypedDict):
+    """The reconciliation of one object."""
+
+    object: str
+    model: str
+    scope: str                    # the crosswalk's source object / the key's middle part
+    staged: int                   # source records staged in the run (not deleted)
+    landed: int                   # of those, bound in the crosswalk
+    crosswalk: int                # crosswalk rows of the object, all runs
+    odoo: int                     # Odoo records whose x_migration_key is <source>:<scope>:...
+    dead_letters: int             # open dead letters of the object (distinct source ids, all runs)
+    unaccounted: int              # staged records neither landed nor dead-lettered
+    compared: int                 # crosswalk records compared with Odoo
+    differing: int                # of those, records whose values differ
+    missing_in_odoo: int          # crosswalk records Odoo no longer has
+    checksum_crosswalk: str
+    checksum_odoo: str
+    examples: list[dict[str, Any]]   # up to EXAMPLES differing records: source_id, odoo_id, field, crosswalk, odoo
+    problems: list[str]
+    status: str                   # ok | mismatch
+    seconds: float
+
+
+# ---- comparable values -------------------------------------------------------------------------------
+
+_DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "applet", "frame", "frameset",
+                                "noscript", "template", "title"})
+_DROP_VOID = frozenset({"meta", "link", "base"})
+_DROP_TAG_ONLY = frozenset({"html", "head", "body", "form"})
+_VOID = frozenset({"br", "img", "hr", "input", "col", "area", "wbr", "source", "track", "param"})
+_URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "data"})
+_BAD_URL = ("javascript:", "vbscript:", "data:text/html")
+
+
+class _Normaliser(HTMLParser):
+    """Html as Odoo's sanitiser leaves it, in one spelling: active content and handlers dropped,
+    attributes sorted, entities resolved and re-escaped, void tags without an end tag."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.skip:
+            if tag == self.skip[-1]:
+                self.skip.append(tag)
+            return
+        if tag in _DROP_WITH_CONTENT:
+            self.skip.append(tag)
+            return
+        if tag in _DROP_VOID or tag in _DROP_TAG_ONLY:
+            return
+        kept = []
+        for name, value in attrs:
+            name = name.lower()
+            value = value or ""
+            if name.startswith("on"):
+                continue
+            if name in _URL_ATTRS and re.sub(r"[\s\x00-\x1f]", "", value).lower().startswith(_BAD_URL):
+                continue
+            kept.append(f' {name}="{escape(value, quote=True)}"')
+        self.out.append(f"<{tag}{''.join(sorted(kept))}>")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if not self.skip and tag not in _VOID | _DROP_WITH_CONTENT | _DROP_VOID | _DROP_TAG_ONLY:
+            self.out.append(f"</{tag}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skip:
+            if tag == self.skip[-1]:
+                self.skip.pop()
+            return
+        if tag in _VOID or tag in _DROP_WITH_CONTENT or tag in _DROP_VOID or tag in _DROP_TAG_ONLY:
+            return
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.out.append(escape(data, quote=False))
+
+
+def html_normal(value: Any) -> str | bool:
+    """``value`` (html) normalised the way Odoo's sanitiser changes it, whitespace collapsed.
+
+    What we send and what Odoo stores after sanitising compare equal; a real change of text or
+    markup does not. Empty → ``False``.
+    """
+    value = canonical(value, "html")
+    if value is False:
+        return False
+    parser = _Normaliser()
+    parser.feed(str(value))
+    parser.close()
+    text = re.sub(r"\s+", " ", "".join(parser.out))
+    text = re.sub(r">\s+<", "><", text).strip()
+    if text and not text.startswith("<"):
+        text = f"<p>{text}</p>"
+    return text or False
+
+
+def _sha1_of_b64(value: Any) -> str | bool:
+    if value in (None, False, ""):
+        return False
+    raw = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()
+    try:
+        data = base64.b64decode(raw, validate=False)
+    except (binascii.Error, ValueError):
+        data = raw
+    return "sha1:" + hashlib.sha1(data).hexdigest()  # noqa: S324 - Odoo's own checksum is sha1
+
+
+def _is_checksum_field(model: str, field: str, ftype: str | None, fields: Mapping[str, Any]) -> bool:
+    """A binary field compared through Odoo's ``checksum`` (``ir.attachment.datas``)."""
+    return ftype == "binary" and field in ("datas", "raw") and "checksum" in fields
+
+
+def _read_name(model: str, field: str, fields: Mapping[str, Any]) -> str:
+    ftype = (fields.get(field) or {}).get("type")
+    return "checksum" if _is_checksum_field(model, field, ftype, fields) else field
+
+
+def _odoo_side(model: str, field: str, rec: Mapping[str, Any], fields: Mapping[str, Any]) -> Any:
+    """The canonical Odoo value of ``field`` in a read answer (a file: ``sha1:<checksum>``)."""
+    ftype = (fields.get(field) or {}).get("type")
+    if _is_checksum_field(model, field, ftype, fields):
+        got = rec.get("checksum")
+        return f"sha1:{got}" if got else False
+    return canonical(rec.get(field), ftype)
+
+
+def _sent_side(model: str, field: str, value: Any, fields: Mapping[str, Any]) -> Any:
+    """The canonical value we send (a file: ``sha1`` of its bytes)."""
+    ftype = (fields.get(field) or {}).get("type")
+    if _is_checksum_field(model, field, ftype, fields):
+        return _sha1_of_b64(value)
+    return canonical(value, ftype)
+
+
+def _compare(ftype: str | None, sent: Any, odoo: Any) -> tuple[bool, str]:
+    """``(match, note)`` for two canonical values of a field of type ``ftype``."""
+    if sent == odoo:
+        return True, ""
+    if ftype == "html" and html_normal(sent) == html_normal(odoo):
+        return True, NOTE_HTML
+    if ftype == "char" and isinstance(sent, str) and isinstance(odoo, str) and sent.strip() == odoo.strip():
+        return True, NOTE_TRIM
+    if ftype == "char" and isinstance(sent, str) and not sent.strip() and odoo is False:
+        return True, NOTE_TRIM
+    return False, ""
+
+
+def _comparable(model: str, field: str, value: Any, fields: Mapping[str, Any], *, odoo: bool) -> Any:
+    """One value in the form both reconciliation checksums use (html normalised, files as sha1)."""
+    ftype = (fields.get(field) or {}).get("type")
+    if _is_checksum_field(model, field, ftype, fields):
+        if odoo:
+            got = value.get("checksum") if isinstance(value, Mapping) else value
+            return f"sha1:{got}" if got else False
+        return _sha1_of_b64(value)
+    if odoo and isinstance(value, Mapping):
+        value = value.get(field)
+    value = canonical(value, ftype)
+    if ftype == "html":
+        return html_normal(value)
+    if ftype == "char" and isinstance(value, str):
+        return value.strip() or False
+    return value
+
+
+# ---- readable source values ------------------------------------------------------------------------------
+
+
+def _readable(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SOURCE_CHARS else text[:_SOURCE_CHARS - 1] + "…"
+
+
+def _source_text(paths: Sequence[str], record: Mapping[str, Any], const: Any = MISSING) -> str:
+    """The raw source values of ``paths`` (``Email=a@b.c``; one path: the value alone)."""
+    if not paths:
+        return "" if const is MISSING else f"const {_readable(const)}"
+    shown = [(p, get_path(record, p)) for p in paths if not p.startswith("$")]
+    if len(shown) == 1:
+        return _cut(_readable(shown[0][1]))
+    return _cut(" · ".join(f"{p}={_readable(v)}" for p, v in shown))
+
+
+def _field_sources(obj: ObjectSpec) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """``{odoo field: (source paths, const)}`` of an object, the attach_to fields included."""
+    out: dict[str, tuple[tuple[str, ...], Any]] = {
+        name: (fs.sources, fs.const) for name, fs in obj.fields.items()}
+    if obj.attach:
+        for f in (obj.attach.model_field, obj.attach.id_field):
+            out.setdefault(f, (obj.attach.sources, MISSING))
+    return out
+
+
+# ---- the field-level diff ---------------------------------------------------------------------------------
+
+
+def _load_spec(pipe: Pipeline, obj: ObjectSpec) -> ObjectSpec:
+    """The object as :meth:`Pipeline.load` maps it: without the self-references :meth:`link` writes."""
+    self_refs = pipe.self_ref_fields(obj)
+    if not self_refs:
+        return obj
+    return replace(obj, fields=MappingProxyType({k: v for k, v in obj.fields.items() if k not in self_refs}))
+
+
+def _cut_edges(pipe: Pipeline, obj: ObjectSpec, *, run_id: str) -> dict[str, dict[str, str]]:
+    """Per self-reference field, the records whose link :meth:`Pipeline.link` cuts (cycles): ``{sid: reason}``.
+
+    The same query and the same deterministic cut as ``link``; only the cut ids are kept.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for field in pipe.self_ref_fields(obj):
+        out[field] = {}
+        if not (obj.hierarchy and obj.hierarchy.break_cycles):
+            continue
+        src = obj.fields[field].sources[0]
+        rows = pipe.state.get_records(
+            f"SELECT source_id, record->>%s FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s "
+            "AND source_object = %s AND NOT deleted", parameters=(src, run_id, pipe.pair, obj.name))
+        _, report = break_cycles([{"Id": s, src: p} for s, p in rows], "Id", src)
+        out[field] = {str(c["source_id"]): str(c["reason"]) for c in report}
+    return out
+
+
+def _dead_letter_reasons(pipe: Pipeline, scope: str, source_ids: Sequence[str], run_id: str) -> dict[str, str]:
+    """The latest dead-letter reason of each id (this run's first), ``field: reason``."""
+    if not source_ids:
+        return {}
+    rows = pipe.state.run_in_transaction(lambda cur: (cur.execute(
+        f"SELECT DISTINCT ON (source_id) source_id, field, reason FROM {SCHEMA}.dead_letter "
+        "WHERE pair = %s AND source_object = %s AND source_id = ANY(%s) "
+        "ORDER BY source_id, (run_id = %s) DESC, updated_at DESC",
+        (pipe.pair, scope, list(source_ids), run_id)), cur.fetchall())[1])
+    return {sid: (f"{field}: {reason}" if field else str(reason)) for sid, field, reason in rows}
+
+
+def iter_field_diff(pipe: Pipeline, name: str, *, run_id: str) -> Iterator[DiffRow]:
+    """:func:`field_diff` as a generator: one staged batch in memory at a time."""
+    obj = pipe.spec.object(name)
+    target = pipe.target(name)
+    model, scope = target.model, target.source_object
+    fields = pipe.odoo.fields_get(model)
+    load_obj = _load_spec(pipe, obj)
+    self_refs = pipe.self_ref_fields(obj)
+    cut = _cut_edges(pipe, obj, run_id=run_id) if self_refs else {}
+    sources = _field_sources(obj)
+    order = {f: i for i, f in enumerate([*sources, MIGRATION_KEY])}
+
+    for batch in pipe.state.staged_batches(run_id=run_id, pair=pipe.pair, source_object=name):
+        staged = pipe.state.read_batch(run_id=run_id, pair=pipe.pair, source_object=name,
+                                       batch_no=batch["batch_no"])
+        records = [s["record"] for s in staged if not s["deleted"]]
+        if not records:
+            continue
+        if "_blob" in load_obj.enrich:
+            for r in records:
+                data = pipe.source.blob(load_obj, r)
+                r["_blob"] = data if data is not None else b""
+        rows = map_batch(load_obj, records, pipe.refs_for(load_obj, records))
+        by_sid = {r.get("_source_id") or load_obj.source_id(r): r for r in records}
+        sids = [row["source_id"] for row in rows]
+        bound = pipe.state.lookup(pipe.pair, scope, sids)
+
+        # the self-references link() wrote: the parent's Odoo id, unless the link closed a cycle
+        parents: dict[str, dict[str, Any]] = {}
+        if self_refs:
+            wanted = {get_path(by_sid[s], obj.fields[f].sources[0]) for s in sids for f in self_refs}
+            parent_ids = pipe.state.odoo_ids(pipe.pair, scope, sorted(str(p) for p in wanted if p))
+            for f in self_refs:
+                src = obj.fields[f].sources[0]
+                parents[f] = {}
+                for s in sids:
+                    p = get_path(by_sid[s], src)
+                    parents[f][s] = False if (not p or s in cut.get(f, {})) else parent_ids.get(str(p), False)
+
+        names = sorted({_read_name(model, f, fields) for row in rows if not row.get("error")
+                        for f in [*row.get("values", {}), *(row.get("deferred") or {}), *self_refs]
+                        if f in fields} | {MIGRATION_KEY})
+        ids = [bound[s].odoo_id for s in sids if s in bound]
+        back = {rec["id"]: rec for rec in pipe.odoo.read(model, ids, names, context={"active_test": False})} \
+            if ids else {}
+        dead = _dead_letter_reasons(pipe, scope, [s for s in sids if s not in bound], run_id)
+
+        for row in rows:
+            sid = row["source_id"]
+            record = by_sid.get(sid, row.get("record") or {})
+            base = {"object": name, "model": model, "source_id": sid}
+            if sid not in bound:
+                if sid in dead:
+                    yield DiffRow(**base, odoo_id=None, field=_error_field(row), source="", sent=None, odoo=None,
+                                  match=False, note=f"dead letter: {dead[sid]}", kind="dead_letter")
+                else:
+                    why = f"mapping error: {row['error'][1]}" if row.get("error") else "no crosswalk entry"
+                    yield DiffRow(**base, odoo_id=None, field=_error_field(row), source="", sent=None, odoo=None,
+                                  match=False, note=f"not loaded ({why}; no dead letter: was the batch loaded?)",
+                                  kind="not_loaded")
+                continue
+            b = bound[sid]
+            if row.get("error"):
+                yield DiffRow(**base, odoo_id=b.odoo_id, field=_error_field(row), source="", sent=None, odoo=None,
+                              match=False, note=f"landed earlier, but the staged record no longer maps: "
+                                                f"{row['error'][1]}", kind="mapping_error")
+                continue
+            rec = back.get(b.odoo_id)
+            if rec is None:
+                yield DiffRow(**base, odoo_id=b.odoo_id, field="", source="", sent=None, odoo=None, match=False,
+                              note=f"Odoo {model} {b.odoo_id} no longer exists", kind="missing_in_odoo")
+                continue
+            warnings = dict(row.get("warnings") or ())
+            sent: dict[str, Any] = {**row["values"], **(row.get("deferred") or {})}
+            for f in self_refs:
+                sent[f] = parents[f][sid]
+            sent[MIGRATION_KEY] = target.key(sid)
+            for f in sorted(sent, key=lambda k: order.get(k, len(order))):
+                ftype = (fields.get(f) or {}).get("type")
+                want = _sent_side(model, f, sent[f], fields)
+                got = _odoo_side(model, f, rec, fields) if f in fields else "<no such field in Odoo>"
+                ok, note = _compare(ftype, want, got)
+                notes = [note] if note else []
+                if _is_checksum_field(model, f, ftype, fields):
+                    notes.append(NOTE_FILE)
+                if f in self_refs and sid in cut.get(f, {}):
+                    notes.append(f"hierarchy: {cut[f][sid]}")
+                if f in warnings:
+                    notes.append(f"mapping warning: {warnings[f]}")
+                if not ok:
+                    notes.append(_why(model, f, want, b.written, fields))
+                paths, const = sources.get(f, ((), MISSING))
+                src = sid if f == MIGRATION_KEY else _source_text(paths, record, const)
+                yield DiffRow(**base, odoo_id=b.odoo_id, field=f, source=src, sent=want, odoo=got, match=ok,
+                              note="; ".join(n for n in notes if n), kind="field")
+
+
+def _error_field(row: Mapping[str, Any]) -> str:
+    err = row.get("error")
+    return str(err[0] or "") if err else ""
+
+
+def _why(model: str, field: str, want: Any, written: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
+    """Why a field differs, as far as the crosswalk tells."""
+    if field == MIGRATION_KEY:
+        return "the record carries another key"
+    if field not in written:
+        return "never written by the tool"
+    if _comparable(model, field, written[field], fields, odoo=False) == _comparable(model, field, want, fields,
+                                                                                     odoo=False):
+        return "changed in Odoo after the load"
+    return "the source changed since the last load"
+
+
+def field_diff(pipe: Pipeline, name: str, *, run_id: str) -> list[DiffRow]:
+    """The field-level diff of object ``name`` in run ``run_id``: one row per loaded record and mapped field
+    (regular, deferred, self-reference, and the ``x_migration_key``), one row per record that did not land.
+
+    :param pipe: the pipeline the run loaded with (same mapping, same source, same Odoo and state DB).
+    """
+    started = time.perf_counter()
+    rows = list(iter_field_diff(pipe, name, run_id=run_id))
+    fields = [r for r in rows if r["kind"] == "field"]
+    pipe.log.info("diff %s: %d fields compared on %d records, %d differ, %d records not compared; %.2f s", name,
+                  len(fields), len({r["source_id"] for r in fields}), sum(not r["match"] for r in fields),
+                  len(rows) - len(fields), time.perf_counter() - started)
+    return rows
+
+
+# ---- reconciliation -----------------------------------------------------------------------------------------
+
+
+def _count_sql(pipe: Pipeline, name: str, scope: str, run_id: str) -> tuple[int, int, int, int, int]:
+    """``(staged, landed, crosswalk, dead letters, unaccounted)`` in one statement."""
+    sql = f"""
+    WITH s AS (
+        SELECT source_id FROM {SCHEMA}.staging
+        WHERE run_id = %(run)s AND pair = %(pair)s AND source_object = %(name)s AND NOT deleted
+    ), dl AS (
+        SELECT DISTINCT source_id FROM {SCHEMA}.dead_letter
+        WHERE pair = %(pair)s AND source_object = %(scope)s AND resolved_at IS NULL
+    )
+    SELECT (SELECT count(*) FROM s),
+           (SELECT count(*) FROM s JOIN {SCHEMA}.crosswalk c
+              ON c.pair = %(pair)s AND c.source_object = %(scope)s AND c.source_id = s.source_id),
+           (SELECT count(*) FROM {SCHEMA}.crosswalk WHERE pair = %(pair)s AND source_object = %(scope)s),
+           (SELECT count(*) FROM dl),
+           (SELECT count(*) FROM s WHERE NOT EXISTS (
+                SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
+                AND c.source_id = s.source_id)
+              AND s.source_id NOT IN (SELECT source_id FROM dl))
+    """
+    params = {"run": run_id, "pair": pipe.pair, "name": name, "scope": scope}
+    return pipe.state.run_in_transaction(lambda cur: (cur.execute(sql, params), cur.fetchone())[1])
+
+
+def _crosswalk_pages(pipe: Pipeline, scope: str, size: int) -> Iterator[list[tuple[str, int, dict[str, Any]]]]:
+    """The object's crosswalk rows in source-id order (the unique index's), ``size`` at a time (keyset)."""
+    last: str | None = None
+    while True:
+        sql = (f"SELECT source_id, odoo_id, written FROM {SCHEMA}.crosswalk WHERE pair = %s AND source_object = %s"
+               + (" AND source_id > %s" if last is not None else "") + " ORDER BY source_id LIMIT %s")
+        args: tuple[Any, ...] = (pipe.pair, scope, *((last,) if last is not None else ()), size)
+        rows = pipe.state.run_in_transaction(lambda cur, sql=sql, args=args: (cur.execute(sql, args),
+                                                                              cur.fetchall())[1])
+        if not rows:
+            return
+        yield [(s, int(o), _as_obj(w) or {}) for s, o, w in rows]
+        if len(rows) < size:
+            return
+        last = rows[-1][0]
+
+
+def _as_obj(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _line(sid: str, values: Any) -> bytes:
+    return json.dumps([sid, values], sort_keys=True, default=str, ensure_ascii=False,
+                      separators=(",", ":")).encode() + b"\n"
+
+
+def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = None,
+              page_size: int = PAGE) -> list[ReconRow]:
+    """Reconcile each loadable object (or ``objects``) after run ``run_id``.
+
+    Counts: records staged in the run, landed of those, crosswalk rows (all runs), Odoo records with the
+    object's key (``search_count``, archived included), open dead letters, and staged records neither
+    landed nor dead-lettered. Checksums: a sha256 over ``(source_id, {field: value})`` in source-id order,
+    from the crosswalk's written values on one side and an Odoo read-back of the same fields on the other
+    (html normalised, files by checksum). ``status`` is ``ok`` when the checksums agree, Odoo holds as
+    many keyed records as the crosswalk and every staged record is accounted for.
+    """
+    wanted = list(objects) if objects is not None else pipe.loadable()
+    out: list[ReconRow] = []
+    for name in wanted:
+        started = time.perf_counter()
+        target = pipe.target(name)
+        model, scope = target.model, target.source_object
+        staged, landed, cw_count, dead, unaccounted = _count_sql(pipe, name, scope, run_id)
+        odoo_count = int(pipe.odoo.call(model, "search_count",
+                                        [[(MIGRATION_KEY, "=like", f"{target.source}:{scope}:%")]],
+                                        context={"active_test": False}))
+        fields = pipe.odoo.fields_get(model)
+        h_cw, h_odoo = hashlib.sha256(), hashlib.sha256()
+        compared = differing = missing = 0
+        examples: list[dict[str, Any]] = []
+        for page in _crosswalk_pages(pipe, scope, page_size):
+            names = sorted({f for _, _, w in page for f in w})
+            known = [f for f in names if f in fields]
+            reads = sorted({_read_name(model, f, fields) for f in known})
+            back = {r["id"]: r for r in pipe.odoo.read(model, [o for _, o, _ in page], reads or ["id"],
+                                                       context={"active_test": False})}
+            for sid, oid, written in page:
+                compared += 1
+                mine = {f: _comparable(model, f, v, fields, odoo=False) for f, v in written.items()}
+                rec = back.get(oid)
+                if rec is None:
+                    theirs: Any = None
+                    missing += 1
+                else:
+                    theirs = {f: (_comparable(model, f, rec, fields, odoo=True) if f in fields
+                                  else "<no such field in Odoo>") for f in written}
+                h_cw.update(_line(sid, mine))
+                h_odoo.update(_line(sid, theirs))
+                if theirs != mine:
+                    differing += 1
+                    if len({e["source_id"] for e in examples}) < EXAMPLES:
+                        if theirs is None:
+                            examples.append({"source_id": sid, "odoo_id": oid, "field": "",
+                                             "crosswalk": "(record)", "odoo": "missing"})
+                        else:
+                            examples.extend({"source_id": sid, "odoo_id": oid, "field": f, "crosswalk": mine[f],
+                                             "odoo": theirs[f]} for f in sorted(mine) if mine[f] != theirs[f])
+        cs_cw, cs_odoo = h_cw.hexdigest(), h_odoo.hexdigest()
+        problems = []
+        if cs_cw != cs_odoo:
+            problems.append(f"{differing} record{'s' * (differing != 1)} differ from what the tool wrote"
+                            + (f" ({missing} gone from Odoo)" if missing else ""))
+        if odoo_count != cw_count:
+            problems.append(f"Odoo has {odoo_count} records keyed {target.source}:{scope}:…, "
+                            f"the crosswalk {cw_count}")
+        if unaccounted:
+            problems.append(f"{unaccounted} staged records neither landed nor dead-lettered")
+        row = ReconRow(object=name, model=model, scope=scope, staged=staged, landed=landed, crosswalk=cw_count,
+                       odoo=odoo_count, dead_letters=dead, unaccounted=unaccounted, compared=compared,
+                       differing=differing, missing_in_odoo=missing, checksum_crosswalk=cs_cw,
+                       checksum_odoo=cs_odoo, examples=examples, problems=problems,
+                       status="mismatch" if problems else "ok", seconds=round(time.perf_counter() - started, 3))
+        pipe.log.info("reconcile %s: staged %d, landed %d, crosswalk %d, Odoo %d, dead letters %d; checksum %s; "
+                      "%s (%.2f s)", name, staged, landed, cw_count, odoo_count, dead,
+                      "ok" if cs_cw == cs_odoo else f"MISMATCH ({differing} records)", row["status"],
+                      row["seconds"])
+        out.append(row)
+    return out
