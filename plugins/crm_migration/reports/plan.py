@@ -34,8 +34,11 @@ def summary_lines(plan: Plan) -> list[str]:
     """The summary, one plain-text sentence per line (escaped when written as HTML)."""
     lines = [f"Apto namespace {plan.namespace or '(none)'}: {plan.namespace_how}."]
     blocking = [p for p in plan.problems if p["severity"] == "blocking"]
-    lines.append(f"{len(blocking)} blocking problem(s) to fix before migrating." if blocking
-                 else "No blocking problem: the migration can run as mapped.")
+    if blocking:
+        lines.append(f"{len(blocking)} blocking problem(s) to fix before migrating: "
+                     + "; ".join(p["message"] for p in blocking[:5]) + (" …" if len(blocking) > 5 else "") + ".")
+    else:
+        lines.append("No blocking problem: the migration can run as mapped.")
     # owners
     fallback = [o for o in plan.owners if not o["matched"]]
     if plan.fallback_user_id is None:

@@ -331,3 +331,26 @@ def test_report_root_default_is_the_reports_dir(run, tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_MIGRATION_REPORTS_DIR", str(tmp_path))
     path = write_plan_report(run["plan"], pair="apto_to_odoo", run_id="scheduled__x")
     assert path == Path(tmp_path) / "apto_to_odoo" / "scheduled__x" / "plan.html"
+
+
+def test_invalid_emails_and_stages_outside_their_pipeline_are_found(servers):
+    """Runs last: it adds bad records to the org, then regenerates it."""
+    apto, odoo = servers
+    org = apto.state
+    brokerage, leasing = sorted(org.info()["pipelines"].items())
+    try:
+        (contact,) = org.create("Contact", [{"LastName": "Bad", "Email": "jane@@example..com"}])
+        (deal,) = org.create("Opportunity", [{"Name": "Wrong stage", "RecordTypeId": brokerage[0],
+                                               "StageName": leasing[1][-1], "CloseDate": "2026-01-01",
+                                               "OwnerId": org.integration_user}])
+        with pytest.MonkeyPatch.context() as mp:
+            _env(mp, apto, odoo)
+            plan = build_plan(AptoHook(), OdooHook(), load_pair("apto_to_odoo"))
+    finally:
+        org.reset()
+    emails = [b for b in plan.bad_data if b["check"] == "invalid email"]
+    assert [(b["object"], b["field"], b["example id"]) for b in emails] == [("Contact", "Email", contact)]
+    assert emails[0]["consequence"].startswith("dead letter")
+    stages = [b for b in plan.bad_data if b["check"] == "stage not in its pipeline"]
+    assert [(b["example id"], b["value"]) for b in stages] == [(deal, f"{leasing[1][-1]} (pipeline Brokerage)")]
+    assert any("dead-lettered" in p["message"] and "stage not in its pipeline" in p["message"] for p in plan.problems)
