@@ -920,3 +920,16 @@ def test_trap1_large_image_bytes_change_unless_no_postprocess(rpc: Rpc) -> None:
     small = base64.b64encode(_png(100, 10)).decode()
     sid = rpc("ir.attachment", "create", {"name": "small.png", "datas": small})
     assert rpc("ir.attachment", "read", [sid], fields=["datas"])[0]["datas"] == small
+
+
+def test_tracking_is_one_message_per_record_per_call(rpc: Rpc) -> None:
+    lid = rpc("crm.lead", "create", {"name": "track once"})
+    body = rpc.jsonrpc_kw("crm.lead", "action_set_lost", [lid], lost_reason_id=1)
+    assert "error" not in body
+    msgs = messages(rpc, "crm.lead", lid)
+    assert [m["subtype_id"] for m in msgs] == [[5, "Opportunity Created"], [8, "Opportunity Lost"]]
+    tvs = rpc("mail.tracking.value", "read", msgs[1]["tracking_value_ids"], fields=["field_desc"])
+    assert sorted(t["field_desc"] for t in tvs) == ["Active", "Lost Reason"]
+    rpc("crm.lead", "write", [lid], {"active": True, "lost_reason_id": False, "stage_id": 4})
+    msgs = messages(rpc, "crm.lead", lid)
+    assert msgs[-1]["subtype_id"] == [7, "Opportunity Won"] and len(msgs) == 3

@@ -335,16 +335,30 @@ class Hooks(Core):
                                author_id=upid)
 
     def _thread_track(self, M: Model, ids: list[int], olds: dict[int, dict[str, Any]], ctx: dict[str, Any]) -> None:
+        """Remember the values before the call's first change; :meth:`_flush_tracking` posts at the end."""
         for rid in ids:
-            row = M.rows[rid]
-            old = olds[rid]
+            self._track_old(M.name, rid, olds[rid])
+
+    def _track_old(self, model: str, rid: int, values: dict[str, Any]) -> None:
+        pending = self._tracking.setdefault((model, rid), {})
+        for f, v in values.items():
+            pending.setdefault(f, v)
+
+    def _flush_tracking(self) -> None:
+        """Like Odoo's tracking at the end of a call: one message per record with every tracked change."""
+        while self._tracking:
+            (model, rid), old = self._tracking.popitem()
+            M = self.models[model]
+            row = M.rows.get(rid)
+            if row is None:
+                continue
             changes = [(f, old[f], row.get(f, False)) for f in old if old[f] != row.get(f, False)]
             if not changes:
                 continue
             changed = {c[0] for c in changes}
             if "user_id" in changed and row.get("user_id"):
-                self._subscribe(M.name, rid, [self._partner_of_uid(row["user_id"])])
-            self._post(M.name, rid, "", self._track_subtype(M, row, changed), tracking=changes)
+                self._subscribe(model, rid, [self._partner_of_uid(row["user_id"])])
+            self._post(model, rid, "", self._track_subtype(M, row, changed), tracking=changes)
 
     def _track_subtype(self, M: Model, row: dict[str, Any], changed: set[str]) -> int:
         if M.name != "crm.lead":
@@ -526,9 +540,10 @@ class Hooks(Core):
             if "phone" in conv and partner.get("phone") and (lead.get("phone") or False) != partner["phone"]:
                 changes["phone"] = partner["phone"]
             if changes:
-                tracking = [(f, lead.get(f, False), changes[f]) for f in ("email_from", "phone") if f in changes]
+                # a recompute: tracked whatever the context (loader trap 3)
+                self._track_old("crm.lead", lid, {f: lead.get(f, False) for f in ("email_from", "phone")
+                                                  if f in changes})
                 self._set(L, lid, changes)
-                self._post("crm.lead", lid, "", SUBTYPE_NOTE, tracking=tracking)
 
     @staticmethod
     def _email_differs(a: Any, b: Any) -> bool:

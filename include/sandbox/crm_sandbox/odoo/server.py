@@ -197,6 +197,7 @@ class OdooSandbox(Hooks):
         ok = False
         try:
             result = self.call(model, method, args, kwargs)
+            self._flush_tracking()
             ok = True
             return result
         finally:

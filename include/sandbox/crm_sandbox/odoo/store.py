@@ -192,6 +192,7 @@ class Core:
         self._txn: Txn | None = None
         self._now = now_str()
         self._memo = {}
+        self._tracking = {}
         self._xmlid_index: dict[tuple[str, str], int] | None = None
         self._followers_index: dict[tuple[str, int], dict[int, int]] | None = None
         self._ir_model_ids: dict[str, int] = {}
@@ -373,6 +374,7 @@ class Core:
 
     def _begin(self) -> None:
         self._txn = Txn()
+        self._tracking: dict[tuple[str, int], dict[str, Any]] = {}
         self._now = now_str()
         self._memo: dict[Any, Any] = {}
 
@@ -874,6 +876,9 @@ class Core:
         pass
 
     def _thread_track(self, M: Model, ids: list[int], olds: dict[int, dict[str, Any]], ctx: dict[str, Any]) -> None:
+        pass
+
+    def _flush_tracking(self) -> None:
         pass
 
     # ------------------------------------------------------------------ search / read
