@@ -44,7 +44,7 @@ from crm_migration.hooks.apto import AptoApiError, soql_in_chunks
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooError
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.mapper import break_cycles, resolve_owners, sf_prefix
-from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec
+from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec, SpecError
 
 if TYPE_CHECKING:
     from crm_migration.hooks.apto import AptoHook
@@ -599,7 +599,11 @@ class _Planner:
         for name, obj in self.pair.objects.items():
             if obj.custom_fields and (d := self.describe(obj.source_object)) is not None:
                 describes[name] = d.get("fields", [])
-        plans = self.pair.plan_custom_fields(describes)
+        try:
+            plans = self.pair.plan_custom_fields(describes)
+        except SpecError as exc:        # e.g. two custom fields landing on one x_ name with different types
+            self.plan.problem("blocking", "custom fields", f"custom fields cannot be planned: {exc}")
+            plans = {}
         for name, fields in describes.items():
             planned = {cf.source_field: cf for cf in plans.get(name, [])}
             read = {f.lower() for f in self.pair.objects[name].stream_fields()}
@@ -660,8 +664,12 @@ class _Planner:
             m = matches[str(u["Id"])]
             matched = m["matched"] and m["user_id"] != sentinel
             target = by_id.get(m["user_id"])
-            reason = m["reason"] if fallback is not None or matched else (
-                m["reason"].split(":")[0] + f": fallback user {login} DOES NOT EXIST in Odoo")
+            if matched or fallback is not None:
+                reason = m["reason"]
+            elif m["matched"]:         # the email equals the (missing) fallback login: no user either
+                reason = f"email matches only the fallback login {login}, which DOES NOT EXIST in Odoo"
+            else:
+                reason = m["reason"].split(":")[0] + f": fallback user {login} DOES NOT EXIST in Odoo"
             self.plan.owners.append({
                 "apto user": u["Id"], "name": u.get("Name"), "email": u.get("Email"),
                 "username": u.get("Username"), "active in Apto": u.get("IsActive"), "matched": matched,
@@ -881,6 +889,8 @@ class _Planner:
             h = obj.hierarchy
             if h is None or obj.stream.get("kind") != "soql":
                 continue
+            if any(self._unknown_reason(obj.source_object, f) for f in (h.id_field, h.parent_field)):
+                continue            # listed with the unknown fields already
             where = self.filters(obj)
             soql = (f"SELECT {h.id_field}, {h.parent_field} FROM {obj.source_object}"
                     + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {h.id_field}")
