@@ -520,7 +520,7 @@ class OdooHandler(SandboxHandler):
                                              if type(exc).__module__ != "builtins" else "builtins",
                                              tb_lines=12), legacy)
         params = list(params)
-        if _needs_normalize(params):
+        if (b"<dateTime.iso8601>" in body or b"<base64>" in body) and _needs_normalize(params):
             params = _normalize_in(params)
         model = method_name = None
         if service == "object" and method in ("execute_kw", "execute") and len(params) >= 5:

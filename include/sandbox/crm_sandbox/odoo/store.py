@@ -716,37 +716,35 @@ class Core:
         if m2o is None:
             m2o = M.cache["m2o"] = {n: f.relation for n, f in M.fields.items()
                                     if f.type == "many2one" and f.relation in self.models}
-        for k in keys:
-            rel = m2o.get(k)
-            if rel is None:
-                continue
+        for k in m2o.keys() & keys:
             v = row.get(k)
-            if v and v not in self.models[rel].rows:
+            if v and v not in self.models[m2o[k]].rows:
                 raise E.fk_error(M.description, M.name, f"{M.table}_{k}_fkey")
 
     # ------------------------------------------------------------------ create / write / unlink
     def _create(self, M: Model, vals_list: list[dict[str, Any]], ctx: dict[str, Any]) -> list[int]:
         prepared = []
+        fields = M.fields
         for vals in vals_list:
             if not isinstance(vals, dict):
                 raise E.value_error(f"Invalid create values {vals!r}", 83)
-            for key in vals:
-                if key not in M.fields:
-                    raise E.value_error(f"Invalid field {key!r} on model {M.name!r}", 83)
-        defaults_ctx = {k[8:]: v for k, v in ctx.items() if k.startswith("default_") and k[8:] in M.fields}
+            if not fields.keys() >= vals.keys():
+                key = next(k for k in vals if k not in fields)
+                raise E.value_error(f"Invalid field {key!r} on model {M.name!r}", 83)
+        defaults_ctx = {k[8:]: v for k, v in ctx.items() if k.startswith("default_") and k[8:] in fields}
         now = self.now()
         pre = self._hook("pre_create", M.name)
         defaults = self._defaults(M)
+        scalar_defaults = {k: v for k, v in defaults.items() if fields[k].type not in ("one2many", "many2many")}
+        x2m_defaults = {k: v for k, v in defaults.items() if k not in scalar_defaults}
         for vals in vals_list:
             if defaults_ctx:
                 vals = {**defaults_ctx, **vals}
             row, x2m = self._convert(M, vals, 83)
-            for k, v in defaults.items():
-                if k not in row and k not in x2m:
-                    if M.fields[k].type in ("one2many", "many2many"):
-                        x2m[k] = v
-                    else:
-                        row[k] = v
+            row = {**scalar_defaults, **row}
+            for k, v in x2m_defaults.items():
+                if k not in x2m and k not in vals:
+                    x2m[k] = v
             if pre is not None:
                 pre(M, row, x2m, vals, ctx)
             prepared.append((row, x2m, vals))
