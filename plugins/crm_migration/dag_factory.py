@@ -73,7 +73,10 @@ def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -
                             op_kwargs={"pair": pair, "name": obj.name, "delta": delta}, trigger_rule=NONE_FAILED)
         ld = task(tasks.load, task_id=f"load_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED
                   ).partial(pair=pair, name=obj.name).expand(batch=ex.output)
-        deps = [last[d] for d in obj.depends_on if d in last] or [after]
+        # what it refers to, and what its records hang on (files and notes need their parents' ids)
+        needs = [*obj.depends_on, *(obj.attach.objects if obj.attach else ()),
+                 *(r for fs in obj.fields.values() for r in fs.ref if r != obj.name)]
+        deps = list({id(last[d]): last[d] for d in needs if d in last}.values()) or [after]
         for d in deps:
             d >> ex
         ex >> ld

@@ -7,6 +7,7 @@ A sandbox subclasses ``SandboxHandler`` (``do_GET`` / ``do_POST`` …) and calls
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +18,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "crm-sandbox/0.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body leave in two writes: without TCP_NODELAY, Nagle's algorithm and the client's
+        # delayed ACK add ~40 ms to every keep-alive call
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if getattr(self.server, "verbose", False):
