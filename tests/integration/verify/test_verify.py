@@ -1,0 +1,229 @@
+"""Verify after a real load: the Apto sandbox and the Odoo sandbox over HTTP, a private PostgreSQL.
+
+One world is loaded per module (every loadable object, as the migrate DAG does it); the tests read it,
+and the one that edits Odoo behind the tool's back puts the values back before it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+
+import pytest
+import yaml
+
+RUN = "verify-run"
+SCRIPT_HTML = ('<p onclick="steal()">Kick-off <script>alert("x")</script><b>agreed</b>'
+               '<img src="javascript:alert(1)" onerror="steal()"></p>')
+
+
+@pytest.fixture(scope="module")
+def world(private_pg):
+    import psycopg2
+
+    from crm_sandbox.apto.server import serve as apto_serve
+    from crm_sandbox.odoo.server import serve as odoo_serve
+
+    dbname = f"t_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    apto = apto_serve(port=0, scale=1, seed=7)
+    odoo_server = odoo_serve(port=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
+                  private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
+        mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
+        mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", json.dumps({
+            "conn_type": "odoo", "host": odoo_server.url, "schema": "crmtest", "login": "admin",
+            "password": "admin", "extra": {"transport": "xmlrpc"}}))
+        from crm_migration.engine.pipeline import Pipeline
+        from crm_migration.hooks.apto import AptoHook
+        from crm_migration.hooks.odoo import OdooHook
+        from crm_migration.hooks.state import MigrationStateHook
+        from crm_migration.mapping.spec import parse_pair
+        from crm_migration.streams.apto_source import AptoSource
+
+        # a mapping that passes the deal's description through as html (rich text from the source):
+        # Odoo's sanitiser strips the script and the handlers, the diff must not call that a difference
+        raw = yaml.safe_load((files("crm_migration") / "pairs" / "apto_to_odoo.yaml").read_text(encoding="utf-8"))
+        raw["objects"]["Opportunity"]["fields"]["description"] = {"from": "Description"}
+        spec = parse_pair(raw, origin="test:apto_to_odoo")
+        deals = sorted(apto.state.tables["Opportunity"])[:6]
+        apto.state.update("Opportunity", [{"Id": d, "Description": SCRIPT_HTML} for d in deals])
+
+        state = MigrationStateHook()
+        state.migrate()
+        odoo = OdooHook()
+        pipe = Pipeline(spec, AptoSource(AptoHook()), odoo, state)
+        pipe.prepare_schema()
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        for name in pipe.loadable():
+            for b in pipe.extract(name, run_id=RUN, start=None, end=end, batch_size=50):
+                pipe.load(name, run_id=RUN, batch_no=b["batch_no"])
+            pipe.link(name, run_id=RUN)
+        yield {"pipe": pipe, "apto": apto, "state": state, "odoo": odoo, "deals": deals}
+        state.close()
+        odoo.close()
+    apto.stop()
+    odoo_server.stop()
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def diffs(world):
+    from crm_migration.engine.verify import field_diff
+
+    return {name: field_diff(world["pipe"], name, run_id=RUN) for name in world["pipe"].loadable()}
+
+
+def _bound(world, name):
+    """``{source_id: Bound}`` of the records of ``name`` staged in the run that are in the crosswalk."""
+    pipe, state = world["pipe"], world["state"]
+    scope = pipe.target(name).source_object
+    sids = [r[0] for r in state.get_records(
+        "SELECT source_id FROM crm_migration.staging WHERE run_id = %s AND source_object = %s AND NOT deleted",
+        parameters=(RUN, name))]
+    return sids, state.lookup(pipe.pair, scope, sids)
+
+
+def _open_dead_letters(world, name):
+    scope = world["pipe"].target(name).source_object
+    return {d["source_id"]: d for d in world["state"].dead_letters(pair=world["pipe"].pair)
+            if d["source_object"] == scope}
+
+
+def test_diff_has_every_mapped_field_of_every_loaded_record_and_all_match(world, diffs):
+    from crm_migration.hooks.odoo import MIGRATION_KEY
+
+    pipe = world["pipe"]
+    total = 0
+    for name in pipe.loadable():
+        rows = diffs[name]
+        sids, bound = _bound(world, name)
+        assert bound, f"{name}: nothing landed"
+        self_refs = set(pipe.self_ref_fields(pipe.spec.object(name)))
+        got = {(r["source_id"], r["field"]) for r in rows if r["kind"] == "field"}
+        # what the load recorded writing (values + deferred, link's writes), the self-references, the key
+        want = {(sid, f) for sid, b in bound.items() for f in {*b.written, *self_refs, MIGRATION_KEY}}
+        assert got == want, f"{name}: missing {sorted(want - got)[:5]}, unexpected {sorted(got - want)[:5]}"
+        bad = [r for r in rows if r["kind"] == "field" and not r["match"]]
+        assert not bad, f"{name}: {bad[:3]}"
+        assert {r["odoo_id"] for r in rows if r["kind"] == "field"} == {b.odoo_id for b in bound.values()}
+        # every staged record is compared or named as a dead letter, once
+        dead = {r["source_id"] for r in rows if r["kind"] == "dead_letter"}
+        assert dead | set(bound) == set(sids) and not dead & set(bound)
+        assert not [r for r in rows if r["kind"] not in ("field", "dead_letter")]
+        total += len(got)
+    assert total > 10_000
+
+    # spot check against the org itself: a contact's name and email as Apto has them
+    contacts = world["apto"].state.tables["Contact"]
+    rows = {(r["source_id"], r["field"]): r for r in diffs["Contact"] if r["kind"] == "field"}
+    sid = next(s for (s, f) in rows if f == "email" and rows[(s, f)]["sent"])
+    src = contacts[sid]
+    assert rows[(sid, "name")]["sent"] == " ".join(p for p in (src["FirstName"], src["LastName"]) if p)
+    assert rows[(sid, "name")]["source"] == f"FirstName={src['FirstName']} · LastName={src['LastName']}"
+    assert rows[(sid, "email")]["odoo"].lower() == src["Email"].strip().lower()
+    # files: compared by checksum, never read back
+    files_ = [r for r in diffs["ContentVersion"] if r["field"] == "datas"]
+    assert all(r["match"] and "checksum" in r["note"] for r in files_)
+    assert sum(str(r["sent"]).startswith("sha1:") for r in files_) >= 30      # one file of the org is empty
+    assert all(r["sent"] is False and r["source"] == "<0 bytes>" for r in files_ if not r["sent"])
+
+
+def test_edit_behind_the_tools_back_is_a_difference_and_a_checksum_mismatch(world, tmp_path):
+    from crm_migration.engine.verify import field_diff, reconcile
+    from crm_migration.reports.diff import write_diff_report
+    from crm_migration.reports.reconcile import summary_lines, write_reconciliation_report
+
+    pipe, odoo = world["pipe"], world["odoo"]
+    _, bound = _bound(world, "Contact")
+    sid = sorted(s for s, b in bound.items() if b.written.get("email"))[0]
+    oid = bound[sid].odoo_id
+    before = odoo.read("res.partner", [oid], ["name", "email"])[0]
+    odoo.write_batch("res.partner", {oid: {"name": "Someone Else", "email": "someone.else@example.org"}})
+    try:
+        rows = field_diff(pipe, "Contact", run_id=RUN)
+        bad = [r for r in rows if r["kind"] == "field" and not r["match"]]
+        assert {(r["source_id"], r["field"]) for r in bad} == {(sid, "name"), (sid, "email")}
+        by_field = {r["field"]: r for r in bad}
+        assert by_field["name"]["odoo"] == "Someone Else" and by_field["name"]["sent"] == before["name"]
+        assert by_field["email"]["odoo"] == "someone.else@example.org"
+        assert all("changed in Odoo after the load" in r["note"] for r in bad)
+
+        recon = {r["object"]: r for r in reconcile(pipe, run_id=RUN, objects=["Account", "Contact"])}
+        contact = recon["Contact"]
+        assert contact["status"] == "mismatch" and contact["checksum_crosswalk"] != contact["checksum_odoo"]
+        assert contact["differing"] == 1
+        assert {(e["source_id"], e["field"]) for e in contact["examples"]} == {(sid, "name"), (sid, "email")}
+        assert recon["Account"]["status"] == "ok"        # same model, other key: untouched
+        lines = summary_lines(recon.values())
+        assert any(line.startswith("Contact:") and "checksum MISMATCH" in line and sid in line for line in lines)
+
+        html = write_diff_report(rows, pair=pipe.pair, run_id=RUN, root=tmp_path).read_text()
+        assert "2 differences to review" in html and sid in html and "Someone Else" in html
+        diff_csv = (tmp_path / pipe.pair / RUN / "diff_01_differences.csv").read_text()
+        assert diff_csv.count(sid) == 2
+        html = write_reconciliation_report(list(recon.values()), pair=pipe.pair, run_id=RUN,
+                                           root=tmp_path).read_text()
+        assert "1 of 2 objects do not reconcile: Contact" in html and sid in html
+    finally:
+        odoo.write_batch("res.partner", {oid: {"name": before["name"], "email": before["email"]}})
+    assert reconcile(pipe, run_id=RUN, objects=["Contact"])[0]["status"] == "ok"
+
+
+def test_html_sanitised_by_odoo_is_not_a_difference(world, diffs):
+    from crm_migration.engine.verify import NOTE_HTML, html_normal, reconcile
+
+    rows = [r for r in diffs["Opportunity"] if r["field"] == "description" and r["source_id"] in world["deals"]]
+    assert rows, "none of the deals with a script landed"
+    for r in rows:
+        assert "<script>" in r["sent"] and "onclick" in r["sent"]        # sent through as is
+        assert "<script>" not in r["odoo"] and "onclick" not in r["odoo"]   # Odoo sanitised it
+        assert "javascript:" not in r["odoo"]
+        assert r["match"] and r["note"] == NOTE_HTML
+    assert reconcile(world["pipe"], run_id=RUN, objects=["Opportunity"])[0]["status"] == "ok"
+    # the normalisation only forgives what the sanitiser does: a change of text or markup is a difference
+    assert html_normal(SCRIPT_HTML) == html_normal(rows[0]["odoo"])
+    assert html_normal("<p>Kick-off <b>agreed</b></p>") != html_normal("<p>Kick-off <b>Agreed</b></p>")
+    assert html_normal("<p>Kick-off <b>agreed</b></p>") != html_normal("<p>Kick-off <i>agreed</i></p>")
+    assert html_normal("<p>a  \n b</p>") == html_normal("<p>a b</p>")
+
+
+def test_dead_lettered_record_shows_its_reason(world, diffs):
+    for name in ("Contact", "Opportunity", "OpportunityHistory"):
+        dead = _open_dead_letters(world, name)
+        assert dead, f"the sandbox org is expected to dead-letter some {name} records"
+        rows = {r["source_id"]: r for r in diffs[name] if r["kind"] == "dead_letter"}
+        assert set(rows) == set(dead)
+        for sid, r in rows.items():
+            assert not r["match"] and r["odoo_id"] is None and r["field"] == (dead[sid]["field"] or "")
+            assert dead[sid]["reason"] in r["note"] and "not migrated" in r["note"]
+
+
+def test_reconciliation_counts_equal_the_org_minus_dead_letters(world):
+    from crm_migration.engine.verify import reconcile
+    from crm_migration.reports.reconcile import summary_lines
+
+    pipe, org = world["pipe"], world["apto"].state
+    rows = reconcile(pipe, run_id=RUN)
+    assert [r["object"] for r in rows] == pipe.loadable()
+    by = {r["object"]: r for r in rows}
+    assert all(r["status"] == "ok" and not r["problems"] for r in rows), [r for r in rows if r["status"] != "ok"]
+    for name in ("Account", "Contact", "Opportunity", "Event", "Note", "OpportunityHistory"):
+        in_org = sum(not rec.get("IsDeleted") for rec in org.tables[name].values())
+        dead = len(_open_dead_letters(world, name))
+        r = by[name]
+        assert r["staged"] == in_org, name
+        assert r["dead_letters"] == dead, name
+        assert r["crosswalk"] == r["odoo"] == r["landed"] == r["compared"] == in_org - dead, name
+        assert r["unaccounted"] == 0 and r["differing"] == 0
+    c = by["Contact"]
+    assert f"Contact: source {c['staged']}, Odoo {c['odoo']}, dead letters {c['dead_letters']}, checksum ok" \
+        in summary_lines(rows)
