@@ -480,7 +480,7 @@ def _count_sql(pipe: Pipeline, name: str, scope: str, run_id: str) -> tuple[int,
            (SELECT count(*) FROM s WHERE NOT EXISTS (
                 SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
                 AND c.source_id = s.source_id)
-              AND s.source_id NOT IN (SELECT source_id FROM dl))
+              AND NOT EXISTS (SELECT 1 FROM dl WHERE dl.source_id = s.source_id))
     """
     params = {"run": run_id, "pair": pipe.pair, "name": name, "scope": scope}
     return pipe.state.run_in_transaction(lambda cur: (cur.execute(sql, params), cur.fetchone())[1])

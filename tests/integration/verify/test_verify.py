@@ -227,3 +227,27 @@ def test_reconciliation_counts_equal_the_org_minus_dead_letters(world):
     c = by["Contact"]
     assert f"Contact: source {c['staged']}, Odoo {c['odoo']}, dead letters {c['dead_letters']}, checksum ok" \
         in summary_lines(rows)
+
+
+def test_staged_but_not_loaded_is_unaccounted(world):
+    """A record staged in a run but never loaded is neither landed nor a dead letter: both views say so."""
+    from crm_migration.engine.verify import field_diff, reconcile
+
+    pipe, org = world["pipe"], world["apto"].state
+    run = "verify-staged-only"
+    (new,) = org.create("Contact", [{"FirstName": "Late", "LastName": "Arrival", "Email": "late@example.org"}])
+    try:
+        for _ in pipe.extract("Contact", run_id=run, start=None, end=datetime.now(UTC) + timedelta(minutes=1),
+                              batch_size=50):
+            pass                                            # staged, not loaded
+        rows = field_diff(pipe, "Contact", run_id=run)
+        late = [r for r in rows if r["source_id"] == new]
+        assert [r["kind"] for r in late] == ["not_loaded"] and not late[0]["match"]
+        assert all(r["match"] for r in rows if r["kind"] == "field")
+        (r,) = reconcile(pipe, run_id=run, objects=["Contact"])
+        assert r["status"] == "mismatch" and r["unaccounted"] == 1
+        assert r["staged"] == r["landed"] + r["dead_letters"] + 1
+        assert r["checksum_crosswalk"] == r["checksum_odoo"]            # what did land still agrees
+        assert any("neither landed nor dead-lettered" in p for p in r["problems"])
+    finally:
+        org.delete("Contact", [new])
