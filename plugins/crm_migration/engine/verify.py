@@ -464,23 +464,22 @@ def field_diff(pipe: Pipeline, name: str, *, run_id: str) -> list[DiffRow]:
 
 def _count_sql(pipe: Pipeline, name: str, scope: str, run_id: str) -> tuple[int, int, int, int, int]:
     """``(staged, landed, crosswalk, dead letters, unaccounted)`` in one statement."""
+    # EXISTS in the select list stays a per-row index probe: right after a load the tables have no
+    # statistics yet, and a join planned from them degenerates into a nested loop over the whole object
     sql = f"""
-    WITH s AS (
-        SELECT source_id FROM {SCHEMA}.staging
-        WHERE run_id = %(run)s AND pair = %(pair)s AND source_object = %(name)s AND NOT deleted
-    ), dl AS (
-        SELECT DISTINCT source_id FROM {SCHEMA}.dead_letter
-        WHERE pair = %(pair)s AND source_object = %(scope)s AND resolved_at IS NULL
-    )
-    SELECT (SELECT count(*) FROM s),
-           (SELECT count(*) FROM s JOIN {SCHEMA}.crosswalk c
-              ON c.pair = %(pair)s AND c.source_object = %(scope)s AND c.source_id = s.source_id),
+    SELECT count(*), count(*) FILTER (WHERE landed),
            (SELECT count(*) FROM {SCHEMA}.crosswalk WHERE pair = %(pair)s AND source_object = %(scope)s),
-           (SELECT count(*) FROM dl),
-           (SELECT count(*) FROM s WHERE NOT EXISTS (
-                SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
-                AND c.source_id = s.source_id)
-              AND NOT EXISTS (SELECT 1 FROM dl WHERE dl.source_id = s.source_id))
+           (SELECT count(DISTINCT source_id) FROM {SCHEMA}.dead_letter
+            WHERE pair = %(pair)s AND source_object = %(scope)s AND resolved_at IS NULL),
+           count(*) FILTER (WHERE NOT landed AND NOT dead)
+    FROM (
+        SELECT EXISTS (SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
+                       AND c.source_id = s.source_id) AS landed,
+               EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d WHERE d.pair = %(pair)s AND d.source_object = %(scope)s
+                       AND d.source_id = s.source_id AND d.resolved_at IS NULL) AS dead
+        FROM {SCHEMA}.staging s
+        WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(name)s AND NOT s.deleted
+    ) t
     """
     params = {"run": run_id, "pair": pipe.pair, "name": name, "scope": scope}
     return pipe.state.run_in_transaction(lambda cur: (cur.execute(sql, params), cur.fetchone())[1])
