@@ -1,18 +1,198 @@
-"""``make demo``: the end-to-end demo migration on the bundled sandboxes.
+"""``make demo``: the Apto -> Odoo migration, end to end, on the bundled sandboxes.
 
-Arrives with the Apto pair (issue 5). Until then it says so and exits non-zero, rather than pretend.
+It starts a private PostgreSQL (the state DB), the Apto sandbox (a generated Salesforce org with the
+hard cases) and the Odoo 17 sandbox on loopback, then runs the real DAGs with ``dag.test()``:
+
+    plan -> sample migration (pre-approved) -> full migration -> a change in the org -> one delta window
+
+and prints the reconciliation and where the reports are. Everything lives under ``var/demo/``; a new
+run starts clean (the sandboxes keep their data in memory, so there is nothing to resume) and says so.
+
+Environment: ``DEMO_SCALE`` (default 1: ~50 companies, 150 contacts, 100 deals, 300 activities),
+``DEMO_DIR`` (default ``var/demo``).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _env(base: Path) -> None:
+    home = base / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
+        "CRM_MIGRATION_REPORTS_DIR": str(base / "reports"),
+    })
 
 
 def main() -> int:
-    print("make demo: the Apto -> Odoo demo is not built yet (it arrives with the Apto pair).\n"
-          "What exists today: `make test`, `make bench`, and the sandboxes (`crm-sandbox --help`).",
-          file=sys.stderr)
-    return 2
+    base = Path(os.environ.get("DEMO_DIR", ROOT / "var" / "demo")).resolve()
+    scale = int(os.environ.get("DEMO_SCALE", "1"))
+    if base.exists():
+        say(f"A previous demo left {base}: starting clean (the sandboxes keep their data in memory, "
+            "so there is nothing to resume).")
+        shutil.rmtree(base)
+    else:
+        say(f"Starting a new demo in {base}.")
+    _env(base)
+    started = time.monotonic()
+
+    from crm_sandbox.apto.server import serve as serve_apto
+    from crm_sandbox.odoo.server import serve as serve_odoo
+    from crm_sandbox.pg import PrivatePostgres
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    w1 = now.replace(minute=now.minute - now.minute % 15)          # the last complete 15-minute window
+    w0 = w1 - timedelta(minutes=15)
+    pg = PrivatePostgres(datadir=base / "pg" / "data", fast=False).start()
+    apto = serve_apto(port=0, scale=scale, seed=7, as_of=w0 - timedelta(days=1))
+    odoo = serve_odoo(port=0)
+    try:
+        os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn
+        os.environ["AIRFLOW_CONN_APTO_DEFAULT"] = json.dumps(apto.state.airflow_conn(apto.url, "client_credentials"))
+        os.environ["AIRFLOW_CONN_ODOO_DEFAULT"] = json.dumps({
+            "conn_type": "odoo", "host": odoo.url, "schema": "crmtest", "login": "admin", "password": "admin",
+            "extra": {"transport": "auto", "fallback_user": "admin"}})
+        os.environ["AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START"] = (w0 - timedelta(hours=1)).isoformat()
+        os.environ["AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END"] = (w1 + timedelta(hours=1)).isoformat()
+        say(f"State DB   {pg.uri}")
+        say(f"Apto org   {apto.url}  (scale {scale}, seed 7)")
+        say(f"Odoo 17    {odoo.url}  (database crmtest)")
+        say("Preparing Airflow's metadata DB (SQLite) ...")
+        from airflow.utils import db
+
+        db.resetdb()
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        if bag.import_errors:
+            say(f"DAG import errors: {bag.import_errors}")
+            return 1
+        runs = Runs(bag)
+
+        say("\n1/5 Plan: inventory, owners, schema plan, cycles, automation export")
+        runs.test("apto_to_odoo_plan")
+        say(f"    report: {_latest(base / 'reports', 'plan.html')}")
+
+        say("\n2/5 Sample migration (pre-approved by 'demo'), with a field-level diff")
+        sample = runs.test("apto_to_odoo_migrate", conf={"mode": "sample", "sample_size": 20, "approved_by": "demo"})
+        stats = runs.stats(sample)
+        say(f"    {stats.get('fields_compared', 0)} fields compared, {stats.get('fields_differ', 0)} differ; "
+            f"report: {stats.get('report')}")
+
+        say("\n3/5 Full migration (upserts over the sample: no second copy)")
+        full = runs.test("apto_to_odoo_migrate", conf={"mode": "full", "approved_by": "demo"})
+        say(f"    reconciliation report: {runs.stats(full).get('report')}")
+
+        say(f"\n4/5 A change in the Apto org during the cutover window [{w0:%H:%M}, {w1:%H:%M}) UTC")
+        changed = _mutate(apto.state, w0 + timedelta(minutes=5))
+        for line in changed:
+            say(f"    {line}")
+
+        say("\n5/5 One delta window")
+        delta = runs.test("apto_to_odoo_delta", logical_date=w0)
+        say(f"    {runs.audit_summary(delta)}")
+
+        say("\nReconciliation after the full run:")
+        for line in runs.reconciliation_lines(full):
+            say(f"    {line}")
+        say(f"\nReports: {base / 'reports'}")
+        say(f"Done in {time.monotonic() - started:.0f} s.")
+        return 0 if all(r == "success" for r in runs.states) else 1
+    finally:
+        apto.stop()
+        odoo.stop()
+        pg.stop()
+
+
+class Runs:
+    """Runs DAGs with dag.test() and reads what they recorded."""
+
+    def __init__(self, bag: object) -> None:
+        self.bag = bag
+        self.states: list[str] = []
+
+    def test(self, dag_id: str, *, conf: dict | None = None, logical_date: datetime | None = None) -> str:
+        dag = self.bag.dags[dag_id]  # type: ignore[attr-defined]
+        t0 = time.monotonic()
+        kw = {"run_conf": conf or {}}
+        if logical_date is not None:
+            kw["logical_date"] = logical_date
+        dr = dag.test(**kw)
+        state = str(getattr(dr.state, "value", dr.state))
+        self.states.append(state)
+        failed = [ti.task_id for ti in dr.get_task_instances() if str(getattr(ti.state, "value", ti.state))
+                  not in ("success", "skipped")]
+        say(f"    {dag_id}: {state} in {time.monotonic() - t0:.0f} s (run {dr.run_id})"
+            + (f"; not successful: {', '.join(failed)}" if failed else ""))
+        return dr.run_id
+
+    def _state(self):
+        from crm_migration.hooks.state import MigrationStateHook
+
+        return MigrationStateHook()
+
+    def stats(self, run_id: str) -> dict:
+        st = self._state()
+        run = st.get_run(run_id) or {}
+        st.close()
+        return dict(run.get("stats") or {})
+
+    def audit_summary(self, run_id: str) -> str:
+        st = self._state()
+        rows = st.get_records("SELECT action, count(*) FROM crm_migration.audit_log WHERE run_id = %s "
+                              "GROUP BY action ORDER BY action", parameters=(run_id,))
+        st.close()
+        return "audit: " + (", ".join(f"{a} {n}" for a, n in rows) or "no writes")
+
+    def reconciliation_lines(self, run_id: str) -> list[str]:
+        from crm_migration.engine import verify
+        from crm_migration.operators.tasks import pipeline
+        from crm_migration.reports.reconcile import summary_lines
+
+        pipe = pipeline("apto_to_odoo")
+        return summary_lines(verify.reconcile(pipe, run_id=run_id))
+
+
+def _mutate(org: object, at: datetime) -> list[str]:
+    """Change a few records the way users do during a cutover; return what was changed."""
+    tables = org.tables  # type: ignore[attr-defined]
+    contacts = sorted(i for i, r in tables["Contact"].items() if not r.get("IsDeleted"))
+    deals = sorted(i for i, r in tables["Opportunity"].items() if not r.get("IsDeleted") and not r.get("IsClosed"))
+    ts = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    c1, c2, c3 = contacts[3], contacts[4], contacts[5]
+    org.mutate({  # type: ignore[attr-defined]
+        "timestamp": ts,
+        "updates": {"Contact": {c1: {"Title": "Head of Acquisitions"}, c2: {"Phone": "+1 415 555 0142"}},
+                    "Opportunity": {deals[0]: {"Amount": 1234567.0}}},
+        "creates": {"Contact": [{"FirstName": "Dana", "LastName": "Cutover", "Email": "dana.cutover@example.com"}]},
+        "deletes": {"Contact": [c3]},
+    })
+    return [f"updated Contact {c1} (Title), Contact {c2} (Phone), Opportunity {deals[0]} (Amount)",
+            "created Contact Dana Cutover", f"deleted Contact {c3} (archived in Odoo by the delta)"]
+
+
+def _latest(folder: Path, name: str) -> str:
+    found = sorted(folder.rglob(name), key=lambda p: p.stat().st_mtime)
+    return str(found[-1]) if found else "(none)"
 
 
 if __name__ == "__main__":
