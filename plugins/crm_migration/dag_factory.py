@@ -8,6 +8,7 @@ get one ``extract_<object>`` task per object and one ``load_<object>`` task mapp
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,10 +23,12 @@ from crm_migration.operators.approval import MigrationApprovalOperator
 
 OWNER = "crm-migration"
 START = datetime(2024, 1, 1, tzinfo=UTC)
+#: seconds before the first retry (``CRM_MIGRATION_RETRY_DELAY_SECONDS``: short in tests and the demo)
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("CRM_MIGRATION_RETRY_DELAY_SECONDS", "60")))
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
     "retries": 3,
-    "retry_delay": timedelta(minutes=1),
+    "retry_delay": RETRY_DELAY,
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=15),
 }

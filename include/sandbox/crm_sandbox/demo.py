@@ -40,6 +40,7 @@ def _env(base: Path) -> None:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
         "CRM_MIGRATION_REPORTS_DIR": str(base / "reports"),
+        "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
     })
 
 
@@ -95,8 +96,9 @@ def main() -> int:
         say("\n2/5 Sample migration (pre-approved by 'demo'), with a field-level diff")
         sample = runs.test("apto_to_odoo_migrate", conf={"mode": "sample", "sample_size": 20, "approved_by": "demo"})
         stats = runs.stats(sample)
-        say(f"    {stats.get('fields_compared', 0)} fields compared, {stats.get('fields_differ', 0)} differ; "
-            f"report: {stats.get('report')}")
+        say(f"    {stats.get('fields_compared', 0)} fields compared, {stats.get('fields_differ', 0)} differ, "
+            f"{stats.get('records_not_landed', 0)} records did not land (dead letters, with the reason)")
+        say(f"    report: {stats.get('report')}")
 
         say("\n3/5 Full migration (upserts over the sample: no second copy)")
         full = runs.test("apto_to_odoo_migrate", conf={"mode": "full", "approved_by": "demo"})
@@ -108,10 +110,10 @@ def main() -> int:
             say(f"    {line}")
 
         say("\n5/5 One delta window")
-        delta = runs.test("apto_to_odoo_delta", logical_date=w0)
+        delta = runs.test("apto_to_odoo_delta", logical_date=w1)
         say(f"    {runs.audit_summary(delta)}")
 
-        say("\nReconciliation after the full run:")
+        say("\nReconciliation now (Odoo after the full run and the delta; source counts of the full run):")
         for line in runs.reconciliation_lines(full):
             say(f"    {line}")
         say(f"\nReports: {base / 'reports'}")
@@ -181,8 +183,8 @@ def _mutate(org: object, at: datetime) -> list[str]:
     c1, c2, c3 = contacts[3], contacts[4], contacts[5]
     org.mutate({  # type: ignore[attr-defined]
         "timestamp": ts,
-        "updates": {"Contact": {c1: {"Title": "Head of Acquisitions"}, c2: {"Phone": "+1 415 555 0142"}},
-                    "Opportunity": {deals[0]: {"Amount": 1234567.0}}},
+        "updates": {"Contact": [{"Id": c1, "Title": "Head of Acquisitions"}, {"Id": c2, "Phone": "+1 415 555 0142"}],
+                    "Opportunity": [{"Id": deals[0], "Amount": 1234567.0}]},
         "creates": {"Contact": [{"FirstName": "Dana", "LastName": "Cutover", "Email": "dana.cutover@example.com"}]},
         "deletes": {"Contact": [c3]},
     })

@@ -127,13 +127,17 @@ def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any
     params = _params(context)
     objects = [n for n in pipe.loadable() if _selected(context, n)]
     if params.get("mode") == "sample":
-        from crm_migration.reports.diff import write_diff_report
+        from crm_migration.reports.diff import diff_summary, write_diff_report
 
         rows = [r for n in objects for r in v.field_diff(pipe, n, run_id=run_id)]
         path = write_diff_report(rows, pair=pair, run_id=run_id)
-        bad = sum(1 for r in rows if not r.get("match", True))
-        log.info("field-level diff: %d fields compared, %d differ; report: %s", len(rows), bad, path)
-        stats = {"fields_compared": len(rows), "fields_differ": bad, "report": str(path)}
+        fields = [r for r in rows if r.get("kind") == "field"]
+        for line in diff_summary(rows):
+            log.info("%s", line)
+        log.info("field-level diff report: %s", path)
+        stats = {"fields_compared": len(fields), "fields_differ": sum(1 for r in fields if not r.get("match")),
+                 "records_not_landed": len({(r["object"], r["source_id"]) for r in rows if r.get("kind") != "field"}),
+                 "summary": diff_summary(rows)[:2], "report": str(path)}
     else:
         from crm_migration.reports.reconcile import summary_lines, write_reconciliation_report
 

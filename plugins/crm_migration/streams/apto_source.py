@@ -54,7 +54,7 @@ class AptoSource:
         kind = obj.stream.get("kind", "soql")
         if kind == "soql":
             spec = dict(obj.stream)
-            if with_deleted:
+            if with_deleted and "IsDeleted" in self.hook.field_names(obj.source_object):
                 spec["include_deleted"] = True
                 spec["fields"] = [*spec.get("fields", ()), *(() if "IsDeleted" in spec.get("fields", ())
                                                             else ("IsDeleted",))]
