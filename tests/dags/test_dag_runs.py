@@ -1,0 +1,155 @@
+"""The real DAGs under dag.test() against the sandboxes over HTTP and a private PostgreSQL.
+
+One module-scoped world (Airflow metadata DB, Apto org, Odoo, state DB); the tests run in order:
+sample -> full -> rerun -> delta -> rollback, each asserting what lands in Odoo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+W1 = NOW.replace(minute=NOW.minute - NOW.minute % 15)
+W0 = W1 - timedelta(minutes=15)
+
+
+@pytest.fixture(scope="module")
+def world(private_pg, tmp_path_factory):
+    import psycopg2
+
+    from crm_sandbox.apto.server import serve as serve_apto
+    from crm_sandbox.odoo.server import serve as serve_odoo
+
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS "dagruns" WITH (FORCE)')
+        cur.execute('CREATE DATABASE "dagruns"')
+    admin.close()
+    apto = serve_apto(port=0, scale=1, seed=7, as_of=W0 - timedelta(days=1))
+    odoo = serve_odoo(port=0)
+    env = {
+        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
+            f'"schema": "{private_pg.database}"', '"schema": "dagruns"'),
+        "AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")),
+        "AIRFLOW_CONN_ODOO_DEFAULT": json.dumps({"conn_type": "odoo", "host": odoo.url, "schema": "crmtest",
+                                                 "login": "admin", "password": "admin"}),
+        "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START": (W0 - timedelta(hours=1)).isoformat(),
+        "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END": (W1 + timedelta(hours=1)).isoformat(),
+        "CRM_MIGRATION_REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
+        "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    db.resetdb()
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    from crm_migration.hooks.odoo import OdooHook
+    from crm_migration.hooks.state import MigrationStateHook
+
+    yield {"bag": bag, "apto": apto, "odoo": odoo, "hook": OdooHook(), "state": MigrationStateHook(), "runs": {}}
+    apto.stop()
+    odoo.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run(world, dag_id, **kw):
+    dr = world["bag"].dags[dag_id].test(**kw)
+    bad = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()
+           if str(getattr(ti.state, "value", ti.state)) not in ("success", "skipped")}
+    assert str(getattr(dr.state, "value", dr.state)) == "success", bad
+    return dr.run_id
+
+
+def keyed(world, model, prefix):
+    return world["hook"].call(model, "search_count", [[("x_migration_key", "=like", prefix + "%")]],
+                              {"context": {"active_test": False}})
+
+
+def audit(world, run_id):
+    rows = world["state"].get_records("SELECT action, count(*) FROM crm_migration.audit_log WHERE run_id = %s "
+                                      "GROUP BY action", parameters=(run_id,))
+    return dict(rows)
+
+
+def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):
+    rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "sample", "sample_size": 10, "approved_by": "ci"})
+    stats = world["state"].get_run(rid)["stats"]
+    assert stats["fields_compared"] > 100 and stats["fields_differ"] == 0
+    assert Path(stats["report"]).is_file()
+    assert 0 < keyed(world, "res.partner", "apto:Contact:") <= 10
+    assert world["state"].get_run(rid)["approved_by"].startswith("ci")
+    world["runs"]["sample"] = rid
+
+
+def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
+    org = world["apto"].state
+    rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    live = [r for r in org.tables["Account"].values() if not r.get("IsDeleted")]
+    assert keyed(world, "res.partner", "apto:Account:") == len(live)      # no second copy of sampled ones
+    stats = world["state"].get_run(rid)["stats"]
+    assert stats["mismatches"] == 0, stats
+    # companies: the cycle was cut, the rest of the hierarchy is there
+    parents = list(world["hook"].search_read("res.partner", [("x_migration_key", "=like", "apto:Account:%"),
+                                                        ("parent_id", "!=", False)], ["id"]))
+    assert len(parents) > 5
+    # won deals sit in a won stage at 100 %, lost ones are archived at 0 %
+    won = list(world["hook"].search_read("crm.lead", [("x_migration_key", "!=", False), ("stage_id.is_won", "=", True)],
+                                    ["probability"]))
+    assert won and all(d["probability"] == 100 for d in won)
+    lost = list(world["hook"].search_read("crm.lead", [("x_migration_key", "!=", False), ("active", "=", False)],
+                                     ["probability"], context={"active_test": False}))
+    assert lost and all(d["probability"] == 0 for d in lost)
+    # a migration sends no mail: no invitation, no notification queued
+    assert world["hook"].call("mail.mail", "search_count", [[]]) == 0
+    world["runs"]["full"] = rid
+
+
+def test_3_a_rerun_changes_nothing(world):
+    rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    actions = audit(world, rid)
+    assert set(actions) <= {"skip", "error"}, actions
+
+
+def test_4_delta_picks_up_exactly_the_changed_records(world):
+    org = world["apto"].state
+    contacts = sorted(i for i, r in org.tables["Contact"].items() if not r.get("IsDeleted"))
+    migrated = world["state"].odoo_ids("apto_to_odoo", "Contact", contacts)
+    c1, c2 = [c for c in contacts if c in migrated][:2]
+    ts = (W0 + timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    org.mutate({"timestamp": ts, "updates": {"Contact": [{"Id": c1, "Title": "Delta Title"}]},
+                "creates": {"Contact": [{"FirstName": "New", "LastName": "In Delta"}]},
+                "deletes": {"Contact": [c2]}})
+    rid = run(world, "apto_to_odoo_delta", logical_date=W1)
+    actions = audit(world, rid)
+    assert (actions.get("update"), actions.get("create"), actions.get("archive")) == (1, 1, 1), actions
+    (p,) = world["hook"].read("res.partner", [migrated[c1]], ["function"])
+    assert p["function"] == "Delta Title"
+    (gone,) = world["hook"].read("res.partner", [migrated[c2]], ["active"], context={"active_test": False})
+    assert gone["active"] is False
+    world["runs"]["delta"] = rid
+    world["delta_ids"] = (migrated[c1], migrated[c2])
+
+
+def test_5_rollback_of_the_delta_restores_the_pre_delta_state(world):
+    c1, c2 = world["delta_ids"]
+    run(world, "apto_to_odoo_rollback", run_conf={"run_id": world["runs"]["delta"], "approved_by": "ci"})
+    (p,) = world["hook"].read("res.partner", [c1], ["function"])
+    assert p["function"] != "Delta Title"
+    (back,) = world["hook"].read("res.partner", [c2], ["active"], context={"active_test": False})
+    assert back["active"] is True
+    assert world["hook"].call("res.partner", "search_count", [[("name", "=", "New In Delta")]]) == 0
