@@ -291,6 +291,48 @@ class Pipeline:
         """Fields referring to the object itself (a company's parent): written by :meth:`link` afterwards."""
         return [f for f, fs in obj.fields.items() if obj.name in fs.ref]
 
+    def load_spec(self, name: str) -> ObjectSpec:
+        """The object as a batch load maps it: without the self-references :meth:`link` writes later."""
+        obj = self.spec.object(name)
+        self_refs = self.self_ref_fields(obj)
+        if not self_refs:
+            return obj
+        return replace(obj, fields=MappingProxyType({k: v for k, v in obj.fields.items() if k not in self_refs}))
+
+    def mapped_rows(self, name: str, records: list[dict[str, Any]]) -> tuple[ObjectSpec, list[Any], dict[str, bytes]]:
+        """Map staged records exactly as a load does: file bytes attached, references pre-fetched.
+
+        :return: ``(object spec used, loader rows, {source id: file bytes})``.
+        """
+        obj = self.load_spec(name)
+        blobs: dict[str, bytes] = {}
+        if "_blob" in obj.enrich:
+            for r in records:
+                data = self.source.blob(obj, r)
+                r["_blob"] = data if data is not None else b""
+                blobs[r["_source_id"]] = r["_blob"]
+        rows = map_batch(obj, records, self.refs_for(obj, records))
+        for row in rows:
+            row["record"] = _small(row.get("record") or {})
+        return obj, rows, blobs
+
+    def cut_links(self, name: str, *, run_id: str) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Per self-reference field: ``(edges after cycles are broken, the cut report)`` of the run's records."""
+        obj = self.spec.object(name)
+        out = {}
+        for field in self.self_ref_fields(obj):
+            src_field = obj.fields[field].sources[0]
+            rows = self.state.get_records(
+                f"SELECT source_id, record->>%s FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s "
+                "AND source_object = %s AND NOT deleted", parameters=(src_field, run_id, self.pair, name))
+            edges: list[dict[str, Any]] = [{"Id": sid, src_field: parent} for sid, parent in rows]
+            cut: list[dict[str, Any]] = []
+            if obj.hierarchy and obj.hierarchy.break_cycles:
+                edges, report = break_cycles(edges, "Id", src_field)
+                cut = [dict(r) for r in report]
+            out[field] = (edges, cut)
+        return out
+
     def load(self, name: str, *, run_id: str, batch_no: int, dry_run: bool = False) -> LoadResult:
         """Map one staged batch and load it; verify file checksums for attachments."""
         started = time.perf_counter()
@@ -301,18 +343,7 @@ class Pipeline:
             self.archive_deleted(name, run_id=run_id, batch_no=batch_no)
         if not records:
             return _empty_result(name, obj.model or "", len(staged))
-        self_refs = self.self_ref_fields(obj)
-        if self_refs:
-            obj = replace(obj, fields=MappingProxyType({k: v for k, v in obj.fields.items() if k not in self_refs}))
-        blobs: dict[str, bytes] = {}
-        if "_blob" in obj.enrich:
-            for r in records:
-                data = self.source.blob(obj, r)
-                r["_blob"] = data if data is not None else b""
-                blobs[r["_source_id"]] = r["_blob"]
-        rows = map_batch(obj, records, self.refs_for(obj, records))
-        for row in rows:
-            row["record"] = _small(row.get("record") or {})
+        obj, rows, blobs = self.mapped_rows(name, records)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
                             log=self.log)
         if blobs and not dry_run and obj.model == "ir.attachment":
@@ -349,17 +380,8 @@ class Pipeline:
         """
         obj = self.spec.object(name)
         out: list[LinkResult] = []
-        for field in self.self_ref_fields(obj):
-            fspec = obj.fields[field]
-            src_field = fspec.sources[0]
-            rows = self.state.get_records(
-                f"SELECT source_id, record->>%s FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s "
-                "AND source_object = %s AND NOT deleted", parameters=(src_field, run_id, self.pair, name))
-            edges = [{"Id": sid, src_field: parent} for sid, parent in rows]
-            cut: list[dict[str, Any]] = []
-            if obj.hierarchy and obj.hierarchy.break_cycles:
-                edges, report = break_cycles(edges, "Id", src_field)
-                cut = [dict(r) for r in report]
+        for field, (edges, cut) in self.cut_links(name, run_id=run_id).items():
+            src_field = obj.fields[field].sources[0]
             target = self.target(name)
             wanted_parents = {e[src_field] for e in edges if e.get(src_field)}
             ids = self.state.odoo_ids(self.pair, target.source_object, [e["Id"] for e in edges] + list(wanted_parents))

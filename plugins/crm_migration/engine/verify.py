@@ -29,16 +29,13 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from html import escape
 from html.parser import HTMLParser
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from crm_migration.engine.values import canonical
 from crm_migration.hooks.odoo import MIGRATION_KEY
 from crm_migration.hooks.state import SCHEMA
-from crm_migration.mapping.mapper import break_cycles, map_batch
 from crm_migration.mapping.spec import MISSING, ObjectSpec, get_path
 
 if TYPE_CHECKING:
@@ -291,31 +288,10 @@ def _field_sources(obj: ObjectSpec) -> dict[str, tuple[tuple[str, ...], Any]]:
 # ---- the field-level diff ---------------------------------------------------------------------------------
 
 
-def _load_spec(pipe: Pipeline, obj: ObjectSpec) -> ObjectSpec:
-    """The object as :meth:`Pipeline.load` maps it: without the self-references :meth:`link` writes."""
-    self_refs = pipe.self_ref_fields(obj)
-    if not self_refs:
-        return obj
-    return replace(obj, fields=MappingProxyType({k: v for k, v in obj.fields.items() if k not in self_refs}))
-
-
 def _cut_edges(pipe: Pipeline, obj: ObjectSpec, *, run_id: str) -> dict[str, dict[str, str]]:
-    """Per self-reference field, the records whose link :meth:`Pipeline.link` cuts (cycles): ``{sid: reason}``.
-
-    The same query and the same deterministic cut as ``link``; only the cut ids are kept.
-    """
-    out: dict[str, dict[str, str]] = {}
-    for field in pipe.self_ref_fields(obj):
-        out[field] = {}
-        if not (obj.hierarchy and obj.hierarchy.break_cycles):
-            continue
-        src = obj.fields[field].sources[0]
-        rows = pipe.state.get_records(
-            f"SELECT source_id, record->>%s FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s "
-            "AND source_object = %s AND NOT deleted", parameters=(src, run_id, pipe.pair, obj.name))
-        _, report = break_cycles([{"Id": s, src: p} for s, p in rows], "Id", src)
-        out[field] = {str(c["source_id"]): str(c["reason"]) for c in report}
-    return out
+    """Per self-reference field, the records whose link :meth:`Pipeline.link` cuts (cycles): ``{sid: reason}``."""
+    return {field: {str(c["source_id"]): str(c["reason"]) for c in cut}
+            for field, (_edges, cut) in pipe.cut_links(obj.name, run_id=run_id).items()}
 
 
 def _dead_letter_reasons(pipe: Pipeline, scope: str, source_ids: Sequence[str], run_id: str) -> dict[str, str]:
@@ -336,7 +312,6 @@ def iter_field_diff(pipe: Pipeline, name: str, *, run_id: str) -> Iterator[DiffR
     target = pipe.target(name)
     model, scope = target.model, target.source_object
     fields = pipe.odoo.fields_get(model)
-    load_obj = _load_spec(pipe, obj)
     self_refs = pipe.self_ref_fields(obj)
     cut = _cut_edges(pipe, obj, run_id=run_id) if self_refs else {}
     sources = _field_sources(obj)
@@ -348,11 +323,7 @@ def iter_field_diff(pipe: Pipeline, name: str, *, run_id: str) -> Iterator[DiffR
         records = [s["record"] for s in staged if not s["deleted"]]
         if not records:
             continue
-        if "_blob" in load_obj.enrich:
-            for r in records:
-                data = pipe.source.blob(load_obj, r)
-                r["_blob"] = data if data is not None else b""
-        rows = map_batch(load_obj, records, pipe.refs_for(load_obj, records))
+        load_obj, rows, _blobs = pipe.mapped_rows(name, records)
         by_sid = {r.get("_source_id") or load_obj.source_id(r): r for r in records}
         sids = [row["source_id"] for row in rows]
         bound = pipe.state.lookup(pipe.pair, scope, sids)
