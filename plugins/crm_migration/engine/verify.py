@@ -21,8 +21,6 @@ the crosswalk, at a time.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -178,14 +176,10 @@ def html_normal(value: Any) -> str | bool:
 
 
 def _sha1_of_b64(value: Any) -> str | bool:
-    if value in (None, False, ""):
-        return False
-    raw = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()
-    try:
-        data = base64.b64decode(raw, validate=False)
-    except (binascii.Error, ValueError):
-        data = raw
-    return "sha1:" + hashlib.sha1(data).hexdigest()  # noqa: S324 - Odoo's own checksum is sha1
+    """A file (base64, or the ``sha1:`` fingerprint the crosswalk keeps) as ``sha1:<hex>``."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode("ascii", "replace")
+    return canonical(value, "binary")
 
 
 def _is_checksum_field(model: str, field: str, ftype: str | None, fields: Mapping[str, Any]) -> bool:

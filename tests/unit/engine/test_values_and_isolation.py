@@ -29,6 +29,8 @@ FIELDS = {"name": {"type": "char"}, "parent_id": {"type": "many2one"}, "tag_ids"
     ([(4, 5), (4, 2), (3, 5)], "many2many", [2]),
     (False, "many2many", []),
     (None, "boolean", False),
+    ("aGVsbG8=", "binary", "sha1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"),     # b"hello"
+    ("sha1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d", "binary", "sha1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"),
     ("x", "boolean", True),
 ])
 def test_canonical(value, ftype, expected):
