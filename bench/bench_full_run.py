@@ -1,0 +1,90 @@
+"""A full Apto -> Odoo run through the pipeline engine at two scales: records/s and peak RSS.
+
+The Apto and Odoo sandboxes run in their own processes, so this process is the loader alone (what an
+Airflow worker runs: extract, map, load, link). Prints figures; asserts nothing about time.
+Run: make bench  (or .venv/bin/python bench/bench_full_run.py [scale ...])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _env import machine  # noqa: E402
+
+from crm_sandbox.pg import free_port, private_postgres  # noqa: E402
+
+
+def start(*args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "crm_sandbox.cli", *args, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if re.search(rf"http://127\.0\.0\.1:{port}", line or ""):
+            return proc, f"http://127.0.0.1:{port}"
+        if proc.poll() is not None:
+            raise RuntimeError(f"sandbox {args} did not start")
+    raise RuntimeError(f"sandbox {args} did not announce its URL")
+
+
+def run(scale: int, batch_size: int = 500) -> None:
+    apto, apto_url = start("apto", "--scale", str(scale), "--seed", "7")
+    odoo, odoo_url = start("odoo")
+    try:
+        with private_postgres() as pg:
+            os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn
+            os.environ["AIRFLOW_CONN_APTO_DEFAULT"] = json.dumps({
+                "conn_type": "apto", "host": apto_url, "login": "apto-sandbox-client-id",
+                "password": "apto-sandbox-client-secret", "extra": {"auth": "client_credentials"}})
+            os.environ["AIRFLOW_CONN_ODOO_DEFAULT"] = json.dumps({
+                "conn_type": "odoo", "host": odoo_url, "schema": "crmtest", "login": "admin", "password": "admin"})
+            from crm_migration.engine.pipeline import Pipeline
+            from crm_migration.hooks.apto import AptoHook
+            from crm_migration.hooks.odoo import OdooHook
+            from crm_migration.hooks.state import MigrationStateHook
+            from crm_migration.streams.apto_source import AptoSource
+
+            state = MigrationStateHook()
+            state.migrate()
+            pipe = Pipeline("apto_to_odoo", AptoSource(AptoHook()), OdooHook(), state, log=_Quiet())
+            t0 = time.perf_counter()
+            pipe.prepare_schema()
+            end = datetime.now(UTC)
+            total = landed = 0
+            for name in pipe.loadable():
+                refs = pipe.extract(name, run_id="bench", start=None, end=end, batch_size=batch_size)
+                for b in refs:
+                    r = pipe.load(name, run_id="bench", batch_no=b["batch_no"])
+                    total += r["rows"]
+                    landed += r["created"] + r["updated"]
+                pipe.link(name, run_id="bench")
+            wall = time.perf_counter() - t0
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"scale {scale}: {total:,} source records ({landed:,} landed) in {wall:.1f} s = "
+                  f"{total / wall:,.0f} records/s; peak RSS of the loader process {rss:.0f} MB", flush=True)
+            state.close()
+    finally:
+        for p in (apto, odoo):
+            p.terminate()
+            p.wait(timeout=10)
+
+
+class _Quiet:
+    def info(self, *a: object, **k: object) -> None: ...
+    def warning(self, *a: object, **k: object) -> None: ...
+
+
+if __name__ == "__main__":
+    for s in [int(a) for a in sys.argv[1:]] or [1, 10]:
+        run(s)
+    print(f"machine: {machine()}; sandboxes in their own processes on loopback; private PostgreSQL (fsync off)")
