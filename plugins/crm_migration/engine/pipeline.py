@@ -65,8 +65,13 @@ class Pipeline:
     """
 
     def __init__(self, pair: str | PairSpec, source: Any, odoo: OdooHook, state: MigrationStateHook, *,
-                 log: Any = None) -> None:
+                 log: Any = None, meta: Mapping[str, Any] | None = None) -> None:
+        """:param meta: what :meth:`source_meta` returned earlier in the same run (namespace, describes):
+        later tasks reuse it instead of asking the source again."""
         self._pair = pair
+        self.meta = dict(meta or {})
+        if "namespace" in self.meta and hasattr(source, "use_namespace"):
+            source.use_namespace(self.meta["namespace"])
         self.source, self.odoo, self.state = source, odoo, state
         self.log = log or log_
 
@@ -75,7 +80,10 @@ class Pipeline:
     @cached_property
     def base_spec(self) -> PairSpec:
         spec = self._pair if isinstance(self._pair, PairSpec) else load_pair(self._pair)
-        return spec if spec.namespace is not None else spec.with_namespace(self.source.namespace)
+        if spec.namespace is not None:
+            return spec
+        ns = self.meta["namespace"] if "namespace" in self.meta else self.source.namespace
+        return spec.with_namespace(ns)
 
     @cached_property
     def custom_field_plan(self) -> dict[str, list[Any]]:
@@ -84,9 +92,17 @@ class Pipeline:
         wanted = [o.source_object for o in spec.objects.values() if o.custom_fields]
         if not wanted:
             return {}
-        describes = self.source.describes(wanted)
+        describes = self.meta.get("describes") or self.source.describes(wanted)
         by_name = {o.name: describes[o.source_object] for o in spec.objects.values() if o.custom_fields}
         return spec.plan_custom_fields(by_name)
+
+    def source_meta(self) -> dict[str, Any]:
+        """The source facts the mapping depends on (namespace, custom fields), to hand to later tasks."""
+        spec = self.base_spec
+        wanted = [o.source_object for o in spec.objects.values() if o.custom_fields]
+        describes = self.source.describes(wanted) if wanted else {}
+        return {"namespace": spec.namespace or "",
+                "describes": {o: [f for f in fields if f.get("custom")] for o, fields in describes.items()}}
 
     @cached_property
     def spec(self) -> PairSpec:

@@ -362,6 +362,14 @@ class MigrationStateHook(PostgresHook):
 
         self.run_in_transaction(q)
 
+    def update_run_stats(self, run_id: str, stats: Mapping[str, Any]) -> None:
+        """Merge ``stats`` into the run's stats (what later tasks of the run read back)."""
+        def q(cur: Any) -> None:
+            self._execute(cur, f"UPDATE {SCHEMA}.runs SET stats = stats || %s::jsonb WHERE run_id = %s",
+                          (json.dumps(dict(stats), default=str), run_id))
+
+        self.run_in_transaction(q)
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         def q(cur: Any) -> dict[str, Any] | None:
             self._execute(cur, f"SELECT * FROM {SCHEMA}.runs WHERE run_id = %s", (run_id,))

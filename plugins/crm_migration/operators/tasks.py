@@ -39,14 +39,22 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def pipeline(pair: str, logger: Any = None) -> Pipeline:
-    """The pair's :class:`Pipeline` over hooks built from the contract's connections."""
+def pipeline(pair: str, logger: Any = None, *, run_id: str | None = None) -> Pipeline:
+    """The pair's :class:`Pipeline` over hooks built from the contract's connections.
+
+    With ``run_id``, the source facts ``start_run`` recorded for the run are reused (no metadata calls).
+    """
     spec = load_pair(pair)
     hook_path, source_path, _ = SOURCES.get(spec.source) or (None, None, None)
     if hook_path is None:
         raise ConfigurationError(f"{pair}: no source adapter for {spec.source!r}")
     source = _load(source_path)(_load(hook_path)())
-    return Pipeline(spec, source, OdooHook(), MigrationStateHook(), log=logger or log)
+    state = MigrationStateHook()
+    meta = None
+    if run_id:
+        run = state.get_run(run_id) or {}
+        meta = (run.get("stats") or {}).get("source_meta")
+    return Pipeline(spec, source, OdooHook(), state, log=logger or log, meta=meta)
 
 
 def _params(context: dict[str, Any]) -> dict[str, Any]:
@@ -79,16 +87,31 @@ def start_run(*, pair: str, kind: str, **context: Any) -> dict[str, Any]:
     params = _params(context)
     row = state.start_run(context["run_id"], pair=pair, dag_id=context["dag"].dag_id, kind=kind,
                           mode=params.get("mode"), params={k: v for k, v in params.items() if k != "approved_by"})
+    if kind != "rollback":
+        meta = pipeline(pair).source_meta()
+        state.update_run_stats(context["run_id"], {"source_meta": meta})
+        log.info("source: namespace %r, custom fields of %s", meta["namespace"], ", ".join(meta["describes"]) or "-")
     state.close()
     log.info("%s run %s registered (%s)", kind, context["run_id"], ", ".join(f"{k}={v}" for k, v in params.items()))
     return {"run_id": row["run_id"], "kind": kind}
 
 
 def prepare_schema(*, pair: str, **context: Any) -> dict[str, Any]:
+    """Preflight and schema: every source owner resolves to an Odoo user (or the fallback user, which
+    must exist), then the fields, keys and lost reasons the load needs are created."""
+    pipe = pipeline(pair, run_id=context["run_id"])
+    try:
+        owners = pipe.owners
+    except ValueError as exc:
+        raise ConfigurationError(f"owners cannot be resolved: {exc}; set the odoo connection's fallback_user "
+                                 "(extra) or settings.fallback_user in the pair file to an existing login") from None
+    fallback = sum(1 for o in owners.values() if not o["matched"])
+    log.info("owners: %d source users, %d matched by email, %d go to the fallback user", len(owners),
+             len(owners) - fallback, fallback)
     if _params(context).get("dry_run"):
         log.info("dry run: no schema change in Odoo")
         return {"fields_created": [], "dry_run": True}
-    return dict(pipeline(pair).prepare_schema())
+    return dict(pipe.prepare_schema())
 
 
 def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> list[BatchRef]:
@@ -97,7 +120,7 @@ def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> lis
         log.info("%s not selected by the objects Param: nothing to extract", name)
         return []
     params = _params(context)
-    pipe = pipeline(pair)
+    pipe = pipeline(pair, run_id=context["run_id"])
     sample = int(params.get("sample_size") or 200) if params.get("mode") == "sample" else None
     start = context["data_interval_start"] if delta else None
     refs = pipe.extract(name, run_id=context["run_id"], start=start, end=_window_end(context),
@@ -108,22 +131,24 @@ def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> lis
 
 def load(*, pair: str, name: str, batch: BatchRef, **context: Any) -> LoadResult:
     """Map and load one staged batch."""
-    return pipeline(pair).load(name, run_id=context["run_id"], batch_no=int(batch["batch_no"]),
+    pipe = pipeline(pair, run_id=context["run_id"])
+    return pipe.load(name, run_id=context["run_id"], batch_no=int(batch["batch_no"]),
                                dry_run=bool(_params(context).get("dry_run")))
 
 
 def link(*, pair: str, name: str, **context: Any) -> list[dict[str, Any]]:
     if not _selected(context, name):
         return []
-    return list(pipeline(pair).link(name, run_id=context["run_id"], dry_run=bool(_params(context).get("dry_run"))))
+    pipe = pipeline(pair, run_id=context["run_id"])
+    return list(pipe.link(name, run_id=context["run_id"], dry_run=bool(_params(context).get("dry_run"))))
 
 
 def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any]:
     """Sample runs: the field-level diff; full and delta runs: the reconciliation. Writes the report."""
     from crm_migration.engine import verify as v
 
-    pipe = pipeline(pair)
     run_id = context["run_id"]
+    pipe = pipeline(pair, run_id=run_id)
     params = _params(context)
     objects = [n for n in pipe.loadable() if _selected(context, n)]
     if params.get("mode") == "sample":
@@ -158,7 +183,7 @@ def set_watermarks(*, pair: str, **context: Any) -> dict[str, str]:
     """After a delta window landed: move every stream's watermark to the window's end."""
     state = MigrationStateHook()
     end = _window_end(context)
-    pipe = pipeline(pair)
+    pipe = pipeline(pair, run_id=context["run_id"])
     for name in pipe.loadable():
         state.set_watermark(pair, name, end, run_id=context["run_id"])
     state.finish_run(context["run_id"], status="success", stats={"window_end": end.isoformat()})

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from crm_migration.hooks.apto import AptoHook, chunked, soql_in
+from crm_migration.hooks.apto import AptoApiError, AptoHook, chunked, soql_in
 from crm_migration.mapping.mapper import get_path
 from crm_migration.mapping.spec import ObjectSpec
 from crm_migration.streams.soql import stream_from_spec
@@ -41,6 +41,10 @@ class AptoSource:
     def namespace(self) -> str:
         return self.hook.namespace or ""
 
+    def use_namespace(self, ns: str) -> None:
+        """Take the namespace found earlier in the run instead of asking the org again."""
+        self.hook.__dict__["namespace"] = ns        # AptoHook.namespace is a cached property
+
     def describes(self, source_objects: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """``{object: describe fields}`` for the custom-field plan."""
         return {o: list(self.hook.describe(o)["fields"]) for o in dict.fromkeys(source_objects)}
@@ -54,10 +58,22 @@ class AptoSource:
         kind = obj.stream.get("kind", "soql")
         if kind == "soql":
             spec = dict(obj.stream)
-            if with_deleted and "IsDeleted" in self.hook.field_names(obj.source_object):
-                spec["include_deleted"] = True
-                spec["fields"] = [*spec.get("fields", ()), *(() if "IsDeleted" in spec.get("fields", ())
-                                                            else ("IsDeleted",))]
+            if with_deleted:
+                deleted = {**spec, "include_deleted": True,
+                           "fields": [*spec.get("fields", ()), *(() if "IsDeleted" in spec.get("fields", ())
+                                                                 else ("IsDeleted",))]}
+                rows = stream_from_spec(deleted, source_object=obj.source_object).records(
+                    self.hook, start, end, parent_ids=parent_ids)
+                try:
+                    first = next(rows, None)
+                except AptoApiError as exc:     # objects that cannot be deleted have no IsDeleted
+                    if exc.error_code != "INVALID_FIELD" or "IsDeleted" not in exc.message:
+                        raise
+                else:
+                    if first is not None:
+                        yield first
+                        yield from rows
+                    return
             stream = stream_from_spec(spec, source_object=obj.source_object)
             yield from stream.records(self.hook, start, end, parent_ids=parent_ids)
         elif kind == "pipeline_stages":
