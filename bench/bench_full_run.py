@@ -9,37 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _env import machine  # noqa: E402
+from _env import machine, start_sandbox  # noqa: E402
 
-from crm_sandbox.pg import free_port, private_postgres  # noqa: E402
-
-
-def start(*args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "crm_sandbox.cli", *args, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if re.search(rf"http://127\.0\.0\.1:{port}", line or ""):
-            return proc, f"http://127.0.0.1:{port}"
-        if proc.poll() is not None:
-            raise RuntimeError(f"sandbox {args} did not start")
-    raise RuntimeError(f"sandbox {args} did not announce its URL")
+from crm_sandbox.pg import private_postgres  # noqa: E402
 
 
 def run(scale: int, batch_size: int = 500) -> None:
-    apto, apto_url = start("apto", "--scale", str(scale), "--seed", "7")
-    odoo, odoo_url = start("odoo")
+    apto, apto_url = start_sandbox("apto", "--scale", str(scale), "--seed", "7")
+    odoo, odoo_url = start_sandbox("odoo")
     try:
         with private_postgres() as pg:
             os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn

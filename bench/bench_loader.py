@@ -10,41 +10,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _env import machine  # noqa: E402
+from _env import machine, start_sandbox  # noqa: E402
 
 from crm_migration.engine.load import Target, load_batch  # noqa: E402
 from crm_migration.engine.schema import ensure_migration_keys  # noqa: E402
 from crm_migration.hooks.odoo import OdooHook  # noqa: E402
 from crm_migration.hooks.state import MigrationStateHook  # noqa: E402
-from crm_sandbox.pg import free_port, private_postgres  # noqa: E402
+from crm_sandbox.pg import private_postgres  # noqa: E402
 
 N = 10_000
 BATCH = 500
 
 
-def start_odoo() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "crm_sandbox.cli", "odoo", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if re.search(r"http://127\.0\.0\.1:\d+", line or ""):
-            return proc, f"http://127.0.0.1:{port}"
-        if proc.poll() is not None:
-            raise RuntimeError("the Odoo sandbox did not start")
-    raise RuntimeError("the Odoo sandbox did not announce its URL")
-
-
 def main() -> None:
-    proc, url = start_odoo()
+    proc, url = start_sandbox("odoo")
     try:
         with private_postgres() as pg:
             os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn

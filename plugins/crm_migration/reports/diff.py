@@ -8,7 +8,6 @@ changes on purpose (sanitised html, trimmed text), and every compared field (all
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from html import escape
@@ -17,6 +16,7 @@ from typing import Any
 
 from crm_migration.engine.verify import NOTE_FILE, NOTE_HTML, NOTE_TRIM, DiffRow
 from crm_migration.reports.writer import Report
+from crm_migration.reports.writer import cell as _cell
 
 _PROBLEM_KINDS = ("missing_in_odoo", "mapping_error", "not_loaded")
 _NORMALISED = (NOTE_HTML, NOTE_TRIM, NOTE_FILE)
@@ -27,13 +27,6 @@ def _has(row: Mapping[str, Any], notes: tuple[str, ...]) -> bool:
     return any(n in row["note"] for n in notes)
 
 
-def _cell(value: Any) -> Any:
-    """A value as a report cell: text as is, lists and dicts as compact JSON, None as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-    return value
 
 
 def _short(value: Any, n: int = 60) -> str:

@@ -3,22 +3,13 @@ that differ, and short summary lines for the DAG log and the demo."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from crm_migration.engine.verify import ReconRow
 from crm_migration.reports.writer import Report
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-    return value
+from crm_migration.reports.writer import cell as _cell
 
 
 def summary_lines(rows: Iterable[ReconRow]) -> list[str]:

@@ -7,6 +7,7 @@ the tables (per report, never a whole-table frame in the load path).
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,15 @@ def reports_root() -> Path:
     if env := os.environ.get("CRM_MIGRATION_REPORTS_DIR"):
         return Path(env)
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "crm_migration_reports"
+
+
+def cell(value: Any) -> Any:
+    """A value as a report cell: text as is, lists and dicts as compact JSON, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return value
 
 
 def _slug(text: str) -> str:
