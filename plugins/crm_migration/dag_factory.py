@@ -68,17 +68,28 @@ def _plan(pair: str, tags: list[str], pool: str) -> DAG:
 
 
 def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -> list[Any]:
-    """extract → load (mapped over batches) → link, per loadable object, in dependency order."""
+    """extract → load (mapped over batches) → link, per loadable object, in dependency order.
+
+    The chatter objects (:meth:`PairSpec.timeline`) are extracted each on its own, then cut into one
+    timeline (``order_chatter``) and loaded by ``load_chatter``, mapped over its batches, oldest first.
+    """
     last: dict[str, Any] = {}
+    timeline = {o.name for o in spec.timeline()}
+    extracts: list[Any] = []
     for obj in spec.loadable():
         slug = _slug(obj.name)
         ex = PythonOperator(task_id=f"extract_{slug}", python_callable=tasks.extract, pool=pool,
                             op_kwargs={"pair": pair, "name": obj.name, "delta": delta}, trigger_rule=NONE_FAILED)
+        needs = [*obj.depends_on, *(obj.attach.objects if obj.attach else ()),
+                 *(r for fs in obj.fields.values() for r in fs.ref if r != obj.name)]
+        if obj.name in timeline:
+            for d in list({id(last[d]): last[d] for d in needs if d in last}.values()) or [after]:
+                d >> ex
+            extracts.append(ex)
+            continue
         ld = task(tasks.load, task_id=f"load_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED
                   ).partial(pair=pair, name=obj.name).expand(batch=ex.output)
         # what it refers to, and what its records hang on (files and notes need their parents' ids)
-        needs = [*obj.depends_on, *(obj.attach.objects if obj.attach else ()),
-                 *(r for fs in obj.fields.values() for r in fs.ref if r != obj.name)]
         deps = list({id(last[d]): last[d] for d in needs if d in last}.values()) or [after]
         for d in deps:
             d >> ex
@@ -90,7 +101,17 @@ def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -
             ld >> lk
             tail = lk
         last[obj.name] = tail
-    return list(last.values())
+    if extracts:
+        order = PythonOperator(task_id=f"order_{spec.TIMELINE}", python_callable=tasks.order_timeline,
+                               op_kwargs={"pair": pair}, trigger_rule=NONE_FAILED)
+        load = task(tasks.load_timeline, task_id=f"load_{spec.TIMELINE}", pool="odoo_api", trigger_rule=NONE_FAILED
+                    ).partial(pair=pair).expand(batch=order.output)
+        for ex in extracts:
+            ex >> order
+        order >> load
+        for name in timeline:
+            last[name] = load
+    return list({id(t): t for t in last.values()}.values())
 
 
 def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:

@@ -116,6 +116,23 @@ def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
     assert lost and all(d["probability"] == 0 for d in lost)
     # a migration sends no mail: no invitation, no notification queued
     assert world["hook"].call("mail.mail", "search_count", [[]]) == 0
+    # chatter oldest first: on every record, message ids follow the dates (Odoo shows chatter by id),
+    # across stage history, done tasks and notes
+    msgs = list(world["hook"].search_read("mail.message", [("x_migration_key", "!=", False)],
+                                          ["model", "res_id", "date", "x_migration_key"]))
+    by_record: dict = {}
+    for m in msgs:
+        by_record.setdefault((m["model"], m["res_id"]), []).append(m)
+    mixed = 0
+    for ms in by_record.values():
+        ms.sort(key=lambda m: m["id"])
+        assert [m["date"] for m in ms] == sorted(m["date"] for m in ms), [(m["x_migration_key"], m["date"]) for m in ms]
+        mixed += len({m["x_migration_key"].split(":")[1] for m in ms}) > 1
+    assert mixed > 3                               # records whose chatter mixes several objects
+    # open tasks are activities under the task's own key
+    assert keyed(world, "mail.activity", "apto:Task:") == sum(
+        1 for r in org.tables["Task"].values() if not r.get("IsDeleted") and r["IsClosed"] is False
+        and world["state"].odoo_ids("apto_to_odoo", "Task", [r["Id"]]))
     world["runs"]["full"] = rid
 
 
@@ -131,12 +148,25 @@ def test_4_delta_picks_up_exactly_the_changed_records(world):
     migrated = world["state"].odoo_ids("apto_to_odoo", "Contact", contacts)
     c1, c2 = [c for c in contacts if c in migrated][:2]
     ts = (W0 + timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-    org.mutate({"timestamp": ts, "updates": {"Contact": [{"Id": c1, "Title": "Delta Title"}]},
+    # an open task (a scheduled activity in Odoo) is completed in Apto during the window
+    open_tasks = world["state"].lookup("apto_to_odoo", "Task", sorted(
+        i for i, r in org.tables["Task"].items() if not r.get("IsDeleted") and r["IsClosed"] is False))
+    task = next(i for i, b in sorted(open_tasks.items()) if b.odoo_model == "mail.activity")
+    activity_id = open_tasks[task].odoo_id
+    org.mutate({"timestamp": ts, "updates": {"Contact": [{"Id": c1, "Title": "Delta Title"}],
+                                             "Task": [{"Id": task, "IsClosed": True, "Status": "Completed",
+                                                       "CompletedDateTime": ts}]},
                 "creates": {"Contact": [{"FirstName": "New", "LastName": "In Delta"}]},
                 "deletes": {"Contact": [c2]}})
     rid = run(world, "apto_to_odoo_delta", logical_date=W1)
     actions = audit(world, rid)
-    assert (actions.get("update"), actions.get("create"), actions.get("archive")) == (1, 1, 1), actions
+    assert (actions.get("update"), actions.get("create"), actions.get("archive"), actions.get("unlink")) == (
+        1, 2, 1, 1), actions
+    # the completed task: its activity is gone (marked done), its message is in the chatter, dated
+    assert world["hook"].read("mail.activity", [activity_id], ["id"]) == []
+    (msg,) = world["hook"].search_read("mail.message", [("x_migration_key", "=", f"apto:Task:{task}")], ["date"])
+    assert msg["date"] == (W0 + timedelta(minutes=3)).strftime("%Y-%m-%d %H:%M:%S")
+    world["closed_task"] = task
     (p,) = world["hook"].read("res.partner", [migrated[c1]], ["function"])
     assert p["function"] == "Delta Title"
     (gone,) = world["hook"].read("res.partner", [migrated[c2]], ["active"], context={"active_test": False})
@@ -153,6 +183,12 @@ def test_5_rollback_of_the_delta_restores_the_pre_delta_state(world):
     (back,) = world["hook"].read("res.partner", [c2], ["active"], context={"active_test": False})
     assert back["active"] is True
     assert world["hook"].call("res.partner", "search_count", [[("name", "=", "New In Delta")]]) == 0
+    # the completed task is open again in Odoo: its message removed, its activity back, bound in the crosswalk
+    key = f"apto:Task:{world['closed_task']}"
+    assert world["hook"].call("mail.message", "search_count", [[("x_migration_key", "=", key)]]) == 0
+    (act,) = world["hook"].search_read("mail.activity", [("x_migration_key", "=", key)], ["id"])
+    bound = world["state"].lookup("apto_to_odoo", "Task", [world["closed_task"]])[world["closed_task"]]
+    assert (bound.odoo_model, bound.odoo_id) == ("mail.activity", act["id"])
 
 
 def test_6_an_empty_window_costs_one_query_per_stream(world):

@@ -74,6 +74,7 @@ class Row(TypedDict, total=False):
     deferred: dict[str, Any]           # written in a second call, after the record exists
     record: Mapping[str, Any]          # the source record, kept with a dead letter
     error: tuple[str | None, str]      # (field, reason) when mapping failed: dead-lettered as is
+    target: Target                     # another object of the same model (a mixed timeline batch)
 
 
 class LoadResult(TypedDict):
@@ -84,6 +85,7 @@ class LoadResult(TypedDict):
     updated: int
     skipped: int
     adopted: int
+    superseded: int
     conflicts: int
     dead_lettered: int
     dead_letter_ids: list[str]
@@ -96,18 +98,39 @@ class _Log(Protocol):
     def warning(self, msg: str, *args: Any) -> None: ...
 
 
+Rid = tuple[str, str]      # (crosswalk scope, source id): one row of a batch
+
+
 def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: Sequence[Row], *,
-               run_id: str, dry_run: bool = False, log: _Log | None = None) -> LoadResult:
+               run_id: str, dry_run: bool = False, log: _Log | None = None,
+               order_group: Callable[[Row], Any] | None = None) -> LoadResult:
     """Create new rows, write the changed fields of known ones, skip the rest; record it all atomically.
 
     Safe to rerun at any point: a rerun skips what was recorded, adopts what landed in Odoo but was
     not recorded (found by ``x_migration_key``), and creates only what is missing.
+
+    Rows are created in the order given, in one call, so ids follow that order (chatter is shown by
+    id). A row may name another ``target`` of the same model (a timeline batch mixes objects). A row
+    whose crosswalk entry is a record of another model (a task loaded as an activity while open, now
+    closed and mapped to a message) supersedes it: the new record is created and the old one removed,
+    its values kept in the rollback manifest.
+
+    :param order_group: keeps the given order within each group (``(model, res_id)``: one record's
+        chatter). A record already in Odoo that comes after a new one of its group would sit before
+        it in id order; it is created again after it and the old one removed, as above (a full run
+        after a sample places the sample's messages back among the others).
     """
     log = log or log_
     started = time.perf_counter()
     calls_before = sum(odoo.calls.values())
     model = target.model
     plan = _Plan(target)
+
+    def tgt(row: Row) -> Target:
+        return row.get("target") or target
+
+    def rid(row: Row) -> Rid:
+        return tgt(row).source_object, row["source_id"]
 
     for row in rows:
         if row.get("error"):
@@ -116,28 +139,43 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     valid = [r for r in rows if not r.get("error")]
     if not valid and not plan.dead_letters:
         return plan.result(rows, calls=0, started=started)
+    for row in valid:
+        if tgt(row).model != model:
+            raise ValueError(f"a batch loads one model: {rid(row)} is for {tgt(row).model}, the batch for {model}")
 
     fields = odoo.fields_get(model) if valid else {}
-    ids = [r["source_id"] for r in valid]
-    if dry_run:
-        bound, maybe_landed = state.lookup(target.pair, target.source_object, ids), set()
-    else:
-        bound, maybe_landed = state.lookup_and_claim(target.pair, target.source_object, ids, run_id=run_id)
-    # only ids an interrupted attempt had claimed can be in Odoo without being recorded
-    retry = [target.key(sid) for sid in ids if sid in maybe_landed]
-    found = odoo.find_by_keys(model, retry) if retry else {}
+    scopes: dict[str, list[str]] = {}
+    for row in valid:
+        scopes.setdefault(tgt(row).source_object, []).append(row["source_id"])
+    bound: dict[Rid, Bound] = {}
+    maybe_landed: set[Rid] = set()
+    for scope, ids in scopes.items():
+        if dry_run:
+            b, m = state.lookup(target.pair, scope, ids), set()
+        else:
+            b, m = state.lookup_and_claim(target.pair, scope, ids, run_id=run_id)
+        bound.update({(scope, sid): v for sid, v in b.items()})
+        maybe_landed.update((scope, sid) for sid in m)
+    # bound to a record of another model: replaced by a new record of this one
+    superseded = {r: b for r, b in bound.items() if b.odoo_model and b.odoo_model != model}
+    if order_group is not None:
+        superseded.update(_out_of_order(valid, bound, superseded, order_group, rid))
+    # only ids an interrupted attempt had claimed (or superseded ones) can be in Odoo without being recorded
+    retry = [tgt(row).key(row["source_id"]) for row in valid if rid(row) in maybe_landed or rid(row) in superseded]
+    replaced_here = {b.odoo_id for b in superseded.values() if b.odoo_model == model}
+    found = odoo.find_by_keys(model, retry, exclude=replaced_here) if retry else {}
 
     to_create: list[Row] = []
     to_check: list[tuple[Row, int, dict[str, Any] | None]] = []   # (row, odoo id, written or None=adopted)
     for row in valid:
-        sid = row["source_id"]
-        if sid in bound:
-            b: Bound = bound[sid]
+        r = rid(row)
+        if r in bound and r not in superseded:
+            b: Bound = bound[r]
             if b.content_hash == content_hash(_full(row)):
-                plan.skipped.append(sid)
+                plan.skipped.append(r)
             else:
                 to_check.append((row, b.odoo_id, b.written))
-        elif (oid := found.get(target.key(sid))) is not None:
+        elif (oid := found.get(tgt(row).key(row["source_id"]))) is not None:
             to_check.append((row, oid, None))
         else:
             to_create.append(row)
@@ -152,7 +190,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             sid = row["source_id"]
             now = current.get(oid)
             if now is None:                     # deleted in Odoo since we wrote it: the source still has it
-                log.warning("%s %s: Odoo %s %s no longer exists; creating it again", target.source_object,
+                log.warning("%s %s: Odoo %s %s no longer exists; creating it again", tgt(row).source_object,
                             sid, model, oid)
                 to_create.append(row)
                 continue
@@ -166,7 +204,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                           and canonical(now[f], _type(fields, f)) != canonical(written[f], _type(fields, f))]
                 if edited:
                     plan.conflict(row, oid, edited, now, fields)
-                    if target.conflict_policy == "report":
+                    if tgt(row).conflict_policy == "report":
                         delta = {f: v for f, v in delta.items() if f not in edited}
                 delta = changed_fields(delta, now, fields)   # no-op writes are skipped
             if delta:
@@ -174,35 +212,39 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                 update_rows[oid] = row
                 plan.prior[oid] = {f: canonical(now.get(f), _type(fields, f)) for f in delta}
             elif written is not None:
-                plan.skipped.append(sid)
+                plan.skipped.append(rid(row))
             plan.relink.append((row, oid))
 
+    old = superseded          # each of them is in to_check (found by key: landed earlier) or to_create
     if dry_run:
-        plan.created = {r["source_id"]: 0 for r in to_create}
+        plan.created = {rid(r): 0 for r in to_create}
         plan.updated = dict(updates)
+        plan.superseded = {r: (b.odoo_model or "", b.odoo_id, {}) for r, b in old.items()}
         result = plan.result(rows, calls=sum(odoo.calls.values()) - calls_before, started=started)
-        log.info("%s -> %s (dry run): would create %d, update %d, skip %d; %d dead letters", target.source_object,
-                 model, result["created"], result["updated"], result["skipped"], result["dead_lettered"])
+        log.info("%s -> %s (dry run): would create %d, update %d, skip %d, replace %d; %d dead letters",
+                 target.source_object, model, result["created"], result["updated"], result["skipped"],
+                 result["superseded"], result["dead_lettered"])
         return result
 
+    old_values = _read_superseded(odoo, old)      # before anything changes: what a rollback recreates
     if to_create:
-        keys = [target.key(r["source_id"]) for r in to_create]
+        keys = [tgt(r).key(r["source_id"]) for r in to_create]
 
         def create(chunk: list[int]) -> None:
             ids = odoo.create_batch(model, [to_create[i]["values"] for i in chunk], keys=[keys[i] for i in chunk],
                                     context=target.ctx)
             for i, oid in zip(chunk, ids, strict=True):
-                plan.created[to_create[i]["source_id"]] = oid
+                plan.created[rid(to_create[i])] = oid
 
         for i, exc in _isolating(list(range(len(to_create))), create):
             plan.dead(to_create[i], exc.field, exc.message)
-        by_sid = {r["source_id"]: r for r in to_create}
-        plan.created_rows = {sid: by_sid[sid] for sid in plan.created}
+        by_rid = {rid(r): r for r in to_create}
+        plan.created_rows = {r: by_rid[r] for r in plan.created}
         # fields Odoo would overwrite when sent with the others go in a second write
-        late = {plan.created[sid]: dict(r["deferred"]) for sid, r in plan.created_rows.items() if r.get("deferred")}
+        late = {plan.created[r]: dict(row["deferred"]) for r, row in plan.created_rows.items() if row.get("deferred")}
         for oid, exc in _write_isolating(odoo, model, late, target):
-            sid = next(s for s, o in plan.created.items() if o == oid)
-            plan.dead(plan.created_rows[sid], exc.field, f"created, but the follow-up write failed: {exc.message}")
+            r = next(k for k, o in plan.created.items() if o == oid)
+            plan.dead(plan.created_rows[r], exc.field, f"created, but the follow-up write failed: {exc.message}")
             plan.partial.add(oid)
 
     if updates:
@@ -218,17 +260,55 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                 plan.failed_updates.add(oid)
         plan.updated = {oid: delta for oid, delta in updates.items() if oid not in plan.failed_updates}
 
+    # the records replaced by this model's: removed once their successor exists
+    landed = set(plan.created) | {rid(row) for row, oid in plan.relink if oid not in plan.failed_updates}
+    retire: dict[str, list[int]] = {}
+    for r, b in old.items():
+        if r in landed and b.odoo_model:
+            plan.superseded[r] = (b.odoo_model, b.odoo_id, old_values.get((b.odoo_model, b.odoo_id)))
+            retire.setdefault(b.odoo_model, []).append(b.odoo_id)
+    for old_model, ids in retire.items():
+        odoo.unlink(old_model, [i for i in ids if (old_model, i) in old_values], context=target.ctx)
+
     counts = state.record_batch(run_id=run_id, pair=target.pair, source_object=target.source_object,
                                 odoo_model=model, **plan.state_rows(fields))
     result = plan.result(rows, calls=sum(odoo.calls.values()) - calls_before, started=started)
-    log.info("%s -> %s: %d rows: %d created, %d updated, %d unchanged, %d adopted, %d conflicts, "
+    log.info("%s -> %s: %d rows: %d created, %d updated, %d unchanged, %d adopted, %d replaced, %d conflicts, "
              "%d dead letters%s; %d Odoo calls, %.2f s", target.source_object, model, result["rows"],
-             result["created"], result["updated"], result["skipped"], result["adopted"], result["conflicts"],
-             result["dead_lettered"],
+             result["created"], result["updated"], result["skipped"], result["adopted"], result["superseded"],
+             result["conflicts"], result["dead_lettered"],
              f" ({', '.join(result['dead_letter_ids'][:10])}{'...' if result['dead_lettered'] > 10 else ''})"
              if result["dead_lettered"] else "", result["odoo_calls"], result["seconds"])
     log_.debug("state rows written: %s", counts)
     return result
+
+
+def _out_of_order(valid: Sequence[Row], bound: Mapping[Rid, Bound], superseded: Mapping[Rid, Bound],
+                  group: Callable[[Row], Any], rid: Callable[[Row], Rid]) -> dict[Rid, Bound]:
+    """The bound rows that come after a row to be created in their group: created again after it."""
+    first_new: dict[Any, int] = {}
+    for i, row in enumerate(valid):
+        if rid(row) not in bound or rid(row) in superseded:
+            first_new.setdefault(group(row), i)
+    return {rid(row): bound[rid(row)] for i, row in enumerate(valid)
+            if rid(row) in bound and rid(row) not in superseded and i > first_new.get(group(row), len(valid))}
+
+
+def _read_superseded(odoo: OdooHook, old: Mapping[Rid, Bound]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The current values (of the fields we wrote) of the records about to be replaced, by (model, id);
+    a record already gone from Odoo is absent."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    by_model: dict[str, list[Bound]] = {}
+    for b in old.values():
+        if b.odoo_model:
+            by_model.setdefault(b.odoo_model, []).append(b)
+    for old_model, bs in by_model.items():
+        ofields = odoo.fields_get(old_model)
+        names = sorted({f for b in bs for f in b.written if f in ofields} | {MIGRATION_KEY} & set(ofields))
+        recs = odoo.read(old_model, [b.odoo_id for b in bs], names or ["id"], context={"active_test": False})
+        for rec in recs:
+            out[(old_model, rec["id"])] = {f: canonical(rec.get(f), _type(ofields, f)) for f in names}
+    return out
 
 
 def _full(row: Row) -> dict[str, Any]:
@@ -277,24 +357,33 @@ def _isolating(items: list[int], call: Callable[[list[int]], None]) -> list[tupl
 
 
 class _Plan:
-    """What one batch does, collected as it goes, turned into state rows and a result at the end."""
+    """What one batch does, collected as it goes, turned into state rows and a result at the end.
+
+    Rows are identified by ``(scope, source id)``; every state row names its scope (the crosswalk's
+    source object), so a batch mixing objects of one model is recorded in one statement.
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.skipped: list[str] = []
+        self.skipped: list[Rid] = []
         self.adopted: list[tuple[Row, int]] = []
         self.relink: list[tuple[Row, int]] = []
-        self.created: dict[str, int] = {}
-        self.created_rows: dict[str, Row] = {}
+        self.created: dict[Rid, int] = {}
+        self.created_rows: dict[Rid, Row] = {}
         self.updated: dict[int, dict[str, Any]] = {}
         self.prior: dict[int, dict[str, Any]] = {}
         self.failed_updates: set[int] = set()
         self.partial: set[int] = set()           # created, but a deferred write failed
         self.conflicts: list[tuple[Row, int, list[str], dict[str, Any]]] = []
         self.dead_letters: list[DeadLetter] = []
+        self.superseded: dict[Rid, tuple[str, int, dict[str, Any] | None]] = {}   # (old model, old id, values)
+
+    def tgt(self, row: Row) -> Target:
+        return row.get("target") or self.target
 
     def dead(self, row: Row, field: str | None, reason: str) -> None:
-        self.dead_letters.append({"source_id": row["source_id"], "field": field, "reason": reason,
+        self.dead_letters.append({"source_object": self.tgt(row).source_object, "source_id": row["source_id"],
+                                  "field": field, "reason": reason,
                                   "record": dict(row.get("record") or row.get("values") or {})})
 
     def conflict(self, row: Row, oid: int, edited: list[str], now: Mapping[str, Any],
@@ -306,51 +395,67 @@ class _Plan:
         audit: list[AuditRow] = []
         manifest: list[ManifestRow] = []
         adopted_ids = {oid for _, oid in self.adopted}
-        for sid, oid in self.created.items():
-            row = self.created_rows[sid]
+        for (scope, sid), oid in self.created.items():
+            row = self.created_rows[(scope, sid)]
             full = row["values"] if oid in self.partial else _full(row)
             vals = canonical_vals(full, fields)
-            links.append({"source_id": sid, "odoo_id": oid, "written": vals,
+            links.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "written": vals,
                           "content_hash": None if oid in self.partial else content_hash(full)})
-            audit.append({"source_id": sid, "odoo_id": oid, "action": "create", "changes": vals})
-            manifest.append({"source_id": sid, "odoo_id": oid, "action": "created",
-                             "new_values": {**vals, MIGRATION_KEY: self.target.key(sid)}})
+            audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "create",
+                          "changes": vals})
+            manifest.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "created",
+                             "new_values": {**vals, MIGRATION_KEY: self.tgt(row).key(sid)}})
         for row, oid in self.relink:
-            sid = row["source_id"]
+            scope, sid = self.tgt(row).source_object, row["source_id"]
             if oid in self.failed_updates:
                 continue
             written = canonical_vals(self.updated.get(oid, {}), fields)
             if oid in adopted_ids:
                 written = canonical_vals(_full(row), fields)
-            links.append({"source_id": sid, "odoo_id": oid, "content_hash": content_hash(_full(row)),
-                          "written": written})
+            links.append({"source_object": scope, "source_id": sid, "odoo_id": oid,
+                          "content_hash": content_hash(_full(row)), "written": written})
             if oid in adopted_ids:
-                audit.append({"source_id": sid, "odoo_id": oid, "action": "adopt", "changes": written,
+                audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "adopt",
+                              "changes": written,
                               "message": "found in Odoo by its source key: it landed before an interrupted run"})
-                manifest.append({"source_id": sid, "odoo_id": oid, "action": "created", "new_values": written})
+                manifest.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "created",
+                                 "new_values": written})
             elif oid in self.updated:
                 changes = canonical_vals(self.updated[oid], fields)
-                audit.append({"source_id": sid, "odoo_id": oid, "action": "update",
+                audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "update",
                               "changes": {f: {"old": self.prior[oid].get(f), "new": v} for f, v in changes.items()}})
-                manifest.append({"source_id": sid, "odoo_id": oid, "action": "updated",
+                manifest.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "updated",
                                  "prior_values": self.prior[oid], "new_values": changes})
-        for sid in self.skipped:
-            audit.append({"source_id": sid, "action": "skip"})
+        for (scope, sid), (old_model, old_id, values) in self.superseded.items():
+            audit.append({"source_object": scope, "source_id": sid, "odoo_model": old_model, "odoo_id": old_id,
+                          "action": "unlink", "changes": values,
+                          "message": ("created again after older records of its group, to keep them in date order"
+                                      if old_model == self.target.model else
+                                      f"replaced by a {self.target.model} record: the source record now maps there")
+                                     + ("" if values is not None else " (it was already gone from Odoo)")})
+            if values is not None:
+                manifest.append({"source_object": scope, "source_id": sid, "odoo_model": old_model,
+                                 "odoo_id": old_id, "action": "deleted", "prior_values": values, "new_values": {}})
+        for (scope, sid) in self.skipped:
+            audit.append({"source_object": scope, "source_id": sid, "action": "skip"})
         for row, oid, edited, now in self.conflicts:
-            audit.append({"source_id": row["source_id"], "odoo_id": oid, "action": "conflict", "changes": now,
+            policy = self.tgt(row).conflict_policy
+            audit.append({"source_object": self.tgt(row).source_object, "source_id": row["source_id"],
+                          "odoo_id": oid, "action": "conflict", "changes": now,
                           "message": f"edited in Odoo since the last load: {', '.join(edited)} "
-                                     f"({'overwritten: source wins' if self.target.conflict_policy == 'source_wins' else 'kept, not overwritten'})"})
+                                     f"({'overwritten: source wins' if policy == 'source_wins' else 'kept, not overwritten'})"})
         for d in self.dead_letters:
-            audit.append({"source_id": d["source_id"], "action": "error",
+            audit.append({"source_object": d["source_object"], "source_id": d["source_id"], "action": "error",
                           "message": f"{d['field'] + ': ' if d.get('field') else ''}{d['reason']}"})
         return {"links": links, "audit": audit, "manifest": manifest, "dead_letters": self.dead_letters}
 
     def result(self, rows: Sequence[Row], *, calls: int, started: float) -> LoadResult:
-        dead_ids = [d["source_id"] for d in self.dead_letters]
+        dead_ids = [d["source_id"] if d["source_object"] == self.target.source_object
+                    else f"{d['source_object']}:{d['source_id']}" for d in self.dead_letters]
         return {
             "source_object": self.target.source_object, "model": self.target.model, "rows": len(rows),
             "created": len(self.created), "updated": len(self.updated),
-            "skipped": len(set(self.skipped)), "adopted": len(self.adopted), "conflicts": len(self.conflicts),
-            "dead_lettered": len(dead_ids), "dead_letter_ids": dead_ids, "odoo_calls": calls,
-            "seconds": round(time.perf_counter() - started, 3),
+            "skipped": len(set(self.skipped)), "adopted": len(self.adopted), "superseded": len(self.superseded),
+            "conflicts": len(self.conflicts), "dead_lettered": len(dead_ids), "dead_letter_ids": dead_ids,
+            "odoo_calls": calls, "seconds": round(time.perf_counter() - started, 3),
         }

@@ -1,4 +1,5 @@
-"""Undo one run: unlink what it created, write back the prior values of what it changed.
+"""Undo one run: unlink what it created, write back the prior values of what it changed, create
+again what it removed (a task's activity it replaced by a message when the task was closed).
 
 The run's rollback manifest is walked newest first, model by model, which is the reverse of the
 dependency order the run loaded in (activities before deals before contacts before companies).
@@ -69,7 +70,7 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
         current[model] = {rec["id"]: rec for rec in recs}
         for r in mrows:
             now = current[model].get(r["odoo_id"])
-            if now is None:
+            if now is None or r["action"] == "deleted":
                 continue
             diff = {}
             for f, wrote in (r["new_values"] or {}).items():
@@ -90,9 +91,10 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     # 2. undo, model by model, newest first
     for model, mrows in by_model.items():
         fields = fields_of[model]
-        gone = [r["odoo_id"] for r in mrows if r["odoo_id"] not in current[model]]
+        gone = [r["odoo_id"] for r in mrows if r["odoo_id"] not in current[model] and r["action"] != "deleted"]
         created = [r for r in mrows if r["action"] == "created" and r["odoo_id"] in current[model]]
-        changed = [r for r in mrows if r["action"] != "created" and r["odoo_id"] in current[model]]
+        changed = [r for r in mrows if r["action"] in ("updated", "archived") and r["odoo_id"] in current[model]]
+        removed = [r for r in mrows if r["action"] == "deleted"]   # the run replaced them: create them again
         restores: dict[int, dict[str, Any]] = {}
         for r in changed:
             prior = {f: v for f, v in (r["prior_values"] or {}).items() if f in fields and f != MIGRATION_KEY}
@@ -101,17 +103,31 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
             odoo.write_batch(model, restores)
         if created:
             odoo.unlink(model, [r["odoo_id"] for r in created])
+        recreated: dict[int, dict[str, Any]] = {}
+        if removed:
+            vals = [{f: to_write(v, (fields.get(f) or {}).get("type")) for f, v in (r["prior_values"] or {}).items()
+                     if f in fields and f != MIGRATION_KEY} for r in removed]
+            keys = [(r["prior_values"] or {}).get(MIGRATION_KEY) or "" for r in removed]
+            new_ids = odoo.create_batch(model, vals, keys=keys)
+            for r, new_id in zip(removed, new_ids, strict=True):
+                recreated[r["odoo_id"]] = {"odoo_id": new_id, "source_object": r["source_object"],
+                                           "source_id": r["source_id"], "written": r["prior_values"] or {}}
         audit = [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": r["odoo_id"],
                   "action": "unlink", "message": f"rollback of {run_id}: created by the run, removed"}
                  for r in created]
         audit += [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": r["odoo_id"],
                    "action": "restore", "changes": r["prior_values"],
                    "message": f"rollback of {run_id}: prior values written back"} for r in changed]
+        audit += [{"source_object": r["source_object"], "source_id": r["source_id"],
+                   "odoo_id": recreated[r["odoo_id"]]["odoo_id"], "action": "restore", "changes": r["prior_values"],
+                   "message": f"rollback of {run_id}: the run had replaced {model} {r['odoo_id']}; created again"}
+                  for r in removed]
         state.record_rollback(run_id=run_id, pair=mrows[0]["pair"], odoo_model=model,
                               unlinked=[r["odoo_id"] for r in created], gone=gone,
-                              restored={r["odoo_id"]: r["prior_values"] or {} for r in changed}, audit=audit)
+                              restored={r["odoo_id"]: r["prior_values"] or {} for r in changed},
+                              recreated=recreated, audit=audit)
         result["unlinked"][model] = len(created)
-        result["restored"][model] = len(changed)
+        result["restored"][model] = len(changed) + len(removed)
         result["already_gone"][model] = len(gone)
         log.info("rollback of %s: %s: %d unlinked, %d restored, %d already gone", run_id, model, len(created),
                  len(changed), len(gone))

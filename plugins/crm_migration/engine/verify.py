@@ -320,7 +320,7 @@ def iter_field_diff(pipe: Pipeline, name: str, *, run_id: str) -> Iterator[DiffR
         load_obj, rows, _blobs = pipe.mapped_rows(name, records)
         by_sid = {r.get("_source_id") or load_obj.source_id(r): r for r in records}
         sids = [row["source_id"] for row in rows]
-        bound = pipe.state.lookup(pipe.pair, scope, sids)
+        bound = {s: b for s, b in pipe.state.lookup(pipe.pair, scope, sids).items() if b.odoo_model in (None, model)}
 
         # the self-references link() wrote: the parent's Odoo id, unless the link closed a cycle
         parents: dict[str, dict[str, Any]] = {}
@@ -427,36 +427,39 @@ def field_diff(pipe: Pipeline, name: str, *, run_id: str) -> list[DiffRow]:
 # ---- reconciliation -----------------------------------------------------------------------------------------
 
 
-def _count_sql(pipe: Pipeline, name: str, scope: str, run_id: str) -> tuple[int, int, int, int, int]:
+def _count_sql(pipe: Pipeline, name: str, scope: str, model: str, run_id: str) -> tuple[int, int, int, int, int]:
     """``(staged, landed, crosswalk, dead letters, unaccounted)`` in one statement."""
     # EXISTS in the select list stays a per-row index probe: right after a load the tables have no
     # statistics yet, and a join planned from them degenerates into a nested loop over the whole object
     sql = f"""
     SELECT count(*), count(*) FILTER (WHERE landed),
-           (SELECT count(*) FROM {SCHEMA}.crosswalk WHERE pair = %(pair)s AND source_object = %(scope)s),
+           (SELECT count(*) FROM {SCHEMA}.crosswalk WHERE pair = %(pair)s AND source_object = %(scope)s
+            AND odoo_model = %(model)s),
            (SELECT count(DISTINCT source_id) FROM {SCHEMA}.dead_letter
-            WHERE pair = %(pair)s AND source_object = %(scope)s AND resolved_at IS NULL),
+            WHERE pair = %(pair)s AND source_object = %(scope)s AND odoo_model = %(model)s AND resolved_at IS NULL),
            count(*) FILTER (WHERE NOT landed AND NOT dead)
     FROM (
         SELECT EXISTS (SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
-                       AND c.source_id = s.source_id) AS landed,
+                       AND c.source_id = s.source_id AND c.odoo_model = %(model)s) AS landed,
                EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d WHERE d.pair = %(pair)s AND d.source_object = %(scope)s
-                       AND d.source_id = s.source_id AND d.resolved_at IS NULL) AS dead
+                       AND d.source_id = s.source_id AND d.odoo_model = %(model)s AND d.resolved_at IS NULL) AS dead
         FROM {SCHEMA}.staging s
         WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(name)s AND NOT s.deleted
     ) t
     """
-    params = {"run": run_id, "pair": pipe.pair, "name": name, "scope": scope}
+    params = {"run": run_id, "pair": pipe.pair, "name": name, "scope": scope, "model": model}
     return pipe.state.run_in_transaction(lambda cur: (cur.execute(sql, params), cur.fetchone())[1])
 
 
-def _crosswalk_pages(pipe: Pipeline, scope: str, size: int) -> Iterator[list[tuple[str, int, dict[str, Any]]]]:
-    """The object's crosswalk rows in source-id order (the unique index's), ``size`` at a time (keyset)."""
+def _crosswalk_pages(pipe: Pipeline, scope: str, model: str,
+                     size: int) -> Iterator[list[tuple[str, int, dict[str, Any]]]]:
+    """The object's crosswalk rows (of its model) in source-id order, ``size`` at a time (keyset)."""
     last: str | None = None
     while True:
         sql = (f"SELECT source_id, odoo_id, written FROM {SCHEMA}.crosswalk WHERE pair = %s AND source_object = %s"
-               + (" AND source_id > %s" if last is not None else "") + " ORDER BY source_id LIMIT %s")
-        args: tuple[Any, ...] = (pipe.pair, scope, *((last,) if last is not None else ()), size)
+               " AND odoo_model = %s" + (" AND source_id > %s" if last is not None else "")
+               + " ORDER BY source_id LIMIT %s")
+        args: tuple[Any, ...] = (pipe.pair, scope, model, *((last,) if last is not None else ()), size)
         rows = pipe.state.run_in_transaction(lambda cur, sql=sql, args=args: (cur.execute(sql, args),
                                                                               cur.fetchall())[1])
         if not rows:
@@ -493,7 +496,7 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         started = time.perf_counter()
         target = pipe.target(name)
         model, scope = target.model, target.source_object
-        staged, landed, cw_count, dead, unaccounted = _count_sql(pipe, name, scope, run_id)
+        staged, landed, cw_count, dead, unaccounted = _count_sql(pipe, name, scope, model, run_id)
         odoo_count = int(pipe.odoo.call(model, "search_count",
                                         [[(MIGRATION_KEY, "=like", f"{target.source}:{scope}:%")]],
                                         context={"active_test": False}))
@@ -501,7 +504,7 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         h_cw, h_odoo = hashlib.sha256(), hashlib.sha256()
         compared = differing = missing = 0
         examples: list[dict[str, Any]] = []
-        for page in _crosswalk_pages(pipe, scope, page_size):
+        for page in _crosswalk_pages(pipe, scope, model, page_size):
             names = sorted({f for _, _, w in page for f in w})
             known = [f for f in names if f in fields]
             reads = sorted({_read_name(model, f, fields) for f in known})

@@ -25,7 +25,7 @@ import re
 import time
 import xmlrpc.client
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -923,8 +923,12 @@ class OdooHook(BaseHook):
         self._xmlids[xmlid] = (rows[0]["model"], int(rows[0]["res_id"]))
         return self._xmlids[xmlid]
 
-    def find_by_keys(self, model: str, keys: Iterable[str], *, chunk_size: int = 1000) -> dict[str, int]:
-        """``{x_migration_key: id}`` of the records of ``model`` carrying ``keys`` (archived included)."""
+    def find_by_keys(self, model: str, keys: Iterable[str], *, chunk_size: int = 1000,
+                     exclude: Collection[int] = ()) -> dict[str, int]:
+        """``{x_migration_key: id}`` of the records of ``model`` carrying ``keys`` (archived included).
+
+        :param exclude: ids to ignore (records being replaced by a new one with the same key).
+        """
         wanted = list(dict.fromkeys(keys))
         found: dict[str, int] = {}
         duplicates = 0
@@ -933,6 +937,8 @@ class OdooHook(BaseHook):
             for row in self.search_read(model, [(MIGRATION_KEY, "in", chunk)], [MIGRATION_KEY],
                                         page_size=2 * len(chunk) + 1, context={"active_test": False}):
                 key = row[MIGRATION_KEY]
+                if row["id"] in exclude:
+                    continue
                 if key in found:
                     duplicates += 1
                     found[key] = min(found[key], row["id"])

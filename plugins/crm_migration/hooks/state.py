@@ -35,6 +35,8 @@ class Link(TypedDict, total=False):
     odoo_id: int
     content_hash: str | None
     written: Mapping[str, Any] | None  # merged into the stored values (only the fields written now)
+    source_object: str                 # optional on every row type: the batch's source object by default
+    odoo_model: str                    # optional on every row type: the batch's model by default
 
 
 class Bound(NamedTuple):
@@ -43,6 +45,7 @@ class Bound(NamedTuple):
     odoo_id: int
     content_hash: str | None
     written: dict[str, Any]
+    odoo_model: str | None = None
 
 
 class AuditRow(TypedDict, total=False):
@@ -51,14 +54,18 @@ class AuditRow(TypedDict, total=False):
     action: str  # create | update | skip | archive | error | adopt | conflict | unlink | restore | schema
     changes: Mapping[str, Any] | None
     message: str | None
+    source_object: str
+    odoo_model: str
 
 
 class ManifestRow(TypedDict, total=False):
     source_id: str | None
     odoo_id: int
-    action: str  # created | updated | archived
+    action: str  # created | updated | archived | deleted
     prior_values: Mapping[str, Any] | None
     new_values: Mapping[str, Any] | None
+    source_object: str
+    odoo_model: str
 
 
 class DeadLetter(TypedDict, total=False):
@@ -66,6 +73,7 @@ class DeadLetter(TypedDict, total=False):
     field: str | None
     reason: str
     record: Mapping[str, Any] | None
+    source_object: str
 
 
 def _json(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -95,53 +103,67 @@ _RECORD_BATCH = f"""
 WITH cw AS (
     INSERT INTO {SCHEMA}.crosswalk AS c
            (pair, source_object, source_id, odoo_model, odoo_id, content_hash, written, run_id)
-    SELECT %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.content_hash, t.written, %(run)s
-    FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text, odoo_id bigint, content_hash text, written jsonb)
-    ORDER BY t.source_id
+    SELECT %(pair)s, COALESCE(t.source_object, %(obj)s), t.source_id, COALESCE(t.odoo_model, %(model)s), t.odoo_id,
+           t.content_hash, t.written, %(run)s
+    FROM jsonb_to_recordset(%(links)s::jsonb)
+         AS t(source_object text, source_id text, odoo_model text, odoo_id bigint, content_hash text, written jsonb)
+    ORDER BY 2, t.source_id
     ON CONFLICT (pair, source_object, source_id) DO UPDATE
-       SET odoo_id = EXCLUDED.odoo_id, odoo_model = EXCLUDED.odoo_model,
-           content_hash = COALESCE(EXCLUDED.content_hash, c.content_hash),
-           written = COALESCE(c.written, '{{}}'::jsonb) || COALESCE(EXCLUDED.written, '{{}}'::jsonb),
-           run_id = EXCLUDED.run_id, updated_at = now()
+       SET content_hash = CASE WHEN c.odoo_model = EXCLUDED.odoo_model
+                               THEN COALESCE(EXCLUDED.content_hash, c.content_hash) ELSE EXCLUDED.content_hash END,
+           written = CASE WHEN c.odoo_model = EXCLUDED.odoo_model THEN COALESCE(c.written, '{{}}'::jsonb) ELSE '{{}}'::jsonb END
+                     || COALESCE(EXCLUDED.written, '{{}}'::jsonb),
+           odoo_id = EXCLUDED.odoo_id, odoo_model = EXCLUDED.odoo_model, run_id = EXCLUDED.run_id, updated_at = now()
     RETURNING 1
 ), au AS (
     INSERT INTO {SCHEMA}.audit_log (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, changes, message)
-    SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.action, t.changes, t.message
+    SELECT %(run)s, %(pair)s, COALESCE(t.source_object, %(obj)s), t.source_id, COALESCE(t.odoo_model, %(model)s),
+           t.odoo_id, t.action, t.changes, t.message
     FROM jsonb_to_recordset(%(audit)s::jsonb)
-         AS t(source_id text, odoo_id bigint, action text, changes jsonb, message text)
+         AS t(source_object text, source_id text, odoo_model text, odoo_id bigint, action text, changes jsonb,
+              message text)
     RETURNING 1
 ), mf AS (
     INSERT INTO {SCHEMA}.rollback_manifest AS m
            (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, prior_values, new_values)
-    SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(model)s, t.odoo_id, t.action, t.prior_values, t.new_values
+    SELECT %(run)s, %(pair)s, COALESCE(t.source_object, %(obj)s), t.source_id, COALESCE(t.odoo_model, %(model)s),
+           t.odoo_id, t.action, t.prior_values, t.new_values
     FROM jsonb_to_recordset(%(manifest)s::jsonb)
-         AS t(source_id text, odoo_id bigint, action text, prior_values jsonb, new_values jsonb)
-    ORDER BY t.odoo_id
+         AS t(source_object text, source_id text, odoo_model text, odoo_id bigint, action text, prior_values jsonb,
+              new_values jsonb)
+    ORDER BY 5, t.odoo_id
     ON CONFLICT (run_id, odoo_model, odoo_id) DO UPDATE
        SET new_values = COALESCE(m.new_values, '{{}}'::jsonb) || COALESCE(EXCLUDED.new_values, '{{}}'::jsonb),
            prior_values = COALESCE(EXCLUDED.prior_values, '{{}}'::jsonb) || COALESCE(m.prior_values, '{{}}'::jsonb),
+           action = CASE WHEN m.action = 'created' THEN m.action      -- created and removed by one run: gone
+                         WHEN EXCLUDED.action = 'deleted' THEN EXCLUDED.action ELSE m.action END,
            recorded_at = now()
     RETURNING 1
 ), dl AS (
     INSERT INTO {SCHEMA}.dead_letter AS d (run_id, pair, source_object, source_id, odoo_model, field, reason, record)
-    SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(model)s, t.field, t.reason, t.record
-    FROM jsonb_to_recordset(%(dead)s::jsonb) AS t(source_id text, field text, reason text, record jsonb)
-    ORDER BY t.source_id
+    SELECT %(run)s, %(pair)s, COALESCE(t.source_object, %(obj)s), t.source_id, %(model)s, t.field, t.reason, t.record
+    FROM jsonb_to_recordset(%(dead)s::jsonb)
+         AS t(source_object text, source_id text, field text, reason text, record jsonb)
+    ORDER BY 3, t.source_id
     ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
        SET field = EXCLUDED.field, reason = EXCLUDED.reason, record = EXCLUDED.record,
            attempts = d.attempts + 1, updated_at = now(), resolved_at = NULL
     RETURNING 1
+), done AS (
+    SELECT COALESCE(t.source_object, %(obj)s) AS obj, t.source_id
+    FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_object text, source_id text)
 ), pd AS (
     DELETE FROM {SCHEMA}.pending
-    WHERE pair = %(pair)s AND source_object = %(obj)s
-      AND source_id = ANY(SELECT t.source_id FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text)
-                          UNION ALL
-                          SELECT t.source_id FROM jsonb_to_recordset(%(dead)s::jsonb) AS t(source_id text))
+    WHERE pair = %(pair)s
+      AND (source_object, source_id) IN (
+          SELECT obj, source_id FROM done
+          UNION ALL
+          SELECT COALESCE(t.source_object, %(obj)s), t.source_id
+          FROM jsonb_to_recordset(%(dead)s::jsonb) AS t(source_object text, source_id text))
     RETURNING 1
 ), rs AS (
     UPDATE {SCHEMA}.dead_letter SET resolved_at = now()
-    WHERE pair = %(pair)s AND source_object = %(obj)s AND resolved_at IS NULL
-      AND source_id = ANY(SELECT t.source_id FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_id text))
+    WHERE pair = %(pair)s AND resolved_at IS NULL AND (source_object, source_id) IN (SELECT obj, source_id FROM done)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FROM mf),
@@ -162,6 +184,15 @@ WITH mf AS (
     FROM jsonb_to_recordset(%(restored)s::jsonb) AS t(odoo_id bigint, prior jsonb)
     WHERE c.odoo_model = %(model)s AND c.odoo_id = t.odoo_id
     RETURNING 1
+), rc AS (
+    INSERT INTO {SCHEMA}.crosswalk AS c (pair, source_object, source_id, odoo_model, odoo_id, content_hash, written, run_id)
+    SELECT %(pair)s, t.source_object, t.source_id, %(model)s, t.odoo_id, NULL, t.written, %(run)s
+    FROM jsonb_to_recordset(%(recreated)s::jsonb) AS t(source_object text, source_id text, odoo_id bigint, written jsonb)
+    ORDER BY t.source_object, t.source_id
+    ON CONFLICT (pair, source_object, source_id) DO UPDATE
+       SET odoo_model = EXCLUDED.odoo_model, odoo_id = EXCLUDED.odoo_id, content_hash = NULL,
+           written = EXCLUDED.written, run_id = EXCLUDED.run_id, updated_at = now()
+    RETURNING 1
 ), au AS (
     INSERT INTO {SCHEMA}.audit_log (run_id, pair, source_object, source_id, odoo_model, odoo_id, action, changes, message)
     SELECT %(run)s, %(pair)s, t.source_object, t.source_id, %(model)s, t.odoo_id, t.action, t.changes, t.message
@@ -169,18 +200,19 @@ WITH mf AS (
          AS t(source_object text, source_id text, odoo_id bigint, action text, changes jsonb, message text)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM mf), (SELECT count(*) FROM fg), (SELECT count(*) FROM rs), (SELECT count(*) FROM au)
+SELECT (SELECT count(*) FROM mf), (SELECT count(*) FROM fg), (SELECT count(*) FROM rs), (SELECT count(*) FROM au),
+       (SELECT count(*) FROM rc)
 """
 
 _LOOKUP = f"""
-SELECT source_id, odoo_id, content_hash, written FROM {SCHEMA}.crosswalk
+SELECT source_id, odoo_id, content_hash, written, odoo_model FROM {SCHEMA}.crosswalk
 WHERE pair = %s AND source_object = %s AND source_id = ANY(%s)
 """
 
 _LOOKUP_AND_CLAIM = f"""
 WITH ids AS (SELECT DISTINCT unnest(%(ids)s::text[]) AS sid),
 cw AS (
-    SELECT source_id, odoo_id, content_hash, written FROM {SCHEMA}.crosswalk
+    SELECT source_id, odoo_id, content_hash, written, odoo_model FROM {SCHEMA}.crosswalk
     WHERE pair = %(pair)s AND source_object = %(obj)s AND source_id = ANY(%(ids)s::text[])
 ), new_ids AS (
     SELECT sid FROM ids WHERE sid NOT IN (SELECT source_id FROM cw)
@@ -190,18 +222,18 @@ cw AS (
     ON CONFLICT (pair, source_object, source_id) DO NOTHING
     RETURNING source_id
 )
-SELECT source_id, odoo_id, content_hash, written FROM cw
+SELECT source_id, odoo_id, content_hash, written, odoo_model FROM cw
 UNION ALL
-SELECT sid, NULL, NULL, NULL FROM new_ids WHERE sid NOT IN (SELECT source_id FROM claimed)
+SELECT sid, NULL, NULL, NULL, NULL FROM new_ids WHERE sid NOT IN (SELECT source_id FROM claimed)
 """
 
 _STAGE = f"""
 INSERT INTO {SCHEMA}.staging AS s (run_id, pair, source_object, source_id, batch_no, record, deleted)
-SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, %(batch)s, t.record, COALESCE(t.deleted, false)
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(source_id text, record jsonb, deleted boolean)
+SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, COALESCE(t.batch_no, %(batch)s), t.record, COALESCE(t.deleted, false)
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(source_id text, batch_no integer, record jsonb, deleted boolean)
 ORDER BY t.source_id
 ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
-   SET record = EXCLUDED.record, deleted = EXCLUDED.deleted, extracted_at = now()
+   SET record = EXCLUDED.record, deleted = EXCLUDED.deleted, batch_no = EXCLUDED.batch_no, extracted_at = now()
 """
 
 
@@ -386,7 +418,7 @@ class MigrationStateHook(PostgresHook):
 
         def q(cur: Any) -> dict[str, Bound]:
             self._execute(cur, _LOOKUP, (pair, source_object, list(source_ids)))
-            return {sid: Bound(oid, h, _as_obj(w) or {}) for sid, oid, h, w in cur.fetchall()}
+            return {sid: Bound(oid, h, _as_obj(w) or {}, m) for sid, oid, h, w, m in cur.fetchall()}
 
         return self.run_in_transaction(q)
 
@@ -405,11 +437,11 @@ class MigrationStateHook(PostgresHook):
             self._execute(cur, _LOOKUP_AND_CLAIM, {"pair": pair, "obj": source_object, "run": run_id,
                                                    "ids": list(source_ids)})
             bound, maybe = {}, set()
-            for sid, oid, h, w in cur.fetchall():
+            for sid, oid, h, w, m in cur.fetchall():
                 if oid is None:
                     maybe.add(sid)
                 else:
-                    bound[sid] = Bound(oid, h, _as_obj(w) or {})
+                    bound[sid] = Bound(oid, h, _as_obj(w) or {}, m)
             return bound, maybe
 
         return self.run_in_transaction(q)
@@ -426,9 +458,9 @@ class MigrationStateHook(PostgresHook):
         One statement (one round trip); all of it lands or none of it does. Duplicate keys within
         the batch keep the last row. Returns the row counts written per table.
         """
-        dedup_links = list({lk["source_id"]: lk for lk in links}.values())
-        dedup_manifest = list({(m["odoo_id"]): m for m in manifest}.values())
-        dedup_dead = list({d["source_id"]: d for d in dead_letters}.values())
+        dedup_links = list({(lk.get("source_object"), lk["source_id"]): lk for lk in links}.values())
+        dedup_manifest = list({(m.get("odoo_model"), m["odoo_id"]): m for m in manifest}.values())
+        dedup_dead = list({(d.get("source_object"), d["source_id"]): d for d in dead_letters}.values())
         params = {
             "run": run_id, "pair": pair, "obj": source_object, "model": odoo_model,
             "links": _json(dedup_links), "audit": _json(audit),
@@ -446,7 +478,8 @@ class MigrationStateHook(PostgresHook):
 
     def stage(self, *, run_id: str, pair: str, source_object: str, batch_no: int,
               rows: Sequence[Mapping[str, Any]]) -> int:
-        """Store one extracted batch (``rows`` of ``{source_id, record, deleted?}``); idempotent."""
+        """Store one extracted batch (``rows`` of ``{source_id, record, deleted?, batch_no?}``; a row's own
+        ``batch_no`` wins over the argument); idempotent."""
         if not rows:
             return 0
         params = {"run": run_id, "pair": pair, "obj": source_object, "batch": batch_no, "rows": _json(rows)}
@@ -474,6 +507,25 @@ class MigrationStateHook(PostgresHook):
                                    WHERE run_id = %s AND pair = %s AND source_object = %s AND batch_no = %s
                                    ORDER BY source_id""", (run_id, pair, source_object, batch_no))
             return [{"source_id": s, "record": _as_obj(r), "deleted": d} for s, r, d in cur.fetchall()]
+
+        return self.run_in_transaction(q)
+
+    def read_timeline_batch(self, *, run_id: str, pair: str, timeline: str, batch_no: int) -> list[dict[str, Any]]:
+        """Return one batch of a timeline, oldest first: ``{object, source_id, record, deleted}``.
+
+        A timeline's staged rows are pointers ``{o: object, id: source id, d: sort date}`` to the staged
+        records of its member objects; the records are joined in, in date order (ties: object, id).
+        """
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"""SELECT p.record->>'o', s.source_id, s.record, s.deleted
+                                   FROM {SCHEMA}.staging p
+                                   JOIN {SCHEMA}.staging s ON s.run_id = p.run_id AND s.pair = p.pair
+                                        AND s.source_object = p.record->>'o' AND s.source_id = p.record->>'id'
+                                   WHERE p.run_id = %s AND p.pair = %s AND p.source_object = %s AND p.batch_no = %s
+                                   ORDER BY p.record->>'d', p.record->>'o', s.source_id""",
+                          (run_id, pair, timeline, batch_no))
+            return [{"object": o, "source_id": sid, "record": _as_obj(r), "deleted": d}
+                    for o, sid, r, d in cur.fetchall()]
 
         return self.run_in_transaction(q)
 
@@ -513,17 +565,22 @@ class MigrationStateHook(PostgresHook):
 
     def record_rollback(self, *, run_id: str, pair: str, odoo_model: str, unlinked: Sequence[int] = (),
                         restored: Mapping[int, Mapping[str, Any]] | None = None,
-                        gone: Sequence[int] = (), audit: Sequence[Mapping[str, Any]] = ()) -> dict[str, int]:
+                        gone: Sequence[int] = (), recreated: Mapping[int, Mapping[str, Any]] | None = None,
+                        audit: Sequence[Mapping[str, Any]] = ()) -> dict[str, int]:
         """Record what a rollback did to one model, in one statement.
 
         Marks the run's manifest rows rolled back; forgets the crosswalk rows of the records unlinked
         (or already gone), so a later run creates them again; for restored records puts the prior
-        values back into ``written`` and clears the hash, so a later run compares afresh.
+        values back into ``written`` and clears the hash, so a later run compares afresh; binds the
+        source records of ``recreated`` (``{old id: {odoo_id, source_object, source_id, written}}``:
+        records the run had removed, created again) to their new ids.
         """
         restored = restored or {}
+        recreated = recreated or {}
         params = {
             "run": run_id, "pair": pair, "model": odoo_model,
-            "done": [int(i) for i in [*unlinked, *gone, *restored]],
+            "recreated": _json(recreated.values()),
+            "done": [int(i) for i in [*unlinked, *gone, *restored, *recreated]],
             "forget": [int(i) for i in [*unlinked, *gone]],
             "restored": _json({"odoo_id": int(k), "prior": v} for k, v in restored.items()),
             "audit": _json(audit),
@@ -531,8 +588,9 @@ class MigrationStateHook(PostgresHook):
 
         def q(cur: Any) -> dict[str, int]:
             self._execute(cur, _RECORD_ROLLBACK, params)
-            done, forgot, rest, au = cur.fetchone()
-            return {"manifest": done, "crosswalk_removed": forgot, "crosswalk_restored": rest, "audit": au}
+            done, forgot, rest, au, rc = cur.fetchone()
+            return {"manifest": done, "crosswalk_removed": forgot, "crosswalk_restored": rest, "audit": au,
+                    "crosswalk_recreated": rc}
 
         return self.run_in_transaction(q)
 

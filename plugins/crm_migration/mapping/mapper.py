@@ -185,6 +185,39 @@ def _attach_candidates(spec: ObjectSpec, record: Mapping[str, Any]) -> list[tupl
     return out
 
 
+def timeline_position(spec: ObjectSpec, record: Mapping[str, Any]) -> tuple[str, str]:
+    """``(date, parent)`` of a chatter record: its date as ``YYYY-MM-DD HH:MM:SS`` UTC (from the sources
+    of its ``date`` field, first non-empty), and the source id of the record it is posted on (its
+    ``attach_to`` target, else its first reference), ``""`` when unknown."""
+    date = ""
+    fspec = spec.fields.get("date")
+    for path in fspec.sources if fspec else ():
+        value = get_path(record, path)
+        if not T._empty(value):
+            date = _utc_text(value)
+            break
+    parent = next((sid for _p, _o, _m, sid in _attach_candidates(spec, record)), "")
+    if not parent:
+        for f in spec.fields.values():
+            if f.ref and f.sources and not T._empty(v := get_path(record, f.sources[0])):
+                parent = str(v)
+                break
+    return date, parent
+
+
+def _utc_text(value: Any) -> str:
+    from datetime import UTC, datetime
+
+    text = str(value).strip()
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def refs_needed(spec: ObjectSpec, records: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
     """The crosswalk ids a batch needs, per source object: one query per object for the whole batch."""
     out: dict[str, set[str]] = defaultdict(set)

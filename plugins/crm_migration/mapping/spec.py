@@ -347,7 +347,9 @@ class Settings:
     :param on_missing_ref: default for a ``ref`` to a record not (yet) migrated: ``error`` or ``null``.
     :param contact_extra_companies: ``child_contacts`` (one child partner per extra company) or ``many2many``.
     :param contact_own_address_type: the ``res.partner.type`` of a contact with its own address.
-    :param activities_oldest_first: load activity objects ordered by their date, oldest first.
+    :param activities_oldest_first: load the chatter (every object that becomes ``mail.message``: stage
+        history, done tasks, emails, calls, notes) as one timeline, oldest first, so message ids follow
+        the dates (Odoo shows a record's chatter by id). See :meth:`PairSpec.timeline`.
     """
 
     fallback_user: str = "admin"
@@ -535,6 +537,19 @@ class PairSpec:
             raise SpecError(self.origin, f"{name} is not loaded into Odoo (action {obj.target.action})", obj=name)
         return {"pair": self.pair, "source": self.source, "source_object": obj.key_object, "model": obj.model,
                 "conflict_policy": self.settings.conflict_policy}
+
+    #: the name of the chatter timeline (its batches are staged under this name)
+    TIMELINE = "chatter"
+
+    def timeline(self) -> list[ObjectSpec]:
+        """The objects loaded together as the chatter timeline, oldest first: every loadable object whose
+        model is ``mail.message`` and which maps its ``date``, when ``activities_oldest_first`` is set.
+
+        Their batches mix objects in date order, and all the messages of one record fall in one batch,
+        so parallel batches keep each record's chatter in date order."""
+        if not self.settings.activities_oldest_first:
+            return []
+        return [o for o in self.loadable() if o.model == "mail.message" and "date" in o.fields]
 
     def by_prefix(self, prefix: str) -> list[ObjectSpec]:
         return [o for o in self.objects.values() if o.id_prefix == prefix]
@@ -1028,8 +1043,15 @@ def _check_cross(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, Lookup
         if obj.target.key and obj.target.action == "load":
             ko = obj.target.key_object
             if ko in key_objects:
-                raise SpecError(origin, f"key object {ko!r} already used by {key_objects[ko]}: the crosswalk needs "
-                                        "one per object", obj=obj.name, field="key")
+                # one source object split by `where` into two models (open tasks -> activities, closed ->
+                # messages) shares its key and crosswalk entry: the record moves from one model to the other
+                other = objects[key_objects[ko]]
+                if not (other.source_object == obj.source_object and other.model != obj.model
+                        and other.target.where and obj.target.where):
+                    raise SpecError(origin, f"key object {ko!r} already used by {key_objects[ko]}: the crosswalk "
+                                            "needs one per object (two mappings of one source object may share it "
+                                            "only when `where` splits them into different models)",
+                                    obj=obj.name, field="key")
             key_objects[ko] = obj.name
 
 

@@ -136,6 +136,20 @@ def load(*, pair: str, name: str, batch: BatchRef, **context: Any) -> LoadResult
                                dry_run=bool(_params(context).get("dry_run")))
 
 
+def order_timeline(*, pair: str, **context: Any) -> list[BatchRef]:
+    """Cut the staged chatter records (stage history, done tasks, notes) into timeline batches."""
+    params = _params(context)
+    pipe = pipeline(pair, run_id=context["run_id"])
+    return pipe.order_timeline(run_id=context["run_id"], batch_size=int(params.get("batch_size") or 500))
+
+
+def load_timeline(*, pair: str, batch: BatchRef, **context: Any) -> LoadResult:
+    """Load one chatter batch, oldest first."""
+    pipe = pipeline(pair, run_id=context["run_id"])
+    return pipe.load_timeline(run_id=context["run_id"], batch_no=int(batch["batch_no"]),
+                              dry_run=bool(_params(context).get("dry_run")))
+
+
 def link(*, pair: str, name: str, **context: Any) -> list[dict[str, Any]]:
     if not _selected(context, name):
         return []

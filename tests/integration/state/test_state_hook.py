@@ -77,7 +77,8 @@ def test_crosswalk_upsert_of_the_same_batch_twice_gives_one_row_per_key(hook):
                           audit=[{"source_id": s, "odoo_id": 1, "action": "create"} for s in ids])
     assert hook.count("crosswalk", pair="apto_to_odoo", source_object="Contact") == 50
     got = hook.lookup("apto_to_odoo", "Contact", ids[:3] + ["missing"])
-    assert got == {ids[0]: (1000, "h1", {}), ids[1]: (1001, "h1", {}), ids[2]: (1002, "h1", {})}
+    assert got == {ids[0]: (1000, "h1", {}, "res.partner"), ids[1]: (1001, "h1", {}, "res.partner"),
+                   ids[2]: (1002, "h1", {}, "res.partner")}
 
 
 def test_written_values_merge_field_by_field(hook):

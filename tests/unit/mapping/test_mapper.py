@@ -22,6 +22,7 @@ from crm_migration.mapping.mapper import (
     matches,
     refs_needed,
     resolve_owners,
+    timeline_position,
 )
 from crm_migration.mapping.spec import PairSpec, load_pair
 
@@ -313,7 +314,23 @@ def test_open_task_is_an_activity(pair, refs):
     assert _ok(map_record(spec, rec, refs)) == {
         "res_model_id": 85, "res_id": 11, "activity_type_id": 4, "summary": "Send BOV",
         "note": "<p>Internal</p>", "date_deadline": "2024-03-01", "user_id": 2}
-    assert spec.key(rec) == "apto:OpenTask:00T5g00000Tsk01AAA"
+    assert spec.key(rec) == "apto:Task:00T5g00000Tsk01AAA"      # one key per task, open or closed
+
+
+def test_timeline_position_is_the_message_date_and_the_record_it_is_posted_on(pair):
+    task = pair.objects["Task"]
+    # the deal wins over the contact, as in the mapping; the completion time over the creation time, in UTC
+    assert timeline_position(task, _task(CompletedDateTime="2021-03-04T23:30:00.000-0200")) == (
+        "2021-03-05 01:30:00", OPP)
+    assert timeline_position(task, _task(WhatId=None, CompletedDateTime=None,
+                                         CreatedDate="2020-01-02T03:04:05.000+0000")) == ("2020-01-02 03:04:05", CON)
+    # a WhatId of an object that is not migrated (a case) leaves the message on the contact
+    assert timeline_position(task, _task(WhatId="5005g00000Cas01AAA"))[1] == CON
+    hist = pair.objects["OpportunityHistory"]
+    assert timeline_position(hist, {"Id": "0085g00000His01AAA", "OpportunityId": OPP,
+                                    "CreatedDate": "2019-05-06T07:08:09.000+0000"}) == ("2019-05-06 07:08:09", OPP)
+    note = pair.objects["ContentNote"]
+    assert timeline_position(note, {"LinkedEntityId": ACC, "ContentDocument": {"CreatedDate": None}}) == ("", ACC)
 
 
 def test_meeting_links_the_deal_later(pair, refs):
