@@ -501,7 +501,7 @@ class Pipeline:
                     date, parent = timeline_position(obj, row["record"])
                     pointers.append({"source_id": f"{name}/{row['source_id']}", "deleted": row["deleted"],
                                      "batch_no": zlib.crc32((parent or row["source_id"]).encode()) % n,
-                                     "record": {"o": name, "id": row["source_id"], "d": date}})
+                                     "record": {"o": name, "b": b["batch_no"], "id": row["source_id"], "d": date}})
                 self.state.stage(run_id=run_id, pair=self.pair, source_object=scope, batch_no=0, rows=pointers)
         refs: list[BatchRef] = [{"source_object": scope, "batch_no": b["batch_no"], "count": b["count"]}
                                 for b in self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=scope)]

@@ -513,14 +513,20 @@ class MigrationStateHook(PostgresHook):
     def read_timeline_batch(self, *, run_id: str, pair: str, timeline: str, batch_no: int) -> list[dict[str, Any]]:
         """Return one batch of a timeline, oldest first: ``{object, source_id, record, deleted}``.
 
-        A timeline's staged rows are pointers ``{o: object, id: source id, d: sort date}`` to the staged
+        A timeline's staged rows are pointers ``{o: object, b: batch, id: source id, d: sort date}`` to the staged
         records of its member objects; the records are joined in, in date order (ties: object, id).
         """
         def q(cur: Any) -> list[dict[str, Any]]:
+            # one index probe per pointer, on (object, batch, id): right after staging the table has no
+            # statistics, and a join planned from them degenerates into scans of whole batches
             self._execute(cur, f"""SELECT p.record->>'o', s.source_id, s.record, s.deleted
                                    FROM {SCHEMA}.staging p
-                                   JOIN {SCHEMA}.staging s ON s.run_id = p.run_id AND s.pair = p.pair
-                                        AND s.source_object = p.record->>'o' AND s.source_id = p.record->>'id'
+                                   CROSS JOIN LATERAL (
+                                       SELECT source_id, record, deleted FROM {SCHEMA}.staging s
+                                       WHERE s.run_id = p.run_id AND s.pair = p.pair
+                                         AND s.source_object = p.record->>'o' AND s.batch_no = (p.record->>'b')::integer
+                                         AND s.source_id = p.record->>'id'
+                                       LIMIT 1) s
                                    WHERE p.run_id = %s AND p.pair = %s AND p.source_object = %s AND p.batch_no = %s
                                    ORDER BY p.record->>'d', p.record->>'o', s.source_id""",
                           (run_id, pair, timeline, batch_no))
