@@ -23,6 +23,7 @@ class BatchRef(TypedDict):
     source_object: str
     batch_no: int
     count: int
+    of: int                 # how many batches the object has in this run (for "batch 3 of 10" in the logs)
 
 
 def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]], *, run_id: str, pair: str,
@@ -46,7 +47,7 @@ def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]]
             return
         batch_no = len(refs)
         state.stage(run_id=run_id, pair=pair, source_object=source_object, batch_no=batch_no, rows=list(buf.values()))
-        refs.append({"source_object": source_object, "batch_no": batch_no, "count": len(buf)})
+        refs.append({"source_object": source_object, "batch_no": batch_no, "count": len(buf), "of": 0})
         log.info("%s: staged batch %d (%d records, %d so far, %.1f s)", source_object, batch_no, len(buf), total,
                  time.perf_counter() - started)
         buf = {}
@@ -62,6 +63,8 @@ def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]]
         if len(buf) >= batch_size:
             flush()
     flush()
+    for ref in refs:
+        ref["of"] = len(refs)
     log.info("%s: %d records staged in %d batches of up to %d (%.1f s)", source_object, total, len(refs),
              batch_size, time.perf_counter() - started)
     return refs

@@ -352,7 +352,7 @@ class Pipeline:
             out[field] = (edges, cut)
         return out
 
-    def load(self, name: str, *, run_id: str, batch_no: int, dry_run: bool = False) -> LoadResult:
+    def load(self, name: str, *, run_id: str, batch_no: int, dry_run: bool = False, of: int | None = None) -> LoadResult:
         """Map one staged batch and load it; verify file checksums for attachments."""
         started = time.perf_counter()
         obj = self.spec.object(name)
@@ -367,7 +367,8 @@ class Pipeline:
                             log=self.log)
         if blobs and not dry_run and obj.model == "ir.attachment":
             self._verify_checksums(name, run_id, blobs)
-        self.log.info("%s batch %d done in %.2f s", name, batch_no, time.perf_counter() - started)
+        self.log.info("%s batch %d%s done in %.2f s", name, batch_no, f" ({batch_no + 1} of {of})" if of else "",
+                      time.perf_counter() - started)
         return result
 
     def _verify_checksums(self, name: str, run_id: str, blobs: Mapping[str, bytes]) -> None:
@@ -503,13 +504,14 @@ class Pipeline:
                                      "batch_no": zlib.crc32((parent or row["source_id"]).encode()) % n,
                                      "record": {"o": name, "b": b["batch_no"], "id": row["source_id"], "d": date}})
                 self.state.stage(run_id=run_id, pair=self.pair, source_object=scope, batch_no=0, rows=pointers)
-        refs: list[BatchRef] = [{"source_object": scope, "batch_no": b["batch_no"], "count": b["count"]}
-                                for b in self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=scope)]
+        cut = self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=scope)
+        refs: list[BatchRef] = [{"source_object": scope, "batch_no": b["batch_no"], "count": b["count"], "of": len(cut)}
+                                for b in cut]
         self.log.info("chatter timeline: %d messages of %s in %d batches (by the record they are posted on, "
                       "oldest first within each)", total, ", ".join(members) or "-", len(refs))
         return refs
 
-    def load_timeline(self, *, run_id: str, batch_no: int, dry_run: bool = False) -> LoadResult:
+    def load_timeline(self, *, run_id: str, batch_no: int, dry_run: bool = False, of: int | None = None) -> LoadResult:
         """Map and load one timeline batch in one create call, oldest first (ids follow the dates)."""
         started = time.perf_counter()
         staged = self.state.read_timeline_batch(run_id=run_id, pair=self.pair, timeline=self.spec.TIMELINE,
@@ -537,7 +539,8 @@ class Pipeline:
             return _empty_result(self.spec.TIMELINE, "mail.message", len(staged))
         result = load_batch(self.odoo, self.state, self.target(first), [row for _, row in placed], run_id=run_id,
                             dry_run=dry_run, log=self.log, order_group=_posted_on)
-        self.log.info("chatter batch %d done in %.2f s (%s)", batch_no, time.perf_counter() - started,
+        self.log.info("chatter batch %d%s done in %.2f s (%s)", batch_no, f" ({batch_no + 1} of {of})" if of else "",
+                      time.perf_counter() - started,
                       ", ".join(f"{name} {len(items)}" for name, items in live.items()))
         return {**result, "source_object": self.spec.TIMELINE}
 

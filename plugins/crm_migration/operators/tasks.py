@@ -132,7 +132,7 @@ def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> lis
 def load(*, pair: str, name: str, batch: BatchRef, **context: Any) -> LoadResult:
     """Map and load one staged batch."""
     pipe = pipeline(pair, run_id=context["run_id"])
-    return pipe.load(name, run_id=context["run_id"], batch_no=int(batch["batch_no"]),
+    return pipe.load(name, run_id=context["run_id"], batch_no=int(batch["batch_no"]), of=batch.get("of"),
                                dry_run=bool(_params(context).get("dry_run")))
 
 
@@ -146,7 +146,7 @@ def order_timeline(*, pair: str, **context: Any) -> list[BatchRef]:
 def load_timeline(*, pair: str, batch: BatchRef, **context: Any) -> LoadResult:
     """Load one chatter batch, oldest first."""
     pipe = pipeline(pair, run_id=context["run_id"])
-    return pipe.load_timeline(run_id=context["run_id"], batch_no=int(batch["batch_no"]),
+    return pipe.load_timeline(run_id=context["run_id"], batch_no=int(batch["batch_no"]), of=batch.get("of"),
                               dry_run=bool(_params(context).get("dry_run")))
 
 
