@@ -160,6 +160,14 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     superseded = {r: b for r, b in bound.items() if b.odoo_model and b.odoo_model != model}
     if order_group is not None:
         superseded.update(_out_of_order(valid, bound, superseded, order_group, rid))
+    old_values = _read_superseded(odoo, superseded) if superseded else {}   # what a rollback recreates
+    kept = [r for r, b in superseded.items()
+            if b.odoo_model == model and _edited(old_values.get((model, b.odoo_id)), b.written, fields)]
+    for r in kept:          # to be moved only for the order, but edited in Odoo since our write: left alone
+        del superseded[r]
+    if kept:
+        log.warning("%s: %d records edited in Odoo are left where they are, out of date order (%s)", model,
+                    len(kept), ", ".join(f"{s}:{i}" for s, i in kept[:10]))
     # only ids an interrupted attempt had claimed (or superseded ones) can be in Odoo without being recorded
     retry = [tgt(row).key(row["source_id"]) for row in valid if rid(row) in maybe_landed or rid(row) in superseded]
     replaced_here = {b.odoo_id for b in superseded.values() if b.odoo_model == model}
@@ -226,7 +234,6 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                  result["superseded"], result["dead_lettered"])
         return result
 
-    old_values = _read_superseded(odoo, old)      # before anything changes: what a rollback recreates
     if to_create:
         keys = [tgt(r).key(r["source_id"]) for r in to_create]
 
@@ -292,6 +299,14 @@ def _out_of_order(valid: Sequence[Row], bound: Mapping[Rid, Bound], superseded: 
             first_new.setdefault(group(row), i)
     return {rid(row): bound[rid(row)] for i, row in enumerate(valid)
             if rid(row) in bound and rid(row) not in superseded and i > first_new.get(group(row), len(valid))}
+
+
+def _edited(now: Mapping[str, Any] | None, written: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+    """Whether a record read back (canonical values) differs from what the crosswalk says we wrote."""
+    if now is None:
+        return False
+    return any(f in now and canonical(now[f], _type(fields, f)) != canonical(v, _type(fields, f))
+               for f, v in written.items())
 
 
 def _read_superseded(odoo: OdooHook, old: Mapping[Rid, Bound]) -> dict[tuple[str, int], dict[str, Any]]:

@@ -129,3 +129,17 @@ def test_messages_loaded_earlier_are_placed_back_in_date_order_when_older_ones_a
                                ["x_migration_key", "date"])
     assert (back["x_migration_key"], back["date"]) == ("apto:OpportunityHistory:h3", "2019-03-01 10:00:00")
     assert state.odoo_ids(PAIR, "OpportunityHistory", ["h3"]) == {"h3": back["id"]}
+
+
+def test_a_message_edited_in_odoo_is_not_moved_for_the_order(odoo, state, lead):
+    def group(row):
+        return row["values"]["model"], row["values"]["res_id"]
+
+    load_batch(odoo, state, HISTORY, [_msg("h3", "2019-03-01 10:00:00", lead)], run_id="sample", order_group=group)
+    (old,) = odoo.search_read("mail.message", [("x_migration_key", "=", "apto:OpportunityHistory:h3")], ["id"])
+    odoo.write_batch("mail.message", {old["id"]: {"body": "<p>annotated by a user</p>"}})
+    full = [_msg("h1", "2019-01-01 10:00:00", lead), _msg("h3", "2019-03-01 10:00:00", lead)]
+    result = load_batch(odoo, state, HISTORY, full, run_id="full", order_group=group)
+    assert (result["created"], result["superseded"]) == (1, 0)
+    (kept,) = odoo.search_read("mail.message", [("x_migration_key", "=", "apto:OpportunityHistory:h3")], ["body"])
+    assert (kept["id"], kept["body"]) == (old["id"], "<p>annotated by a user</p>")
