@@ -167,6 +167,12 @@ def test_4_delta_picks_up_exactly_the_changed_records(world):
     (msg,) = world["hook"].search_read("mail.message", [("x_migration_key", "=", f"apto:Task:{task}")], ["date"])
     assert msg["date"] == (W0 + timedelta(minutes=3)).strftime("%Y-%m-%d %H:%M:%S")
     world["closed_task"] = task
+    # the full run's reconciliation still adds up: the task is accounted for as moved on, not missing
+    from crm_migration.engine import verify
+    from crm_migration.operators.tasks import pipeline
+
+    (recon,) = verify.reconcile(pipeline("apto_to_odoo"), run_id=world["runs"]["full"], objects=["OpenTask"])
+    assert (recon["moved"], recon["unaccounted"], recon["status"]) == (1, 0, "ok"), recon["problems"]
     (p,) = world["hook"].read("res.partner", [migrated[c1]], ["function"])
     assert p["function"] == "Delta Title"
     (gone,) = world["hook"].read("res.partner", [migrated[c2]], ["active"], context={"active_test": False})

@@ -180,16 +180,23 @@ def _mutate(org: object, at: datetime) -> list[str]:
     contacts = sorted(i for i, r in tables["Contact"].items() if not r.get("IsDeleted"))
     deals = sorted(i for i, r in tables["Opportunity"].items() if not r.get("IsDeleted") and not r.get("IsClosed"))
     ts = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    # an open task (a scheduled activity in Odoo) whose deal was migrated: completed during the window
+    open_tasks = sorted(i for i, r in tables["Task"].items() if not r.get("IsDeleted") and r.get("IsClosed") is False
+                        and str(r.get("WhatId") or "").startswith("006") and r["WhatId"] in deals)
     c1, c2, c3 = contacts[3], contacts[4], contacts[5]
+    task = open_tasks[0] if open_tasks else None
     org.mutate({  # type: ignore[attr-defined]
         "timestamp": ts,
         "updates": {"Contact": [{"Id": c1, "Title": "Head of Acquisitions"}, {"Id": c2, "Phone": "+1 415 555 0142"}],
-                    "Opportunity": [{"Id": deals[0], "Amount": 1234567.0}]},
+                    "Opportunity": [{"Id": deals[0], "Amount": 1234567.0}],
+                    **({"Task": [{"Id": task, "IsClosed": True, "Status": "Completed", "CompletedDateTime": ts}]}
+                       if task else {})},
         "creates": {"Contact": [{"FirstName": "Dana", "LastName": "Cutover", "Email": "dana.cutover@example.com"}]},
         "deletes": {"Contact": [c3]},
     })
     return [f"updated Contact {c1} (Title), Contact {c2} (Phone), Opportunity {deals[0]} (Amount)",
-            "created Contact Dana Cutover", f"deleted Contact {c3} (archived in Odoo by the delta)"]
+            "created Contact Dana Cutover", f"deleted Contact {c3} (archived in Odoo by the delta)",
+            *([f"completed Task {task} (its Odoo activity becomes a message in the deal's chatter)"] if task else [])]
 
 
 def _latest(folder: Path, name: str) -> str:

@@ -85,6 +85,7 @@ class ReconRow(TypedDict):
     odoo: int                     # Odoo records whose x_migration_key is <source>:<scope>:...
     dead_letters: int             # open dead letters of the object (distinct source ids, all runs)
     unaccounted: int              # staged records neither landed nor dead-lettered
+    moved: int                    # staged records a later run moved to another model (a task completed since)
     compared: int                 # crosswalk records compared with Odoo
     differing: int                # of those, records whose values differ
     missing_in_odoo: int          # crosswalk records Odoo no longer has
@@ -427,8 +428,9 @@ def field_diff(pipe: Pipeline, name: str, *, run_id: str) -> list[DiffRow]:
 # ---- reconciliation -----------------------------------------------------------------------------------------
 
 
-def _count_sql(pipe: Pipeline, name: str, scope: str, model: str, run_id: str) -> tuple[int, int, int, int, int]:
-    """``(staged, landed, crosswalk, dead letters, unaccounted)`` in one statement."""
+def _count_sql(pipe: Pipeline, name: str, scope: str, model: str, run_id: str
+               ) -> tuple[int, int, int, int, int, int]:
+    """``(staged, landed, crosswalk, dead letters, unaccounted, moved)`` in one statement."""
     # EXISTS in the select list stays a per-row index probe: right after a load the tables have no
     # statistics yet, and a join planned from them degenerates into a nested loop over the whole object
     sql = f"""
@@ -437,12 +439,14 @@ def _count_sql(pipe: Pipeline, name: str, scope: str, model: str, run_id: str) -
             AND odoo_model = %(model)s),
            (SELECT count(DISTINCT source_id) FROM {SCHEMA}.dead_letter
             WHERE pair = %(pair)s AND source_object = %(scope)s AND odoo_model = %(model)s AND resolved_at IS NULL),
-           count(*) FILTER (WHERE NOT landed AND NOT dead)
+           count(*) FILTER (WHERE NOT landed AND NOT dead AND NOT moved), count(*) FILTER (WHERE moved)
     FROM (
         SELECT EXISTS (SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
                        AND c.source_id = s.source_id AND c.odoo_model = %(model)s) AS landed,
                EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d WHERE d.pair = %(pair)s AND d.source_object = %(scope)s
-                       AND d.source_id = s.source_id AND d.odoo_model = %(model)s AND d.resolved_at IS NULL) AS dead
+                       AND d.source_id = s.source_id AND d.odoo_model = %(model)s AND d.resolved_at IS NULL) AS dead,
+               EXISTS (SELECT 1 FROM {SCHEMA}.crosswalk c WHERE c.pair = %(pair)s AND c.source_object = %(scope)s
+                       AND c.source_id = s.source_id AND c.odoo_model <> %(model)s) AS moved
         FROM {SCHEMA}.staging s
         WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(name)s AND NOT s.deleted
     ) t
@@ -496,7 +500,7 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         started = time.perf_counter()
         target = pipe.target(name)
         model, scope = target.model, target.source_object
-        staged, landed, cw_count, dead, unaccounted = _count_sql(pipe, name, scope, model, run_id)
+        staged, landed, cw_count, dead, unaccounted, moved = _count_sql(pipe, name, scope, model, run_id)
         odoo_count = int(pipe.odoo.call(model, "search_count",
                                         [[(MIGRATION_KEY, "=like", f"{target.source}:{scope}:%")]],
                                         context={"active_test": False}))
@@ -542,7 +546,7 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         if unaccounted:
             problems.append(f"{unaccounted} staged records neither landed nor dead-lettered")
         row = ReconRow(object=name, model=model, scope=scope, staged=staged, landed=landed, crosswalk=cw_count,
-                       odoo=odoo_count, dead_letters=dead, unaccounted=unaccounted, compared=compared,
+                       odoo=odoo_count, dead_letters=dead, unaccounted=unaccounted, moved=moved, compared=compared,
                        differing=differing, missing_in_odoo=missing, checksum_crosswalk=cs_cw,
                        checksum_odoo=cs_odoo, examples=examples, problems=problems,
                        status="mismatch" if problems else "ok", seconds=round(time.perf_counter() - started, 3))

@@ -32,6 +32,8 @@ def summary_lines(rows: Iterable[ReconRow]) -> list[str]:
                          + ", ".join(named[:3]) + ("…" if r["differing"] > 3 else "") + ")")
         if r["unaccounted"]:
             parts.append(f"{r['unaccounted']:,} staged records neither landed nor dead-lettered")
+        if r.get("moved"):
+            parts.append(f"{r['moved']:,} since moved to another model by a later run")
         out.append(f"{r['object']}: " + ", ".join(parts))
     return out
 
@@ -60,7 +62,8 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
     report.add("Per object", [{
         "object": r["object"], "model": r["model"], "status": r["status"],
         "source (staged)": r["staged"], "landed": r["landed"], "crosswalk": r["crosswalk"], "Odoo": r["odoo"],
-        "dead letters": r["dead_letters"], "unaccounted": r["unaccounted"], "differing records": r["differing"],
+        "dead letters": r["dead_letters"], "unaccounted": r["unaccounted"],
+        "moved since": r.get("moved", 0), "differing records": r["differing"],
         "gone from Odoo": r["missing_in_odoo"], "checksum crosswalk": r["checksum_crosswalk"][:16],
         "checksum Odoo": r["checksum_odoo"][:16], "problems": "; ".join(r["problems"]),
     } for r in rows], note="source = records staged in the run; crosswalk = records the tool bound (all runs); "
