@@ -51,6 +51,11 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             "audience": _field("JWT audience", "Login host for the JWT assertion, e.g. "
                                "https://login.salesforce.com (default: the org URL)"),
             "batch_size": _field("Query page size", "Sforce-Query-Options batchSize, 200..2000", kind="integer"),
+            "bulk_threshold": _field("Bulk API threshold", "Records from which a full read of an object goes "
+                                     "through a Bulk API 2.0 query job instead of REST", default=50000,
+                                     kind="integer"),
+            "bulk_timeout": _field("Bulk job timeout (s)", "Seconds a Bulk API 2.0 query job may take to "
+                                   "complete before it is aborted", default=3600, kind="number"),
             "timeout": _field("Timeout (s)", "Per-request timeout in seconds", default=60, kind="number"),
         },
         "ui-field-behaviour": {

@@ -928,7 +928,7 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
 
 # the keys crm_migration.streams.soql.stream_from_spec accepts (checked here without importing Airflow)
 _SOQL_KEYS = frozenset({"kind", "source_object", "object", "fields", "primary_key", "replication_key",
-                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size"})
+                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size", "bulk"})
 _SOQL_FIELD_RE = re.compile(r"^(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*$")
 
 

@@ -2,8 +2,10 @@
 
 A stream knows its object, its fields (``<ns>`` stands for the package namespace found at run
 time), its replication key and its extra filters; it turns a half-open window ``[start, end)`` into
-SOQL and reads it through :class:`~crm_migration.hooks.apto.AptoHook`, page by page.
-The window's ``end`` is the signpost: no record at or past it is ever yielded.
+SOQL and reads it through :class:`~crm_migration.hooks.apto.AptoHook`, page by page: the REST
+``query`` endpoint, or a Bulk API 2.0 query job for a big full read (``bulk``: ``auto`` asks
+``SELECT COUNT()`` first and compares it with the connection's ``bulk_threshold``). Both give the
+same records. The window's ``end`` is the signpost: no record at or past it is ever yielded.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from crm_migration.hooks.apto import (
 if TYPE_CHECKING:
     from crm_migration.hooks.apto import AptoHook
 
-__all__ = ["SoqlStream", "StreamSpecError", "stream_from_spec"]
+__all__ = ["BULK_MODES", "SoqlStream", "StreamSpecError", "stream_from_spec"]
+
+BULK_MODES = ("auto", "always", "never")
 
 # A field: Name, <ns>__Priority__c, Account.Name, Owner.<ns>__Code__c
 _FIELD_RE = re.compile(r"^(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*$")
@@ -58,6 +62,11 @@ class SoqlStream:
     :param include_deleted: read through ``queryAll`` (rows in the recycle bin, ``IsDeleted``).
     :param parent_filter: a field that must be filtered on ids given at run time
         (``ContentDocumentLink``: ``LinkedEntityId``); the ids go in chunks of ``parent_chunk_size``.
+    :param bulk: how a read goes: ``auto`` (default) reads a full window (``start`` None) through a
+        Bulk API 2.0 query job when ``SELECT COUNT()`` finds at least the connection's
+        ``bulk_threshold`` records, else through REST; a delta window always goes through REST (one
+        query, nothing more). ``always``: Bulk API; ``never``: REST. Parent id chunks (``IN``
+        lists) always go through REST.
     """
 
     source_object: str
@@ -69,6 +78,7 @@ class SoqlStream:
     parent_filter: str | None = None
     parent_chunk_size: int = ID_CHUNK
     batch_size: int | None = field(default=None, compare=False)
+    bulk: str = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
         obj = self.source_object
@@ -97,6 +107,8 @@ class SoqlStream:
             raise StreamSpecError(obj, "parent_chunk_size must be in [1, 1000]")
         if self.batch_size is not None and not 200 <= self.batch_size <= 2000:
             raise StreamSpecError(obj, "batch_size must be in [200, 2000]")
+        if self.bulk not in BULK_MODES:
+            raise StreamSpecError(obj, f"bulk must be one of {', '.join(BULK_MODES)}, not {self.bulk!r}")
 
     # ---- SOQL ----------------------------------------------------------------------------------------
 
@@ -157,6 +169,8 @@ class SoqlStream:
                 parent_ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Yield the records changed in ``[start, end)`` page by page, never one at or past ``end``.
 
+        The path (REST or Bulk API 2.0) follows ``bulk``; the choice and its reason are logged.
+
         :param parent_ids: ids for ``parent_filter`` (required when the stream has one; none → nothing).
         """
         if self.parent_filter and parent_ids is not None and not parent_ids:
@@ -166,9 +180,15 @@ class SoqlStream:
                              " may be missed by this read", self.source_object, soql_datetime(end))
         ns = hook.namespace
         rk = expand_namespace(self.replication_key, ns) if self.replication_key else None
+        queries = list(self._queries(start, end, ns, parent_ids))
+        bulk = self._use_bulk(hook, start, queries, chunked_ids=bool(self.parent_filter and parent_ids is not None))
         skipped = 0
-        for soql in self._queries(start, end, ns, parent_ids):
-            for record in hook.query(soql, include_deleted=self.include_deleted, batch_size=self.batch_size):
+        for soql in queries:
+            if bulk:
+                rows = hook.bulk_query(soql, include_deleted=self.include_deleted)
+            else:
+                rows = hook.query(soql, include_deleted=self.include_deleted, batch_size=self.batch_size)
+            for record in rows:
                 if rk and not self._in_window(record.get(rk), start, end):
                     skipped += 1  # the org answered past the signpost: leave it for the next window
                     continue
@@ -176,6 +196,27 @@ class SoqlStream:
         if skipped:
             hook.log.warning("%s: %d record(s) outside [%s, %s) dropped (left for their window)",
                              self.source_object, skipped, start and soql_datetime(start), soql_datetime(end))
+
+    def _use_bulk(self, hook: AptoHook, start: datetime | None, queries: Sequence[str], *,
+                  chunked_ids: bool) -> bool:
+        """Pick REST or Bulk API 2.0 for this read (see ``bulk``); log which and why."""
+        name, log = self.source_object, hook.log
+        if chunked_ids:
+            log.info("%s: REST query (parent ids in %d IN-list chunk(s))", name, len(queries))
+            return False
+        if self.bulk != "auto":
+            log.info("%s: %s (stream bulk: %s)", name, "Bulk API 2.0 query job" if self.bulk == "always"
+                     else "REST query", self.bulk)
+            return self.bulk == "always"
+        if start is not None:
+            log.info("%s: REST query (delta window from %s)", name, soql_datetime(start))
+            return False
+        count = sum(hook.count(q, include_deleted=self.include_deleted) for q in queries)
+        threshold = hook.bulk_threshold
+        bulk = count >= threshold
+        log.info("%s: %s (full read: %d record(s) %s bulk_threshold %d)", name,
+                 "Bulk API 2.0 query job" if bulk else "REST query", count, ">=" if bulk else "<", threshold)
+        return bulk
 
     @staticmethod
     def _in_window(value: Any, start: datetime | None, end: datetime) -> bool:
@@ -224,7 +265,7 @@ class SoqlStream:
 
 
 _SPEC_KEYS = frozenset({"kind", "source_object", "object", "fields", "primary_key", "replication_key",
-                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size"})
+                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size", "bulk"})
 
 
 def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = None) -> SoqlStream:
@@ -232,7 +273,8 @@ def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = Non
 
     ``{kind: soql, fields: [...], replication_key: SystemModstamp, filters: [...]}``; the object
     comes from ``source_object`` (the mapping's object key) or the block's ``source_object``/``object``.
-    ``replication_key: null`` reads the whole object.
+    ``replication_key: null`` reads the whole object; ``bulk: auto | always | never`` picks the read
+    path (see :class:`SoqlStream`).
     """
     if not isinstance(spec, Mapping):
         raise StreamSpecError(str(source_object or "?"), "stream spec must be a mapping")
@@ -250,7 +292,7 @@ def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = Non
     if isinstance(filters, str):
         filters = (filters,)
     kwargs: dict[str, Any] = {"source_object": name, "fields": tuple(fields), "filters": tuple(filters)}
-    for key in ("primary_key", "parent_filter", "parent_chunk_size", "batch_size"):
+    for key in ("primary_key", "parent_filter", "parent_chunk_size", "batch_size", "bulk"):
         if spec.get(key) is not None:
             kwargs[key] = spec[key]
     if "replication_key" in spec:

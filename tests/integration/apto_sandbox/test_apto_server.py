@@ -504,6 +504,63 @@ def test_bulk_query_job(api, org) -> None:
     assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
 
 
+def _bulk_job(api: httpx.Client, soql: str, **options: str) -> str:
+    r = api.post(f"{V}/jobs/query", json={"operation": "query", "query": soql, **options})
+    assert r.status_code == 200, r.text
+    job_id = r.json()["id"]
+    while api.get(f"{V}/jobs/query/{job_id}").json()["state"] != "JobComplete":
+        pass
+    return job_id
+
+
+def test_bulk_results_are_in_the_bulk_api_value_format(api, org) -> None:
+    """Not the REST JSON's: dateTime ends in Z, numbers of double fields carry a decimal point."""
+    job_id = _bulk_job(api, "SELECT Id, CreatedDate, CloseDate, Amount, Probability, IsWon, Account.Name "
+                            "FROM Opportunity ORDER BY Id")
+    rows = list(csv.DictReader(io.StringIO(api.get(f"{V}/jobs/query/{job_id}/results").text)))
+    rest = {r["Id"]: r for r in query(api, "SELECT Id, CreatedDate, Amount FROM Opportunity")}
+    assert rows and len(rows) == len(rest)
+    for row in rows:
+        assert row["CreatedDate"] == rest[row["Id"]]["CreatedDate"].replace("+0000", "Z")
+        assert row["CreatedDate"].endswith(".000Z") and len(row["CloseDate"]) == 10
+        assert row["IsWon"] in {"true", "false"}
+        if row["Amount"]:
+            assert "." in row["Amount"] and float(row["Amount"]) == rest[row["Id"]]["Amount"]
+    assert all(r["Account.Name"] for r in rows)          # a parent's field: its path is the column name
+
+
+def test_bulk_line_ending_and_delimiter_are_the_job_s(api) -> None:
+    job_id = _bulk_job(api, "SELECT Id, Name, BillingStreet FROM Account", lineEnding="CRLF", columnDelimiter="TAB")
+    info = api.get(f"{V}/jobs/query/{job_id}").json()
+    assert (info["lineEnding"], info["columnDelimiter"]) == ("CRLF", "TAB")
+    body = api.get(f"{V}/jobs/query/{job_id}/results").content.decode()
+    assert body.startswith('"Id"\t"Name"\t"BillingStreet"\r\n')
+    rows = list(csv.reader(io.StringIO(body, newline=""), delimiter="\t"))
+    assert any("\n" in r[2] for r in rows[1:])          # a street on two lines stays one quoted value
+
+
+def test_bulk_jobs_refuse_blobs_and_can_fail(api, srv, org) -> None:
+    r = api.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT Id, VersionData FROM ContentVersion"})
+    assert r.status_code == 400 and "VersionData" in r.json()[0]["message"]
+    before = api.get(f"{V}/limits").json()["DailyBulkV2QueryJobs"]["Remaining"]
+    assert httpx.post(f"{srv.url}/sandbox/bulk-fail", json={"count": 1}).json() == {"failing": 1}
+    job_id = api.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT Id FROM User"}).json()["id"]
+    states = [api.get(f"{V}/jobs/query/{job_id}").json() for _ in range(2)]
+    assert [s["state"] for s in states] == ["InProgress", "Failed"] and "QUERY_TIMEOUT" in states[1]["errorMessage"]
+    assert api.get(f"{V}/jobs/query/{job_id}/results").status_code == 400
+    assert api.get(f"{V}/limits").json()["DailyBulkV2QueryJobs"]["Remaining"] == before - 1
+
+
+def test_bulk_results_are_the_job_s_snapshot(api, org) -> None:
+    job_id = _bulk_job(api, "SELECT Id, Phone FROM Account ORDER BY Id")
+    victim = sorted(org.tables["Account"])[0]
+    org.update("Account", [{"Id": victim, "Phone": "+1 555 0123"}])
+    page = api.get(f"{V}/jobs/query/{job_id}/results", params={"maxRecords": "5"})
+    rows = list(csv.DictReader(io.StringIO(page.text)))
+    assert rows[0]["Id"] == victim and rows[0]["Phone"] != "+1 555 0123"
+    assert int(page.headers["Sforce-NumberOfRecords"]) == len(rows) == 5
+
+
 @pytest.mark.parametrize("auth", ["client_credentials", "password"])
 def test_airflow_conn_json_authenticates(srv, org, auth) -> None:
     conn = org.airflow_conn(srv.url, auth)

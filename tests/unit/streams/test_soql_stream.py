@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 import httpx
@@ -14,6 +15,7 @@ import yaml
 
 from crm_migration.errors import ConfigurationError
 from crm_migration.hooks.apto import AptoHook, AptoUnknownFieldError, count_soql
+from crm_migration.mapping.spec import parse_pair
 from crm_migration.streams import SoqlStream, StreamSpecError, stream_from_spec
 
 T0 = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
@@ -28,14 +30,20 @@ class FakeHook:
     """Duck-typed AptoHook: records the SOQL it is given and replays pages of records."""
 
     def __init__(self, records: list[dict] | None = None, *, namespace: str = "McLabs2",
-                 describe: dict | None = None) -> None:
+                 describe: dict | None = None, bulk_threshold: int = 50_000) -> None:
         self.namespace, self.records, self._describe = namespace, records or [], describe or {}
+        self.bulk_threshold = bulk_threshold
         self.queries: list[tuple[str, bool]] = []
+        self.bulk_queries: list[tuple[str, bool]] = []
         self.counts: list[str] = []
         self.log = logging.getLogger("fake-apto")
 
     def query(self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None):
         self.queries.append((soql, include_deleted))
+        yield from self.records
+
+    def bulk_query(self, soql: str, *, include_deleted: bool = False):
+        self.bulk_queries.append((soql, include_deleted))
         yield from self.records
 
     def count(self, soql: str, *, include_deleted: bool = False) -> int:
@@ -150,6 +158,8 @@ def test_stream_from_yaml_spec():
     ({"fields": ["Id"], "page_size": 5}, r"unknown key\(s\) \['page_size'\]"),
     ({"fields": []}, "fields must be a non-empty list"),
     ({"fields": ["Id"], "include_deleted": "yes"}, "include_deleted"),
+    ({"fields": ["Id"], "bulk": "sometimes"}, "bulk must be one of auto, always, never"),
+    ({"fields": ["Id"], "bulk": True}, "bulk must be one of"),
 ])
 def test_bad_specs(spec, words):
     with pytest.raises(ConfigurationError, match=words):
@@ -182,3 +192,57 @@ def test_records_through_a_real_hook(monkeypatch):
         {"Id": "006000000000001AAA", "SystemModstamp": "2024-03-01T00:30:00.000+0000"}]
     assert seen[-1] == ("SELECT Id, McLabs2__Priority__c, SystemModstamp FROM Opportunity WHERE SystemModstamp"
                         " >= 2024-03-01T00:00:00Z AND SystemModstamp < 2024-03-01T01:00:00Z ORDER BY SystemModstamp, Id")
+
+
+# ---- REST or Bulk API 2.0 ----------------------------------------------------------------------------------
+
+ROW = {"Id": "001000000000001AAA", "SystemModstamp": "2024-03-01T00:30:00.000+0000"}
+
+
+def logged(caplog, capfd) -> str:
+    return "\n".join([caplog.text, *capfd.readouterr()])  # Airflow's structlog writes to the console
+
+
+@pytest.mark.parametrize(("threshold", "path"), [(3, "bulk"), (4, "rest"), (0, "bulk")])
+def test_auto_full_read_counts_first_then_picks_the_path(threshold, path, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    hook = FakeHook([ROW], bulk_threshold=threshold)
+    stream = SoqlStream(source_object="Account", fields=("Id",), include_deleted=True)
+    assert list(stream.records(hook, None, T1)) == [ROW]
+    assert hook.counts == [stream.soql(None, T1, "McLabs2")]          # COUNT() of the very read
+    read = hook.bulk_queries if path == "bulk" else hook.queries
+    assert read == [(stream.soql(None, T1, "McLabs2"), True)] and len(hook.bulk_queries + hook.queries) == 1
+    sign = ">=" if path == "bulk" else "<"
+    assert f"Account: {'Bulk API 2.0 query job' if path == 'bulk' else 'REST query'} (full read: 3 record(s) " \
+           f"{sign} bulk_threshold {threshold})" in logged(caplog, capfd)
+
+
+def test_a_delta_window_is_one_rest_query_and_no_count(caplog, capfd):
+    caplog.set_level(logging.INFO)
+    hook = FakeHook([ROW], bulk_threshold=0)
+    assert list(SoqlStream(source_object="Account", fields=("Id",)).records(hook, T0, T1)) == [ROW]
+    assert len(hook.queries) == 1 and not hook.counts and not hook.bulk_queries
+    assert "Account: REST query (delta window from 2024-03-01T00:00:00Z)" in logged(caplog, capfd)
+
+
+@pytest.mark.parametrize(("mode", "bulk"), [("always", True), ("never", False)])
+def test_always_and_never_need_no_count(mode, bulk):
+    hook = FakeHook([ROW], bulk_threshold=0 if mode == "never" else 10**9)
+    stream = stream_from_spec({"fields": ["Id"], "bulk": mode}, source_object="Account")
+    assert stream.bulk == mode and list(stream.records(hook, T0 if bulk else None, T1)) == [ROW]
+    assert not hook.counts and bool(hook.bulk_queries) is bulk and bool(hook.queries) is not bulk
+
+
+def test_parent_id_chunks_stay_on_rest_even_when_bulk_is_always():
+    links = SoqlStream(source_object="ContentDocumentLink", fields=("LinkedEntityId",),
+                       parent_filter="LinkedEntityId", bulk="always")
+    hook = FakeHook([], bulk_threshold=0)
+    list(links.records(hook, None, T1, parent_ids=[f"001{i:012d}" for i in range(250)]))
+    assert len(hook.queries) == 2 and not hook.bulk_queries and not hook.counts
+
+
+def test_the_mapping_file_accepts_the_bulk_key():
+    raw = yaml.safe_load((Path(__file__).resolve().parents[3] / "include/pairs/apto_to_odoo.yaml").read_text())
+    raw["objects"]["Task"]["stream"]["bulk"] = "always"
+    spec = parse_pair(raw)
+    assert stream_from_spec(spec.objects["Task"].stream, source_object="Task").bulk == "always"

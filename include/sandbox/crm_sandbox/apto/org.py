@@ -377,7 +377,7 @@ class AptoOrg:
 
     def limits(self) -> dict[str, Any]:
         return {"DailyApiRequests": {"Max": self.api_limit, "Remaining": max(0, self.api_limit - self.api_used)},
-                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": max(0, 10000 - self.bulk.created)},
                 "DataStorageMB": {"Max": 10240, "Remaining": 9000},
                 "FileStorageMB": {"Max": 20480, "Remaining": 20000}}
 

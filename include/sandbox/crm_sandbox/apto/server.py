@@ -13,7 +13,7 @@ Salesforce endpoints (``vNN.N`` = any API version): ``POST /services/oauth2/toke
 ``tooling/sobjects[/{obj}/describe]``, ``ui-api/object-info/{obj}/picklist-values/{recordTypeId}[/{field}]``,
 ``limits``, Bulk API 2.0 query jobs ``jobs/query[/{id}[/results]]``. Admin endpoints (not Salesforce) live under ``/sandbox/``: ``GET info``, ``GET stats``,
 ``POST stats/reset``, ``POST mutate``, ``GET|POST|DELETE faults``, ``POST api-usage``, ``POST reset``,
-``POST expire-tokens``, ``POST clock``.
+``POST expire-tokens``, ``POST clock``, ``POST bulk-fail`` (the next Bulk API query job ends ``Failed``).
 """
 
 from __future__ import annotations
@@ -306,6 +306,8 @@ class AptoHandler(SandboxHandler):
         elif what == "reset" and method == "POST":
             org.reset()
             self.send_json(200, {"reset": True})
+        elif what in {"bulk-fail", "bulk_fail"} and method == "POST":
+            self.send_json(200, {"failing": org.bulk.fail_next(int(body.get("count", 1)), body.get("message"))})
         elif what in {"expire-tokens", "expire_tokens"} and method == "POST":
             self.send_json(200, {"expired": org.expire_tokens()})
         elif what == "clock" and method == "POST":
