@@ -1252,17 +1252,40 @@ class AptoHook(BaseHook):
             resp.close()
 
     def download(self, path: str) -> bytes:
-        """Return the bytes of a blob (small files; large ones go through :meth:`download_to`)."""
-        return b"".join(self.stream_download(path))
+        """Return the bytes of a blob (small files; large ones go through :meth:`download_to`).
+
+        A connection cut in the middle of the body is retried from the start (Salesforce documents
+        no ``Range`` support for blobs), up to ``max_attempts`` times.
+        """
+        buf = io.BytesIO()
+        self.download_to(path, buf)
+        return buf.getvalue()
 
     def download_to(self, path: str, fileobj: IO[bytes], *, chunk_size: int = 1 << 16) -> DownloadResult:
-        """Write a blob to ``fileobj`` chunk by chunk; return its size and SHA-256."""
-        digest, size = hashlib.sha256(), 0
-        for chunk in self.stream_download(path, chunk_size=chunk_size):
-            fileobj.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-        return DownloadResult(size=size, sha256=digest.hexdigest())
+        """Write a blob to ``fileobj`` chunk by chunk; return its size and SHA-256.
+
+        A body cut short (a dropped connection, fewer bytes than ``Content-Length``) is downloaded
+        again from the start: ``fileobj`` (seekable) is rewound to where it was and truncated.
+        """
+        start = fileobj.tell()
+        for attempt in range(1, self.max_attempts + 1):
+            digest, size = hashlib.sha256(), 0
+            try:
+                for chunk in self.stream_download(path, chunk_size=chunk_size):
+                    fileobj.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                return DownloadResult(size=size, sha256=digest.hexdigest())
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if attempt >= self.max_attempts:
+                    raise AptoUnavailableError("GET", self._blob_path(path), attempt,
+                                               f"download cut after {size} bytes: {type(exc).__name__}") from None
+                self.log.warning("Apto: download of %s cut after %d bytes (%s); downloading it again (%d/%d)",
+                                 self._blob_path(path), size, type(exc).__name__, attempt + 1, self.max_attempts)
+                fileobj.seek(start)
+                fileobj.truncate()
+                self.sleep(min(2.0 ** (attempt - 1), 30.0))
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def expand_namespace(text: str, ns: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from crm_migration.hooks.apto import (
     AptoApiLimitError,
     AptoAuthError,
     AptoHook,
+    AptoUnavailableError,
     parse_sf_datetime,
     soql_in,
     soql_quote,
@@ -125,6 +127,24 @@ def test_blob_downloads_match_their_sizes(conn, info):
     att = info["hard_cases"]["attachment_non_ascii"]
     (row,) = hook.query(f"SELECT Id, BodyLength FROM Attachment WHERE Id = {soql_quote(att)}")
     assert sum(len(c) for c in hook.stream_download(f"Attachment/{att}/Body", chunk_size=64)) == row["BodyLength"]
+
+
+def test_a_download_cut_half_way_is_downloaded_again_whole(conn, server, info):
+    hook = make_hook()
+    att = info["hard_cases"]["attachment_non_ascii"]
+    (row,) = hook.query(f"SELECT Id, BodyLength FROM Attachment WHERE Id = {soql_quote(att)}")
+    whole = hook.download(f"Attachment/{att}/Body")
+    assert len(whole) == row["BodyLength"] > 1
+    admin(server, "POST", "faults", {"kind": "cut", "count": 2, "match": f"/Attachment/{att}/Body"})
+    assert hook.download(f"Attachment/{att}/Body") == whole          # third attempt: whole, and only once
+    buf = io.BytesIO(b"kept")
+    buf.seek(4)
+    admin(server, "POST", "faults", {"kind": "cut", "count": 1, "match": f"/Attachment/{att}/Body"})
+    got = hook.download_to(f"Attachment/{att}/Body", buf)
+    assert buf.getvalue() == b"kept" + whole and got.size == len(whole)
+    admin(server, "POST", "faults", {"kind": "cut", "count": 5, "match": f"/Attachment/{att}/Body"})
+    with pytest.raises(AptoUnavailableError, match="download cut after"):
+        hook.download(f"Attachment/{att}/Body")
 
 
 def test_quoted_names_round_trip_through_the_soql_parser(conn, info):

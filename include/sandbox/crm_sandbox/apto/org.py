@@ -62,7 +62,7 @@ def not_found() -> ApiError:
 class Fault:
     """An injected fault for the next ``count`` matching API calls."""
 
-    kind: str                   # status | delay | drop | invalid_session | limit_exceeded
+    kind: str                   # status | delay | drop | cut | invalid_session | limit_exceeded
     count: int = 1
     status: int = 503
     delay: float = 0.0
@@ -280,10 +280,11 @@ class AptoOrg:
         """Make the next ``count`` API calls (whose path contains ``match``) fail.
 
         ``kind``: ``status`` (answer ``status``: 500/502/503/504 ...), ``delay`` (sleep ``delay`` s, then
-        answer normally), ``drop`` (close the connection without an answer), ``invalid_session`` (401
-        INVALID_SESSION_ID), ``limit_exceeded`` (403 REQUEST_LIMIT_EXCEEDED).
+        answer normally), ``drop`` (close the connection without an answer), ``cut`` (a blob answer
+        whose body stops half way, the connection closed), ``invalid_session`` (401 INVALID_SESSION_ID),
+        ``limit_exceeded`` (403 REQUEST_LIMIT_EXCEEDED).
         """
-        if kind not in {"status", "delay", "drop", "invalid_session", "limit_exceeded"}:
+        if kind not in {"status", "delay", "drop", "cut", "invalid_session", "limit_exceeded"}:
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(kind, int(count), int(status), float(delay), match)
         with self.lock:

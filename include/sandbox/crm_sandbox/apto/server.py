@@ -123,6 +123,9 @@ class AptoHandler(SandboxHandler):
         if fault.kind == "drop":
             self.drop_connection()
             return True
+        if fault.kind == "cut":                 # answer, but stop the body half way (blobs)
+            self.cut_body = True
+            return False
         if fault.kind == "invalid_session":
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if fault.kind == "limit_exceeded":
@@ -227,6 +230,16 @@ class AptoHandler(SandboxHandler):
             if len(parts) == 4:
                 def send_blob() -> None:
                     data, ctype = org.blob(obj, parts[2], parts[3])
+                    if getattr(self, "cut_body", False) and len(data) > 1:
+                        self.cut_body = False
+                        self.send_response(200)
+                        self.send_header("Content-Type", ctype)
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.drop_connection()
+                        return
                     self.send_bytes(200, data, ctype, org.limit_header())
                 return "blob", send_blob
         raise not_found()
