@@ -8,10 +8,13 @@ a log line, an exception or a repr.
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import IO, Any
+from urllib.parse import quote
 
 import httpx
 from airflow.sdk import BaseHook
@@ -32,6 +35,10 @@ class LinkAppAuthError(LinkAppError):
     """The token is missing, bad or expired (401): never retried."""
 
 
+class LinkAppUnavailableError(LinkAppError):
+    """Transient faults (429, 502/503/504, timeouts, dropped connections) outlasted every retry."""
+
+
 class PaginationLoopError(CrmMigrationError):
     """The API answered the same cursor twice: paging would never end."""
 
@@ -47,7 +54,10 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+    """``2024-03-05T14:02:11Z``: the API wants an offset, so a naive datetime is refused, never guessed."""
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError(f"Link app windows need timezone-aware datetimes, got naive {ts.isoformat()}")
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class LinkAppHook(BaseHook):
@@ -97,10 +107,17 @@ class LinkAppHook(BaseHook):
                             headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
                             timeout=timeout, transport=self._transport, follow_redirects=True)
 
-    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
+        """Send one call, retrying transient faults (Retry-After honoured); API errors raise ``LinkAppError``
+        with the API's code and message (401: :class:`LinkAppAuthError`, never retried)."""
+        label = httpx.URL(path).path if "://" in path else path
+
         def once() -> httpx.Response:
             self.calls += 1
-            resp = self.client.request(method, path, **kw)
+            resp = self.client.send(self.client.build_request(method, path, **kw), stream=stream)
+            if resp.status_code >= 400:
+                resp.read()
+                resp.close()
             if resp.status_code in RETRYABLE_STATUS:
                 resp.raise_for_status()
             if resp.status_code >= 400:
@@ -108,15 +125,24 @@ class LinkAppHook(BaseHook):
                     err = resp.json().get("error", {})
                 except ValueError:
                     err = {}
+                err = err if isinstance(err, dict) else {}
                 cls = LinkAppAuthError if resp.status_code == 401 else LinkAppError
                 raise cls(resp.status_code, err.get("code", "http_error"), err.get("message", resp.reason_phrase),
-                          path=path)
+                          path=label)
             return resp
 
         kwargs = {"sleep": self._sleep} if self._sleep else {}
-        policy = retrying(is_retryable, attempts=self.max_attempts, log=self.log, what=f"Link app {method} {path}",
+        policy = retrying(is_retryable, attempts=self.max_attempts, log=self.log, what=f"Link app {method} {label}",
                           **kwargs)
-        return policy(once)
+        try:
+            return policy(once)
+        except httpx.HTTPStatusError as exc:
+            raise LinkAppUnavailableError(exc.response.status_code, "unavailable",
+                                          f"still HTTP {exc.response.status_code} after {self.max_attempts} attempts",
+                                          path=label) from None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise LinkAppUnavailableError(0, "unreachable", f"{type(exc).__name__} after {self.max_attempts} "
+                                          "attempts", path=label) from None
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._request("GET", path, params=params).json()
@@ -124,7 +150,7 @@ class LinkAppHook(BaseHook):
     def get(self, resource: str, record_id: str) -> dict[str, Any] | None:
         """Return one record, or None when the API answers 404."""
         try:
-            return self.get_json(f"/{resource}/{record_id}")
+            return self.get_json(f"/{resource}/{quote(str(record_id), safe='')}")
         except LinkAppError as exc:
             if exc.status == 404:
                 return None
@@ -165,11 +191,41 @@ class LinkAppHook(BaseHook):
                 raise PaginationLoopError("deleted", cursor)
             params["cursor"] = cursor
 
-    def download(self, url: str, *, chunk_size: int = 1 << 16) -> Iterator[bytes]:
-        """Stream the bytes of an attachment URL (redirects followed; 404 raises ``LinkAppError``)."""
-        with self.client.stream("GET", url) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                raise LinkAppError(resp.status_code, "download_failed", f"download answered {resp.status_code}",
-                                   path=httpx.URL(url).path)
+    def stream_download(self, url: str, *, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        """Stream the bytes of an attachment URL (same bearer token; redirects followed). The answer's
+        start is retried like any call; 404 raises :class:`LinkAppError` (the file is missing)."""
+        resp = self._request("GET", url, stream=True)
+        try:
             yield from resp.iter_bytes(chunk_size)
+        finally:
+            resp.close()
+
+    def download(self, url: str) -> bytes:
+        """The bytes of an attachment URL; a body cut half way is downloaded again whole."""
+        buf = io.BytesIO()
+        self.download_to(url, buf)
+        return buf.getvalue()
+
+    def download_to(self, url: str, fileobj: IO[bytes], *, chunk_size: int = 1 << 16) -> int:
+        """Write an attachment to ``fileobj`` (seekable); return its size. A body cut short (a dropped
+        connection) is downloaded again from the start, ``fileobj`` rewound and truncated, up to
+        ``max_attempts`` times."""
+        start = fileobj.tell()
+        for attempt in range(1, self.max_attempts + 1):
+            size = 0
+            try:
+                for chunk in self.stream_download(url, chunk_size=chunk_size):
+                    fileobj.write(chunk)
+                    size += len(chunk)
+                return size
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                label = httpx.URL(url).path
+                if attempt >= self.max_attempts:
+                    raise LinkAppUnavailableError(0, "download_cut", f"cut after {size} bytes ({type(exc).__name__}) "
+                                                  f"{attempt} times", path=label) from None
+                self.log.warning("Link app: download of %s cut after %d bytes (%s); downloading it again (%d/%d)",
+                                 label, size, type(exc).__name__, attempt + 1, self.max_attempts)
+                fileobj.seek(start)
+                fileobj.truncate()
+                (self._sleep or time.sleep)(min(2.0 ** (attempt - 1), 30.0))
+        raise AssertionError("unreachable")  # pragma: no cover

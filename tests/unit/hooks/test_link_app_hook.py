@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from crm_migration.hooks.link_app import LinkAppAuthError, LinkAppError, LinkAppHook, PaginationLoopError
+from crm_migration.hooks.link_app import (
+    LinkAppAuthError,
+    LinkAppError,
+    LinkAppHook,
+    LinkAppUnavailableError,
+    PaginationLoopError,
+)
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 T1 = datetime(2024, 3, 2, tzinfo=UTC)
@@ -96,7 +102,7 @@ def test_download_follows_redirects_and_streams_bytes():
         return httpx.Response(200, content=b"%PDF-1.4 bytes")
 
     hook, sent = hook_with(handler)
-    assert b"".join(hook.download("http://link.test/files/1")) == b"%PDF-1.4 bytes"
+    assert hook.download("http://link.test/files/1") == b"%PDF-1.4 bytes"
     assert [r.url.path for r in sent] == ["/files/1", "/cdn/1"]
 
 
@@ -105,3 +111,71 @@ def test_bad_page_size_is_a_clear_configuration_error(monkeypatch):
                        '{"conn_type": "link_app", "host": "http://x", "password": "t", "extra": {"page_size": 900}}')
     with pytest.raises(Exception, match="page_size must be 1..500"):
         _ = LinkAppHook().page_size
+
+
+class _CutStream(httpx.SyncByteStream):
+    """A body that stops after its first chunk, as a dropped connection does."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def __iter__(self):
+        yield self.first
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+def test_a_download_cut_half_way_is_downloaded_again_whole():
+    body = b"0123456789" * 1000
+    answers = iter([_CutStream(body[:10]), _CutStream(body[:5000])])
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        stream = next(answers, None)
+        if stream is not None:
+            return httpx.Response(200, stream=stream, headers={"Content-Length": str(len(body))})
+        return httpx.Response(200, content=body)
+
+    hook, sent = hook_with(handler)
+    assert hook.download("http://cdn.test/f/1") == body
+    assert len(sent) == 3
+
+    hook, _ = hook_with(lambda r: httpx.Response(200, stream=_CutStream(b"x"), headers={"Content-Length": "9"}))
+    with pytest.raises(LinkAppUnavailableError, match=r"cut after \d+ bytes \(RemoteProtocolError\) 5 times"):
+        hook.download("http://cdn.test/f/2")
+
+
+def test_download_errors_carry_the_api_code_and_401_is_an_auth_error():
+    def handler(r: httpx.Request) -> httpx.Response:
+        if r.url.path == "/f/gone":
+            return httpx.Response(404, json={"error": {"code": "file_missing", "message": "no such file"}})
+        return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "token expired"}})
+
+    hook, sent = hook_with(handler)
+    with pytest.raises(LinkAppError) as info:
+        hook.download("http://cdn.test/f/gone")
+    assert (info.value.status, info.value.code, info.value.message) == (404, "file_missing", "no such file")
+    with pytest.raises(LinkAppAuthError):
+        hook.download("http://cdn.test/f/1")
+    assert len(sent) == 2                               # neither retried
+    assert TOKEN not in str(info.value)
+
+
+def test_transient_faults_outlasting_the_retries_are_a_link_app_error():
+    hook, sent = hook_with(lambda r: httpx.Response(503))
+    with pytest.raises(LinkAppUnavailableError, match="still HTTP 503 after 5 attempts"):
+        hook.get("contacts", "1")
+    assert len(sent) == 5
+
+    def drop(r: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    hook, _ = hook_with(drop)
+    with pytest.raises(LinkAppUnavailableError, match="ConnectError after 5 attempts"):
+        list(hook.iter_records("users"))
+
+
+def test_ids_are_escaped_in_paths_and_windows_need_a_timezone():
+    hook, sent = hook_with(lambda r: httpx.Response(404, json={"error": {"code": "not_found", "message": "-"}}))
+    assert hook.get("contacts", "1/../2") is None
+    assert sent[0].url.raw_path == b"/api/v1/contacts/1%2F..%2F2"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(hook.iter_records("users", since=datetime(2024, 3, 1)))
