@@ -169,8 +169,17 @@ def _composite(fspec: FieldSpec, values: Sequence[Any]) -> str:
 
 
 def _attach_candidates(spec: ObjectSpec, record: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """``(path, object, model, source id)`` per ``attach_to`` source whose key prefix names an allowed object."""
+    """``(path, object, model, source id)`` per ``attach_to`` source whose key prefix (or, with
+    ``type_from``, whose type field) names an allowed object."""
     if spec.attach is None:
+        return []
+    if spec.attach.type_from:
+        name = spec.attach.types.get(str(get_path(record, spec.attach.type_from)))
+        model = next((m for n, _p, m in spec.attach.targets if n == name), None)
+        for path in spec.attach.sources if model else ():
+            sid = get_path(record, path)
+            if not T._empty(sid):
+                return [(path, str(name), model, str(sid))]
         return []
     out = []
     for path in spec.attach.sources:

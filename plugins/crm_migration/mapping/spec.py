@@ -195,11 +195,14 @@ class ConditionSpec:
 @dataclass(frozen=True, kw_only=True)
 class AttachSpec:
     """The record a message/activity/file belongs to: the first of ``sources`` whose id belongs to one of
-    ``objects`` (by Salesforce key prefix) and is migrated.
+    ``objects`` (by Salesforce key prefix, or by a type field) and is migrated.
 
     :param model_field: the Odoo field for the model (``model``, ``res_model``, ``res_model_id``).
     :param model_as: ``name`` (the model name) or ``ir_model`` (the ``ir.model`` id, via lookup ``model``).
     :param id_field: the Odoo field for the record id (``res_id``).
+    :param type_from: a field naming the kind of record the id belongs to (Link app's ``related.type``);
+        ``types`` maps its values to objects (``{contact: contacts, deal: deals}``). Without it, the
+        object is told by the id's Salesforce key prefix.
     """
 
     sources: tuple[str, ...]
@@ -208,6 +211,8 @@ class AttachSpec:
     id_field: str
     model_as: str = "name"
     required: bool = True
+    type_from: str | None = None
+    types: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # filled in when the pair is parsed: (object, key prefix, Odoo model) per allowed object
     targets: tuple[tuple[str, str, str], ...] = ()
 
@@ -646,7 +651,7 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
     objects = {str(name): _object(str(name), spec, origin, source, settings) for name, spec in objects_raw.items()}
     custom = _custom_rules(raw.get("custom_fields") or {}, origin, objects)
     _check_cross(objects, lookups, x_fields, origin)
-    _check_settings(objects, settings, origin)
+    _check_settings(objects, settings, source, origin)
     objects = _link(objects)
     order = _toposort(objects, origin)
     pair = PairSpec(pair=str(raw["pair"]), source=source, settings=settings,
@@ -896,9 +901,19 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
         model_as = a.get("model_as", "name")
         if model_as not in ("name", "ir_model"):
             raise SpecError(where, "attach_to.model_as must be name or ir_model", obj=name, field="attach_to")
+        type_from, types = a.get("type_from"), a.get("types") or {}
+        if type_from is not None and (not isinstance(types, Mapping) or not types
+                                      or not set(map(str, types.values())) <= set(map(str, a["objects"]))):
+            raise SpecError(where, "attach_to type_from needs types {type value: object} naming only its objects",
+                            obj=name, field="attach_to")
+        if unknown := sorted(set(a) - {"from", "objects", "model_field", "id_field", "model_as", "required",
+                                       "type_from", "types"}):
+            raise SpecError(where, f"attach_to: unknown key(s) {unknown}", obj=name, field="attach_to")
         attach = AttachSpec(sources=srcs, objects=tuple(a["objects"]), model_field=str(a.get("model_field", "model")),
                             id_field=str(a.get("id_field", "res_id")), model_as=model_as,
-                            required=bool(a.get("required", True)))
+                            required=bool(a.get("required", True)),
+                            type_from=str(type_from) if type_from is not None else None,
+                            types=MappingProxyType({str(k): str(v) for k, v in types.items()}))
     hierarchy = None
     if (h := raw.get("hierarchy")) is not None:
         if not isinstance(h, Mapping) or not h.get("parent_field"):
@@ -1034,9 +1049,9 @@ def _check_cross(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, Lookup
             for r in obj.attach.objects:
                 if r not in objects:
                     raise SpecError(origin, f"unknown attach_to object {r!r}", obj=obj.name, field="attach_to")
-                if not objects[r].id_prefix:
-                    raise SpecError(origin, f"attach_to object {r!r} has no id_prefix", obj=obj.name,
-                                    field="attach_to")
+                if not objects[r].id_prefix and not obj.attach.type_from:
+                    raise SpecError(origin, f"attach_to object {r!r} has no id_prefix (or give type_from)",
+                                    obj=obj.name, field="attach_to")
             if obj.attach.model_as == "ir_model" and "model" not in lookups:
                 raise SpecError(origin, "attach_to model_as ir_model needs the lookup 'model'", obj=obj.name,
                                 field="attach_to")
@@ -1067,22 +1082,31 @@ def _link(objects: Mapping[str, ObjectSpec]) -> dict[str, ObjectSpec]:
             fields[fname] = f
         attach = obj.attach
         if attach is not None:
-            attach = replace(attach, targets=tuple((r, str(objects[r].id_prefix), str(objects[r].model))
+            attach = replace(attach, targets=tuple((r, str(objects[r].id_prefix or ""), str(objects[r].model))
                                                    for r in attach.objects))
         out[name] = replace(obj, fields=MappingProxyType(fields), attach=attach)
     return out
 
 
-def _check_settings(objects: Mapping[str, ObjectSpec], settings: Settings, origin: str) -> None:
+#: per source: the object linking a person to its companies, and the many2many field of the other companies
+CONTACT_LINKS: dict[str, tuple[str, str]] = {
+    "apto": ("AccountContactRelation", "x_apto_company_ids"),
+    "link_app": ("contact_companies", "x_link_app_company_ids"),
+}
+
+
+def _check_settings(objects: Mapping[str, ObjectSpec], settings: Settings, source: str, origin: str) -> None:
     """The settings agree with the objects (a setting nobody implements is a silent lie)."""
+    link_object, m2m_field = CONTACT_LINKS.get(source, ("", ""))
+    if not link_object or not any(o.source_object == link_object for o in objects.values()):
+        return                              # the pair maps no contact-company links: nothing to check
     if settings.contact_extra_companies == "child_contacts":
-        if not any(o.source_object == "AccountContactRelation" and o.model == "res.partner"
+        if not any(o.source_object == link_object and o.model == "res.partner"
                    and o.target.action == "load" for o in objects.values()):
             raise SpecError(origin, "settings.contact_extra_companies is child_contacts but no object maps "
-                                    "AccountContactRelation to res.partner")
-    elif not any("x_apto_company_ids" in o.fields for o in objects.values()):
-        raise SpecError(origin, "settings.contact_extra_companies is many2many but no object writes "
-                                "x_apto_company_ids")
+                                    f"{link_object} to res.partner")
+    elif not any(m2m_field in o.fields for o in objects.values()):
+        raise SpecError(origin, f"settings.contact_extra_companies is many2many but no object writes {m2m_field}")
 
 
 def _toposort(objects: Mapping[str, ObjectSpec], origin: str) -> list[str]:
