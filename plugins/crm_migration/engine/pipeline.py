@@ -178,7 +178,13 @@ class Pipeline:
         odoo_users = list(self.odoo.search_read("res.users", [], ["login", "email", "active", "partner_id"],
                                                 context={"active_test": False}))
         fallback = self.odoo.fallback_user or self.spec.settings.fallback_user
-        return resolve_owners(source_users, odoo_users, fallback_login=fallback)
+        if users_obj is None:
+            return resolve_owners(source_users, odoo_users, fallback_login=fallback)
+        src = {f: users_obj.fields[f].sources[0] for f in ("email", "name")
+               if f in users_obj.fields and users_obj.fields[f].sources}
+        return resolve_owners(source_users, odoo_users, fallback_login=fallback,
+                              id_field=users_obj.target.id_fields[0] if users_obj.target.id_fields else "Id",
+                              email_field=src.get("email", "Email"), name_field=src.get("name", "Name"))
 
     @cached_property
     def refs_lookups(self) -> dict[str, Any]:
@@ -229,7 +235,8 @@ class Pipeline:
             else None
         records: Iterable[dict[str, Any]] = self.source.records(obj, start=start, end=end, parent_ids=parent_ids,
                                                                 with_deleted=with_deleted)
-        records = self._keyed(obj, (r for r in records if matches(obj, r)), run_id)
+        # a deletion may carry only its id (Link app): it passes `where`; archiving looks at what it was bound to
+        records = self._keyed(obj, (r for r in records if r.get("IsDeleted") or matches(obj, r)), run_id)
         if sample_size:
             records = self._sample(obj, records, run_id=run_id, size=sample_size)
         if obj.enrich and any(k != "_blob" for k in obj.enrich):
@@ -244,7 +251,7 @@ class Pipeline:
             try:
                 r["_source_id"] = obj.source_id(r)
             except KeyError as exc:
-                rid = str(r.get("Id") or "?")
+                rid = str(r.get("Id") or r.get("id") or "?")
                 reason = f"no value for {exc.args[0]}, part of the record's key {obj.target.key}"
                 self.log.warning("%s %s: %s; dead-lettered", obj.name, rid, reason)
                 self.state.record_batch(run_id=run_id, pair=self.pair, source_object=obj.key_object,

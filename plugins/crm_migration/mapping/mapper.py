@@ -397,7 +397,7 @@ def map_record(spec: ObjectSpec, record: Mapping[str, Any], refs: Refs) -> Row:
     try:
         source_id = spec.source_id(record)
     except KeyError as exc:
-        return {"source_id": str(record.get("Id") or "?"), "values": {}, "record": record,
+        return {"source_id": str(record.get("Id") or record.get("id") or "?"), "values": {}, "record": record,
                 "error": ("key", f"no value for key field {exc.args[0]!r}")}
     values: dict[str, Any] = {}
     deferred: dict[str, Any] = {}
@@ -540,8 +540,12 @@ class OwnerMatch(TypedDict):
 
 
 def resolve_owners(source_users: Iterable[Mapping[str, Any]], odoo_users: Iterable[Mapping[str, Any]], *,
-                   fallback_login: str) -> dict[str, OwnerMatch]:
+                   fallback_login: str, id_field: str = "Id", email_field: str = "Email",
+                   name_field: str = "Name") -> dict[str, OwnerMatch]:
     """Source users → Odoo users by email, case-insensitive (an Odoo user's ``email`` or ``login``).
+
+    ``id_field`` / ``email_field`` / ``name_field``: the source user's fields (Salesforce's by default;
+    Link app's are ``id``, ``email``, ``name``).
 
     Active Odoo users are preferred, then the lowest id. No match (or no email) → the fallback user,
     with the reason (the owner report lists every row with ``matched: False``). Raises ``ValueError``
@@ -565,16 +569,16 @@ def resolve_owners(source_users: Iterable[Mapping[str, Any]], odoo_users: Iterab
 
     out: dict[str, OwnerMatch] = {}
     for su in source_users:
-        sid, email = str(su["Id"]), su.get("Email")
+        sid, email, name = str(su[id_field]), su.get(email_field), su.get(name_field)
         key = email.strip().casefold() if isinstance(email, str) and email.strip() else None
         hit = by_email.get(key) if key else None
         if hit is not None:
             reason = "matched by email" + ("" if hit.get("active", True) else " (the Odoo user is archived)")
-            out[sid] = {"source_id": sid, "name": su.get("Name"), "email": email, "user_id": int(hit["id"]),
+            out[sid] = {"source_id": sid, "name": name, "email": email, "user_id": int(hit["id"]),
                         "partner_id": partner(hit), "matched": True, "reason": reason}
         else:
             reason = "no email" if key is None else "no Odoo user with this email"
-            out[sid] = {"source_id": sid, "name": su.get("Name"), "email": email, "user_id": int(fallback["id"]),
+            out[sid] = {"source_id": sid, "name": name, "email": email, "user_id": int(fallback["id"]),
                         "partner_id": partner(fallback), "matched": False,
                         "reason": f"{reason}: fallback user {fallback_login}"}
     return out

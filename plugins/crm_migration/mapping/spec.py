@@ -420,8 +420,10 @@ class CustomFieldRules:
     skip: tuple[str, ...] = ()
 
     def field_name(self, api_name: str) -> str:
-        """``McLabs2__Cap_Rate__c`` → ``x_cap_rate``; safe for PostgreSQL (63 bytes) and Odoo (``x_[a-z0-9_]``)."""
-        base = api_name[:-3] if api_name.lower().endswith("__c") else api_name
+        """``McLabs2__Cap_Rate__c`` → ``x_cap_rate`` (Link app's ``custom_fields.cap_rate`` too); safe for
+        PostgreSQL (63 bytes) and Odoo (``x_[a-z0-9_]``)."""
+        base = api_name.rsplit(".", 1)[-1]             # Link app's custom_fields.<key> -> <key>
+        base = base[:-3] if base.lower().endswith("__c") else base
         if "__" in base:
             base = base.split("__", 1)[1]     # drop the namespace prefix
         base = re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_") or "field"

@@ -24,6 +24,8 @@ log = logging.getLogger("crm_migration.tasks")
 #: source name -> (hook class, source adapter class, Airflow pool of its API)
 SOURCES: dict[str, tuple[str, str, str]] = {
     "apto": ("crm_migration.hooks.apto:AptoHook", "crm_migration.streams.apto_source:AptoSource", "apto_api"),
+    "link_app": ("crm_migration.hooks.link_app:LinkAppHook", "crm_migration.streams.link_app_source:LinkAppSource",
+                 "link_app_api"),
 }
 
 

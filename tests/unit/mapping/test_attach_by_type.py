@@ -64,3 +64,16 @@ def test_types_must_name_only_the_attach_objects():
         _pair(types={"contact": "people"})
     with pytest.raises(SpecError, match="unknown key"):
         _pair(typ_from="related.type")
+
+
+def test_owners_and_custom_field_names_with_link_app_field_names():
+    from crm_migration.mapping.mapper import resolve_owners
+    from crm_migration.mapping.spec import CustomFieldRules
+
+    odoo_users = [{"id": 2, "login": "admin", "email": "admin@example.com", "active": True, "partner_id": [3, "A"]}]
+    owners = resolve_owners([{"id": "1", "email": "Admin@Example.com", "name": "Ada"}, {"id": "2", "email": None}],
+                            odoo_users, fallback_login="admin", id_field="id", email_field="email", name_field="name")
+    assert (owners["1"]["matched"], owners["1"]["name"], owners["2"]["matched"]) == (True, "Ada", False)
+    rules = CustomFieldRules()
+    assert rules.field_name("custom_fields.lease_type") == "x_lease_type"
+    assert rules.field_name("McLabs2__Cap_Rate__c") == "x_cap_rate"
