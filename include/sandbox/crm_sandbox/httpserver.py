@@ -11,6 +11,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -32,6 +33,36 @@ class SandboxHandler(BaseHTTPRequestHandler):
     @property
     def state(self) -> Any:
         return self.server.state  # type: ignore[attr-defined]
+
+    # every method goes to handle_request(method); a sandbox that answers none of them keeps stdlib's 501
+    def handle_request(self, method: str) -> None:
+        self.send_error(501, f"Unsupported method ({method!r})")
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib signature
+        self.handle_request("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.handle_request("HEAD")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.handle_request("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.handle_request("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.handle_request("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.handle_request("DELETE")
+
+    def request_target(self, method: str) -> tuple[str, dict[str, str]]:
+        """``(path, query params)`` of the request; the body is read into ``self.body`` up front (none for
+        GET/HEAD), so an error answer never leaves bytes behind on a kept-alive connection."""
+        split = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self.body = self.read_body() if method not in {"GET", "HEAD"} else b""
+        return split.path, params
 
     def read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

@@ -541,10 +541,10 @@ class Pipeline:
                 row["target"] = target
                 placed.append((pos, row))
         placed.sort(key=lambda p: p[0])
-        first = self.spec.timeline()[0].name if self.spec.timeline() else ""
         if not placed:
             return _empty_result(self.spec.TIMELINE, "mail.message", len(staged))
-        result = load_batch(self.odoo, self.state, self.target(first), [row for _, row in placed], run_id=run_id,
+        first = placed[0][1]["target"]          # any member's target: the batch's pair, model and context
+        result = load_batch(self.odoo, self.state, first, [row for _, row in placed], run_id=run_id,
                             dry_run=dry_run, log=self.log, order_group=_posted_on)
         self.log.info("chatter batch %d%s done in %.2f s (%s)", batch_no, f" ({batch_no + 1} of {of})" if of else "",
                       time.perf_counter() - started,

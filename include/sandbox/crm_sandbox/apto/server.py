@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import sys
 import time
 from datetime import datetime
@@ -53,30 +52,9 @@ class AptoHandler(SandboxHandler):
     def org(self) -> AptoOrg:
         return self.state
 
-    def setup(self) -> None:
-        super().setup()
-        # headers and body go out in two writes: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms a call
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib signature
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._handle("PATCH")
-
     # ------------------------------------------------------------------------------ dispatch
-    def _handle(self, method: str) -> None:
-        split = urlsplit(self.path)
-        path = split.path
-        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        # read any body up front, so an error answer never leaves bytes behind on a kept-alive connection
-        self.body = self.read_body() if method != "GET" else b""
+    def handle_request(self, method: str) -> None:
+        path, params = self.request_target(method)
         try:
             if path.startswith("/sandbox/"):
                 self._admin(method, path[len("/sandbox/"):].strip("/"), params)

@@ -24,7 +24,7 @@ import sys
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from ..httpserver import SandboxHandler, SandboxServer
 from .generator import parse_ts
@@ -44,31 +44,9 @@ class LinkAppHandler(SandboxHandler):
     def tenant(self) -> LinkAppTenant:
         return self.state
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib signature
-        self._handle("GET")
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._handle("HEAD")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._handle("PUT")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
-
     # ------------------------------------------------------------------------------ dispatch
-    def _handle(self, method: str) -> None:
-        split = urlsplit(self.path)
-        path = split.path
-        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        # read any body up front, so an error answer never leaves bytes behind on a kept-alive connection
-        self.body = self.read_body() if method not in {"GET", "HEAD"} else b""
+    def handle_request(self, method: str) -> None:
+        path, params = self.request_target(method)
         self.counted = False
         try:
             if path == "/sandbox" or path.startswith("/sandbox/"):

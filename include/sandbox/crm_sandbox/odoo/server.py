@@ -27,7 +27,6 @@ import argparse
 import copy
 import gc
 import json
-import socket
 import sys
 import threading
 import time
@@ -426,12 +425,6 @@ class OdooHandler(SandboxHandler):
     """HTTP front of :class:`OdooSandbox`."""
 
     server_version = "Werkzeug/3.0.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # headers and body leave in two writes: without TCP_NODELAY, Nagle + the client's delayed ACK
-        # add ~40 ms to every keep-alive call
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ------------------------------------------------------------------ routing
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
