@@ -115,6 +115,24 @@ class SandboxServer(ThreadingHTTPServer):
         self._thread.start()
         return self
 
+    def run_until_interrupted(self) -> int:
+        """For a CLI: serve (in the foreground, or on in the thread :meth:`start` began) until Ctrl-C, then
+        close; return the exit code 0."""
+        try:
+            if self._thread is None:
+                self.serve_forever()
+            else:
+                while self._thread.is_alive():
+                    self._thread.join(timeout=3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if self._thread is None:
+                self.server_close()
+            else:
+                self.stop()
+        return 0
+
     def stop(self) -> None:
         self.shutdown()
         self.server_close()

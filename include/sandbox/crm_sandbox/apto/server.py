@@ -356,14 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"url": server.url, **org.credentials(server.url),
                       "counts": org.data.counts()}, indent=2), flush=True)
     print(f"AIRFLOW_CONN_APTO_DEFAULT='{json.dumps(org.airflow_conn(server.url))}'", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return server.run_until_interrupted()
 
 
 if __name__ == "__main__":

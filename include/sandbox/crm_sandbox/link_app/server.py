@@ -241,14 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"url": server.url, "token": tenant.token, "counts": tenant.data.counts(),
                       "odoo_users": [u["login"] for u in tenant.odoo_users()]}, indent=2), flush=True)
     print(f"AIRFLOW_CONN_LINK_APP_DEFAULT='{json.dumps(tenant.airflow_conn(server.url))}'", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return server.run_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -692,13 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     state = OdooSandbox(database=args.database, users=args.user, version=args.version, api_key=args.api_key)
     server = SandboxServer(OdooHandler, state=state, host=args.host, port=args.port, verbose=args.verbose)
     print(f"Odoo {args.version} sandbox (database {args.database!r}) listening on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return server.run_until_interrupted()
 
 
 if __name__ == "__main__":
