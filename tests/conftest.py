@@ -57,3 +57,79 @@ def state_db(private_pg, monkeypatch):
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+# ---- Odoo targets: the sandbox and the real Odoo 17 server (one test body, both targets) ------------------
+
+#: the Odoo targets the integration, engine and DAG suites run on; the real server is the judge
+ODOO_TARGETS = ("sandbox", "odoo17")
+
+_REAL: dict = {}
+
+
+def _real_server(name: str):
+    """The real server ``name``, started once per test session; skipped when absent, failed under CI."""
+    from crm_sandbox.targets import RealOdoo, RealOdooUnavailable
+
+    if name not in _REAL:
+        try:
+            _REAL[name] = RealOdoo(name).start()
+        except RealOdooUnavailable as exc:
+            _REAL[name] = exc
+    got = _REAL[name]
+    if isinstance(got, Exception):
+        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        if ci or not got.missing:
+            pytest.fail(f"the real {name} server is needed: {got}", pytrace=False)
+        pytest.skip(str(got))
+    return got
+
+
+_DROP: list = []      # (server, database): dropped at the end of the session, not between tests
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for server, db in _DROP:
+        server.drop_db(db)
+    for server in _REAL.values():
+        if not isinstance(server, Exception):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_odoo_target():
+    """``make(kind, label) -> (OdooTarget, close)``: a sandbox, or a fresh database of a real server
+    (started once per session; its cases skipped where the server is absent, failed under CI)."""
+    from crm_sandbox.targets import OdooTarget
+
+    def make(kind: str, label: str = "t"):
+        if kind == "sandbox":
+            from crm_sandbox.odoo.server import serve
+
+            server = serve(port=0)
+            return OdooTarget("sandbox", server.url, "crmtest", server=server), server.stop
+        real = _real_server(kind)
+        db = real.new_db(label)
+        return OdooTarget(kind, real.url, db, version=real.version), lambda: _DROP.append((real, db))
+
+    return make
+
+
+@pytest.fixture(scope="module", params=ODOO_TARGETS)
+def odoo_target(request, make_odoo_target):
+    """The Odoo of this test module, on each target in turn: a sandbox, or a fresh database of a real server."""
+    label = "t_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:30]
+    target, close = make_odoo_target(request.param, label)
+    yield target
+    close()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """How many cases ran on each real server (``make test`` prints it)."""
+    for name in ODOO_TARGETS[1:]:
+        counts = {}
+        for outcome in ("passed", "failed", "error", "skipped"):
+            counts[outcome] = sum(1 for r in terminalreporter.stats.get(outcome, [])
+                                  if f"[{name}" in r.nodeid or f"-{name}" in r.nodeid)
+        terminalreporter.write_line(f"real {name} server: {counts['passed']} cases passed, {counts['failed']} failed, "
+                                    f"{counts['error']} errors, {counts['skipped']} skipped")

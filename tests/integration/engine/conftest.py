@@ -1,25 +1,22 @@
-"""Fixtures for loader tests: the Odoo sandbox over real HTTP and a fresh state DB."""
+"""Fixtures for loader tests: a fresh Odoo per test (the sandbox, then a real Odoo 17 database) and a
+fresh state DB."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 
+@pytest.fixture(params=("sandbox", "odoo17"))
+def odoo_target(request, make_odoo_target):
+    """A fresh Odoo for each test: a new sandbox, or a new database of the real server."""
+    target, close = make_odoo_target(request.param, "t_engine")
+    yield target
+    close()
+
+
 @pytest.fixture
-def odoo_server():
-    from crm_sandbox.odoo.server import serve
-
-    server = serve(port=0)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def odoo_conn_json(odoo_server):
-    return json.dumps({"conn_type": "odoo", "host": odoo_server.url, "schema": "crmtest", "login": "admin",
-                       "password": "admin", "extra": {"transport": "xmlrpc"}})
+def odoo_conn_json(odoo_target):
+    return odoo_target.conn_json(transport="xmlrpc")
 
 
 @pytest.fixture
