@@ -21,11 +21,10 @@ W0 = W1 - timedelta(minutes=15)
 
 
 @pytest.fixture(scope="module")
-def world(private_pg, tmp_path_factory):
+def world(private_pg, tmp_path_factory, odoo_target):
     import psycopg2
 
     from crm_sandbox.apto.server import serve as serve_apto
-    from crm_sandbox.odoo.server import serve as serve_odoo
 
     admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
     admin.autocommit = True
@@ -34,13 +33,11 @@ def world(private_pg, tmp_path_factory):
         cur.execute('CREATE DATABASE "dagruns"')
     admin.close()
     apto = serve_apto(port=0, scale=1, seed=7, as_of=W0 - timedelta(days=1))
-    odoo = serve_odoo(port=0)
     env = {
         "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
             f'"schema": "{private_pg.database}"', '"schema": "dagruns"'),
         "AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")),
-        "AIRFLOW_CONN_ODOO_DEFAULT": json.dumps({"conn_type": "odoo", "host": odoo.url, "schema": "crmtest",
-                                                 "login": "admin", "password": "admin"}),
+        "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
         "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START": (W0 - timedelta(hours=1)).isoformat(),
         "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END": (W1 + timedelta(hours=1)).isoformat(),
         "CRM_MIGRATION_REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
@@ -57,9 +54,9 @@ def world(private_pg, tmp_path_factory):
     from crm_migration.hooks.odoo import OdooHook
     from crm_migration.hooks.state import MigrationStateHook
 
-    yield {"bag": bag, "apto": apto, "odoo": odoo, "hook": OdooHook(), "state": MigrationStateHook(), "runs": {}}
+    yield {"bag": bag, "apto": apto, "odoo": odoo_target, "hook": OdooHook(), "state": MigrationStateHook(),
+           "runs": {}}
     apto.stop()
-    odoo.stop()
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

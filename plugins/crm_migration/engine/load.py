@@ -74,6 +74,7 @@ class Row(TypedDict, total=False):
     deferred: dict[str, Any]           # written in a second call, after the record exists
     record: Mapping[str, Any]          # the source record, kept with a dead letter
     error: tuple[str | None, str]      # (field, reason) when mapping failed: dead-lettered as is
+    warnings: list[tuple[str, str]]    # (field, reason): landed, repaired or as is, and flagged in the audit log
     target: Target                     # another object of the same model (a mixed timeline batch)
 
 
@@ -87,6 +88,7 @@ class LoadResult(TypedDict):
     adopted: int
     superseded: int
     conflicts: int
+    flagged: int
     dead_lettered: int
     dead_letter_ids: list[str]
     odoo_calls: int
@@ -281,9 +283,9 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                                 odoo_model=model, **plan.state_rows(fields))
     result = plan.result(rows, calls=sum(odoo.calls.values()) - calls_before, started=started)
     log.info("%s -> %s: %d rows: %d created, %d updated, %d unchanged, %d adopted, %d replaced, %d conflicts, "
-             "%d dead letters%s; %d Odoo calls, %.2f s", target.source_object, model, result["rows"],
+             "%d flagged fields, %d dead letters%s; %d Odoo calls, %.2f s", target.source_object, model, result["rows"],
              result["created"], result["updated"], result["skipped"], result["adopted"], result["superseded"],
-             result["conflicts"], result["dead_lettered"],
+             result["conflicts"], result["flagged"], result["dead_lettered"],
              f" ({', '.join(result['dead_letter_ids'][:10])}{'...' if result['dead_lettered'] > 10 else ''})"
              if result["dead_lettered"] else "", result["odoo_calls"], result["seconds"])
     log_.debug("state rows written: %s", counts)
@@ -453,6 +455,11 @@ class _Plan:
                                  "odoo_id": old_id, "action": "deleted", "prior_values": values, "new_values": {}})
         for (scope, sid) in self.skipped:
             audit.append({"source_object": scope, "source_id": sid, "action": "skip"})
+        for row, oid in self.landed_with_flags():
+            for field, reason in row.get("warnings") or ():
+                audit.append({"source_object": self.tgt(row).source_object, "source_id": row["source_id"],
+                              "odoo_id": oid, "action": "flag", "changes": {"field": field},
+                              "message": f"{field}: {reason}"})
         for row, oid, edited, now in self.conflicts:
             policy = self.tgt(row).conflict_policy
             audit.append({"source_object": self.tgt(row).source_object, "source_id": row["source_id"],
@@ -464,6 +471,13 @@ class _Plan:
                           "message": f"{d['field'] + ': ' if d.get('field') else ''}{d['reason']}"})
         return {"links": links, "audit": audit, "manifest": manifest, "dead_letters": self.dead_letters}
 
+    def landed_with_flags(self) -> list[tuple[Row, int]]:
+        """The rows this batch created or wrote that carry flags (a rerun that skips them says nothing new)."""
+        out = [(row, self.created[r]) for r, row in self.created_rows.items() if row.get("warnings")]
+        out += [(row, oid) for row, oid in self.relink
+                if row.get("warnings") and oid not in self.failed_updates and oid in self.updated]
+        return out
+
     def result(self, rows: Sequence[Row], *, calls: int, started: float) -> LoadResult:
         dead_ids = [d["source_id"] if d["source_object"] == self.target.source_object
                     else f"{d['source_object']}:{d['source_id']}" for d in self.dead_letters]
@@ -471,6 +485,8 @@ class _Plan:
             "source_object": self.target.source_object, "model": self.target.model, "rows": len(rows),
             "created": len(self.created), "updated": len(self.updated),
             "skipped": len(set(self.skipped)), "adopted": len(self.adopted), "superseded": len(self.superseded),
-            "conflicts": len(self.conflicts), "dead_lettered": len(dead_ids), "dead_letter_ids": dead_ids,
+            "conflicts": len(self.conflicts),
+            "flagged": sum(len(row.get("warnings") or ()) for row, _ in self.landed_with_flags()),
+            "dead_lettered": len(dead_ids), "dead_letter_ids": dead_ids,
             "odoo_calls": calls, "seconds": round(time.perf_counter() - started, 3),
         }

@@ -571,5 +571,5 @@ def _small(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _empty_result(name: str, model: str, rows: int) -> LoadResult:
     return {"source_object": name, "model": model, "rows": rows, "created": 0, "updated": 0, "skipped": 0,
-            "adopted": 0, "superseded": 0, "conflicts": 0, "dead_lettered": 0, "dead_letter_ids": [], "odoo_calls": 0,
+            "adopted": 0, "superseded": 0, "conflicts": 0, "flagged": 0, "dead_lettered": 0, "dead_letter_ids": [], "odoo_calls": 0,
             "seconds": 0.0}

@@ -278,21 +278,29 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def _run_steps(steps: Sequence[FnStep], values: Sequence[Any]) -> Any:
+def _run_steps(steps: Sequence[FnStep], values: Sequence[Any], flags: list[str] | None = None) -> Any:
+    """Apply the transforms in turn; a :class:`~transforms.Flagged` value is unwrapped, its reason kept
+    in ``flags``."""
     out: Any = None
     for i, step in enumerate(steps):
         args = dict(step.args)
         out = T.apply(step.name, values if i == 0 else [out], args)
+        if isinstance(out, T.Flagged):
+            if flags is not None:
+                flags.append(out.reason)
+            out = out.value
     return out
 
 
-def _field_value(fspec: FieldSpec, record: Mapping[str, Any], conditions: Mapping[str, bool]) -> Any:
-    """The field's value before ref/lookup resolution: const, or source values through the transforms."""
+def _field_value(fspec: FieldSpec, record: Mapping[str, Any], conditions: Mapping[str, bool],
+                 flags: list[str] | None = None) -> Any:
+    """The field's value before ref/lookup resolution: const, or source values through the transforms
+    (the reasons of values repaired and flagged on the way go to ``flags``)."""
     if fspec.const is not MISSING:
         return fspec.const
     values = [conditions.get(p[1:], False) if p.startswith("$") else get_path(record, p) for p in fspec.sources]
     if fspec.fn:
-        return _run_steps(fspec.fn, values)
+        return _run_steps(fspec.fn, values, flags)
     if len(values) == 1:
         value = values[0]
         return value.strip() or None if isinstance(value, str) else value
@@ -410,8 +418,10 @@ def map_record(spec: ObjectSpec, record: Mapping[str, Any], refs: Refs) -> Row:
             current = fspec.name
             if fspec.when and not conditions.get(fspec.when):
                 continue
+            flags: list[str] = []
             try:
-                value = _field_value(fspec, record, conditions)
+                value = _field_value(fspec, record, conditions, flags)
+                warnings.extend((fspec.name, reason) for reason in flags)
             except T.TransformError as exc:
                 if fspec.on_error == "null":
                     warnings.append((fspec.name, str(exc)))

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from datetime import date as _date
 from html.parser import HTMLParser
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-__all__ = ["TRANSFORMS", "TransformError", "apply", "check_args", "transform"]
+__all__ = ["TRANSFORMS", "Flagged", "TransformError", "apply", "check_args", "transform"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +34,17 @@ TRANSFORMS: dict[str, Callable[..., Any]] = {}
 
 class TransformError(ValueError):
     """A source value a transform cannot turn into an Odoo value (the reason is for people)."""
+
+
+class Flagged(NamedTuple):
+    """A value that lands, repaired or kept as it is, but is flagged (repair and flag, never a lost record).
+
+    A transform returns ``Flagged(value, reason)``: the mapper writes ``value`` and records ``(field,
+    reason)`` in the row's warnings, which the loader writes to the audit log as a ``flag``.
+    """
+
+    value: Any
+    reason: str
 
 
 def transform(fn: F | None = None, *, name: str | None = None) -> Any:

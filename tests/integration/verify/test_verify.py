@@ -20,11 +20,10 @@ SCRIPT_HTML = ('<p onclick="steal()">Kick-off <script>alert("x")</script><b>agre
 
 
 @pytest.fixture(scope="module")
-def world(private_pg):
+def world(private_pg, odoo_target):
     import psycopg2
 
     from crm_sandbox.apto.server import serve as apto_serve
-    from crm_sandbox.odoo.server import serve as odoo_serve
 
     dbname = f"t_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
@@ -32,14 +31,11 @@ def world(private_pg):
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{dbname}"')
     apto = apto_serve(port=0, scale=1, seed=7)
-    odoo_server = odoo_serve(port=0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
                   private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
         mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
-        mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", json.dumps({
-            "conn_type": "odoo", "host": odoo_server.url, "schema": "crmtest", "login": "admin",
-            "password": "admin", "extra": {"transport": "xmlrpc"}}))
+        mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_target.conn_json(transport="xmlrpc"))
         from crm_migration.engine.pipeline import Pipeline
         from crm_migration.hooks.apto import AptoHook
         from crm_migration.hooks.odoo import OdooHook
@@ -69,7 +65,6 @@ def world(private_pg):
         state.close()
         odoo.close()
     apto.stop()
-    odoo_server.stop()
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     admin.close()
