@@ -64,6 +64,9 @@ MIGRATION_CONTEXT: dict[str, Any] = {
     "mail_create_nolog": True,
     "mail_create_nosubscribe": True,
     "mail_notrack": True,
+    # an activity assigned to another user would post "assigned to you" and queue a mail to them
+    # whatever the keys above say (loader trap 8); this one suppresses both
+    "mail_activity_quick_update": True,
 }
 #: The custom field carrying ``<source>:<SourceObject>:<source id>`` on every record we write.
 MIGRATION_KEY = "x_migration_key"
@@ -846,8 +849,18 @@ class OdooHook(BaseHook):
 
     def read(self, model: str, ids: Sequence[int], fields: Sequence[str], *, chunk_size: int = 2000,
              context: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Read ``ids`` (missing ids are silently absent, as in Odoo)."""
+        """Read ``ids`` (missing ids are silently absent, as in Odoo).
+
+        Reading no field but ``id`` asks which of ``ids`` exist: Odoo's ``read`` would fetch no column and
+        answer every id asked, deleted ones too, so that is a search on the ids (archived ones included).
+        """
         out: list[dict[str, Any]] = []
+        if not set(fields) - {"id"}:
+            for chunk in _chunks(list(ids), chunk_size):
+                found = self.call(model, "search", [[("id", "in", chunk)]],
+                                  context={**MIGRATION_CONTEXT, "active_test": False, **(context or {})})
+                out.extend({"id": i} for i in found)
+            return out
         for chunk in _chunks(list(ids), chunk_size):
             out.extend(self.call(model, "read", [chunk, list(fields)],
                                  context={**MIGRATION_CONTEXT, **(context or {})}))

@@ -43,7 +43,7 @@ def servers():
         server.stop()
 
 
-@pytest.fixture(params=TRANSPORTS, ids=[f"{t}-odoo{v}" for t, v, _, _ in TRANSPORTS])
+@pytest.fixture(params=TRANSPORTS, ids=[f"{t}-sandbox{v}" for t, v, _, _ in TRANSPORTS])
 def odoo(request, servers, monkeypatch):
     """``(hook, server, waits)``: a fresh database and a hook on it (retry waits recorded, not slept)."""
     transport, version, secret, wire = request.param

@@ -629,6 +629,28 @@ def f57(rpc: Rpc) -> None:
     assert rows == [{"id": ids[1], "name": "BehTest count 1"}, {"id": ids[0], "name": "BehTest count 0"}]
 
 
+def f58(rpc: Rpc) -> None:
+    rep = rpc("res.users", "create", {"name": "BehTest rep", "login": "behtest.rep@example.com",
+                                      "email": "behtest.rep@example.com"})
+    lead = rpc("crm.lead", "create", {"name": "BehTest assigned"})
+    keys = {"tracking_disable": True, "mail_create_nolog": True, "mail_create_nosubscribe": True,
+            "mail_notrack": True}
+
+    def counts() -> tuple[int, int]:
+        return (rpc("mail.mail", "search_count", []),
+                rpc("mail.message", "search_count", [["message_type", "=", "user_notification"]]))
+
+    vals = {"res_model_id": 393, "res_id": lead, "user_id": rep, "summary": "Call", "date_deadline": "2030-01-01"}
+    before = counts()
+    rpc("mail.activity", "create", vals, context=keys)
+    after = counts()
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    (mail,) = rpc("mail.mail", "search_read", [], fields=["subject"], order="id desc", limit=1)
+    assert mail["subject"] == '"BehTest assigned: Call" assigned to you'
+    rpc("mail.activity", "create", vals, context={**keys, "mail_activity_quick_update": True})
+    assert counts() == after
+
+
 CHECKS: dict[int, Callable[[Rpc], None]] = {
     int(name[1:]): fn for name, fn in dict(globals()).items() if re.fullmatch(r"f\d\d", name)}
 
@@ -640,7 +662,7 @@ def test_fact(index: int, rpc: Rpc) -> None:
 
 
 def test_every_fact_has_a_check() -> None:
-    assert sorted(CHECKS) == list(range(len(FACTS))) and len(FACTS) == 58
+    assert sorted(CHECKS) == list(range(len(FACTS))) and len(FACTS) == 59
 
 
 # ---------------------------------------------------------------------------------------------- traps

@@ -769,6 +769,28 @@ class Hooks(Core):
             model = row.get("res_model")
             if model in MAIL_THREAD and row.get("res_id") in self.models[model].rows and row.get("user_id"):
                 self._subscribe(model, row["res_id"], [self._partner_of_uid(row["user_id"])])
+        self._notify_assigned(M, [i for i in ids if M.rows[i].get("user_id") not in (None, False, self.uid)], ctx)
+
+    def _post_write__mail_activity(self, M: Model, ids: list[int], conv: dict[str, Any], vals: dict[str, Any],
+                                   prior: Any, ctx: dict[str, Any]) -> None:
+        if conv.get("user_id") and conv["user_id"] != self.uid:
+            self._notify_assigned(M, ids, ctx)
+
+    def _notify_assigned(self, M: Model, ids: list[int], ctx: dict[str, Any]) -> None:
+        """Odoo 17's ``action_notify``: an activity assigned to someone else posts an "assigned to you"
+        ``user_notification`` and queues a mail to them, whatever the tracking context; only
+        ``mail_activity_quick_update`` suppresses both (behaviours.json, loader trap 8)."""
+        if ctx.get("mail_activity_quick_update"):
+            return
+        for rid in ids:
+            row = M.rows[rid]
+            model, res_id = row.get("res_model") or False, row.get("res_id") or 0
+            partner = self._partner_of_uid(row["user_id"])
+            subject = f'"{row.get("res_name") or ""}: {row.get("summary") or ""}" assigned to you'
+            mid = self._post(model, res_id, f"<p>{subject}</p>", False, message_type="user_notification",
+                             extra={"subject": subject, "partner_ids": [partner] if partner else []})
+            self._queue_mail(subject=subject, body=f"<p>{subject}</p>", model=model, res_id=res_id,
+                             recipient_ids=[partner] if partner else [], message_id=mid)
 
     def _activity_done(self, M: Model, ids: list[int], feedback: Any) -> list[int]:
         missing = [i for i in ids if i not in M.rows]

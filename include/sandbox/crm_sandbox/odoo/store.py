@@ -951,6 +951,10 @@ class Core:
         else:
             names = [f for f in M.fields if f != "id"]
         rows = M.rows
+        if fields and not names:
+            # as the real Odoo 17 does: reading only "id" fetches no column, so every id asked comes back,
+            # deleted ones included (the hook never relies on it to tell whether a record exists)
+            return [{"id": rid} for rid in ids]
         present = [rid for rid in ids if rid in rows]
         o2m_maps: dict[str, dict[int, list[int]]] = {}
         for fname in names:
