@@ -189,7 +189,9 @@ class Pipeline:
     @cached_property
     def refs_lookups(self) -> dict[str, Any]:
         odoo = self.odoo
-        countries = CountryIndex(odoo.search_read("res.country", [], ["code", "name"]))
+        country = self.spec.lookups.get("country")
+        countries = CountryIndex(odoo.search_read("res.country", [], ["code", "name"]),
+                                 dict(country.options.get("aliases") or {}) if country else None)
         state_aliases = dict((self.spec.lookups.get("state").options.get("aliases") or {})
                              if self.spec.lookups.get("state") else {})
         states = StateIndex(odoo.search_read("res.country.state", [], ["code", "name", "country_id"]), countries,

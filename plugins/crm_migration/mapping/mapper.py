@@ -20,7 +20,11 @@ Structure helpers: :func:`break_cycles` and :func:`hierarchy_levels` for the com
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
+import sys
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,8 +38,10 @@ from crm_migration.mapping.spec import MISSING, FieldSpec, FnStep, ObjectSpec, f
 __all__ = [
     "CountryIndex", "CycleReport", "OwnerMatch", "Refs", "Row", "StateIndex", "StaticRefs", "break_cycles",
     "get_path", "hierarchy_levels", "lookups_needed", "map_batch", "map_record", "matches", "refs_needed",
-    "resolve_owners", "sf_prefix",
+    "resolve_owners", "sf_prefix", "territory_index",
 ]
+
+log_ = logging.getLogger(__name__)
 
 
 class Row(TypedDict, total=False):
@@ -596,46 +602,98 @@ def resolve_owners(source_users: Iterable[Mapping[str, Any]], odoo_users: Iterab
 
 # ---- countries and states ------------------------------------------------------------------------------------
 
-COUNTRY_ALIASES = {
-    "usa": "US", "u.s.": "US", "u.s.a.": "US", "united states of america": "US", "america": "US",
-    "uk": "GB", "u.k.": "GB", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
-    "deutschland": "DE", "holland": "NL", "the netherlands": "NL", "south korea": "KR", "korea": "KR",
-    "russia": "RU", "uae": "AE", "czech republic": "CZ", "nippon": "JP", "españa": "ES", "schweiz": "CH",
-    "österreich": "AT",
-}
+
+def _country_keys(text: Any) -> list[str]:
+    """How a country spelling is compared: NFKC, case-folded, letters, digits and combining marks only
+    (``U.S.A.`` → ``usa``, ``Côte d'Ivoire`` → ``côtedivoire``), then the same without accents when
+    that leaves plain ASCII (``österreich`` → ``osterreich``). A leading English article is dropped
+    (``The Netherlands``)."""
+    s = re.sub(r"^\s*the\s+", "", unicodedata.normalize("NFKC", str(text)), flags=re.IGNORECASE).casefold()
+    key = "".join(c for c in s if c.isalnum() or unicodedata.category(c).startswith("M"))
+    folded = "".join(c for c in unicodedata.normalize("NFKD", key) if not unicodedata.combining(c))
+    return [key, folded] if folded != key and folded.isascii() else [key]
+
+
+@functools.cache
+def territory_index() -> Mapping[str, str]:
+    """Country spellings → ISO 3166 alpha-2, from Babel (CLDR): every territory name in every locale
+    (``Deutschland``, ``España``, ``Österreich``, ``Schweiz``, ``日本``, ``USA``) and CLDR's code aliases
+    (alpha-3 ``DEU``, ``UK``).
+
+    Built once per process: about 0.5 s and 40,000 keys (a few MB); the locale data read on the way is
+    not kept (all of it would be some 200 MB). A spelling two countries share in some language
+    (``Kongo``) is left out unless it is the English name; a code alias wins over a name.
+    """
+    from babel import localedata
+    from babel.core import get_global
+
+    started = time.perf_counter()
+    names: dict[str, str] = {}
+    shared: set[str] = set()
+    english: set[str] = set()
+    cache = getattr(localedata, "_cache", {})
+    locales = ["en", *(lid for lid in localedata.locale_identifiers() if lid != "en")]
+    for lid in locales:
+        kept = lid in cache
+        territories = localedata.load(lid, merge_inherited=False).get("territories") or {}
+        if not kept:
+            cache.pop(lid, None)
+        for code, name in territories.items():
+            if len(code) != 2 or not code.isalpha() or not isinstance(name, str):
+                continue
+            code = sys.intern(code)
+            for key in _country_keys(name):
+                if lid == "en":
+                    english.add(key)
+                if names.setdefault(key, code) != code and key not in english:
+                    shared.add(key)
+    for key in shared:
+        del names[key]
+    for alias, targets in get_global("territory_aliases").items():
+        if alias.isalpha() and len(targets) == 1 and len(targets[0]) == 2:
+            names[alias.casefold()] = sys.intern(targets[0])
+    log_.info("country names: %d spellings from %d Babel locales in %.2f s (%d shared by two countries, left out)",
+              len(names), len(locales), time.perf_counter() - started, len(shared))
+    return names
+
+
+class CountryIndex:
+    """res.country by ISO code (alpha-2 or alpha-3), by name in any language Babel knows, or by the
+    mapping's ``aliases`` (``{"Great Britain": "GB"}``: what Babel does not know); a callable lookup
+    for :class:`StaticRefs`. ``None`` when nothing matches (the mapper flags it)."""
+
+    def __init__(self, countries: Iterable[Mapping[str, Any]], aliases: Mapping[str, str] | None = None) -> None:
+        self.by_code: dict[str, int] = {}
+        self.code_by_id: dict[int, str] = {}
+        self.by_name: dict[str, str] = {}
+        for c in countries:
+            code = str(c["code"]).upper()
+            self.by_code[code] = self.by_code.get(code) or int(c["id"])
+            self.code_by_id[int(c["id"])] = code
+            for key in _country_keys(c["name"]):
+                self.by_name[key] = code
+        self.aliases = {key: str(v).upper() for k, v in (aliases or {}).items() for key in _country_keys(k)}
+
+    def code_of(self, value: Any) -> str | None:
+        """The ISO alpha-2 code of a country spelling that Odoo has, else ``None``."""
+        if T._empty(value):
+            return None
+        keys = _country_keys(value)
+        if len(keys[0]) == 2 and keys[0].upper() in self.by_code:          # US, gb, U.S.
+            return keys[0].upper()
+        return self._find(keys, self.aliases) or self._find(keys, self.by_name) or self._find(keys, territory_index())
+
+    def _find(self, keys: Sequence[str], table: Mapping[str, str]) -> str | None:
+        return next((code for key in keys if (code := table.get(key)) is not None and code in self.by_code), None)
+
+    def __call__(self, value: Any) -> int | None:
+        code = self.code_of(value)
+        return self.by_code.get(code) if code else None
 
 
 def _norm(text: Any) -> str:
     s = unicodedata.normalize("NFKC", str(text)).strip().casefold()
     return re.sub(r"\s+", " ", s)
-
-
-class CountryIndex:
-    """res.country by ISO code, name or alias (``USA``, ``UK``); a callable lookup for :class:`StaticRefs`."""
-
-    def __init__(self, countries: Iterable[Mapping[str, Any]], aliases: Mapping[str, str] | None = None) -> None:
-        self.by_code: dict[str, int] = {}
-        self.by_name: dict[str, int] = {}
-        for c in countries:
-            self.by_code[str(c["code"]).upper()] = int(c["id"])
-            self.by_name[_norm(c["name"])] = int(c["id"])
-        self.aliases = {_norm(k): v.upper() for k, v in {**COUNTRY_ALIASES, **(aliases or {})}.items()}
-
-    def code_of(self, value: Any) -> str | None:
-        if T._empty(value):
-            return None
-        raw = str(value).strip()
-        if len(raw) in (2, 3) and raw.upper() in self.by_code:
-            return raw.upper()
-        key = _norm(raw)
-        if key in self.aliases:
-            return self.aliases[key]
-        cid = self.by_name.get(key)
-        return next((code for code, i in self.by_code.items() if i == cid), None) if cid else None
-
-    def __call__(self, value: Any) -> int | None:
-        code = self.code_of(value)
-        return self.by_code.get(code) if code else None
 
 
 class StateIndex:
@@ -650,7 +708,7 @@ class StateIndex:
             cc = str(s.get("country_code") or "").upper()
             if not cc and isinstance(s.get("country_id"), list | tuple):
                 cid = int(s["country_id"][0])
-                cc = next((code for code, i in countries.by_code.items() if i == cid), "")
+                cc = countries.code_by_id.get(cid, "")
             code = _norm(s["code"])
             self.index[(cc, code)] = int(s["id"])
             if code.startswith(cc.casefold() + "-"):        # DE-BY is also BY
