@@ -36,7 +36,8 @@ from crm_migration.mapping import transforms as T
 from crm_migration.mapping.spec import MISSING, FieldSpec, FnStep, ObjectSpec, fill_id_template, get_path
 
 __all__ = [
-    "CountryIndex", "CycleReport", "OwnerMatch", "Refs", "Row", "StateIndex", "StaticRefs", "break_cycles",
+    "CountryIndex", "CycleReport", "OwnerMatch", "Refs", "Row", "StateIndex", "StaticRefs", "attached_to",
+    "break_cycles",
     "get_path", "hierarchy_levels", "lookups_needed", "map_batch", "map_record", "matches", "refs_needed",
     "resolve_owners", "sf_prefix", "territory_index",
 ]
@@ -148,7 +149,8 @@ def _ref_ids(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any]) -> l
         return []
     values = [get_path(record, p) for p in fspec.sources]
     if len(fspec.ref) > 1:
-        return [(obj, str(v)) for obj, v in zip(fspec.ref, values, strict=True) if not T._empty(v)]
+        return [(obj, str(v)) for i, (obj, v) in enumerate(zip(fspec.ref, values, strict=True))
+                if not T._empty(v) and _prefix_ok(fspec, v, i)]
     obj = fspec.ref[0]
     if fspec.many and len(values) > 1 and not fspec.fn:
         if any(T._empty(v) for v in values):
@@ -164,9 +166,10 @@ def _ref_ids(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any]) -> l
     return [(obj, str(v)) for v in _as_list(out) if not T._empty(v) and _prefix_ok(fspec, v)]
 
 
-def _prefix_ok(fspec: FieldSpec, source_id: Any) -> bool:
-    """False for a polymorphic id of another object (a WhoId that is a Lead when the ref is Contact)."""
-    prefix = fspec.ref_prefixes[0] if fspec.ref_prefixes else None
+def _prefix_ok(fspec: FieldSpec, source_id: Any, i: int = 0) -> bool:
+    """False for a polymorphic id of another object than the field's ``i``-th ref (a WhoId that is a
+    Lead when the ref is Contact, a WhatId that is a deal when the ref is Account)."""
+    prefix = fspec.ref_prefixes[i] if len(fspec.ref_prefixes) > i else None
     return not prefix or sf_prefix(source_id) in (None, prefix)
 
 
@@ -198,6 +201,11 @@ def _attach_candidates(spec: ObjectSpec, record: Mapping[str, Any]) -> list[tupl
                 out.append((path, name, model, str(sid)))
                 break
     return out
+
+
+def attached_to(spec: ObjectSpec, record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(object, source id)`` of each record ``record`` may hang on (its ``attach_to`` candidates, in order)."""
+    return [(obj, sid) for _path, obj, _model, sid in _attach_candidates(spec, record)]
 
 
 def timeline_position(spec: ObjectSpec, record: Mapping[str, Any]) -> tuple[str, str]:
@@ -334,18 +342,22 @@ def _missing(spec: ObjectSpec, fspec: FieldSpec, what: str, warnings: list[tuple
 def _resolve(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any], value: Any, refs: Refs,
              warnings: list[tuple[str, str]]) -> Any:
     if fspec.ref:
-        if len(fspec.ref) > 1:                       # coalesce: the first migrated of several references
-            tried = []
-            for obj, path in zip(fspec.ref, fspec.sources, strict=True):
+        if len(fspec.ref) > 1:   # the first migrated of several references; all of them with fn as_list
+            every = bool(fspec.fn)
+            tried, found = [], []
+            for i, (obj, path) in enumerate(zip(fspec.ref, fspec.sources, strict=True)):
                 sid = get_path(record, path)
-                if T._empty(sid):
+                if T._empty(sid) or not _prefix_ok(fspec, sid, i):
                     continue
-                if (oid := refs.odoo_id(obj, str(sid))) is not None:
+                if (oid := refs.odoo_id(obj, str(sid))) is None:
+                    tried.append(f"{obj} {sid}")
+                elif not every:
                     return oid
-                tried.append(f"{obj} {sid}")
+                else:
+                    found.append(oid)
             if tried:
                 _missing(spec, fspec, f"not migrated (yet): {', '.join(tried)}", warnings)
-            return None
+            return [(6, 0, sorted(set(found)))] if every else None
         obj = fspec.ref[0]
         if fspec.many and len(fspec.sources) > 1 and not fspec.fn:
             if any(T._empty(v) for v in value):

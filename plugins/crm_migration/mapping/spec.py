@@ -151,7 +151,8 @@ class FieldSpec:
     :param many: ``from`` was a list (the transform gets one argument per path).
     :param fn: transforms applied in order (the first gets the source values, the next the result).
     :param ref: source objects whose crosswalk gives the Odoo id (one, or one per ``from`` path: the
-        first that resolves wins). A list value (many2many) becomes ``[(6, 0, ids)]``.
+        first that resolves wins; with ``fn: as_list`` all that resolve). A list value (many2many)
+        becomes ``[(6, 0, ids)]``. An id of another object than its ref (by key prefix) is passed over.
     :param lookup: a named lookup (``owner``, ``country``, ...) resolved by :class:`~.mapper.Refs`.
     :param const: a constant value (no ``from``).
     :param default: used when the value is empty.
@@ -789,9 +790,9 @@ def _field(obj: str, fname: str, raw: Any, where: str) -> FieldSpec:
     steps = _steps(raw.get("fn"), raw.get("args"), where, obj, fname, len(sources))
     ref = raw.get("ref")
     ref_t = () if ref is None else ((ref,) if isinstance(ref, str) else tuple(str(r) for r in ref))
-    if len(ref_t) > 1 and (steps or len(ref_t) != len(sources)):
+    if len(ref_t) > 1 and (len(ref_t) != len(sources) or [st.name for st in steps] not in ([], ["as_list"])):
         raise SpecError(where, "a list of refs takes one from path per ref (the first that resolves wins), "
-                               "and no fn", obj=obj, field=fname)
+                               "and no fn but as_list (all that resolve, a many2many)", obj=obj, field=fname)
     if ref_t and raw.get("lookup"):
         raise SpecError(where, "ref and lookup exclude each other", obj=obj, field=fname)
     raw = {**raw, **{k: "null" for k in ("on_missing", "on_error") if k in raw and raw[k] is None}}  # YAML null

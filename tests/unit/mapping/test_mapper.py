@@ -333,7 +333,7 @@ def test_timeline_position_is_the_message_date_and_the_record_it_is_posted_on(pa
     assert timeline_position(note, {"LinkedEntityId": ACC, "ContentDocument": {"CreatedDate": None}}) == ("", ACC)
 
 
-def test_meeting_links_the_deal_later(pair, refs):
+def test_meeting_links_its_deal_later_and_invites_its_contact_and_company(pair, refs):
     rec = {"Id": "00U5g00000Evt01AAA", "WhoId": CON, "WhatId": OPP, "Subject": "Property tour",
            "Description": None, "Location": "On site", "StartDateTime": "2024-03-05T14:00:00.000+0000",
            "EndDateTime": "2024-03-05T15:30:00.000+0000", "IsAllDayEvent": False, "ShowAs": "Busy", "OwnerId": USR}
@@ -346,7 +346,13 @@ def test_meeting_links_the_deal_later(pair, refs):
                                                     "StartDateTime": "2024-03-05T00:00:00.000+0000",
                                                     "EndDateTime": "2024-03-06T00:00:00.000+0000"}, refs))
     assert (allday["start"], allday["stop"], allday["allday"]) == ("2024-03-05 08:00:00", "2024-03-05 18:00:00", True)
-    assert allday["partner_ids"] == [(6, 0, [])]                      # a Lead is not a contact
+    assert allday["partner_ids"] == [(6, 0, [11])]               # the company; a Lead is not a contact
+    on_company = map_record(pair.objects["Event"], {**rec, "WhatId": ACC}, refs)
+    assert _ok(on_company)["partner_ids"] == [(6, 0, [11, 21])] and on_company["deferred"] == {"opportunity_id": None}
+    assert "warnings" not in on_company                           # a company is not a deal: nothing to flag
+    gone = map_record(pair.objects["Event"], {**rec, "WhatId": ACC_PARENT.replace("Par", "Gon")}, refs)
+    assert _ok(gone)["partner_ids"] == [(6, 0, [21])]
+    assert gone["warnings"] == [("partner_ids", "not migrated (yet): Account 0015g00000Gon01AAA")]
 
 
 def test_notes(pair, refs):
@@ -398,8 +404,9 @@ def test_refs_needed_groups_ids_per_object(pair):
                       "Contact": {CON}, "Account": {ACC}}
     tasks = [_task(), _task(WhatId=ACC, WhoId=LEAD), _task(IsClosed=False)]        # the open one is not a Task row
     assert refs_needed(pair.objects["Task"], tasks) == {"Opportunity": {OPP}, "Contact": {CON}, "Account": {ACC}}
-    events = [{"Id": "00U5g00000Evt01AAA", "WhoId": LEAD, "WhatId": ACC}]
-    assert refs_needed(pair.objects["Event"], events) == {}                       # neither a contact nor a deal
+    events = [{"Id": "00U5g00000Evt01AAA", "WhoId": LEAD, "WhatId": ACC},        # a Lead is not a contact
+              {"Id": "00U5g00000Evt02AAA", "WhoId": CON, "WhatId": OPP}]          # a deal is not a company
+    assert refs_needed(pair.objects["Event"], events) == {"Account": {ACC}, "Contact": {CON}, "Opportunity": {OPP}}
 
 
 def test_lookups_needed(pair):

@@ -254,6 +254,8 @@ _DELETE = object()
     ("objects/Contact/stream/kind", _DELETE, r"object Contact, field stream: missing stream"),
     ("objects/Contact/stream/fieldz", ["Id"], r"field stream: stream: unknown key\(s\) \['fieldz'\]"),
     ("objects/Opportunity/fields/team_id/ref", "User", r"ref 'User' is not loaded into Odoo"),
+    ("objects/Event/fields/partner_ids/fn", "first", r"field partner_ids: a list of refs .* no fn but as_list"),
+    ("objects/Event/fields/partner_ids/from", ["WhoId"], r"field partner_ids: a list of refs takes one from path per"),
     ("objects/Task/attach_to/objects", ["Opportunity", "Nope"], r"object Task, field attach_to: unknown attach_to object 'Nope'"),
     ("objects/Automation/target/export", _DELETE, r"object Automation, field target: target none needs export"),
     ("settings/conflict_policy", "merge", r"settings.conflict_policy must be one of"),

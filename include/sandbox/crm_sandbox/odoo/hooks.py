@@ -151,6 +151,7 @@ class Hooks(Core):
         ATT.computed["local_url"] = lambda r: f"/web/content/ir.attachment/{r['id']}/datas"
         P.computed["meeting_ids"] = lambda r: [e for e, er in self.models["calendar.event"].rows.items()
                                                if r["id"] in (er.get("partner_ids") or [])]
+        P.computed["meeting_count"] = self._meeting_count
         MAIL = self.models["mail.mail"]
         MAIL.computed["display_name"] = lambda r: r.get("subject") or ""
         for M in self.models.values():
@@ -168,6 +169,23 @@ class Hooks(Core):
 
     def _follower_partners(self, model: str, rid: int) -> list[int]:
         return list(self._followers(model, rid))
+
+    def _meeting_count(self, r: dict[str, Any]) -> int:
+        """Odoo 17's ``res.partner.meeting_count``: the active meetings the partner or any partner under it
+        (``child_of``, archived ones too) attends."""
+        P = self.models["res.partner"].rows
+        children: dict[int, list[int]] = {}
+        for pid, prow in P.items():
+            if prow.get("parent_id"):
+                children.setdefault(prow["parent_id"], []).append(pid)
+        family, todo = set(), [r["id"]]
+        while todo:
+            pid = todo.pop()
+            if pid not in family:
+                family.add(pid)
+                todo.extend(children.get(pid, ()))
+        return sum(1 for er in self.models["calendar.event"].rows.values()
+                   if er.get("active", True) and family & set(er.get("partner_ids") or ()))
 
     # ------------------------------------------------------------------ defaults
     def _default_team(self, uid: int) -> int | bool:
@@ -851,7 +869,11 @@ class Hooks(Core):
             row = M.rows[rid]
             self._sync_attendees(rid)
             made_activity = False
-            if row.get("res_model") and row.get("res_id") and row["res_model"] in MAIL_THREAD:
+            # Odoo 17 makes the meeting activity only when the call says where it comes from (a form opened
+            # from a record: default_res_model or active_model in the context); over RPC res_model_id/res_id
+            # alone link the meeting and create nothing (checked on the real server)
+            from_record = ctx.get("default_res_model") or ctx.get("active_model") not in (None, False, "calendar.event")
+            if from_record and row.get("res_model") and row.get("res_id") and row["res_model"] in MAIL_THREAD:
                 self._create(self.models["mail.activity"], [{
                     "res_model_id": row["res_model_id"], "res_id": row["res_id"], "activity_type_id": 3,
                     "summary": row.get("name") or False, "date_deadline": row["start"][:10],
@@ -880,9 +902,14 @@ class Hooks(Core):
             if pid not in current:
                 self._insert(AT, {"event_id": rid, "partner_id": pid, "state": "needsAction",
                                   "common_name": P.get(pid, {}).get("name") or False, "availability": "busy"})
+        # an attendee follows the meeting (the caller excepted), and stops following when removed
+        self._subscribe("calendar.event", rid, [p for p in wanted if p not in current and p != self._partner_of_uid()])
+        followers = self._followers("calendar.event", rid)
         for pid, aid in current.items():
             if pid not in wanted:
                 self._delete(AT, aid)
+                if pid in followers:
+                    self._delete(self.models["mail.followers"], followers[pid])
 
     def _post_write__calendar_event(self, M: Model, ids: list[int], conv: dict[str, Any], vals: dict[str, Any],
                                     prior: dict[int, dict[str, Any]], ctx: dict[str, Any]) -> None:
