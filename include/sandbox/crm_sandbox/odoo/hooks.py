@@ -478,6 +478,30 @@ class Hooks(Core):
             for f in COMMERCIAL_FIELDS:
                 row[f] = commercial.get(f, False)
 
+    def _post_create__res_partner(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
+                                  ctx: dict[str, Any]) -> None:
+        # Odoo's _handle_first_contact_creation: a company (or a root partner) without any address field
+        # takes the address of its first (active) child, whatever the child's type
+        for rid in ids:
+            row = M.rows[rid]
+            parent = M.rows.get(row.get("parent_id") or 0)
+            if not parent or not (parent.get("is_company") or not parent.get("parent_id")):
+                continue
+            if not any(row.get(f) for f in ADDRESS_FIELDS) or any(parent.get(f) for f in ADDRESS_FIELDS):
+                continue
+            if self._active_children(M, parent["id"]) == [rid]:
+                self._update_address(M, [parent["id"]], {f: row.get(f, False) for f in ADDRESS_FIELDS})
+
+    @staticmethod
+    def _active_children(M: Model, pid: int) -> list[int]:
+        return [k for k, r in M.rows.items() if r.get("parent_id") == pid and r.get("active", True) is not False]
+
+    def _update_address(self, M: Model, ids: list[int], addr: dict[str, Any]) -> None:
+        """Odoo's ``update_address``: a plain write of the address fields, no sync to anyone else."""
+        now = self.now()
+        for rid in ids:
+            self._set(M, rid, {**addr, "write_date": now, "write_uid": self.uid})
+
     def _partner_common(self, row: dict[str, Any], vals: dict[str, Any]) -> None:
         if "company_type" in vals:
             row["is_company"] = vals["company_type"] == "company"
@@ -511,14 +535,15 @@ class Hooks(Core):
                 if parent and any(parent.get(f) for f in ADDRESS_FIELDS):
                     addr = {f: parent.get(f, False) for f in ADDRESS_FIELDS}
                     if any(row.get(f, False) != v for f, v in addr.items()):
-                        self._write(M, [rid], addr, ctx)
+                        self._update_address(M, [rid], addr)         # not passed on to its own children
+        # Odoo's _children_sync: the address fields of this write (only those) reach the active children
+        # of type 'contact', one level down
         addr_changed = {f: conv[f] for f in ADDRESS_FIELDS if f in conv}
         if addr_changed:
             for rid in ids:
-                kids = [k for k, r in M.rows.items() if r.get("parent_id") == rid and r.get("type") == "contact"]
+                kids = [k for k in self._active_children(M, rid) if M.rows[k].get("type") == "contact"]
                 if kids:
-                    full = {f: M.rows[rid].get(f, False) for f in ADDRESS_FIELDS}
-                    self._write(M, kids, full, ctx)
+                    self._update_address(M, kids, addr_changed)
         commercial_of = M.getter("commercial_partner_id")
         if "parent_id" in conv or "is_company" in conv:
             for rid in ids:
