@@ -33,7 +33,9 @@ from crm_migration.mapping.mapper import (
     CountryIndex,
     StateIndex,
     StaticRefs,
+    attached_to,
     break_cycles,
+    get_path,
     map_batch,
     matches,
     refs_needed,
@@ -41,6 +43,7 @@ from crm_migration.mapping.mapper import (
     timeline_position,
 )
 from crm_migration.mapping.spec import ObjectSpec, PairSpec, load_pair
+from crm_migration.streams import MissingFile
 
 log_ = logging.getLogger(__name__)
 
@@ -334,14 +337,23 @@ class Pipeline:
         """
         obj = self.load_spec(name)
         blobs: dict[str, bytes] = {}
+        gone: dict[str, MissingFile] = {}
         if "_blob" in obj.enrich:
             for r in records:
                 data = self.source.blob(obj, r)
+                if isinstance(data, MissingFile):    # not empty bytes: dead-lettered below, the rest goes on
+                    gone[r["_source_id"]] = data
+                    data = None
                 r["_blob"] = data if data is not None else b""
-                blobs[r["_source_id"]] = r["_blob"]
+                if r["_source_id"] not in gone:
+                    blobs[r["_source_id"]] = r["_blob"]
         rows = map_batch(obj, records, self.refs_for(obj, records))
         for row in rows:
             row["record"] = _small(row.get("record") or {})
+            if missing := gone.get(row["source_id"]):
+                row["record"]["_blob"] = f"<missing: HTTP {missing.status}>"
+                if not row.get("error"):
+                    row["error"] = _missing_file(obj, row, missing)
         return obj, rows, blobs
 
     def cut_links(self, name: str, *, run_id: str) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
@@ -564,6 +576,19 @@ def _posted_on(row: Row) -> tuple[Any, Any]:
     """The record a chatter message is posted on (its group in the timeline)."""
     values = row.get("values") or {}
     return values.get("model"), values.get("res_id")
+
+
+def _missing_file(obj: ObjectSpec, row: Row, missing: MissingFile) -> tuple[str, str]:
+    """The dead-letter ``(field, reason)`` of a row whose file the source no longer has: the reason names
+    the file and the record it hangs on (``file missing in the source (HTTP 404): 'LOI.pdf'
+    (/sobjects/Attachment/00P.../Body) on Account 001...``)."""
+    field, fspec = next(((f, fs) for f, fs in obj.fields.items() if "_blob" in fs.sources), ("_blob", None))
+    record = row.get("record") or {}
+    titles = [get_path(record, p) for p in (fspec.sources if fspec else ()) if p != "_blob"]   # a note's title
+    name = (row.get("values") or {}).get("name") or next((t for t in titles if t), None)
+    on = ", ".join(f"{o} {sid}" for o, sid in attached_to(obj, record))
+    return field, (f"{missing.reason}: {f'{name!r} ' if name else ''}({missing.path})"
+                   + (f" on {on}" if on else ""))
 
 
 def _small(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@
 - ``tooling``: Tooling API rows (automation export only; nothing is loaded).
 
 ``enrich_children`` attaches child rows (``OpportunityHistories``) with one SOQL query per 200 parents;
-``blob`` downloads the bytes an ``_blob`` enrichment names.
+``blob`` downloads the bytes an ``_blob`` enrichment names (a file gone from the org: :class:`MissingFile`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from crm_migration.hooks.apto import AptoApiError, AptoHook, chunked, soql_in
 from crm_migration.mapping.mapper import get_path
 from crm_migration.mapping.spec import ObjectSpec
+from crm_migration.streams import MISSING_STATUS, MissingFile
 from crm_migration.streams.soql import stream_from_spec
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")
@@ -120,8 +121,12 @@ class AptoSource:
                 r[name] = {"records": found.get(str(r.get("Id")), [])}
         return records
 
-    def blob(self, obj: ObjectSpec, record: Mapping[str, Any]) -> bytes | None:
-        """The bytes of the record's ``_blob`` enrichment (``None`` when the path cannot be built)."""
+    def blob(self, obj: ObjectSpec, record: Mapping[str, Any]) -> bytes | MissingFile | None:
+        """The bytes of the record's ``_blob`` enrichment (``None`` when the path cannot be built).
+
+        A download answering 404 or 410 (never retried) is :class:`MissingFile`; other errors raise
+        as the hook raises them (5xx retried first, 401 an auth error).
+        """
         spec = obj.enrich.get("_blob")
         if not spec:
             return None
@@ -132,4 +137,9 @@ class AptoSource:
                 return None
             parts[name] = str(value)
         path = _PLACEHOLDER.sub(lambda m: parts[m.group(1)], spec["url"])
-        return self.hook.download(path)
+        try:
+            return self.hook.download(path)
+        except AptoApiError as exc:
+            if exc.status not in MISSING_STATUS:
+                raise
+            return MissingFile(exc.status, exc.path or path)

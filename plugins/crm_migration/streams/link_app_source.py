@@ -23,6 +23,7 @@ from typing import Any
 
 from crm_migration.hooks.link_app import LinkAppError, LinkAppHook
 from crm_migration.mapping.spec import ObjectSpec, get_path
+from crm_migration.streams import MISSING_STATUS, MissingFile
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +188,10 @@ class LinkAppSource:
         log.info("Link app custom fields: %s", ", ".join(f"{o} {len(f)}" for o, f in out.items()))
         return out
 
-    def blob(self, obj: ObjectSpec, record: Mapping[str, Any]) -> bytes | None:
+    def blob(self, obj: ObjectSpec, record: Mapping[str, Any]) -> bytes | MissingFile | None:
         """The bytes of the file the record's URL field names (``enrich: {_blob: {url_field: url}}``,
-        default ``url``); ``None`` when the record has no URL or the file is missing (404, logged: the
-        record migrates, the file is reported missing). Other errors raise."""
+        default ``url``); ``None`` when the record has no URL; :class:`MissingFile` when the file is
+        missing (404 or 410, logged: the load dead-letters it and goes on). Other errors raise."""
         spec = obj.enrich.get("_blob")
         url_field = str((spec or {}).get("url_field") or "url")
         url = get_path(record, url_field)
@@ -199,8 +200,8 @@ class LinkAppSource:
         try:
             return self.hook.download(str(url))
         except LinkAppError as exc:
-            if exc.status != 404:
+            if exc.status not in MISSING_STATUS:
                 raise
-            log.warning("%s %s: its file %r is missing in Link app (404); the record migrates without it",
-                        obj.name, record.get("id"), record.get("file_name"))
-            return None
+            log.warning("%s %s: its file %r is missing in Link app (HTTP %d)", obj.name, record.get("id"),
+                        record.get("file_name"), exc.status)
+            return MissingFile(exc.status, exc.path)      # the URL's path: a signed query never kept

@@ -226,3 +226,42 @@ def test_content_document_links_by_parent_ids(conn, info):
     assert links.count(hook, None, end, parent_ids=parents) == len(rows)
     with pytest.raises(AptoApiError):  # Salesforce refuses an unfiltered ContentDocumentLink query
         list(hook.query("SELECT Id FROM ContentDocumentLink"))
+
+
+def test_a_missing_file_is_missing_at_once_other_errors_stay_errors(conn, server, info):
+    """AptoSource.blob: 404/410 is MissingFile on the first answer (never retried, never raised); 5xx is
+    retried, a refused session is an auth error; an empty file is b"", not missing."""
+    from crm_migration.mapping.spec import load_pair
+    from crm_migration.streams import MissingFile
+    from crm_migration.streams.apto_source import AptoSource
+
+    hook = make_hook()
+    source = AptoSource(hook)
+    spec = load_pair("apto_to_odoo").with_namespace("McLabs2")
+    att, files = spec.object("Attachment"), spec.object("ContentVersion")
+    hard, org = info["hard_cases"], server.state
+    missing = {"Id": hard["attachment_missing"]}
+    org.reset_stats()
+    got = source.blob(att, missing)
+    assert got == MissingFile(404, f"/services/data/v60.0/sobjects/Attachment/{missing['Id']}/Body")
+    assert got.reason == "file missing in the source (HTTP 404)"
+    assert org.get_stats()["calls"].get("blob") == 1                 # asked once: a 404 is not retried
+    other = {"Id": hard["attachment_non_ascii"]}
+    whole = source.blob(att, other)
+    assert isinstance(whole, bytes) and len(whole) == 900
+    admin(server, "POST", "faults", {"kind": "status", "status": 410, "count": 1, "match": f"/Attachment/{other['Id']}/"})
+    assert source.blob(att, other) == MissingFile(410, f"/services/data/v60.0/sobjects/Attachment/{other['Id']}/Body")
+    admin(server, "POST", "faults", {"kind": "status", "status": 500, "count": 2, "match": f"/Attachment/{other['Id']}/"})
+    assert source.blob(att, other) == whole                          # 5xx: retried, then the bytes
+    admin(server, "POST", "faults", {"kind": "status", "status": 500, "count": hook.max_attempts,
+                                     "match": f"/Attachment/{other['Id']}/"})
+    with pytest.raises(AptoApiError) as err:
+        source.blob(att, other)
+    assert err.value.status == 500
+    admin(server, "POST", "faults", {"kind": "invalid_session", "count": 2, "match": f"/Attachment/{other['Id']}/"})
+    with pytest.raises(AptoAuthError):
+        source.blob(att, other)
+    admin(server, "DELETE", "faults")
+    (empty,) = hook.query("SELECT LatestPublishedVersionId FROM ContentDocument WHERE Id = "
+                          f"{soql_quote(hard['file_empty'])}")
+    assert source.blob(files, {"ContentDocument": empty}) == b""

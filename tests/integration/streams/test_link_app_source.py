@@ -186,15 +186,18 @@ def test_describes_type_every_custom_field_for_the_plan(tenant, source, pair, ca
     assert len(ttypes) == 22
 
 
-def test_blob_downloads_every_file_and_a_missing_one_is_none(tenant, source, pair, caplog) -> None:
+def test_blob_downloads_every_file_and_a_missing_one_is_missing(tenant, source, pair, caplog) -> None:
+    from crm_migration.streams import MissingFile
+
     attachments = pair.object("attachments")
     rows = list(source.records(attachments, start=None, end=LATER))
     hard = tenant.hard_cases
     got = {r["id"]: source.blob(attachments, r) for r in rows}
     assert len(got) == 30
     missing = hard["attachment_missing"]
-    assert got.pop(missing) is None
-    assert f"attachments {missing}: its file 'scan-2019.pdf' is missing" in caplog.text
+    gone = got.pop(missing)
+    assert isinstance(gone, MissingFile) and gone.status == 404 and gone.path.endswith("scan-2019.pdf")
+    assert f"attachments {missing}: its file 'scan-2019.pdf' is missing in Link app (HTTP 404)" in caplog.text
     for rid, data in got.items():
         assert data == tenant.data.files[rid] and len(data) == tenant.tables["attachments"][rid]["size_bytes"]
     assert got[hard["attachment_empty"]] == b""

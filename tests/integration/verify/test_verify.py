@@ -126,8 +126,12 @@ def test_diff_has_every_mapped_field_of_every_loaded_record_and_all_match(world,
     assert rows[(sid, "name")]["source"] == f"FirstName={src['FirstName']} · LastName={src['LastName']}"
     assert rows[(sid, "email")]["odoo"].lower() == src["Email"].strip().lower()
     # files: compared by checksum, never read back
-    files_ = [r for r in diffs["ContentVersion"] if r["field"] == "datas"]
+    files_ = [r for r in diffs["ContentVersion"] if r["field"] == "datas" and r["kind"] == "field"]
     assert all(r["match"] and "checksum" in r["note"] for r in files_)
+    # the file gone from the org (its download answers 404) is named as a dead letter, with its reason
+    gone = [r for r in diffs["ContentVersion"] if r["kind"] == "dead_letter"
+            and r["source_id"].startswith(world["apto"].state.data.hard_cases["file_missing"])]
+    assert gone and all("file missing in the source (HTTP 404)" in r["note"] and r["field"] == "datas" for r in gone)
     assert sum(str(r["sent"]).startswith("sha1:") for r in files_) >= 30      # one file of the org is empty
     assert all(r["sent"] is False and r["source"] == "<0 bytes>" for r in files_ if not r["sent"])
 
@@ -211,7 +215,7 @@ def test_reconciliation_counts_equal_the_org_minus_dead_letters(world):
     assert [r["object"] for r in rows] == pipe.loadable()
     by = {r["object"]: r for r in rows}
     assert all(r["status"] == "ok" and not r["problems"] for r in rows), [r for r in rows if r["status"] != "ok"]
-    for name in ("Account", "Contact", "Opportunity", "Event", "Note", "OpportunityHistory"):
+    for name in ("Account", "Contact", "Opportunity", "Event", "Note", "OpportunityHistory", "Attachment"):
         in_org = sum(not rec.get("IsDeleted") for rec in org.tables[name].values())
         dead = len(_open_dead_letters(world, name))
         r = by[name]

@@ -151,6 +151,12 @@ def test_files(org) -> None:
     assert all(any(lk["ContentDocumentId"] == d for lk in links) for d in docs)
     for a in org.tables["Attachment"].values():
         assert a["BodyLength"] == len(org.blobs[a["Id"]])
+    # a missing file and a missing attachment: bytes known (sizes agree), served as 404, on live records
+    missing_doc = docs[org.hard_cases["file_missing"]]
+    att = org.tables["Attachment"][org.hard_cases["attachment_missing"]]
+    assert org.missing_blobs == {missing_doc["LatestPublishedVersionId"], att["Id"]}
+    assert org.blobs[att["Id"]] and not att["IsDeleted"]
+    assert org.hard_cases["file_missing"] not in (org.hard_cases["file_empty"], org.hard_cases["file_non_ascii"])
 
 
 def test_custom_fields_of_every_type(org) -> None:

@@ -25,7 +25,9 @@ user_unmatched / user_mixed_case / user_inactive: owners whose email matches no 
 emails (one equal to Odoo's admin@example.com but for case), inactive users; pipelines: two
 Opportunity record types with different stages; opportunity_won / opportunity_lost (with
 <ns>__Loss_Reason__c); picklist_outside: records holding values outside their picklist; deleted_*:
-records in the recycle bin; file_empty / file_non_ascii; task_email / task_call / task_open / event_future."""
+records in the recycle bin; file_empty / file_non_ascii; file_missing / attachment_missing: a file and an
+attachment whose bytes are gone (their download answers 404 NOT_FOUND); task_email / task_call / task_open /
+event_future."""
 
 FIRST = ("James", "Maria", "Robert", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Susan",
          "Richard", "Jessica", "Joseph", "Sarah", "Thomas", "Karen", "Charles", "Nancy", "Christopher", "Lisa",
@@ -83,6 +85,7 @@ class OrgData:
     org_id: str
     schema: dict[str, S.ObjectDef] = field(default_factory=dict)
     tooling_schema: dict[str, S.ObjectDef] = field(default_factory=dict)
+    missing_blobs: set[str] = field(default_factory=set)   # blob ids whose download answers 404 NOT_FOUND
 
     def counts(self) -> dict[str, int]:
         return {name: len(rows) for name, rows in self.tables.items()}
@@ -171,10 +174,11 @@ class _Gen:
         self.gen_files()
         self.gen_attachments()
         self.gen_deletions()
+        missing = self.gen_missing_files()
         tooling = self.gen_tooling()
         return OrgData(self.ns, self.scale, self.seed, self.as_of, self.tables, tooling, self.blobs,
                        self.deleted_log, self.record_types, self.pipelines, self.hard, self.ids, self.org_id,
-                       self.schema, S.build_tooling_schema())
+                       self.schema, S.build_tooling_schema(), missing)
 
     def gen_org_rows(self) -> None:
         t = self.start - timedelta(days=400)
@@ -649,6 +653,7 @@ class _Gen:
             files.append(doc["Id"])
             if older:
                 multi_version.append(doc["Id"])
+        self.files = files
         self.hard["file_non_ascii"] = files[0]
         self.hard["file_empty"] = files[1]
         self.hard["file_multi_version"] = multi_version[:3]
@@ -668,6 +673,7 @@ class _Gen:
                                           "IsPrivate": False})
             self.blobs[rec["Id"]] = data
             atts.append(rec["Id"])
+        self.attachments = atts
         self.hard["attachment_non_ascii"] = atts[0]
         self.hard["attachment_empty"] = atts[1]
 
@@ -684,6 +690,29 @@ class _Gen:
                 deleted.setdefault(obj, []).append(rid)
         for obj, rids in deleted.items():
             self.hard[f"deleted_{obj}"] = sorted(rids)
+
+    def gen_missing_files(self) -> set[str]:
+        """A file and an attachment whose bytes are gone from the org's storage: their records and download
+        URLs are there, the download answers 404 NOT_FOUND. The first of each (past the named and special ones)
+        whose records all hang on live companies, contacts or deals: no random draw, so the rest of the
+        org is as it was."""
+        parents = {"001": "Account", "003": "Contact", "006": "Opportunity"}
+
+        def live(rid: str | None) -> bool:
+            obj = parents.get((rid or "")[:3])
+            return bool(obj) and not self.tables[obj].get(rid or "", {"IsDeleted": True}).get("IsDeleted")
+
+        links: dict[str, list[str]] = {}
+        for lk in self.tables["ContentDocumentLink"].values():
+            if (lk["LinkedEntityId"] or "")[:3] in parents:
+                links.setdefault(lk["ContentDocumentId"], []).append(lk["LinkedEntityId"])
+        named = {self.hard["file_non_ascii"], self.hard["file_empty"], *self.hard["file_multi_version"],
+                 *self.hard["file_multi_link"]}
+        doc = next(d for d in self.files[4:] if d not in named and links.get(d) and all(map(live, links[d])))
+        att = next(a for a in self.attachments[2:] if live(self.tables["Attachment"][a]["ParentId"]))
+        self.hard["file_missing"] = doc
+        self.hard["attachment_missing"] = att
+        return {self.tables["ContentDocument"][doc]["LatestPublishedVersionId"], att}
 
     def gen_tooling(self) -> dict[str, dict[str, dict[str, Any]]]:
         ns = self.ns

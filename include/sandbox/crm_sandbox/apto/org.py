@@ -522,8 +522,8 @@ class AptoOrg:
             raise not_found()
         rid = to18(record_id)
         rec = self.tables[odef.name].get(rid)
-        if rec is None or rec.get("IsDeleted") or rid not in self.data.blobs:
-            raise not_found()
+        if rec is None or rec.get("IsDeleted") or rid not in self.data.blobs or rid in self.data.missing_blobs:
+            raise not_found()            # a missing file (data.missing_blobs): the record is there, its bytes are not
         ctype = rec.get("ContentType") if odef.name == "Attachment" else None
         return self.data.blobs[rid], ctype or "application/octet-stream"
 

@@ -1,0 +1,235 @@
+"""Files that are gone from the source, and meetings on their records: the Apto sandbox over HTTP, a
+private PostgreSQL, and each Odoo target (the sandbox, then the real Odoo 17).
+
+One world per target: the schema, companies, contacts, deals, meetings and files of the generated org
+are loaded as the migrate DAG loads them. The org has a file and an attachment whose download answers
+404 (``file_missing``, ``attachment_missing``); one enhanced note is made to answer 404 too. Tests run in
+file order: the last one brings the files back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+RUN, LATER_RUN = "files-run", "files-later-run"
+LOADED = ("RecordType", "OpportunityStage", "Account", "Contact", "Opportunity", "Event", "ContentNote",
+          "ContentVersion", "Attachment")
+
+
+@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
+def world(request, private_pg, make_odoo_target):
+    import psycopg2
+
+    from crm_sandbox.apto.server import serve as apto_serve
+
+    target, close = make_odoo_target(request.param, "t_files_meetings")
+    dbname = f"t_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    apto = apto_serve(port=0, scale=1, seed=7)
+    org = apto.state
+    # an enhanced note whose html is gone as well (the generator's missing ones are a file and an attachment)
+    note_doc = org.data.hard_cases["content_note"][0]
+    note_version = org.tables["ContentDocument"][note_doc]["LatestPublishedVersionId"]
+    org.data.missing_blobs.add(note_version)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
+                      private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
+            mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(org.airflow_conn(apto.url, "client_credentials")))
+            mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(transport="xmlrpc"))
+            from crm_migration.engine.pipeline import Pipeline
+            from crm_migration.hooks.apto import AptoHook
+            from crm_migration.hooks.odoo import OdooHook
+            from crm_migration.hooks.state import MigrationStateHook
+            from crm_migration.streams.apto_source import AptoSource
+
+            state = MigrationStateHook()
+            state.migrate()
+            odoo = OdooHook()
+            pipe = Pipeline("apto_to_odoo", AptoSource(AptoHook()), odoo, state)
+            pipe.prepare_schema(run_id=RUN)
+            rpc = target.rpc()
+            marks = {m: _last_id(rpc, m) for m in ("mail.message", "mail.activity")}
+            results: dict[str, list] = {}
+            for name in LOADED:
+                if name == "Event":
+                    marks = {m: _last_id(rpc, m) for m in ("mail.message", "mail.activity")}
+                results[name] = load(pipe, name, RUN)
+                if name == "Event":
+                    marks = {m: (marks[m], _last_id(rpc, m)) for m in marks}
+            yield {"pipe": pipe, "org": org, "odoo": odoo, "rpc": rpc, "state": state, "results": results,
+                   "event_marks": marks, "note_doc": note_doc, "note_version": note_version, "target": target}
+            state.close()
+            odoo.close()
+    finally:
+        apto.stop()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
+        close()
+
+
+def load(pipe, name, run_id):
+    """Extract and load one object as the DAG does (batches of 50, then its links)."""
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    out = [pipe.load(name, run_id=run_id, batch_no=b["batch_no"])
+           for b in pipe.extract(name, run_id=run_id, start=None, end=end, batch_size=50)]
+    pipe.link(name, run_id=run_id)
+    return out
+
+
+def _last_id(rpc, model) -> int:
+    ids = rpc(model, "search", [], order="id desc", limit=1, context={"active_test": False})
+    return ids[0] if ids else 0
+
+
+def _ids(world, name, sids):
+    return world["state"].odoo_ids("apto_to_odoo", world["pipe"].target(name).source_object, list(sids))
+
+
+def _live(org, obj):
+    return {i: r for i, r in org.tables[obj].items() if not r.get("IsDeleted")}
+
+
+# ---- meetings ------------------------------------------------------------------------------------------------
+
+
+def test_each_meeting_hangs_on_its_deal_company_and_contact(world):
+    org, rpc = world["org"], world["rpc"]
+    events = _live(org, "Event")
+    eids = _ids(world, "Event", events)
+    assert len(eids) == len(events)                                  # every meeting landed
+    deals = _ids(world, "Opportunity", {e["WhatId"] for e in events.values() if e["WhatId"]})
+    companies = _ids(world, "Account", {e["WhatId"] for e in events.values() if e["WhatId"]})
+    contacts = _ids(world, "Contact", {e["WhoId"] for e in events.values() if e["WhoId"]})
+    got = {r["id"]: r for r in rpc("calendar.event", "read", list(eids.values()),
+                                   fields=["opportunity_id", "partner_ids", "res_model", "res_id"])}
+    on_deal = on_company = 0
+    for sid, e in events.items():
+        ev = got[eids[sid]]
+        want_deal = deals.get(e["WhatId"])
+        assert (ev["opportunity_id"] or [False])[0] == (want_deal or False), (sid, e["WhatId"])
+        want_partners = {p for p in (contacts.get(e["WhoId"]), companies.get(e["WhatId"])) if p}
+        assert set(ev["partner_ids"]) == want_partners, (sid, e["WhoId"], e["WhatId"])
+        on_deal += bool(want_deal)
+        on_company += e["WhatId"] in companies
+    assert on_deal > 10 and on_company > 5
+    # the deal's Meetings list holds its meetings, the company's Meetings its own and its contacts'
+    leads = {r["id"]: set(r["calendar_event_ids"]) for r in rpc("crm.lead", "read", list(set(deals.values())),
+                                                                 fields=["calendar_event_ids"])}
+    for sid, e in events.items():
+        if e["WhatId"] in deals:
+            assert eids[sid] in leads[deals[e["WhatId"]]]
+    assert sum(map(len, leads.values())) == on_deal
+    partners = {r["id"]: r for r in rpc("res.partner", "read", list(set(companies.values())),
+                                        fields=["meeting_ids", "meeting_count"])}
+    for sid, e in events.items():
+        if e["WhatId"] in companies:
+            p = partners[companies[e["WhatId"]]]
+            assert eids[sid] in p["meeting_ids"] and p["meeting_count"] >= len(p["meeting_ids"])
+
+
+def test_loading_meetings_mails_nobody_and_creates_nothing_unkeyed(world):
+    rpc = world["rpc"]
+    assert rpc("mail.mail", "search_count", []) == 0
+    for model, (before, after) in world["event_marks"].items():
+        made = rpc(model, "search_read", [["id", ">", before], ["id", "<=", after]], fields=["x_migration_key"])
+        assert [m for m in made if not m["x_migration_key"]] == [], model   # no "Meeting scheduled", no activity
+    assert rpc("mail.message", "search_count", [["body", "ilike", "Meeting scheduled"]]) == 0
+
+
+# ---- files missing in the source ----------------------------------------------------------------------------
+
+
+def _dead(world, name):
+    scope = world["pipe"].target(name).source_object
+    return {d["source_id"]: d for d in world["state"].dead_letters(pair="apto_to_odoo") if d["source_object"] == scope}
+
+
+def _audit(world, name, run_id, action):
+    scope = world["pipe"].target(name).source_object
+    return {r[0]: r[1] for r in world["state"].get_records(
+        "SELECT source_id, message FROM crm_migration.audit_log WHERE run_id = %s AND source_object = %s "
+        "AND action = %s", parameters=(run_id, scope, action))}
+
+
+def test_a_missing_file_is_dead_lettered_and_the_rest_of_its_batch_lands(world):
+    org, rpc = world["org"], world["rpc"]
+    att = org.data.hard_cases["attachment_missing"]
+    (batch,) = world["results"]["Attachment"]                # one batch: the load did not fail
+    assert att in batch["dead_letter_ids"]
+    row = org.tables["Attachment"][att]
+    dead = _dead(world, "Attachment")[att]
+    assert (dead["field"], dead["reason"]) == ("datas", (
+        f"file missing in the source (HTTP 404): {row['Name']!r} (/services/data/v60.0/sobjects/Attachment/{att}/Body)"
+        f" on {_object_of(row['ParentId'])} {row['ParentId']}"))
+    assert _audit(world, "Attachment", RUN, "error")[att] == f"datas: {dead['reason']}"
+    assert rpc("ir.attachment", "search_count", [["x_migration_key", "=", f"apto:Attachment:{att}"]]) == 0
+    # the rest of the batch landed, bytes checked; the empty attachment is an empty file, not a missing one
+    landed = _ids(world, "Attachment", _live(org, "Attachment"))
+    assert att not in landed and batch["created"] == len(landed) >= 8
+    empty = org.data.hard_cases["attachment_empty"]
+    (e,) = rpc("ir.attachment", "read", [landed[empty]], fields=["file_size", "name"])
+    assert (e["file_size"], e["name"]) == (0, "leer.txt")
+    # the file linked to a deal: dead-lettered once per record it hangs on, its parent record untouched
+    doc = org.data.hard_cases["file_missing"]
+    dead_cv = {s: d for s, d in _dead(world, "ContentVersion").items() if s.startswith(doc)}
+    links = [lk["LinkedEntityId"] for lk in org.tables["ContentDocumentLink"].values()
+             if lk["ContentDocumentId"] == doc and lk["LinkedEntityId"][:3] in ("001", "003", "006")]
+    assert sorted(dead_cv) == sorted(f"{doc}/{p}" for p in links)
+    title = org.tables["ContentDocument"][doc]["Title"]
+    for d in dead_cv.values():
+        assert d["field"] == "datas" and d["reason"].startswith(f"file missing in the source (HTTP 404): '{title}.")
+    parents = _ids(world, "Contact", links) | _ids(world, "Account", links) | _ids(world, "Opportunity", links)
+    assert len(parents) == len(links)                               # what the file hangs on is in Odoo
+    # the enhanced note whose html is gone: no empty note posted, dead-lettered on "body"
+    notes = {s: d for s, d in _dead(world, "ContentNote").items() if s.startswith(world["note_doc"])}
+    note_title = org.tables["ContentDocument"][world["note_doc"]]["Title"]
+    assert notes and all(d["field"] == "body" and d["reason"].startswith(
+        f"file missing in the source (HTTP 404): {note_title!r} (/services/data/v60.0/sobjects/ContentVersion/"
+        f"{world['note_version']}/VersionData) on ") for d in notes.values())
+    assert all(d["record"]["_blob"] == "<missing: HTTP 404>" for d in notes.values())
+    assert rpc("mail.message", "search_count", [["x_migration_key", "=like", f"apto:ContentNote:{world['note_doc']}/%"]]) == 0
+
+
+def _object_of(sid):
+    return {"001": "Account", "003": "Contact", "006": "Opportunity"}[sid[:3]]
+
+
+def test_the_reconciliation_counts_a_missing_file_as_a_dead_letter(world):
+    from crm_migration.engine.verify import reconcile
+
+    rows = {r["object"]: r for r in reconcile(world["pipe"], run_id=RUN, objects=["Attachment", "ContentVersion"])}
+    org = world["org"]
+    for name in ("Attachment", "ContentVersion"):
+        r = rows[name]
+        assert r["status"] == "ok" and r["unaccounted"] == 0, r["problems"]
+        assert r["landed"] + r["dead_letters"] == r["staged"] and r["odoo"] == r["crosswalk"]
+    assert org.data.hard_cases["attachment_missing"] in _dead(world, "Attachment")
+
+
+def test_a_later_run_where_the_file_is_back_creates_it(world):
+    org, rpc = world["org"], world["rpc"]
+    att, doc = org.data.hard_cases["attachment_missing"], org.data.hard_cases["file_missing"]
+    org.data.missing_blobs.clear()                                  # the files are back in the org
+    (batch,) = load(world["pipe"], "Attachment", LATER_RUN)
+    assert batch["dead_lettered"] == 0 and batch["created"] == 1   # the one that was missing; the rest unchanged
+    (a,) = rpc("ir.attachment", "search_read", [["x_migration_key", "=", f"apto:Attachment:{att}"]],
+               fields=["file_size", "checksum"])
+    assert a["file_size"] == len(org.data.blobs[att]) > 0
+    assert att not in _dead(world, "Attachment")                    # its dead letter is resolved
+    load(world["pipe"], "ContentVersion", LATER_RUN)
+    load(world["pipe"], "ContentNote", LATER_RUN)
+    assert not [s for s in _dead(world, "ContentVersion") if s.startswith(doc)]
+    assert not [s for s in _dead(world, "ContentNote") if s.startswith(world["note_doc"])]
+    assert rpc("ir.attachment", "search_count", [["x_migration_key", "=like", f"apto:ContentVersion:{doc}/%"]]) >= 1
+    assert rpc("mail.mail", "search_count", []) == 0
