@@ -3,23 +3,59 @@ again what it removed (a task's activity it replaced by a message when the task 
 
 The run's rollback manifest is walked newest first, model by model, which is the reverse of the
 dependency order the run loaded in (activities before deals before contacts before companies).
-Before anything is touched, every record is read back and compared with what the run wrote: a
-record edited in Odoo since then is reported and the rollback refused as a whole, unless forced.
-A second rollback of the same run finds nothing pending and does nothing.
+
+Before anything is touched, every record is read back and judged against the tool's own history of
+it: the last value the tool wrote to each field, across every run of the pair (a later run's write, a
+later run's rollback writing a prior value back, a record created again in place of one a run had
+removed, the link step's and the deferred writes). Runs are rolled back newest first, so:
+
+- a field that holds the tool's last write is not an edit, whichever run wrote it (only the fields
+  the tool writes are judged: what Odoo keeps for itself, ``write_date``, sanitised phones, normalised
+  emails, is not; values compare as the field-level diff compares them: html as sanitised, files by
+  checksum);
+- a later run still in force that changed one of the records blocks the rollback: it is named, to be
+  rolled back first (rolling this one back would silently undo part of it);
+- anything else is a person's edit: reported with the record and the field, and the rollback refused.
+
+A refused rollback touches nothing; ``force`` rolls back anyway. A second rollback of the same run
+finds nothing pending and does nothing.
+
+Prior values are written back and then read back: what Odoo overwrote in that same write is written
+again. A field Odoo resets when another is written (:data:`DERIVED`: a deal's stage date when its stage
+is written back) gets the value the tool had written before the run, so the record is as it was.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any, TypedDict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, TypedDict
 
-from crm_migration.engine.values import canonical, to_write
+from crm_migration.engine.values import to_write
+from crm_migration.engine.verify import holds, odoo_value, read_names
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
 from crm_migration.hooks.state import MigrationStateHook
 
 log_ = logging.getLogger(__name__)
+
+#: Fields Odoo sets by itself when another field of the record is written (model -> field -> the
+#: fields whose write resets it), seen on a real Odoo 17: ``crm.lead.write`` sets
+#: ``date_last_stage_update`` to now on any stage write, and ``date_closed`` to now or empty on a
+#: write of the stage, the probability or ``active`` (even when the value is in the same write). When a
+#: rollback writes one of those back, it writes the field too: the tool's last value from before the run.
+DERIVED: dict[str, dict[str, frozenset[str]]] = {
+    "crm.lead": {"date_last_stage_update": frozenset({"stage_id"}),
+                 "date_closed": frozenset({"stage_id", "probability", "active"})},
+}
+
+
+class FieldEdit(TypedDict):
+    by: str                     # "person": edited in Odoo; "run": a later run of the tool, still in force
+    run_id: str | None          # the later run (by == "run")
+    tool_wrote: Any             # the tool's last write of the field (canonical)
+    odoo_now: Any               # what Odoo holds now (canonical)
 
 
 class Refusal(TypedDict):
@@ -27,7 +63,7 @@ class Refusal(TypedDict):
     odoo_id: int
     source_object: str
     source_id: str | None
-    fields: dict[str, dict[str, Any]]   # field -> {"run wrote": v, "odoo now": v}
+    fields: dict[str, FieldEdit]
 
 
 class RollbackResult(TypedDict):
@@ -35,10 +71,23 @@ class RollbackResult(TypedDict):
     status: str          # rolled_back | nothing_to_do | refused
     unlinked: dict[str, int]
     restored: dict[str, int]
+    recreated: dict[str, int]
     already_gone: dict[str, int]
     refused: list[Refusal]
+    blocked_by: list[str]        # later runs still in force that changed records of this run
+    forced: bool                 # refused records rolled back anyway (force)
     odoo_calls: int
     seconds: float
+
+
+class _Write(NamedTuple):
+    """One write of the tool to a record: a run's values, or a rollback's prior values written back."""
+
+    at: datetime
+    seq: int
+    phase: int                  # 0: the run wrote it; 1: its rollback wrote the prior values back
+    run_id: str
+    values: Mapping[str, Any]
 
 
 def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, force: bool = False,
@@ -48,7 +97,8 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     started = time.perf_counter()
     calls_before = sum(odoo.calls.values())
     result: RollbackResult = {"run_id": run_id, "status": "nothing_to_do", "unlinked": {}, "restored": {},
-                              "already_gone": {}, "refused": [], "odoo_calls": 0, "seconds": 0.0}
+                              "recreated": {}, "already_gone": {}, "refused": [], "blocked_by": [],
+                              "forced": False, "odoo_calls": 0, "seconds": 0.0}
     rows = state.iter_manifest(run_id)
     if not rows:
         log.info("rollback of %s: nothing pending (never wrote anything, or already rolled back)", run_id)
@@ -60,79 +110,199 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     log.info("rollback of %s: %d records across %s", run_id, len(rows),
              ", ".join(f"{m} ({len(r)})" for m, r in by_model.items()))
 
-    # 1. read everything back first; refuse as a whole if anything was edited since the run
-    current: dict[str, dict[int, dict[str, Any]]] = {}
-    fields_of: dict[str, dict[str, Any]] = {}
-    for model, mrows in by_model.items():
-        fields_of[model] = odoo.fields_get(model)
-        names = sorted({f for r in mrows for f in (r["new_values"] or {}) if f in fields_of[model]})
-        recs = odoo.read(model, [r["odoo_id"] for r in mrows], names or ["id"], context={"active_test": False})
-        current[model] = {rec["id"]: rec for rec in recs}
-        for r in mrows:
-            now = current[model].get(r["odoo_id"])
-            if now is None or r["action"] == "deleted":
-                continue
-            diff = {}
-            for f, wrote in (r["new_values"] or {}).items():
-                ftype = (fields_of[model].get(f) or {}).get("type")
-                if f in now and canonical(now[f], ftype) != canonical(wrote, ftype):
-                    diff[f] = {"run wrote": wrote, "odoo now": canonical(now[f], ftype)}
-            if diff:
-                result["refused"].append({"model": model, "odoo_id": r["odoo_id"], "source_object": r["source_object"],
-                                          "source_id": r["source_id"], "fields": diff})
-    if result["refused"] and not force:
-        result["status"] = "refused"
-        log.warning("rollback of %s refused: %d records were edited in Odoo after the run (first: %s %s, "
-                    "fields %s); rerun with force=True to roll back anyway", run_id, len(result["refused"]),
-                    result["refused"][0]["model"], result["refused"][0]["odoo_id"],
-                    ", ".join(result["refused"][0]["fields"]))
-        return _done(result, odoo, calls_before, started)
+    # 1. read everything back first and judge it against the tool's own history; refuse as a whole
+    plans = {model: _judge(odoo, state, run_id, model, mrows, result) for model, mrows in by_model.items()}
+    if result["refused"]:
+        result["blocked_by"] = sorted({e["run_id"] for r in result["refused"] for e in r["fields"].values()
+                                       if e["by"] == "run" and e["run_id"]})
+        if not force:
+            result["status"] = "refused"
+            log.warning("%s", summary(result))
+            for r in result["refused"][:20]:
+                log.warning("  %s %s (%s %s): %s", r["model"], r["odoo_id"], r["source_object"], r["source_id"],
+                            "; ".join(f"{f} {_by(e)}" for f, e in r["fields"].items()))
+            return _done(result, odoo, calls_before, started)
+        result["forced"] = True
+        log.warning("rollback of %s forced over %d records edited after the run (their edits are lost)", run_id,
+                    len(result["refused"]))
 
     # 2. undo, model by model, newest first
-    for model, mrows in by_model.items():
-        fields = fields_of[model]
-        gone = [r["odoo_id"] for r in mrows if r["odoo_id"] not in current[model] and r["action"] != "deleted"]
-        created = [r for r in mrows if r["action"] == "created" and r["odoo_id"] in current[model]]
-        changed = [r for r in mrows if r["action"] in ("updated", "archived") and r["odoo_id"] in current[model]]
-        removed = [r for r in mrows if r["action"] == "deleted"]   # the run replaced them: create them again
-        restores: dict[int, dict[str, Any]] = {}
-        for r in changed:
-            prior = {f: v for f, v in (r["prior_values"] or {}).items() if f in fields and f != MIGRATION_KEY}
-            restores[r["odoo_id"]] = {f: to_write(v, (fields.get(f) or {}).get("type")) for f, v in prior.items()}
-        if restores:
-            odoo.write_batch(model, restores)
-        if created:
-            odoo.unlink(model, [r["odoo_id"] for r in created])
-        recreated: dict[int, dict[str, Any]] = {}
-        if removed:
-            vals = [{f: to_write(v, (fields.get(f) or {}).get("type")) for f, v in (r["prior_values"] or {}).items()
-                     if f in fields and f != MIGRATION_KEY} for r in removed]
-            keys = [(r["prior_values"] or {}).get(MIGRATION_KEY) or "" for r in removed]
-            new_ids = odoo.create_batch(model, vals, keys=keys)
-            for r, new_id in zip(removed, new_ids, strict=True):
-                recreated[r["odoo_id"]] = {"odoo_id": new_id, "source_object": r["source_object"],
-                                           "source_id": r["source_id"], "written": r["prior_values"] or {}}
-        audit = [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": r["odoo_id"],
-                  "action": "unlink", "message": f"rollback of {run_id}: created by the run, removed"}
-                 for r in created]
-        audit += [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": r["odoo_id"],
-                   "action": "restore", "changes": r["prior_values"],
-                   "message": f"rollback of {run_id}: prior values written back"} for r in changed]
-        audit += [{"source_object": r["source_object"], "source_id": r["source_id"],
-                   "odoo_id": recreated[r["odoo_id"]]["odoo_id"], "action": "restore", "changes": r["prior_values"],
-                   "message": f"rollback of {run_id}: the run had replaced {model} {r['odoo_id']}; created again"}
-                  for r in removed]
-        state.record_rollback(run_id=run_id, pair=mrows[0]["pair"], odoo_model=model,
-                              unlinked=[r["odoo_id"] for r in created], gone=gone,
-                              restored={r["odoo_id"]: r["prior_values"] or {} for r in changed},
-                              recreated=recreated, audit=audit)
-        result["unlinked"][model] = len(created)
-        result["restored"][model] = len(changed) + len(removed)
-        result["already_gone"][model] = len(gone)
-        log.info("rollback of %s: %s: %d unlinked, %d restored, %d already gone", run_id, model, len(created),
-                 len(changed), len(gone))
+    for model, plan in plans.items():
+        _undo(odoo, state, run_id, model, by_model[model], plan, result, log)
     result["status"] = "rolled_back"
     return _done(result, odoo, calls_before, started)
+
+
+class _Plan(NamedTuple):
+    fields: dict[str, Any]
+    current: dict[int, dict[str, Any]]      # current id -> record read back
+    now_id: dict[int, int]                  # manifest id -> the id of the record standing for it now
+    history: dict[int, list[dict[str, Any]]]   # current id -> manifest rows of other runs on it
+
+
+def _judge(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mrows: Sequence[dict[str, Any]],
+           result: RollbackResult) -> _Plan:
+    """Read the run's records of ``model`` back and add to ``result["refused"]`` what blocks their rollback."""
+    fields = odoo.fields_get(model)
+    history = state.record_history(mrows[0]["pair"], model, [r["odoo_id"] for r in mrows], other_than=run_id)
+    moved = {h["odoo_id"]: h["recreated_id"] for h in history if h["recreated_id"] and h["rolled_back_at"]}
+    now_id = {r["odoo_id"]: _follow(moved, r["odoo_id"]) for r in mrows}
+    by_id: dict[int, list[dict[str, Any]]] = {}
+    for h in history:
+        by_id.setdefault(_follow(moved, h["odoo_id"]), []).append(h)
+    names = {f for r in [*mrows, *history] for f in (r["new_values"] or {})}
+    live = [now_id[r["odoo_id"]] for r in mrows if r["action"] != "deleted"]
+    recs = odoo.read(model, live, read_names(model, names, fields), context={"active_test": False}) if live else []
+    current = {rec["id"]: rec for rec in recs}
+    for r in mrows:
+        oid = now_id[r["odoo_id"]]
+        later = [h for h in by_id.get(oid, ()) if h["seq"] > r["seq"] and h["rolled_back_at"] is None]
+        edits: dict[str, FieldEdit] = {}
+        for h in later:                                # a later run, still in force: roll it back first
+            vals = h["new_values"] or {}
+            if h["action"] == "deleted":
+                edits["(record)"] = {"by": "run", "run_id": h["run_id"], "tool_wrote": "removed it",
+                                     "odoo_now": None}
+            for f, v in vals.items():
+                now = current.get(oid)
+                edits.setdefault(f, {"by": "run", "run_id": h["run_id"], "tool_wrote": v,
+                                     "odoo_now": odoo_value(model, f, now, fields) if now else None})
+        now = current.get(oid)
+        if now is not None and r["action"] != "deleted":
+            writes = sorted([*_writes(by_id.get(oid, ())), *_writes([r])])
+            for f in r["new_values"] or {}:
+                if f in edits or f not in fields:
+                    continue
+                last = _last(writes, {f})
+                if last is None or holds(model, f, last.values[f], now, fields):
+                    continue
+                edits[f] = {"by": "person", "run_id": None, "tool_wrote": last.values[f],
+                            "odoo_now": odoo_value(model, f, now, fields)}
+        if edits:
+            result["refused"].append({"model": model, "odoo_id": oid, "source_object": r["source_object"],
+                                      "source_id": r["source_id"], "fields": edits})
+    return _Plan(fields, current, now_id, by_id)
+
+
+def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mrows: Sequence[dict[str, Any]],
+          plan: _Plan, result: RollbackResult, log: Any) -> None:
+    fields, current, now_id = plan.fields, plan.current, plan.now_id
+    gone = [r for r in mrows if now_id[r["odoo_id"]] not in current and r["action"] != "deleted"]
+    created = [r for r in mrows if r["action"] == "created" and now_id[r["odoo_id"]] in current]
+    changed = [r for r in mrows if r["action"] in ("updated", "archived") and now_id[r["odoo_id"]] in current]
+    removed = [r for r in mrows if r["action"] == "deleted"]   # the run replaced them: create them again
+
+    restores: dict[int, dict[str, Any]] = {}
+    for r in changed:
+        oid = now_id[r["odoo_id"]]
+        restores[oid] = _writable(r["prior_values"], fields)
+        # a field Odoo resets when a restored field is written takes its value from before the run again
+        before = sorted(w for w in _writes(plan.history.get(oid, ())) if w.seq < r["seq"])
+        for f, _ in _derived_of(model, restores[oid]):
+            if f not in restores[oid] and (last := _last(before, {f})) is not None:
+                restores[oid][f] = last.values[f]
+    if restores:
+        odoo.write_batch(model, {i: _to_write(v, fields) for i, v in restores.items()})
+        _settle(odoo, model, restores, fields, log)
+    if created:
+        odoo.unlink(model, [now_id[r["odoo_id"]] for r in created])
+    recreated: dict[int, dict[str, Any]] = {}
+    if removed:
+        vals = [_writable(r["prior_values"], fields) for r in removed]
+        keys = [(r["prior_values"] or {}).get(MIGRATION_KEY) or "" for r in removed]
+        new_ids = odoo.create_batch(model, [_to_write(v, fields) for v in vals], keys=keys)
+        _settle(odoo, model, dict(zip(new_ids, vals, strict=True)), fields, log)
+        for r, new_id in zip(removed, new_ids, strict=True):
+            recreated[r["odoo_id"]] = {"odoo_id": new_id, "source_object": r["source_object"],
+                                       "source_id": r["source_id"], "written": r["prior_values"] or {}}
+    audit = [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": now_id[r["odoo_id"]],
+              "action": "unlink", "message": f"rollback of {run_id}: created by the run, removed"}
+             for r in created]
+    audit += [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": now_id[r["odoo_id"]],
+               "action": "restore", "changes": restores[now_id[r["odoo_id"]]],
+               "message": f"rollback of {run_id}: prior values written back"} for r in changed]
+    audit += [{"source_object": r["source_object"], "source_id": r["source_id"],
+               "odoo_id": recreated[r["odoo_id"]]["odoo_id"], "action": "restore", "changes": r["prior_values"],
+               "message": f"rollback of {run_id}: the run had replaced {model} {r['odoo_id']}; created again"}
+              for r in removed]
+    state.record_rollback(run_id=run_id, pair=mrows[0]["pair"], odoo_model=model,
+                          unlinked=[now_id[r["odoo_id"]] for r in created],
+                          gone=[now_id[r["odoo_id"]] for r in gone],
+                          restored={now_id[r["odoo_id"]]: r["prior_values"] or {} for r in changed},
+                          recreated=recreated, audit=audit, done=[r["odoo_id"] for r in mrows])
+    result["unlinked"][model] = len(created)
+    result["restored"][model] = len(changed)
+    result["recreated"][model] = len(removed)
+    result["already_gone"][model] = len(gone)
+    log.info("rollback of %s: %s: %d unlinked, %d restored, %d created again, %d already gone", run_id, model,
+             len(created), len(changed), len(removed), len(gone))
+
+
+def _follow(moved: Mapping[int, int], oid: int) -> int:
+    """The id of the record standing for ``oid`` now (created again by a rollback, maybe more than once)."""
+    seen = {oid}
+    while oid in moved and moved[oid] not in seen:
+        oid = moved[oid]
+        seen.add(oid)
+    return oid
+
+
+def _writes(rows: Iterable[Mapping[str, Any]]) -> list[_Write]:
+    """The tool's writes recorded by manifest rows: each run's values, and each rollback's prior values."""
+    out = []
+    for h in rows:
+        if h["action"] != "deleted":
+            out.append(_Write(h["recorded_at"], h["seq"], 0, h["run_id"], h["new_values"] or {}))
+        if h["rolled_back_at"] is not None and (h["action"] in ("updated", "archived") or h.get("recreated_id")):
+            out.append(_Write(h["rolled_back_at"], h["seq"], 1, h["run_id"], h["prior_values"] or {}))
+    return out
+
+
+def _last(writes: Sequence[_Write], names: Collection[str]) -> _Write | None:
+    """The newest of ``writes`` (sorted) that wrote one of ``names``."""
+    return next((w for w in reversed(writes) if any(n in w.values for n in names)), None)
+
+
+def _derived_of(model: str, names: Collection[str]) -> list[tuple[str, frozenset[str]]]:
+    """The fields Odoo sets by itself when one of ``names`` is written, with their triggers."""
+    return [(f, t) for f, t in DERIVED.get(model, {}).items() if t & set(names)]
+
+
+def _writable(values: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Prior values that can be written back: fields of the model, not the key, not a file's fingerprint."""
+    out = {}
+    for f, v in (values or {}).items():
+        if f not in fields or f == MIGRATION_KEY:
+            continue
+        if (fields[f] or {}).get("type") == "binary" and isinstance(v, str) and v.startswith("sha1:"):
+            continue                                   # the manifest keeps a file's checksum, not its bytes
+        out[f] = v
+    return out
+
+
+def _to_write(values: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {f: to_write(v, (fields.get(f) or {}).get("type")) for f, v in values.items()}
+
+
+def _settle(odoo: OdooHook, model: str, wanted: Mapping[int, Mapping[str, Any]], fields: Mapping[str, Any],
+            log: Any) -> None:
+    """Read ``wanted`` back; write again the fields Odoo overwrote in the same write (a deal's stage
+    resets its stage date and close date), then say what Odoo still does not hold."""
+    def differing() -> dict[int, dict[str, Any]]:
+        names = read_names(model, {f for v in wanted.values() for f in v}, fields)
+        back = {r["id"]: r for r in odoo.read(model, list(wanted), names, context={"active_test": False})}
+        return {i: d for i, vals in wanted.items() if i in back
+                and (d := {f: v for f, v in vals.items() if not holds(model, f, v, back[i], fields)})}
+
+    if not wanted or not (again := differing()):
+        return
+    odoo.write_batch(model, {i: _to_write(v, fields) for i, v in again.items()})
+    for i, d in differing().items():
+        log.warning("rollback: Odoo did not take back %s %s: %s", model, i, ", ".join(sorted(d)))
+
+
+def _by(edit: Mapping[str, Any]) -> str:
+    return f"(run {edit['run_id']}, still in force)" if edit["by"] == "run" else "(edited in Odoo)"
 
 
 def _done(result: RollbackResult, odoo: OdooHook, calls_before: int, started: float) -> RollbackResult:
@@ -143,11 +313,26 @@ def _done(result: RollbackResult, odoo: OdooHook, calls_before: int, started: fl
 
 def summary(result: Mapping[str, Any]) -> str:
     """One readable paragraph for logs and reports."""
+    run = result["run_id"]
+    refused = result["refused"]
     if result["status"] == "refused":
-        return (f"Rollback of {result['run_id']} refused: {len(result['refused'])} records were edited in Odoo "
-                "after the run. Nothing was changed.")
+        people = [r for r in refused if any(e["by"] == "person" for e in r["fields"].values())]
+        parts = []
+        for later in result.get("blocked_by") or ():
+            n = sum(1 for r in refused if any(e["run_id"] == later for e in r["fields"].values()))
+            parts.append(f"run {later} is still in force and changed {n} of its records after it: "
+                         f"roll back {later} first (newest first)")
+        if people:
+            r = people[0]
+            first = next(f for f, e in r["fields"].items() if e["by"] == "person")
+            parts.append(f"{len(people)} records were edited in Odoo after the tool last wrote them (first: "
+                         f"{r['model']} {r['odoo_id']}, {r['source_object']} {r['source_id']}, field {first!r})")
+        return (f"Rollback of {run} refused, nothing was changed: {'; '.join(parts)}. "
+                "Trigger it again with force to roll back anyway (those edits are lost).")
     if result["status"] == "nothing_to_do":
-        return f"Rollback of {result['run_id']}: nothing pending."
+        return f"Rollback of {run}: nothing pending."
     parts = [f"{m}: {result['unlinked'].get(m, 0)} removed, {result['restored'].get(m, 0)} restored"
+             + (f", {result['recreated'][m]} created again" if result.get("recreated", {}).get(m) else "")
              for m in result["unlinked"]]
-    return f"Rollback of {result['run_id']} done. " + "; ".join(parts)
+    forced = f" Forced over {len(refused)} records edited after the run." if result.get("forced") else ""
+    return f"Rollback of {run} done. " + "; ".join(parts) + "." + forced

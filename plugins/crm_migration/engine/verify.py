@@ -49,7 +49,8 @@ NOTE_HTML = "html sanitised by Odoo"
 NOTE_FILE = "file compared by checksum"
 NOTE_TRIM = "whitespace trimmed by Odoo"
 
-__all__ = ["DiffRow", "ReconRow", "field_diff", "html_normal", "iter_field_diff", "reconcile"]
+__all__ = ["DiffRow", "ReconRow", "field_diff", "holds", "html_normal", "iter_field_diff", "odoo_value", "read_names",
+           "reconcile"]
 
 
 class DiffRow(TypedDict):
@@ -221,6 +222,23 @@ def _compare(ftype: str | None, sent: Any, odoo: Any) -> tuple[bool, str]:
     if ftype == "char" and isinstance(sent, str) and not sent.strip() and odoo is False:
         return True, NOTE_TRIM
     return False, ""
+
+
+def read_names(model: str, names: Iterable[str], fields: Mapping[str, Any]) -> list[str]:
+    """The fields to read from ``model`` to compare ``names`` (a file's ``datas`` is read as its ``checksum``)."""
+    return sorted({_read_name(model, f, fields) for f in names if f in fields}) or ["id"]
+
+
+def odoo_value(model: str, field: str, rec: Mapping[str, Any], fields: Mapping[str, Any]) -> Any:
+    """The canonical value of ``field`` in ``rec`` (a ``read`` answer, fields from :func:`read_names`)."""
+    return _odoo_side(model, field, rec, fields)
+
+
+def holds(model: str, field: str, written: Any, rec: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+    """Whether ``rec`` (a ``read`` answer, fields from :func:`read_names`) holds what the tool wrote to ``field``,
+    Odoo's own normalisations folded in (html as sanitised, char trimmed, a file by its checksum)."""
+    ftype = (fields.get(field) or {}).get("type")
+    return _compare(ftype, _sent_side(model, field, written, fields), _odoo_side(model, field, rec, fields))[0]
 
 
 def _comparable(model: str, field: str, value: Any, fields: Mapping[str, Any], *, odoo: bool) -> Any:

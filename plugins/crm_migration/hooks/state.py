@@ -172,8 +172,10 @@ SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FR
 
 _RECORD_ROLLBACK = f"""
 WITH mf AS (
-    UPDATE {SCHEMA}.rollback_manifest SET rolled_back_at = now()
-    WHERE run_id = %(run)s AND odoo_model = %(model)s AND odoo_id = ANY(%(done)s::bigint[]) AND rolled_back_at IS NULL
+    UPDATE {SCHEMA}.rollback_manifest m SET rolled_back_at = now(), recreated_id = COALESCE(t.new_id, m.recreated_id)
+    FROM (SELECT DISTINCT d.id, mv.new_id FROM unnest(%(done)s::bigint[]) AS d(id)
+          LEFT JOIN jsonb_to_recordset(%(moved)s::jsonb) AS mv(old_id bigint, new_id bigint) ON mv.old_id = d.id) t
+    WHERE m.run_id = %(run)s AND m.odoo_model = %(model)s AND m.odoo_id = t.id AND m.rolled_back_at IS NULL
     RETURNING 1
 ), fg AS (
     DELETE FROM {SCHEMA}.crosswalk WHERE odoo_model = %(model)s AND odoo_id = ANY(%(forget)s::bigint[])
@@ -572,21 +574,26 @@ class MigrationStateHook(PostgresHook):
     def record_rollback(self, *, run_id: str, pair: str, odoo_model: str, unlinked: Sequence[int] = (),
                         restored: Mapping[int, Mapping[str, Any]] | None = None,
                         gone: Sequence[int] = (), recreated: Mapping[int, Mapping[str, Any]] | None = None,
-                        audit: Sequence[Mapping[str, Any]] = ()) -> dict[str, int]:
+                        audit: Sequence[Mapping[str, Any]] = (), done: Sequence[int] | None = None) -> dict[str, int]:
         """Record what a rollback did to one model, in one statement.
 
         Marks the run's manifest rows rolled back; forgets the crosswalk rows of the records unlinked
         (or already gone), so a later run creates them again; for restored records puts the prior
         values back into ``written`` and clears the hash, so a later run compares afresh; binds the
         source records of ``recreated`` (``{old id: {odoo_id, source_object, source_id, written}}``:
-        records the run had removed, created again) to their new ids.
+        records the run had removed, created again) to their new ids, and notes the new id on the run's
+        manifest row (``recreated_id``: the rollback of the run that first created the record finds it).
+
+        :param done: the manifest ids of the rows undone, when they differ from the ids above (a record
+            created again by an earlier rollback is unlinked or restored under its new id).
         """
         restored = restored or {}
         recreated = recreated or {}
         params = {
             "run": run_id, "pair": pair, "model": odoo_model,
             "recreated": _json(recreated.values()),
-            "done": [int(i) for i in [*unlinked, *gone, *restored, *recreated]],
+            "moved": _json({"old_id": int(k), "new_id": int(v["odoo_id"])} for k, v in recreated.items()),
+            "done": [int(i) for i in (done if done is not None else [*unlinked, *gone, *restored, *recreated])],
             "forget": [int(i) for i in [*unlinked, *gone]],
             "restored": _json({"odoo_id": int(k), "prior": v} for k, v in restored.items()),
             "audit": _json(audit),
@@ -609,6 +616,37 @@ class MigrationStateHook(PostgresHook):
             if pending_only:
                 sql += " AND rolled_back_at IS NULL"
             self._execute(cur, sql + " ORDER BY seq DESC", (run_id,))
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def record_history(self, pair: str, odoo_model: str, odoo_ids: Collection[int], *,
+                       other_than: str | None = None) -> list[dict[str, Any]]:
+        """Every manifest row of ``pair`` on these records, whatever the run, rolled back or not, and on the
+        records created again in their place (followed through ``recreated_id``), in ``seq`` order.
+
+        What a rollback judges a record by: the tool's own writes to it, run after run.
+
+        :param other_than: leave out the rows of this run (the caller has them).
+        """
+        if not odoo_ids:
+            return []
+
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"""
+                WITH RECURSIVE ids(id) AS (
+                    SELECT unnest(%(ids)s::bigint[])
+                    UNION
+                    SELECT m.recreated_id FROM {SCHEMA}.rollback_manifest m JOIN ids ON m.odoo_id = ids.id
+                    WHERE m.pair = %(pair)s AND m.odoo_model = %(model)s AND m.recreated_id IS NOT NULL
+                )
+                SELECT m.run_id, m.odoo_model, m.odoo_id, m.action, m.prior_values, m.new_values, m.seq,
+                       m.recorded_at, m.rolled_back_at, m.recreated_id
+                FROM {SCHEMA}.rollback_manifest m
+                WHERE m.pair = %(pair)s AND m.odoo_model = %(model)s AND m.odoo_id IN (SELECT id FROM ids)
+                  AND m.run_id IS DISTINCT FROM %(other)s
+                ORDER BY m.seq""", {"pair": pair, "model": odoo_model, "other": other_than,
+                                     "ids": [int(i) for i in odoo_ids]})
             return self._rows(cur)
 
         return self.run_in_transaction(q)

@@ -244,9 +244,12 @@ def rollback(*, pair: str, **context: Any) -> dict[str, Any]:
     state.finish_run(context["run_id"], status=result["status"], stats={"report": str(path)})
     state.close()
     if result["status"] == "refused":
-        raise ConfigurationError(f"{summary(result)} See {path}; trigger again with force=true to overwrite.")
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # not retried: it stays refused until the later run is rolled back, or it is triggered with force
+        raise AirflowFailException(f"{summary(result)} See {path}.")
     return {"status": result["status"], "report": str(path), "unlinked": result["unlinked"],
-            "restored": result["restored"]}
+            "restored": result["restored"], "recreated": result["recreated"]}
 
 
 def plan(*, pair: str, **context: Any) -> dict[str, Any]:

@@ -1,29 +1,43 @@
-"""The rollback report: what was removed, what was restored, what was refused and why."""
+"""The rollback report: what was removed, restored and created again per model; what was refused and why."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from crm_migration.engine.rollback import summary
-from crm_migration.reports.writer import Report
+from crm_migration.reports.writer import Report, cell
+
+
+def edited_by(edit: Mapping[str, Any]) -> str:
+    """Who changed a field since the run: a person, or a later run of the tool still in force."""
+    if edit["by"] == "run":
+        return f"the tool's later run {edit['run_id']} (not rolled back)"
+    return "a person (edited in Odoo)"
 
 
 def write_rollback_report(result: Mapping[str, Any], *, pair: str, rollback_run_id: str,
                           root: Path | None = None) -> Path:
     """Write the report of one rollback; return the HTML path."""
     report = Report(title=f"Rollback of {result['run_id']}", pair=pair, run_id=rollback_run_id, kind="rollback")
-    report.summary.append(summary(result))
+    report.summary.append(html.escape(summary(result)))
     report.summary.append(f"{result['odoo_calls']} Odoo calls, {result['seconds']:.1f} s.")
-    models = sorted(set(result["unlinked"]) | set(result["restored"]) | set(result["already_gone"]))
+    recreated = result.get("recreated") or {}
+    models = sorted(set(result["unlinked"]) | set(result["restored"]) | set(recreated) | set(result["already_gone"]))
     report.add("Per model", [{"model": m, "removed (created by the run)": result["unlinked"].get(m, 0),
-                              "restored (changed by the run)": result["restored"].get(m, 0),
-                              "already gone": result["already_gone"].get(m, 0)} for m in models])
-    report.add("Records edited in Odoo after the run", [
+                              "restored (changed by the run: prior values written back)": result["restored"].get(m, 0),
+                              "created again (removed by the run)": recreated.get(m, 0),
+                              "already gone": result["already_gone"].get(m, 0)} for m in models],
+               note="Nothing was changed in Odoo: the rollback was refused." if result["status"] == "refused" else "")
+    report.add("Records changed since the run" + (" (rolled back anyway: force)" if result.get("forced") else ""), [
         {"model": r["model"], "odoo id": r["odoo_id"], "source object": r["source_object"],
-         "source id": r["source_id"], "field": f, "the run wrote": d["run wrote"], "Odoo now": d["odoo now"]}
-        for r in result["refused"] for f, d in r["fields"].items()],
-        note="A rollback is refused while any record it would touch was edited after the run; "
-             "trigger it again with force to overwrite those edits.")
+         "source id": r["source_id"], "field": f, "changed by": edited_by(e),
+         "the tool last wrote": cell(e["tool_wrote"]), "Odoo now": cell(e["odoo_now"])}
+        for r in result["refused"] for f, e in r["fields"].items()],
+        note="A record is judged by the last value the tool itself wrote to each field, in any run (a later run, "
+             "a rollback, the link step). A later run still in force must be rolled back first (newest first); "
+             "a field a person edited in Odoo refuses the rollback unless it is triggered again with force, "
+             "which overwrites those edits.")
     return report.write(root)

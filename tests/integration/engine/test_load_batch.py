@@ -223,7 +223,8 @@ def test_rollback_refuses_records_edited_after_the_run_unless_forced(odoo, state
     refused = rollback_run(odoo, state, "run-1")
     assert refused["status"] == "refused"
     assert [r["odoo_id"] for r in refused["refused"]] == [oid]
-    assert refused["refused"][0]["fields"]["name"]["odoo now"] == "Edited by a user"
+    assert refused["refused"][0]["fields"]["name"] == {"by": "person", "run_id": None, "tool_wrote": "Person 1",
+                                                      "odoo_now": "Edited by a user"}
     assert len(keyed(odoo)) == 4                   # nothing was touched
     forced = rollback_run(odoo, state, "run-1", force=True)
     assert forced["status"] == "rolled_back" and forced["unlinked"] == {"res.partner": 4}

@@ -129,6 +129,13 @@ def test_messages_loaded_earlier_are_placed_back_in_date_order_when_older_ones_a
                                ["x_migration_key", "date"])
     assert (back["x_migration_key"], back["date"]) == ("apto:OpportunityHistory:h3", "2019-03-01 10:00:00")
     assert state.odoo_ids(PAIR, "OpportunityHistory", ["h3"]) == {"h3": back["id"]}
+    # then rolling back the sample removes it, without force: the sample created the message, the full run's
+    # rollback created it again under a new id, and that is the record the sample's rollback removes
+    undone = rollback_run(odoo, state, "sample")
+    assert (undone["status"], undone["unlinked"], undone["already_gone"]) == (
+        "rolled_back", {"mail.message": 1}, {"mail.message": 0})
+    assert odoo.call("mail.message", "search_count", [[("x_migration_key", "!=", False)]]) == 0
+    assert state.odoo_ids(PAIR, "OpportunityHistory", ["h3"]) == {}
 
 
 def test_a_message_edited_in_odoo_is_not_moved_for_the_order(odoo, state, lead):
