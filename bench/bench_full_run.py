@@ -42,7 +42,7 @@ def run(scale: int, batch_size: int = 500) -> None:
             state.migrate()
             pipe = Pipeline("apto_to_odoo", AptoSource(AptoHook()), OdooHook(), state, log=_Quiet())
             t0 = time.perf_counter()
-            pipe.prepare_schema()
+            pipe.prepare_schema(run_id="bench")
             end = datetime.now(UTC)
             total = landed = 0
             chatter = {o.name for o in pipe.spec.timeline()}

@@ -33,6 +33,19 @@ def world(private_pg, tmp_path_factory, odoo_target):
         cur.execute('CREATE DATABASE "dagruns"')
     admin.close()
     apto = serve_apto(port=0, scale=1, seed=7, as_of=W0 - timedelta(days=1))
+    org = apto.state
+    # bad data Odoo can hold (repair and flag): a malformed email, a stage of another pipeline, a stage of its
+    # own pipeline written in another case; each record must land, flagged, with what hangs on it
+    pipelines = org.info()["pipelines"]
+    brokerage = next(rt for rt, stages in pipelines.items() if "Marketing" in stages)
+    leasing_stage = next(st for rt, stages in pipelines.items() if rt != brokerage for st in stages)
+    live_deals = sorted(i for i, r in org.tables["Opportunity"].items() if not r.get("IsDeleted")
+                        and r["RecordTypeId"] == brokerage and not r["IsClosed"] and r.get("ContactId"))
+    d_other, d_case = live_deals[:2]
+    bad_contact = org.tables["Opportunity"][d_other]["ContactId"]
+    org.update("Opportunity", [{"Id": d_other, "StageName": leasing_stage}, {"Id": d_case, "StageName": " marketing"}],
+               at=W0 - timedelta(days=1))
+    org.update("Contact", [{"Id": bad_contact, "Email": "Broken@@Example"}], at=W0 - timedelta(days=1))
     env = {
         "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
             f'"schema": "{private_pg.database}"', '"schema": "dagruns"'),
@@ -54,8 +67,17 @@ def world(private_pg, tmp_path_factory, odoo_target):
     from crm_migration.hooks.odoo import OdooHook
     from crm_migration.hooks.state import MigrationStateHook
 
+    rpc = odoo_target.rpc()
+    # two Apto brokers have an Odoo user: their records and open tasks are assigned to someone other than
+    # the migration user (Odoo would mail them an "assigned to you" for each activity)
+    for name, email in (("Marco Rossi", "marco.rossi@aptodemo.com"), ("Priya Patel", "priya.patel@aptodemo.com")):
+        rpc("res.users", "create", {"name": name, "login": email, "email": email})
+    baseline = {m: (rpc(m, "search", [], order="id desc", limit=1, context={"active_test": False}) or [0])[0]
+                for m in MIGRATION_MODELS}
     yield {"bag": bag, "apto": apto, "odoo": odoo_target, "hook": OdooHook(), "state": MigrationStateHook(),
-           "runs": {}}
+           "runs": {}, "baseline": baseline, "mail": _mail_counts(rpc), "rpc": rpc,
+           "bad": {"contact": bad_contact, "deal_other_pipeline": d_other, "deal_case": d_case,
+                   "pipeline": brokerage}}
     apto.stop()
     for k, v in saved.items():
         if v is None:
@@ -64,11 +86,30 @@ def world(private_pg, tmp_path_factory, odoo_target):
             os.environ[k] = v
 
 
+#: every model the pair writes: no record of these may appear without its x_migration_key
+MIGRATION_MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message",
+                    "mail.activity", "calendar.event", "ir.attachment")
+
+
+def _mail_counts(rpc):
+    return (rpc("mail.mail", "search_count", [], context={"active_test": False}),
+            rpc("mail.message", "search_count", [("message_type", "=", "user_notification")]))
+
+
 def run(world, dag_id, **kw):
     dr = world["bag"].dags[dag_id].test(**kw)
     bad = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()
            if str(getattr(ti.state, "value", ti.state)) not in ("success", "skipped")}
     assert str(getattr(dr.state, "value", dr.state)) == "success", bad
+    # after any run: no mail queued, nobody notified, and every record created since the world began is keyed
+    assert _mail_counts(world["rpc"]) == world["mail"], f"{dag_id} queued mail or notified a user"
+    rpc = world["rpc"]
+    for model in MIGRATION_MODELS:
+        if "x_migration_key" not in rpc(model, "fields_get", [], attributes=["type"]):
+            continue
+        unkeyed = rpc(model, "search_read", [("id", ">", world["baseline"][model]), ("x_migration_key", "=", False)],
+                      fields=["display_name"], context={"active_test": False}, limit=5)
+        assert not unkeyed, f"{dag_id} left {model} records without x_migration_key: {unkeyed}"
     return dr.run_id
 
 
@@ -111,8 +152,26 @@ def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
     lost = list(world["hook"].search_read("crm.lead", [("x_migration_key", "!=", False), ("active", "=", False)],
                                      ["probability"], context={"active_test": False}))
     assert lost and all(d["probability"] == 0 for d in lost)
-    # a migration sends no mail: no invitation, no notification queued
-    assert world["hook"].call("mail.mail", "search_count", [[]]) == 0
+    # a migration sends no mail: no invitation, no notification queued (run() checks it after every run);
+    # open tasks of the brokers who have an Odoo user are theirs
+    reps = world["rpc"]("res.users", "search", [("login", "in", ["marco.rossi@aptodemo.com",
+                                                                  "priya.patel@aptodemo.com"])])
+    assert world["hook"].call("mail.activity", "search_count", [[("user_id", "in", reps),
+                                                                 ("x_migration_key", "!=", False)]]) > 0
+    # a lost deal keeps its reason: free text outside the picklist became a keyed crm.lost.reason of that name
+    deals = {r["Id"]: r for r in org.tables["Opportunity"].values() if not r.get("IsDeleted")}
+    ns = world["apto"].state.namespace
+    lost = {world["state"].odoo_ids("apto_to_odoo", "Opportunity", [i]).get(i): r[f"{ns}__Loss_Reason__c"]
+            for i, r in deals.items() if r["IsClosed"] and not r["IsWon"] and r.get(f"{ns}__Loss_Reason__c")}
+    lost.pop(None, None)
+    assert lost
+    got = {d["id"]: d["lost_reason_id"] for d in world["hook"].read("crm.lead", list(lost), ["lost_reason_id"],
+                                                                    context={"active_test": False})}
+    assert {i: got[i][1].casefold() if got[i] else None for i in lost} == {
+        i: t.strip().casefold() for i, t in lost.items()}
+    free = [r for r in world["hook"].search_read("crm.lost.reason", [("x_migration_key", "!=", False)],
+                                                 ["name", "x_migration_key"])]
+    assert free and all(r["x_migration_key"] == f"apto:lost_reason:{r['name']}" for r in free)
     # chatter oldest first: on every record, message ids follow the dates (Odoo shows chatter by id),
     # across stage history, done tasks and notes
     msgs = list(world["hook"].search_read("mail.message", [("x_migration_key", "!=", False)],
@@ -131,6 +190,59 @@ def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
         1 for r in org.tables["Task"].values() if not r.get("IsDeleted") and r["IsClosed"] is False
         and world["state"].odoo_ids("apto_to_odoo", "Task", [r["Id"]]))
     world["runs"]["full"] = rid
+
+
+def test_2b_bad_data_odoo_can_hold_lands_flagged_with_what_hangs_on_it(world):
+    bad, state, hook = world["bad"], world["state"], world["hook"]
+    rid = world["runs"]["full"]
+    contact = state.odoo_ids("apto_to_odoo", "Contact", [bad["contact"]])[bad["contact"]]
+    (c,) = hook.read("res.partner", [contact], ["email"])
+    assert c["email"] == "Broken@@Example"                                   # as written
+    deals = state.odoo_ids("apto_to_odoo", "Opportunity", [bad["deal_other_pipeline"], bad["deal_case"]])
+    team = state.odoo_ids("apto_to_odoo", "pipeline", [bad["pipeline"]])[bad["pipeline"]]
+    got = {d["id"]: d for d in hook.read("crm.lead", list(deals.values()), ["stage_id", "team_id", "partner_id"])}
+    other, case = got[deals[bad["deal_other_pipeline"]]], got[deals[bad["deal_case"]]]
+    stages = sorted(hook.search_read("crm.stage", [("team_id", "=", team)], ["name", "sequence"]),
+                    key=lambda st: (st["sequence"], st["id"]))
+    assert other["team_id"][0] == team and other["stage_id"][0] == stages[0]["id"]      # its pipeline's first stage
+    assert case["stage_id"][1] == "Marketing" and case["team_id"][0] == team             # matched by name
+    assert other["partner_id"][0] == contact                                 # the flagged contact is its customer
+    # the run's audit and report name the record and the field
+    flags = {(f["source_object"], f["source_id"], f["field"]) for f in state.flags(rid)}
+    sample_flags = {(f["source_object"], f["source_id"], f["field"]) for f in state.flags(world["runs"]["sample"])}
+    assert {("Opportunity", bad["deal_other_pipeline"], "stage_id"), ("Opportunity", bad["deal_case"], "stage_id"),
+            ("Contact", bad["contact"], "email")} <= flags | sample_flags
+    report = Path(state.get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
+    assert "Flagged values" in report and bad["deal_other_pipeline"] in report
+    # nothing of the org is lost to a value Odoo can hold: what is dead-lettered hangs on a record the source
+    # deleted or on none at all, or is a file the source no longer has
+    dead = [d for d in state.dead_letters(pair="apto_to_odoo") if "no parent record among" not in d["reason"]]
+    assert not [d for d in dead if d["field"] in ("email", "stage_id", "country_id")], dead
+    other = sorted({f"{d['source_object']}.{d['field']}: {d['reason']}" for d in dead
+                    if "not migrated" not in d["reason"] and "missing in the source" not in d["reason"]})
+    assert not other
+
+
+def test_2c_a_file_missing_in_the_source_is_dead_lettered_and_the_run_goes_on(world):
+    """The full run succeeded (test_2) though a file and an attachment of the org answer 404: each is a dead
+    letter with its reason and an audit error of that run, nothing empty was created, the rest landed."""
+    org, state, hook, rid = world["apto"].state, world["state"], world["hook"], world["runs"]["full"]
+    hard = org.data.hard_cases
+    dead = {(d["source_object"], d["source_id"]): d for d in state.dead_letters(pair="apto_to_odoo")}
+    att = dead[("Attachment", hard["attachment_missing"])]
+    assert att["field"] == "datas" and att["reason"].startswith(
+        f"file missing in the source (HTTP 404): {org.tables['Attachment'][hard['attachment_missing']]['Name']!r}")
+    files = [s for (o, s) in dead if o == "ContentVersion" and s.startswith(f"{hard['file_missing']}/")]
+    assert files and all(dead[("ContentVersion", s)]["reason"].startswith("file missing in the source (HTTP 404)")
+                         for s in files)
+    errors = {r[0] for r in state.get_records(
+        "SELECT source_id FROM crm_migration.audit_log WHERE run_id = %s AND action = 'error' AND message LIKE %s",
+        parameters=(rid, "datas: file missing in the source (HTTP 404)%"))}
+    assert errors == {hard["attachment_missing"], *files}
+    keys = [f"apto:Attachment:{hard['attachment_missing']}", *(f"apto:ContentVersion:{s}" for s in files)]
+    assert hook.call("ir.attachment", "search_count", [[("x_migration_key", "in", keys)]]) == 0
+    landed = hook.call("ir.attachment", "search_count", [[("x_migration_key", "=like", "apto:Attachment:%")]])
+    assert landed == len(state.odoo_ids("apto_to_odoo", "Attachment", list(org.tables["Attachment"]))) >= 8
 
 
 def test_3_a_rerun_changes_nothing(world):

@@ -25,10 +25,12 @@ from typing import Any, TypedDict
 
 from crm_migration.engine.extract import BatchRef, stage_stream
 from crm_migration.engine.load import LoadResult, Row, Target, load_batch
-from crm_migration.engine.schema import ensure_migration_keys
+from crm_migration.engine.schema import ensure_migration_keys, target_field_problems
 from crm_migration.engine.values import canonical
+from crm_migration.errors import ConfigurationError
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
 from crm_migration.hooks.state import SCHEMA, MigrationStateHook
+from crm_migration.mapping import transforms as T
 from crm_migration.mapping.mapper import (
     CountryIndex,
     StateIndex,
@@ -36,6 +38,7 @@ from crm_migration.mapping.mapper import (
     attached_to,
     break_cycles,
     get_path,
+    lookups_needed,
     map_batch,
     matches,
     refs_needed,
@@ -128,11 +131,12 @@ class Pipeline:
 
     # ---- schema --------------------------------------------------------------------------------------
 
-    def prepare_schema(self) -> SchemaResult:
+    def prepare_schema(self, *, run_id: str) -> SchemaResult:
         """Create what the load needs in Odoo (idempotent): keys, the pair's x_ fields, custom fields,
-        lost reasons named by the source picklist."""
+        lost reasons named by the source picklist (keyed, in ``run_id``'s rollback manifest)."""
         spec = self.spec
-        models = sorted({o.model for o in spec.loadable() if o.model})
+        self.preflight()
+        models = spec.keyed_models()
         created: list[str] = []
         for model, was_created in ensure_migration_keys(self.odoo, models).items():
             if was_created:
@@ -150,25 +154,81 @@ class Pipeline:
                     self.odoo.ensure_field(cf.model, cf.name, cf.ttype, string=cf.label, relation=cf.relation,
                                            selection=list(cf.selection) or None)
                     created.append(f"{cf.model}.{cf.name}")
-        reasons = self._ensure_lost_reasons()
+        reasons = self._ensure_lost_reasons(run_id)
         self.log.info("schema: %d fields created (%s), %d lost reasons created; models %s", len(created),
                       ", ".join(created) or "none", len(reasons), ", ".join(models))
         return {"fields_created": created, "lost_reasons_created": reasons, "models": models}
 
-    def _ensure_lost_reasons(self) -> list[str]:
+    def preflight(self) -> list[dict[str, Any]]:
+        """Check every mapped field against the target's ``fields_get`` before anything is written.
+
+        Raises :class:`ConfigurationError` naming each field the target cannot take, with its remedy (a
+        field the target lacks would otherwise dead-letter every record, one by one); returns the
+        warnings (values Odoo would ignore), which are logged.
+        """
+        planned: dict[str, list[str]] = {}
+        for cfs in self.custom_field_plan.values():
+            for cf in cfs:
+                planned.setdefault(cf.model, []).append(cf.name)
+        problems = target_field_problems(self.odoo, self.spec, planned)
+        blocking = [p for p in problems if p["severity"] == "blocking"]
+        for p in problems:
+            if p["severity"] != "blocking":
+                self.log.warning("preflight: %s -> %s.%s: %s", p["object"], p["model"], p["field"], p["problem"])
+        if blocking:
+            lines = "\n".join(f"- {p['object']} -> {p['model']}.{p['field']}: {p['problem']}. Remedy: {p['remedy']}"
+                              for p in blocking)
+            raise ConfigurationError(f"{self.pair}: the target Odoo cannot take {len(blocking)} mapped field(s); "
+                                     f"nothing was written:\n{lines}")
+        self.log.info("preflight: every mapped field exists in the target with a fitting type (%d warnings)",
+                      len(problems))
+        return problems
+
+    def _ensure_lost_reasons(self, run_id: str) -> list[str]:
+        """The lost reasons of the source picklist, created (keyed, recorded for rollback) when Odoo lacks them."""
         spec = self.spec.lookups.get("lost_reason")
         source_field = spec.options.get("create_from_picklist") if spec else None
-        if not source_field:
+        if not source_field or spec is None:
             return []
         obj, _, field = str(source_field).partition(".")
         values = [v.get("value") for f in self.source.describes([obj])[obj] if f.get("name") == field
                   for v in f.get("picklistValues") or () if v.get("active", True)]
-        have = {str(r["name"]).casefold() for r in self.odoo.search_read(
-            "crm.lost.reason", [], ["name"], context={"active_test": False})}
-        new = [v for v in dict.fromkeys(values) if v and v.casefold() not in have]
-        if new:
-            self.odoo.create_batch("crm.lost.reason", [{"name": v} for v in new])
-        return new
+        return self._create_lookup_records(spec, [v for v in values if isinstance(v, str)], run_id=run_id)
+
+    def ensure_lookup_records(self, obj: ObjectSpec, records: list[dict[str, Any]], *, run_id: str,
+                              dry_run: bool = False) -> list[str]:
+        """Create the records a ``create_missing`` lookup of this batch does not find (a lost reason given as
+        free text outside the picklist becomes a ``crm.lost.reason`` of that name), keyed and recorded like
+        any load, so the batch's records land with them; returns the names created."""
+        created: list[str] = []
+        for name, keys in lookups_needed(obj, records).items():
+            spec = self.spec.lookups.get(name)
+            if spec is None or not spec.options.get("create_missing"):
+                continue
+            created += self._create_lookup_records(spec, [k for k in keys if isinstance(k, str)], run_id=run_id,
+                                                   dry_run=dry_run)
+        return created
+
+    def _create_lookup_records(self, spec: Any, names: list[str], *, run_id: str,
+                               dry_run: bool = False) -> list[str]:
+        """Create, through the loader (key ``<source>:<lookup>:<name>``, crosswalk, audit, rollback manifest),
+        the records of lookup ``spec`` named ``names`` that Odoo lacks (names match case-insensitively)."""
+        table = self.refs_lookups[spec.name]
+        have = {str(k).strip().casefold() for k in table}
+        new: dict[str, str] = {}
+        for n in names:
+            if n.strip() and n.strip().casefold() not in have:
+                new.setdefault(n.strip().casefold(), n.strip())
+        if not new:
+            return []
+        target = Target(pair=self.pair, source=self.spec.source, source_object=spec.name, model=spec.model,
+                        conflict_policy=self.spec.settings.conflict_policy)
+        field = spec.match[0] if spec.match else "name"
+        rows: list[Row] = [{"source_id": n, "values": {field: n}} for n in new.values()]
+        load_batch(self.odoo, self.state, target, rows, run_id=run_id, dry_run=dry_run, log=self.log)
+        if not dry_run:
+            table.update(self.state.odoo_ids(self.pair, spec.name, list(new.values())))
+        return list(new.values())
 
     # ---- lookups ----------------------------------------------------------------------------------------
 
@@ -218,7 +278,50 @@ class Pipeline:
         return {"owner": {k: v["user_id"] for k, v in owners.items()},
                 "owner_partner": {k: v["partner_id"] for k, v in owners.items()},
                 "country": countries, "state": states, "lost_reason": reasons, "model": models,
-                "subtype": xmlid, "activity_type": xmlid}
+                "subtype": xmlid, "activity_type": xmlid, "pipeline_stage": self._pipeline_stage}
+
+    def _pipeline_stage(self, key: Any) -> T.Flagged | None:
+        """The ``pipeline_stage`` lookup, asked for ``(pipeline id, stage name)`` when that stage is not a stage
+        of that pipeline: the pipeline's stage of that name (case-insensitive), else its first stage, flagged;
+        None when the pipeline itself was not migrated. The lookup's ``pipeline`` option names the pipeline
+        object (its crosswalk gives the team)."""
+        if not isinstance(key, tuple) or len(key) != 2 or "pipeline_stage" not in self.spec.lookups:
+            return None
+        pipeline_id, stage = key
+        pipeline_obj = self.spec.object(str(self.spec.lookups["pipeline_stage"].options.get("pipeline")))
+        if pipeline_id not in self._teams_of:
+            self._teams_of[pipeline_id] = self.state.odoo_ids(self.pair, pipeline_obj.key_object,
+                                                              [str(pipeline_id)]).get(str(pipeline_id))
+        team = self._teams_of[pipeline_id]
+        stages = self._stages_by_team.get(team) if team else None
+        if not stages:
+            return None
+        wanted = str(stage or "").strip().casefold()
+        named = next((st for st in stages if str(st["name"]).strip().casefold() == wanted), None)
+        if named is not None:
+            return T.Flagged(named["id"], f"stage {stage!r} is not a stage of pipeline {pipeline_id}: "
+                                          f"matched by name to its stage {named['name']!r}")
+        return T.Flagged(stages[0]["id"], f"stage {stage!r} is not a stage of pipeline {pipeline_id}: "
+                                          f"placed in its first stage {stages[0]['name']!r}")
+
+    @cached_property
+    def _teams_of(self) -> dict[Any, int | None]:
+        return {}
+
+    @cached_property
+    def _stages_by_team(self) -> dict[int, list[dict[str, Any]]]:
+        """The target's stages per sales team, in Odoo's order (sequence, then id)."""
+        fields = self.odoo.fields_get("crm.stage")
+        team_field = "team_id" if "team_id" in fields else "team_ids"
+        out: dict[int, list[dict[str, Any]]] = {}
+        stages = sorted(self.odoo.search_read("crm.stage", [], ["name", "sequence", team_field]),
+                        key=lambda st: (st["sequence"], st["id"]))
+        for st in stages:
+            teams = st[team_field]
+            ids = ([teams[0]] if teams else []) if team_field == "team_id" else list(teams or [])
+            for team in ids:
+                out.setdefault(team, []).append(st)
+        return out
 
     def refs_for(self, obj: ObjectSpec, records: list[dict[str, Any]]) -> StaticRefs:
         """Crosswalk ids of everything this batch refers to: one query per referenced object."""
@@ -383,6 +486,7 @@ class Pipeline:
             self.archive_deleted(name, run_id=run_id, batch_no=batch_no)
         if not records:
             return _empty_result(name, obj.model or "", len(staged))
+        self.ensure_lookup_records(obj, records, run_id=run_id, dry_run=dry_run)
         obj, rows, blobs = self.mapped_rows(name, records)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
                             log=self.log)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from crm_migration.engine.schema import target_field_problems
 from crm_migration.hooks.apto import AptoApiError, soql_in_chunks
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooError
 from crm_migration.mapping import transforms as T
@@ -183,10 +184,9 @@ def invalid_emails(obj: str, records: Sequence[Mapping[str, Any]], fields: Mappi
 
 def _email_ok(value: Any) -> bool:
     try:
-        T.normalize_email(value)
+        return not isinstance(T.normalize_email(value), T.Flagged)
     except (T.TransformError, TypeError, ValueError):
         return False
-    return True
 
 
 def picklist_outside(obj: str, records: Sequence[Mapping[str, Any]], describe_field: Mapping[str, Any],
@@ -751,8 +751,7 @@ class _Planner:
     # ---- 3. schema -------------------------------------------------------------------------------------
 
     def schema(self, custom_plans: Mapping[str, list[Any]]) -> None:
-        models = list(dict.fromkeys(o.model for o in self.pair.loadable() if o.model))
-        for model in models:
+        for model in self.pair.keyed_models():
             self._plan_field(model, MIGRATION_KEY, "char", "Migration key", None, "migration key (indexed)")
         for model, fields in self.pair.x_fields.items():
             for name, spec in fields.items():
@@ -763,6 +762,13 @@ class _Planner:
                 self._plan_field(cf.model, cf.name, cf.ttype, cf.label, cf.relation,
                                  f"custom field {obj_name}.{cf.source_field}")
         self._teams_and_stages()
+
+    def target_fields(self) -> None:
+        """Every field the mapping writes, checked against the target's own ``fields_get``: a field the target
+        lacks (or of a type that cannot hold the value) is blocking, with a remedy."""
+        for p in target_field_problems(self.odoo, self.pair):
+            self.plan.problem(p["severity"], "target schema",
+                              f"{p['object']} -> {p['model']}.{p['field']}: {p['problem']}. Remedy: {p['remedy']}")
 
     def _plan_field(self, model: str, name: str, ttype: str, label: str, relation: str | None, why: str) -> None:
         fields = self.odoo_fields(model)
@@ -962,8 +968,7 @@ class _Planner:
         checks: dict[str, str] = {}
         for fspec in obj.fields.values():
             if fspec.fn and fspec.fn[0].name == "normalize_email" and len(fspec.sources) == 1:
-                checks[fspec.sources[0]] = ("email left empty, warning kept (on_error: null)"
-                                            if fspec.on_error == "null" else f"dead letter (field {fspec.name})")
+                checks[fspec.sources[0]] = f"lands as written, flagged (field {fspec.name})"
         for f in emails:
             checks.setdefault(f["name"], "copied as text into its x_ field (not validated)")
         bad = invalid_emails(obj.name, records, checks)
@@ -1064,6 +1069,7 @@ def build_plan(apto: AptoHook, odoo: OdooHook, pair: PairSpec, *, sample_limit: 
         custom = planner.custom_fields()
         logger.info("Plan %s: schema", pair.pair)
         planner.schema(custom)
+        planner.target_fields()
         logger.info("Plan %s: cycles and sample", pair.pair)
         planner.cycles()
         planner.sample()

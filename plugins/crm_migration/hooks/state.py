@@ -669,6 +669,17 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
+    def flags(self, run_id: str, *, limit: int = 5000) -> list[dict[str, Any]]:
+        """The values a run landed but flagged (repair and flag): ``source_object, source_id, odoo_id, field,
+        message``, by object and source id; ``limit`` rows at most (a report shows a readable slice)."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"SELECT source_object, source_id, odoo_model, odoo_id, changes->>'field' AS field, "
+                               f"message FROM {SCHEMA}.audit_log WHERE run_id = %s AND action = 'flag' "
+                               "ORDER BY source_object, source_id, id LIMIT %s", (run_id, limit))
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
     def count(self, table: str, **where: Any) -> int:
         """Count rows of a state table matching equality filters (for reports and tests)."""
         if table not in {"runs", "crosswalk", "watermarks", "staging", "audit_log", "rollback_manifest",

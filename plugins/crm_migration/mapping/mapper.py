@@ -359,6 +359,7 @@ def _resolve(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any], valu
                 _missing(spec, fspec, f"not migrated (yet): {', '.join(tried)}", warnings)
             return [(6, 0, sorted(set(found)))] if every else None
         obj = fspec.ref[0]
+        raw = tuple(value) if isinstance(value, list | tuple) else value
         if fspec.many and len(fspec.sources) > 1 and not fspec.fn:
             if any(T._empty(v) for v in value):
                 return None
@@ -379,6 +380,13 @@ def _resolve(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any], valu
         if not _prefix_ok(fspec, value):
             return None                                # a polymorphic id of another object (WhatId → Account)
         oid = refs.odoo_id(obj, str(value))
+        if oid is None and fspec.fallback:
+            found = refs.lookup(fspec.fallback, raw)
+            if isinstance(found, T.Flagged):
+                warnings.append((fspec.name, found.reason))
+                found = found.value
+            if found is not None:
+                return found
         if oid is None:
             _missing(spec, fspec, f"{obj} {value} not migrated (yet)", warnings)
         return oid
@@ -450,11 +458,13 @@ def map_record(spec: ObjectSpec, record: Mapping[str, Any], refs: Refs) -> Row:
             if T._empty(value) and fspec.default is not MISSING and value is not False:
                 value = fspec.default
             if fspec.required and T._empty(value) and value is not False:
-                raise _Fail(fspec.name, "required value missing"
+                why = [w for f, w in warnings if f == fspec.name]       # a reference not migrated says which
+                raise _Fail(fspec.name, why[-1] if why else "required value missing"
                             + (f" (from {', '.join(fspec.sources)})" if fspec.sources else ""))
             if isinstance(value, tuple) and not fspec.ref:
                 value = list(value)
-            (deferred if fspec.deferred else values)[fspec.name] = value
+            later = fspec.deferred is True or (isinstance(fspec.deferred, str) and conditions.get(fspec.deferred))
+            (deferred if later else values)[fspec.name] = value
     except _Fail as exc:
         err = MappingError(spec.name, source_id, exc.field or "?", exc.reason)
         return {"source_id": source_id, "values": {}, "record": record, "error": (exc.field, err.reason)}

@@ -162,7 +162,11 @@ class FieldSpec:
         is left empty and a warning kept with the row).
     :param when: the name of an object condition; false → the field is not sent at all.
     :param deferred: written in a second ``write`` after the create/update (fields Odoo overwrites
-        when they come with others: ``date_closed``, ``date_last_stage_update``, a meeting's deal).
+        when they come with others: ``date_closed``, ``date_last_stage_update``, a meeting's deal); or
+        the name of an object condition: deferred for the records where it holds.
+    :param fallback: a named lookup asked, with the same source values, when a ``ref`` finds nothing (a
+        deal's stage outside its pipeline: the pipeline's stage of that name, else its first stage); what
+        it answers lands, flagged.
     """
 
     name: str
@@ -177,7 +181,8 @@ class FieldSpec:
     on_missing: str | None = None
     on_error: str = "error"
     when: str | None = None
-    deferred: bool = False
+    deferred: bool | str = False
+    fallback: str | None = None
     doc: str | None = None
     # filled in when the pair is parsed: per ref, the referenced object's id template and key prefix
     ref_templates: tuple[str, ...] = ()
@@ -536,6 +541,14 @@ class PairSpec:
         """The objects written to Odoo (``action: load``), in order."""
         return [o for o in self.objects.values() if o.target.action == "load"]
 
+    def keyed_models(self) -> list[str]:
+        """Every Odoo model the tool creates records of, so carries ``x_migration_key``: the loaded objects'
+        models and those of lookups that create what they miss (lost reasons)."""
+        models = [o.model for o in self.loadable() if o.model]
+        models += [lk.model for lk in self.lookups.values()
+                   if lk.options.get("create_missing") or lk.options.get("create_from_picklist")]
+        return sorted(set(models))
+
     def target_kwargs(self, name: str) -> dict[str, Any]:
         """Keyword arguments of the loader's ``engine.load.Target`` for object ``name``: its crosswalk
         scope is the key object (``pipeline`` for RecordType), so ``Target.key(source_id)`` equals
@@ -609,7 +622,7 @@ _TOP_KEYS = frozenset({"pair", "source", "version", "description", "settings", "
 _OBJ_KEYS = frozenset({"source_object", "stream", "target", "depends_on", "fields", "conditions", "attach_to",
                        "hierarchy", "id_prefix", "enrich", "custom_fields", "on_missing", "doc", "unknown_fields"})
 _FIELD_KEYS = frozenset({"from", "fn", "args", "ref", "lookup", "const", "default", "required", "on_missing",
-                         "on_error", "when", "deferred", "doc"})
+                         "on_error", "when", "deferred", "fallback", "doc"})
 _TARGET_KEYS = frozenset({"model", "key", "action", "where", "context", "export", "match"})
 _SETTINGS_KEYS = frozenset({"fallback_user", "conflict_policy", "on_missing_ref", "contact_extra_companies",
                             "contact_own_address_type", "activities_oldest_first", "owner_match"})
@@ -807,8 +820,14 @@ def _field(obj: str, fname: str, raw: Any, where: str) -> FieldSpec:
         const=_freeze(raw["const"]) if "const" in raw else MISSING,
         default=_freeze(raw["default"]) if "default" in raw else MISSING,
         required=bool(raw.get("required", False)), on_missing=raw.get("on_missing"),
-        on_error=raw.get("on_error") or "error", when=raw.get("when"), deferred=bool(raw.get("deferred", False)),
-        doc=raw.get("doc"))
+        on_error=raw.get("on_error") or "error", when=raw.get("when"), deferred=_deferred(raw.get("deferred", False), where, obj, fname),
+        fallback=raw.get("fallback"), doc=raw.get("doc"))
+
+
+def _deferred(value: Any, where: str, obj: str, fname: str) -> bool | str:
+    if isinstance(value, bool) or (isinstance(value, str) and value):
+        return value
+    raise SpecError(where, f"deferred: true, false or a condition name, not {value!r}", obj=obj, field=fname)
 
 
 def _check_key(obj: str, key: Any, source: str, where: str) -> str:
@@ -893,6 +912,8 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
     for f in fields.values():
         if f.when and f.when not in conditions:
             raise SpecError(where, f"when: unknown condition {f.when!r}", obj=name, field=f.name)
+        if isinstance(f.deferred, str) and f.deferred not in conditions:
+            raise SpecError(where, f"deferred: unknown condition {f.deferred!r}", obj=name, field=f.name)
         for p in f.sources:
             if p.startswith("$") and p[1:] not in conditions:
                 raise SpecError(where, f"unknown condition {p!r}", obj=name, field=f.name)
@@ -1037,6 +1058,9 @@ def _check_cross(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, Lookup
                 if objects[r].target.action != "load":
                     raise SpecError(origin, f"ref {r!r} is not loaded into Odoo (action "
                                             f"{objects[r].target.action}); use a lookup", obj=obj.name, field=f.name)
+            if f.fallback and (not f.ref or f.fallback not in lookups):
+                raise SpecError(origin, f"fallback {f.fallback!r} needs a ref and a declared lookup (known: "
+                                        f"{', '.join(sorted(lookups))})", obj=obj.name, field=f.name)
             if f.lookup and f.lookup not in lookups:
                 raise SpecError(origin, f"unknown lookup {f.lookup!r} (known: {', '.join(sorted(lookups))})",
                                 obj=obj.name, field=f.name)

@@ -140,11 +140,12 @@ _EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>
 
 
 @transform
-def normalize_email(value: str | None) -> str | None:
-    """Lower-case and strip an address; ``None`` when empty; an invalid address is an error.
+def normalize_email(value: str | None) -> Any:
+    """Lower-case and strip an address; ``None`` when empty.
 
     ``Jane Doe <Jane@X.com>`` keeps only the address (Odoo would store the display form as is and
-    the lead sync would then copy it around).
+    the lead sync would then copy it around). An address that is not valid (``a@@b``) is a value Odoo
+    can hold: it lands as written (stripped), :class:`Flagged`, never costing its record.
     """
     out = _text(value)
     if out is None:
@@ -155,7 +156,8 @@ def normalize_email(value: str | None) -> str | None:
         out = m.group(1).strip()
     out = out.lower()
     if not _EMAIL_RE.match(out) or ".." in out or out.split("@")[1].startswith("."):
-        raise TransformError(f"invalid email address {value!r}")
+        kept = str(value).strip()
+        return Flagged(kept, f"invalid email address {kept!r}, kept as written")
     return out
 
 
@@ -637,6 +639,14 @@ def sends_own_address(parent_id: Any, *parts: Any) -> bool:
     if _empty(parent_id):
         return True
     return has_own_address(*parts)
+
+
+@transform
+def parent_without_address(parent_id: Any, *parts: Any) -> bool:
+    """True when a partner has a parent whose address ``parts`` (street, city, state, zip, country) are all
+    empty: Odoo gives such a parent the address of its first child created with one
+    (``_handle_first_contact_creation``), so the child's address is written after the create."""
+    return not _empty(parent_id) and not any(_addr(parts))
 
 
 @transform

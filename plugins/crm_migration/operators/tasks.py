@@ -113,7 +113,7 @@ def prepare_schema(*, pair: str, **context: Any) -> dict[str, Any]:
     if _params(context).get("dry_run"):
         log.info("dry run: no schema change in Odoo")
         return {"fields_created": [], "dry_run": True}
-    return dict(pipe.prepare_schema())
+    return dict(pipe.prepare_schema(run_id=context["run_id"]))
 
 
 def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> list[BatchRef]:
@@ -171,7 +171,7 @@ def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any
         from crm_migration.reports.diff import diff_summary, write_diff_report
 
         rows = [r for n in objects for r in v.field_diff(pipe, n, run_id=run_id)]
-        path = write_diff_report(rows, pair=pair, run_id=run_id)
+        path = write_diff_report(rows, pair=pair, run_id=run_id, flags=pipe.state.flags(run_id))
         fields = [r for r in rows if r.get("kind") == "field"]
         for line in diff_summary(rows):
             log.info("%s", line)
@@ -183,7 +183,10 @@ def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any
         from crm_migration.reports.reconcile import summary_lines, write_reconciliation_report
 
         rows = v.reconcile(pipe, run_id=run_id, objects=objects)
-        path = write_reconciliation_report(rows, pair=pair, run_id=run_id)
+        flags = pipe.state.flags(run_id)
+        path = write_reconciliation_report(rows, pair=pair, run_id=run_id, flags=flags)
+        if flags:
+            log.info("%d flagged value(s) landed and are listed in the report for review", len(flags))
         for line in summary_lines(rows):
             log.info("%s", line)
         log.info("reconciliation report: %s", path)

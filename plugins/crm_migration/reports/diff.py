@@ -9,7 +9,7 @@ changes on purpose (sanitised html, trimmed text), and every compared field (all
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -81,9 +81,10 @@ def diff_summary(rows: Iterable[DiffRow]) -> list[str]:
     return lines
 
 
-def write_diff_report(rows: Iterable[DiffRow], *, pair: str, run_id: str, root: Path | None = None) -> Path:
+def write_diff_report(rows: Iterable[DiffRow], *, pair: str, run_id: str, root: Path | None = None,
+                      flags: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write the field-level diff report of ``rows`` (from :func:`~crm_migration.engine.verify.field_diff`,
-    one or several objects); return the HTML path."""
+    one or several objects) and the run's flagged values (``MigrationStateHook.flags``); return the HTML path."""
     rows = list(rows)
     fields = [r for r in rows if r["kind"] == "field"]
     differ = [r for r in fields if not r["match"]]
@@ -125,4 +126,5 @@ def write_diff_report(rows: Iterable[DiffRow], *, pair: str, run_id: str, root: 
                     "cycle.", limit=200)
     report.add("All compared fields", [_row(r, *cols, "match") for r in fields],
                note="Every field of every loaded record; the CSV has them all.", limit=200)
+    report.add_flags(flags)
     return report.write(root)

@@ -3,9 +3,10 @@ that differ, and short summary lines for the DAG log and the demo."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from crm_migration.engine.verify import ReconRow
 from crm_migration.reports.writer import Report
@@ -39,9 +40,9 @@ def summary_lines(rows: Iterable[ReconRow]) -> list[str]:
 
 
 def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: str,
-                                root: Path | None = None) -> Path:
-    """Write the reconciliation report of ``rows`` (from :func:`~crm_migration.engine.verify.reconcile`);
-    return the HTML path."""
+                                root: Path | None = None, flags: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Write the reconciliation report of ``rows`` (from :func:`~crm_migration.engine.verify.reconcile`) and
+    the run's flagged values (``MigrationStateHook.flags``); return the HTML path."""
     rows = list(rows)
     bad = [r for r in rows if r["status"] != "ok"]
     report = Report(title=f"Reconciliation of {run_id}", pair=pair, run_id=run_id, kind="reconciliation")
@@ -76,4 +77,5 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
         for r in rows for e in r["examples"]],
         note="Up to five records per object. A record edited in Odoo after the load shows here; the next load "
              "reports it as a conflict (or overwrites it, with conflict_policy source_wins).")
+    report.add_flags(flags)
     return report.write(root)

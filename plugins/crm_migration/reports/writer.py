@@ -72,6 +72,28 @@ class Report:
         self.sections.append(Section(title, rows, note, limit))
         return self
 
+    def add_flags(self, flags: Sequence[Mapping[str, Any]]) -> Report:
+        """The values the run landed repaired or as written but flagged (``MigrationStateHook.flags``): a
+        summary line counting them per object and field, and a table naming each record and field."""
+        if not flags:
+            return self
+        per: dict[tuple[str, str], int] = {}
+        for f in flags:
+            key = (str(f["source_object"]), str(f.get("field") or "?"))
+            per[key] = per.get(key, 0) + 1
+        self.summary.append(
+            "<span class='warn'>" + html.escape(
+                f"{len(flags):,} value(s) landed repaired or as written and are flagged for review: "
+                + ", ".join(f"{o}.{fld} {n:,}" for (o, fld), n in sorted(per.items())) + ".") + "</span>")
+        self.add("Flagged values (landed, to review)", [
+            {"object": f["source_object"], "source id": f["source_id"], "odoo model": f.get("odoo_model") or "",
+             "odoo id": f.get("odoo_id") or "", "field": f.get("field") or "",
+             "why": str(f.get("message") or "").removeprefix(f"{f.get('field')}: ")} for f in flags],
+            note="Repair and flag: each record landed; the field holds the source value as written, or the nearest "
+                 "valid target (a stage of the deal's own pipeline), or is left empty (a country Odoo does not "
+                 "know). Fix the source or the mapping and rerun, or accept them.")
+        return self
+
     def folder(self, root: Path | None = None) -> Path:
         return (root or reports_root()) / _slug(self.pair) / _slug(self.run_id)
 

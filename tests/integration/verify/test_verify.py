@@ -55,7 +55,7 @@ def world(private_pg, odoo_target):
         state.migrate()
         odoo = OdooHook()
         pipe = Pipeline(spec, AptoSource(AptoHook()), odoo, state)
-        pipe.prepare_schema()
+        pipe.prepare_schema(run_id=RUN)
         end = datetime.now(UTC) + timedelta(minutes=1)
         for name in pipe.loadable():
             for b in pipe.extract(name, run_id=RUN, start=None, end=end, batch_size=50):
