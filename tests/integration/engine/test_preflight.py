@@ -1,0 +1,66 @@
+"""Preflight: the target's own schema decides. A mapped field the target lacks is named, with a remedy, in
+the plan and by the migrate run, which stops before its first write (never a dead-letter storm).
+On both targets (the sandbox and the real Odoo 17), with the Apto sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def apto():
+    from crm_sandbox.apto.server import serve
+
+    server = serve(port=0, scale=1, seed=7)
+    yield server
+    server.stop()
+
+
+def _pipe(spec_raw, apto, odoo_target, mp):
+    from crm_migration.engine.pipeline import Pipeline
+    from crm_migration.hooks.apto import AptoHook
+    from crm_migration.hooks.odoo import OdooHook
+    from crm_migration.hooks.state import MigrationStateHook
+    from crm_migration.mapping.spec import parse_pair
+    from crm_migration.streams.apto_source import AptoSource
+
+    mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
+    mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_target.conn_json(transport="jsonrpc"))
+    state = MigrationStateHook()
+    state.migrate()
+    return Pipeline(parse_pair(spec_raw, origin="test:apto_to_odoo"), AptoSource(AptoHook()), OdooHook(), state)
+
+
+def _raw():
+    from importlib.resources import files
+
+    return yaml.safe_load((files("crm_migration") / "pairs" / "apto_to_odoo.yaml").read_text(encoding="utf-8"))
+
+
+def test_a_field_the_target_lacks_stops_the_run_before_any_write(apto, odoo_target, state_db, monkeypatch):
+    raw = _raw()
+    raw["objects"]["Contact"]["fields"]["pager"] = {"from": "MobilePhone", "fn": "phone"}      # no such field
+    raw["objects"]["Opportunity"]["fields"]["name"] = {"from": "AccountId", "ref": "Account"}  # id into a char
+    pipe = _pipe(raw, apto, odoo_target, monkeypatch)
+    from crm_migration.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as exc:
+        pipe.prepare_schema(run_id="preflight-run")
+    text = str(exc.value)
+    assert "Contact -> res.partner.pager: the target has no field 'pager'" in text
+    assert "Remedy: " in text and "x_pager" in text
+    assert "Opportunity -> crm.lead.name: name is a char field" in text
+    writes = {k: n for k, n in pipe.odoo.calls.items() if k[1] not in ("fields_get", "search_read", "read",
+                                                                        "search", "search_count", "version")}
+    assert writes == {}, writes                                   # nothing was written, not even a key field
+
+
+def test_the_pair_as_shipped_passes_preflight_on_this_target(apto, odoo_target, state_db, monkeypatch):
+    pipe = _pipe(_raw(), apto, odoo_target, monkeypatch)
+    problems = pipe.preflight()
+    assert [p for p in problems if p["severity"] == "blocking"] == []
