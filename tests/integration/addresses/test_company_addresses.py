@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 RUN = "address-run"
 
 # how the test org writes each country, and the country it means (independent of the code under test)
-COUNTRY = {"United States": "US", "USA": "US", "US": "US", "Canada": "CA", "Germany": "DE", "Japan": "JP",
+COUNTRY = {None: None, "United States": "US", "USA": "US", "US": "US", "Canada": "CA", "Germany": "DE", "Japan": "JP",
            "United Kingdom": "GB", "Österreich": "AT", "Deutschland": "DE", "U.S.A.": "US", "DEU": "DE",
            "España": "ES", "Schweiz": "CH", "Atlantis": None}
 SHARED = {"BillingStreet": "1 Harbor Plaza\nFloor 12", "BillingCity": "Boston", "BillingState": "MA",
@@ -41,7 +41,7 @@ def world(private_pg, odoo_target):
     apto = apto_serve(port=0, scale=1, seed=7)
     org = apto.state
     hard = org.data.hard_cases
-    acc = sorted(org.tables["Account"])
+    acc = sorted(a for a, r in org.tables["Account"].items() if not r.get("IsDeleted"))
     cycle, chain, self_parent = list(hard["account_cycle"]), list(hard["account_hierarchy"]), hard["account_self_parent"]
     others = [a for a in acc if a not in {*cycle, *chain, self_parent}]
     org.update("Account", [{"Id": a, **SHARED} for a in cycle + chain])
@@ -49,11 +49,18 @@ def world(private_pg, odoo_target):
                             "BillingState": None, "BillingPostalCode": "1010", "BillingCountry": "Österreich"}])
     spelled = ["Deutschland", "U.S.A.", "DEU", "España", "Schweiz", "Atlantis"]
     org.update("Account", [{"Id": a, "BillingState": None, "BillingCountry": c} for a, c in zip(others, spelled)])
-    # the self-parent's first contact has an address of its own
-    contact = sorted(org.tables["Contact"])[0]
+    # a company without any address in Apto, and (so far) without people
+    staffed = {r.get("AccountId") for r in org.tables["Contact"].values()}
+    bare = next(a for a in others[len(spelled):] if a not in staffed)
+    org.update("Account", [{"Id": bare, **{k: None for k in SHARED}}])
+    # the self-parent's and the bare company's people have addresses of their own
+    contact, bare_contact = sorted(c for c, r in org.tables["Contact"].items() if not r.get("IsDeleted"))[:2]
     org.update("Contact", [{"Id": contact, "AccountId": self_parent, "MailingStreet": "9 Elm Ave",
                             "MailingCity": "Denver", "MailingState": "CO", "MailingPostalCode": "80202",
-                            "MailingCountry": "United States"}])
+                            "MailingCountry": "United States"},
+                           {"Id": bare_contact, "AccountId": bare, "MailingStreet": "5th Avenue 700",
+                            "MailingCity": "New York", "MailingState": "NY", "MailingPostalCode": "10001",
+                            "MailingCountry": "US"}])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
                   private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
@@ -76,7 +83,8 @@ def world(private_pg, odoo_target):
                 pipe.load(name, run_id=RUN, batch_no=b["batch_no"])
             pipe.link(name, run_id=RUN)
         yield {"pipe": pipe, "org": org, "odoo": odoo, "state": state, "cycle": cycle, "chain": chain,
-               "self_parent": self_parent, "contact": contact, "spelled": dict(zip(others, spelled))}
+               "self_parent": self_parent, "contact": contact, "spelled": dict(zip(others, spelled)),
+               "bare": bare, "bare_contact": bare_contact}
         state.close()
         odoo.close()
     apto.stop()
@@ -123,6 +131,14 @@ def test_the_self_parent_keeps_its_address_and_country_and_not_its_contacts(worl
     pid = world["state"].odoo_ids("apto_to_odoo", "Contact", [world["contact"]])[world["contact"]]
     (person,) = world["odoo"].read("res.partner", [pid], ["city", "parent_id", "type"])
     assert (person["city"], person["parent_id"][0], person["type"]) == ("Denver", rec["id"], "other")
+
+
+def test_a_company_without_address_does_not_take_its_first_contacts(world):
+    rec = _companies(world, [world["bare"]])[world["bare"]]
+    assert _block(rec) == (None, None, None, None, None)
+    pid = world["state"].odoo_ids("apto_to_odoo", "Contact", [world["bare_contact"]])[world["bare_contact"]]
+    (person,) = world["odoo"].read("res.partner", [pid], ["street", "city", "parent_id", "type"])
+    assert (person["street"], person["city"], person["parent_id"][0]) == ("5th Avenue 700", "New York", rec["id"])
 
 
 def test_cycle_and_chain_members_sharing_one_address_all_have_it(world):

@@ -106,15 +106,17 @@ def test_account_state_and_country_ids(odoo_records):
     assert (de, bayern) == (57, 1388)     # the ids test_account_company_with_own_address expects
 
 
-def test_subsidiary_at_parent_address_takes_it_from_odoo(pair, refs):
-    """Same address as the parent: type 'contact', no address sent (Odoo copies the parent's, trap 4)."""
+def test_subsidiary_at_parent_address_is_a_contact_type_that_still_sends_its_address(pair, refs):
+    """Same address as the parent: type 'contact' (Odoo keeps it in step with the parent's, trap 4), and the
+    address is sent all the same: the parent link comes later (link), or never (a cycle's cut link)."""
     addr = {"BillingStreet": "1 Main St", "BillingCity": "Boston", "BillingState": "MA",
             "BillingPostalCode": "02108", "BillingCountry": "United States"}
     rec = {"Id": ACC, "Name": "Harbor Child East", "ParentId": ACC_PARENT, "OwnerId": USR, **addr,
            "Parent": dict(addr)}
     values = _ok(map_record(pair.objects["Account"], rec, refs))
     assert values["type"] == "contact" and values["parent_id"] == 10
-    assert not {"street", "street2", "city", "zip", "state_id", "country_id"} & set(values)
+    assert (values["street"], values["city"], values["zip"], values["state_id"], values["country_id"]) == (
+        "1 Main St", "Boston", "02108", 42, 233)
 
 
 def test_account_whose_cycle_link_was_cut_keeps_its_address(pair, refs):
