@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+TARGET ?= sandbox
+
 .PHONY: install test lint unit integration dags bench demo freeze clean postgres
 
 $(STAMP): requirements.txt pyproject.toml
@@ -38,7 +40,7 @@ bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 demo: $(STAMP)
-	$(BIN)/python -m crm_sandbox.demo
+	TARGET=$(TARGET) $(BIN)/python -m crm_sandbox.demo
 
 freeze:
 	$(BIN)/pip freeze --exclude-editable | grep -vi '^airflow-crm-migration' > requirements.txt

@@ -9,7 +9,8 @@ and prints the reconciliation and where the reports are. Everything lives under 
 run starts clean (the sandboxes keep their data in memory, so there is nothing to resume) and says so.
 
 Environment: ``DEMO_SCALE`` (default 1: ~50 companies, 150 contacts, 100 deals, 300 activities),
-``DEMO_DIR`` (default ``var/demo``).
+``DEMO_DIR`` (default ``var/demo``), ``TARGET`` (``sandbox``, the default, or ``odoo17``: the real Odoo 17
+server of ``../shared/odoo17-server``, started if needed, in a fresh database the demo leaves in place).
 """
 
 from __future__ import annotations
@@ -63,20 +64,39 @@ def main() -> int:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     w1 = now.replace(minute=now.minute - now.minute % 15)          # the last complete 15-minute window
     w0 = w1 - timedelta(minutes=15)
+    target = os.environ.get("TARGET", "sandbox") or "sandbox"
     pg = PrivatePostgres(datadir=base / "pg" / "data", fast=False).start()
     apto = serve_apto(port=0, scale=scale, seed=7, as_of=w0 - timedelta(days=1))
-    odoo = serve_odoo(port=0)
+    if target == "sandbox":
+        odoo = serve_odoo(port=0)
+        odoo_url, odoo_db, odoo_label, stop_odoo = odoo.url, "crmtest", "Odoo 17 sandbox", odoo.stop
+    else:
+        from crm_sandbox.targets import SERVERS, RealOdoo, RealOdooUnavailable
+
+        if target not in SERVERS:
+            say(f"TARGET must be sandbox or one of {', '.join(SERVERS)}, not {target!r}")
+            return 2
+        say(f"Starting the real {target} server (about a minute the first time) ...")
+        try:
+            real = RealOdoo(target).start()
+        except RealOdooUnavailable as exc:
+            say(str(exc))
+            apto.stop()
+            pg.stop()
+            return 1
+        odoo_url, odoo_db = real.url, real.new_db("demo")
+        odoo_label, stop_odoo = f"real {target}", real.stop
     try:
         os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn
         os.environ["AIRFLOW_CONN_APTO_DEFAULT"] = json.dumps(apto.state.airflow_conn(apto.url, "client_credentials"))
         os.environ["AIRFLOW_CONN_ODOO_DEFAULT"] = json.dumps({
-            "conn_type": "odoo", "host": odoo.url, "schema": "crmtest", "login": "admin", "password": "admin",
+            "conn_type": "odoo", "host": odoo_url, "schema": odoo_db, "login": "admin", "password": "admin",
             "extra": {"transport": "auto", "fallback_user": "admin"}})
         os.environ["AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START"] = (w0 - timedelta(hours=1)).isoformat()
         os.environ["AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END"] = (w1 + timedelta(hours=1)).isoformat()
         say(f"State DB   {pg.uri}")
         say(f"Apto org   {apto.url}  (scale {scale}, seed 7)")
-        say(f"Odoo 17    {odoo.url}  (database crmtest)")
+        say(f"Odoo       {odoo_url}  ({odoo_label}, database {odoo_db}, admin/admin)")
         say("Preparing Airflow's metadata DB (SQLite) ...")
         from airflow.utils import db
 
@@ -116,12 +136,15 @@ def main() -> int:
         say("\nReconciliation now (Odoo after the full run and the delta; source counts of the full run):")
         for line in runs.reconciliation_lines(full):
             say(f"    {line}")
+        say("\nWhat Odoo holds, read back from it:")
+        for line in runs.odoo_lines():
+            say(f"    {line}")
         say(f"\nReports: {base / 'reports'}")
         say(f"Done in {time.monotonic() - started:.0f} s.")
         return 0 if all(r == "success" for r in runs.states) else 1
     finally:
         apto.stop()
-        odoo.stop()
+        stop_odoo()
         pg.stop()
 
 
@@ -172,6 +195,31 @@ class Runs:
 
         pipe = pipeline("apto_to_odoo")
         return summary_lines(verify.reconcile(pipe, run_id=run_id))
+
+
+    def odoo_lines(self) -> list[str]:
+        """Per model, the records carrying a key against the crosswalk; mail queued; records without a key."""
+        from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
+        from crm_migration.mapping.spec import load_pair
+
+        odoo, st = OdooHook(), self._state()
+        spec = load_pair("apto_to_odoo")
+        bound = dict(st.get_records("SELECT odoo_model, count(*) FROM crm_migration.crosswalk WHERE pair = %s "
+                                    "AND odoo_id IS NOT NULL GROUP BY odoo_model", parameters=(spec.pair,)))
+        lines = []
+        for model in spec.keyed_models():
+            if MIGRATION_KEY not in odoo.fields_get(model):
+                continue
+            n = odoo.call(model, "search_count", [[(MIGRATION_KEY, "=like", f"{spec.source}:%")]],
+                          context={"active_test": False})
+            lines.append(f"{model}: {n:,} keyed records in Odoo, {int(bound.get(model, 0)):,} in the crosswalk"
+                         + ("" if n == int(bound.get(model, 0)) else "  <- differ"))
+        mails = odoo.call("mail.mail", "search_count", [[]], context={"active_test": False})
+        notes = odoo.call("mail.message", "search_count", [[("message_type", "=", "user_notification")]])
+        lines.append(f"mail queued (mail.mail): {mails}; user notifications: {notes}")
+        st.close()
+        odoo.close()
+        return lines
 
 
 def _mutate(org: object, at: datetime) -> list[str]:
