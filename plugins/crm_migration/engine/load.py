@@ -262,6 +262,8 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             batch = {oid: {f: v for f, v in delta.items() if f in (update_rows[oid].get(phase) or {})}
                      for oid, delta in updates.items() if oid not in plan.failed_updates}
             batch = {oid: vals for oid, vals in batch.items() if vals}
+            if model == "res.partner" and phase == "values":
+                leads_take_partner_values(odoo, batch, context=target.ctx)
             failed = _write_isolating(odoo, model, batch, target)
             for oid, exc in failed:
                 plan.dead(update_rows[oid], exc.field, exc.message)
@@ -290,6 +292,36 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
              if result["dead_lettered"] else "", result["odoo_calls"], result["seconds"])
     log_.debug("state rows written: %s", counts)
     return result
+
+
+#: res.partner field -> the crm.lead field Odoo recomputes from it (crm.lead ``_compute_email_from``/``_phone``)
+PARTNER_TO_LEAD = {"email": "email_from", "phone": "phone"}
+
+
+def leads_take_partner_values(odoo: OdooHook, updates: Mapping[int, Mapping[str, Any]], *,
+                              context: Mapping[str, Any] | None = None) -> int:
+    """Before partners' email/phone change, give their deals (crm.lead) the new values first.
+
+    Odoo 17 recomputes a lead's ``email_from``/``phone`` from its partner's after the call, outside the
+    caller's context, and logs an unkeyed tracking message on every such lead whatever the context
+    (loader trap 3). A lead that already holds the value is not recomputed, so nothing is logged. Returns
+    the number of leads written (one search and one write per distinct value).
+    """
+    wanted = {pid: {PARTNER_TO_LEAD[f]: v for f, v in vals.items() if f in PARTNER_TO_LEAD and v}
+              for pid, vals in updates.items()}
+    wanted = {pid: v for pid, v in wanted.items() if v}
+    if not wanted or "partner_id" not in odoo.fields_get("crm.lead"):
+        return 0
+    writes: dict[int, dict[str, Any]] = {}
+    for lead in odoo.search_read("crm.lead", [("partner_id", "in", sorted(wanted))], ["partner_id", *PARTNER_TO_LEAD.values()],
+                                 context={"active_test": False}):
+        want = wanted[lead["partner_id"][0]]
+        delta = {f: v for f, v in want.items() if (lead.get(f) or False) != v}
+        if delta:
+            writes[lead["id"]] = delta
+    if writes:
+        odoo.write_batch("crm.lead", writes, context=context)
+    return len(writes)
 
 
 def _out_of_order(valid: Sequence[Row], bound: Mapping[Rid, Bound], superseded: Mapping[Rid, Bound],

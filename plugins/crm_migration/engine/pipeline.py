@@ -25,10 +25,10 @@ from typing import Any, TypedDict
 
 from crm_migration.engine.extract import BatchRef, stage_stream
 from crm_migration.engine.load import LoadResult, Row, Target, load_batch
-from crm_migration.engine.schema import ensure_migration_keys, target_field_problems
+from crm_migration.engine.schema import migration_key_field, target_field_problems
 from crm_migration.engine.values import canonical
 from crm_migration.errors import ConfigurationError
-from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
+from crm_migration.hooks.odoo import FieldDef, OdooHook
 from crm_migration.hooks.state import SCHEMA, MigrationStateHook
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.mapper import (
@@ -137,23 +137,15 @@ class Pipeline:
         spec = self.spec
         self.preflight()
         models = spec.keyed_models()
-        created: list[str] = []
-        for model, was_created in ensure_migration_keys(self.odoo, models).items():
-            if was_created:
-                created.append(f"{model}.{MIGRATION_KEY}")
-        for model, fields in spec.x_fields.items():
-            existing = self.odoo.fields_get(model)
-            for name, f in fields.items():
-                if name not in existing:
-                    self.odoo.ensure_field(model, name, str(f["ttype"]), string=str(f.get("label") or name),
-                                           relation=f.get("relation"))
-                    created.append(f"{model}.{name}")
-        for plan in self.custom_field_plan.values():
-            for cf in plan:
-                if cf.name not in self.odoo.fields_get(cf.model):
-                    self.odoo.ensure_field(cf.model, cf.name, cf.ttype, string=cf.label, relation=cf.relation,
-                                           selection=list(cf.selection) or None)
-                    created.append(f"{cf.model}.{cf.name}")
+        # keys, the pair's x_ fields and the source's custom fields: those missing are created in one call
+        wanted = [migration_key_field(m) for m in models]
+        wanted += [FieldDef(model, name, str(f["ttype"]), str(f.get("label") or name), relation=f.get("relation"))
+                   for model, fields in spec.x_fields.items() for name, f in fields.items()]
+        wanted += [FieldDef(cf.model, cf.name, cf.ttype, cf.label, relation=cf.relation,
+                            selection=tuple(tuple(x) for x in cf.selection))
+                   for plan in self.custom_field_plan.values() for cf in plan]
+        created = [f"{f.model}.{f.name}" for f in wanted if f.name not in self.odoo.fields_get(f.model)]
+        self.odoo.ensure_fields(wanted)
         reasons = self._ensure_lost_reasons(run_id)
         self.log.info("schema: %d fields created (%s), %d lost reasons created; models %s", len(created),
                       ", ".join(created) or "none", len(reasons), ", ".join(models))

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
+from crm_migration.hooks.odoo import MIGRATION_KEY, FieldDef, OdooHook
+
+
+def migration_key_field(model: str) -> FieldDef:
+    """The indexed ``x_migration_key`` char field of ``model`` (not copied by a duplicate)."""
+    return FieldDef(model, MIGRATION_KEY, "char", "Migration key", index=True, copy=False)
 
 
 def ensure_migration_keys(odoo: OdooHook, models: Iterable[str]) -> dict[str, bool]:
-    """Make sure each model has the indexed ``x_migration_key`` char field; return ``{model: created}``."""
-    out = {}
-    for model in dict.fromkeys(models):
-        existed = MIGRATION_KEY in odoo.fields_get(model)
-        if not existed:
-            odoo.ensure_field(model, MIGRATION_KEY, "char", string="Migration key", index=True, copy=False)
-        out[model] = not existed
-    return out
+    """Make sure each model has the indexed ``x_migration_key`` char field (one call for all that lack it);
+    return ``{model: created}``."""
+    models = list(dict.fromkeys(models))
+    missing = [m for m in models if MIGRATION_KEY not in odoo.fields_get(m)]
+    odoo.ensure_fields([migration_key_field(m) for m in missing])
+    return {m: m in missing for m in models}
 
 
 #: field types that take a record id (a ``ref``, a ``lookup``, an ``attach_to`` id)
