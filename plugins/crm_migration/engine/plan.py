@@ -238,7 +238,8 @@ def stages_outside(obj: str, records: Sequence[Mapping[str, Any]], stages: Mappi
         out.append({"object": obj, "check": "stage not in its pipeline", "field": stage_field,
                     "value": f"{stage} (pipeline {names.get(rt, rt)})", "records in sample": len(group),
                     "example id": group["Id"].iloc[0],
-                    "consequence": "dead letter (stage_id: no such stage in the team)"})
+                    "consequence": "lands in its own pipeline (its stage of that name, else its first stage), "
+                                   "flagged (field stage_id)"})
     return out
 
 
@@ -873,7 +874,10 @@ class _Planner:
                     self.plan.lost_reasons.append({
                         "lookup": name, "model": lookup.model, "value": value, "active in picklist": None,
                         "records": n, "odoo id": hit,
-                        "action": "exists" if hit else "not created (outside the picklist; kept as text)"})
+                        "action": "exists" if hit else (
+                            "create (free text outside the picklist: one reason of that name, keyed)"
+                            if lookup.options.get("create_missing") else
+                            "not created (outside the picklist; kept as text)")})
 
     def _seen_values(self, sobject: str, fname: str) -> dict[str, int]:
         """Values of a field: by GROUP BY when the org answers it, else from the sample (counts of the sample)."""
@@ -1106,6 +1110,13 @@ def _summarise_problems(plan: Plan) -> None:
             dead[f"{b['object']}: {b['check']} ({b['field']})"] += int(b["records in sample"])
     for what, n in sorted(dead.items()):
         plan.problem("warning", "bad data", f"{n} sampled record(s) will be dead-lettered: {what}")
+    flagged = defaultdict(int)
+    for b in plan.bad_data:
+        if "flagged" in str(b["consequence"]):
+            flagged[f"{b['object']}: {b['check']} ({b['field']})"] += int(b["records in sample"])
+    for what, n in sorted(flagged.items()):
+        plan.problem("info", "bad data", f"{n} sampled record(s) will land repaired or as written, flagged for "
+                                         f"review in the run's report: {what}")
     outside = [b for b in plan.bad_data if "picklist" in b["check"]]
     if outside:
         plan.problem("info", "bad data", f"{len(outside)} picklist value(s) outside their picklist (kept as text)")

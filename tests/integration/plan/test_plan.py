@@ -225,10 +225,10 @@ def test_schema_plan_stages_and_lost_reasons(run):
     won = {s["stage"] for s in plan.stages if s["won"]}
     assert won == {"Closed Won", "Lease Signed"}
     reasons = {r["value"]: r["action"] for r in plan.lost_reasons}
-    assert reasons["Price"] == "create" and reasons["Client went dark"].startswith("not created")
+    assert reasons["Price"] == "create" and reasons["Client went dark"].startswith("create (free text")
     models = {f["odoo model"] for f in plan.fields_to_create if f["field"] == "x_migration_key"}
     assert models == {"crm.team", "crm.stage", "res.partner", "crm.lead", "mail.message", "mail.activity",
-                      "calendar.event", "ir.attachment"}
+                      "calendar.event", "ir.attachment", "crm.lost.reason"}
     assert {f["action"] for f in plan.fields_to_create if f["field"] == "x_migration_key"
             and f["odoo model"] in ("res.partner", "crm.team")} == {"exists"}
 
@@ -254,6 +254,20 @@ def test_unknown_fields_are_listed_and_blocking(servers):
     unknown = {(u["object"], u["field"]) for u in plan.unknown_fields}
     assert unknown == {("Contact", "Nickname__c"), ("Contact", "Account.Nope"), ("Contact", "McLabs2__Cap_Rate__c")}
     assert sum(p["severity"] == "blocking" for p in plan.problems) == 3
+
+
+def test_a_mapped_field_the_target_lacks_is_a_blocking_problem_with_a_remedy(servers):
+    apto, odoo = servers
+    raw = thaw(load_pair("apto_to_odoo").raw)
+    raw["objects"]["Contact"]["fields"]["pager"] = {"from": "MobilePhone", "fn": "phone"}
+    pair = parse_pair(raw, origin="test")
+    with pytest.MonkeyPatch.context() as mp:
+        _env(mp, apto, odoo)
+        plan = build_plan(AptoHook(), OdooHook(), pair, sample_limit=20)
+    (problem,) = [p for p in plan.problems if p["topic"] == "target schema"]
+    assert problem["severity"] == "blocking"
+    assert problem["message"].startswith("Contact -> res.partner.pager: the target has no field 'pager'. Remedy: ")
+    assert "x_pager" in problem["message"]
 
 
 def test_automation_json_has_every_tooling_row(run):
@@ -350,7 +364,9 @@ def test_invalid_emails_and_stages_outside_their_pipeline_are_found(servers):
         org.reset()
     emails = [b for b in plan.bad_data if b["check"] == "invalid email"]
     assert [(b["object"], b["field"], b["example id"]) for b in emails] == [("Contact", "Email", contact)]
-    assert emails[0]["consequence"].startswith("dead letter")
+    assert emails[0]["consequence"] == "lands as written, flagged (field email)"
     stages = [b for b in plan.bad_data if b["check"] == "stage not in its pipeline"]
     assert [(b["example id"], b["value"]) for b in stages] == [(deal, f"{leasing[1][-1]} (pipeline Brokerage)")]
-    assert any("dead-lettered" in p["message"] and "stage not in its pipeline" in p["message"] for p in plan.problems)
+    assert stages[0]["consequence"].startswith("lands in its own pipeline")
+    assert any("flagged" in p["message"] and "stage not in its pipeline" in p["message"] for p in plan.problems)
+    assert any("flagged" in p["message"] and "invalid email" in p["message"] for p in plan.problems)
