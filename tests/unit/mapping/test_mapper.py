@@ -8,7 +8,6 @@ import json
 import pytest
 
 from crm_migration.engine.values import canonical
-from crm_migration.errors import MappingError
 from crm_migration.mapping.mapper import (
     CountryIndex,
     StateIndex,
@@ -74,8 +73,8 @@ def test_user_is_matched_not_created(pair, refs):
     assert spec.target.action == "match" and spec.target.match["by"] == "email"
     rec = {"Id": USR, "Name": "Jane Broker", "Email": "Jane.Broker@AptoDemo.COM", "IsActive": True}
     assert _ok(map_record(spec, rec, refs)) == {"name": "Jane Broker", "email": "jane.broker@aptodemo.com"}
-    odd = map_record(spec, {**rec, "Email": "no email"}, refs)        # on_error: null -> kept, warned
-    assert odd["values"]["email"] is None and odd["warnings"][0][0] == "email"
+    odd = map_record(spec, {**rec, "Email": "no email"}, refs)        # kept as written, flagged
+    assert odd["values"]["email"] == "no email" and odd["warnings"][0][0] == "email"
     with pytest.raises(Exception, match="not loaded into Odoo"):
         pair.target_kwargs("User")
 
@@ -156,27 +155,24 @@ def test_contact_without_name_or_company(pair, refs):
     assert values["street"] is None and values["country_id"] is None     # no company: the address is sent
 
 
-def test_bad_email_is_a_dead_letter_naming_the_field(pair, refs):
-    rec = {"Id": CON, "FirstName": "A", "LastName": "B", "Email": "not-an-email", "AccountId": ACC, "OwnerId": USR}
+def test_bad_email_lands_as_written_and_is_flagged_naming_the_field(pair, refs):
+    rec = {"Id": CON, "FirstName": "A", "LastName": "B", "Email": "not@@an-email", "AccountId": ACC, "OwnerId": USR}
     row = map_record(pair.objects["Contact"], rec, refs)
-    assert row["error"][0] == "email" and "invalid email address 'not-an-email'" in row["error"][1]
-    assert row["values"] == {} and row["source_id"] == CON and row["record"] is rec
-    assert str(MappingError("Contact", CON, *row["error"])).startswith(f"Contact {CON}: field 'email'")
+    assert "error" not in row and row["values"]["email"] == "not@@an-email"
+    assert ("email", "invalid email address 'not@@an-email', kept as written") in row["warnings"]
 
 
-def test_missing_parent_company_is_an_error_or_null_as_configured(pair, refs):
+def test_missing_parent_company_lands_flagged_or_is_an_error_as_configured(pair, refs):
     rec = {"Id": CON, "FirstName": "A", "LastName": "B", "AccountId": "0015g00000Gone1AAA", "OwnerId": USR}
-    row = map_record(pair.objects["Contact"], rec, refs)
-    assert row["error"] == ("parent_id", "Account 0015g00000Gone1AAA not migrated (yet)")
-    lenient = load_pair("apto_to_odoo")
-    raw = lenient.raw
+    row = map_record(pair.objects["Contact"], rec, refs)          # settings.on_missing_ref: null (repair and flag)
+    assert "error" not in row and row["values"]["parent_id"] is None
+    assert row["warnings"] == [("parent_id", "Account 0015g00000Gone1AAA not migrated (yet)")]
     from crm_migration.mapping.spec import parse_pair, thaw
-    edited = thaw(raw)
-    edited["objects"]["Contact"]["fields"]["parent_id"]["on_missing"] = None     # YAML null
+    edited = thaw(load_pair("apto_to_odoo").raw)
+    edited["objects"]["Contact"]["fields"]["parent_id"]["on_missing"] = "error"
     spec = parse_pair(edited).objects["Contact"]
     row = map_record(spec, rec, refs)
-    assert row["values"]["parent_id"] is None
-    assert row["warnings"] == [("parent_id", "Account 0015g00000Gone1AAA not migrated (yet)")]
+    assert row["error"] == ("parent_id", "Account 0015g00000Gone1AAA not migrated (yet)")
 
 
 def test_extra_company_becomes_a_child_contact(pair, refs):
@@ -256,9 +252,27 @@ def test_open_deal(pair, refs):
     assert row["deferred"]["date_closed"] is None
 
 
-def test_deal_in_unknown_stage_is_a_dead_letter(pair, refs):
+def test_deal_in_unknown_stage_of_an_unknown_pipeline_is_a_dead_letter(pair, refs):
     row = map_record(pair.objects["Opportunity"], _deal(StageName="Legacy - On Hold"), refs)
     assert row["error"] == ("stage_id", f"OpportunityStage {RT}/Legacy - On Hold not migrated (yet)")
+
+
+def test_deal_in_a_stage_outside_its_pipeline_lands_there_flagged(pair, refs):
+    from crm_migration.mapping import transforms as T
+
+    asked = []
+
+    def pipeline_stage(key):
+        asked.append(key)
+        return T.Flagged(5, f"stage {key[1]!r} is not a stage of pipeline {key[0]}: placed in its first stage")
+
+    lenient = StaticRefs(refs.ids, {**refs.lookups, "pipeline_stage": pipeline_stage})
+    row = map_record(pair.objects["Opportunity"], _deal(StageName="Legacy - On Hold"), lenient)
+    assert "error" not in row and row["values"]["stage_id"] == 5 and asked == [(RT, "Legacy - On Hold")]
+    assert ("stage_id", f"stage 'Legacy - On Hold' is not a stage of pipeline {RT}: placed in its first stage") \
+        in row["warnings"]
+    same = map_record(pair.objects["Opportunity"], _deal(StageName="Marketing"), lenient)
+    assert same["values"]["stage_id"] == 5 and len(asked) == 1        # its own stage: no fallback asked
 
 
 def test_stage_history_note(pair, refs):
@@ -426,7 +440,8 @@ def test_map_batch_keeps_order_and_isolates_errors(pair, refs):
     assert [r["source_id"] for r in rows] == [OPP, "0065g00000Opp02AAA", "0065g00000Opp03AAA"]
     assert "error" not in rows[0]
     assert rows[1]["error"] == ("user_id", "required value missing (from OwnerId)")
-    assert rows[2]["error"] == ("partner_id", "not migrated (yet): Account 0015g00000Gone1AAA")
+    assert "error" not in rows[2] and rows[2]["values"]["partner_id"] is None   # lands without its customer
+    assert ("partner_id", "not migrated (yet): Account 0015g00000Gone1AAA") in rows[2]["warnings"]
 
 
 def test_mapping_never_raises_on_odd_data(pair, refs):
