@@ -19,11 +19,13 @@ import hashlib
 import html
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from datetime import date as _date
-from html.parser import HTMLParser
 from typing import Any, NamedTuple, TypeVar
+
+import nh3
 
 __all__ = ["TRANSFORMS", "Flagged", "TransformError", "apply", "check_args", "transform"]
 
@@ -245,6 +247,181 @@ def website(value: Any) -> str | None:
 
 
 # ---- html ----------------------------------------------------------------------------------------
+#
+# Every html value the tool writes is built or cleaned here, and leaves in the form Odoo 17 stores it
+# (``odoo.tools.mail.html_sanitize``: lxml parse, quote detection, serialisation), so what Odoo reads
+# back is what was sent. Rich text from a source is sanitised by the tool itself (nh3, whatever the
+# target does): no script or style element, no event handler, no ``javascript:`` URL, only the tags
+# and attributes below.
+
+#: tags kept (Odoo's sanitiser keeps them all); any other tag is dropped, its text kept
+HTML_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "div", "dl", "dt",
+    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre",
+    "q", "s", "small", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
+    "thead", "tr", "u", "ul"})
+#: attributes kept (``*``: on every tag); styles only with the properties Odoo keeps in a message body
+HTML_ATTRIBUTES = {"*": {"style"}, "a": {"href"}, "img": {"src", "alt", "width", "height"},
+                   "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"},
+                   "blockquote": {"data-o-mail-quote", "data-o-mail-quote-node"}}
+HTML_URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+#: ``odoo.tools.mail._Cleaner._style_whitelist`` (mail.message body and mail.activity note keep only these)
+HTML_STYLES = frozenset(
+    {"font-size", "font-family", "font-weight", "font-style", "background-color", "color", "text-align",
+     "line-height", "letter-spacing", "text-transform", "text-decoration", "opacity", "float", "vertical-align",
+     "display", "padding", "padding-top", "padding-left", "padding-bottom", "padding-right", "margin",
+     "margin-top", "margin-left", "margin-bottom", "margin-right", "white-space", "border", "border-color",
+     "border-radius", "border-style", "border-width", "border-top", "border-bottom", "height", "width",
+     "max-width", "min-width", "min-height", "border-collapse", "border-spacing", "caption-side", "empty-cells",
+     "table-layout"}
+    | {f"border-{side}-{what}" for side in ("top", "bottom", "left", "right")
+       for what in ("style", "color", "width", "left-radius", "right-radius")})
+
+_VOID = frozenset({"br", "img", "hr", "col", "wbr", "area"})
+_BLOCK = frozenset({"p", "div", "ul", "ol", "li", "dl", "dd", "dt", "blockquote", "h1", "h2", "h3", "h4", "h5",
+                    "h6", "pre", "table", "hr", "caption", "colgroup", "col", "tbody", "thead", "tfoot", "tr", "td",
+                    "th"})
+#: may hold block elements as lxml (libxml2) parses them; in any other element a block would be split off
+_HOLDERS = frozenset({"div", "li", "td", "th", "dd", "dt", "blockquote", "ul", "ol", "dl", "table", "tbody",
+                      "thead", "tfoot", "tr", "colgroup"})
+_NO_TEXT = frozenset({"ul", "ol", "dl", "table", "tbody", "thead", "tfoot", "tr", "colgroup"})
+_TOKEN = re.compile(r'<(/?)([a-z][a-z0-9]*)((?:[^>"]|"[^"]*")*)>|([^<]+)')
+_ATTR = re.compile(r'([^\s=/]+)(?:="([^"]*)")?')
+_STYLE = re.compile(r'''([\w-]+)\s*:\s*((?:[^;"']|"[^";]*"|'[^';]*')+)''')     # Odoo's _Cleaner._style_re
+_STYLE_VALUE = re.compile(r"""^(?:[\w\s#%.,+\-"']|(?:rgba?|hsla?)\([\d\s.,%]*\))*$""")   # no url(), expression()
+_SIGNATURE = re.compile(r"^--\s?$")          # Odoo's signature_begin, on an element's first text
+
+
+class _El:
+    __slots__ = ("attrs", "kids", "tag")
+
+    def __init__(self, tag: str, attrs: list[tuple[str, str]] | None = None) -> None:
+        self.tag, self.attrs, self.kids = tag, attrs or [], []
+
+    def html(self) -> str:
+        attrs = "".join(f" {name}={_quoted(value)}" for name, value in self.attrs)
+        if self.tag in _VOID:
+            return f"<{self.tag}{attrs}>"
+        return f"<{self.tag}{attrs}>{_serialise(self.kids)}</{self.tag}>"
+
+
+def _serialise(nodes: Sequence[str | _El]) -> str:
+    return "".join(n.replace("\xa0", "&nbsp;") if isinstance(n, str) else n.html() for n in nodes)
+
+
+def _quoted(value: str) -> str:
+    """An attribute value as lxml writes it: single quotes around a value holding ``"`` (and no ``'``)."""
+    text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\xa0", "&nbsp;")
+    if '"' in text and "'" not in text:
+        return f"'{text}'"
+    return '"' + text.replace('"', "&quot;") + '"'
+
+
+def _tree(markup: str) -> list[str | _El]:
+    """The nodes of nh3's output (well formed, attributes double-quoted); text stays escaped."""
+    root = _El("")
+    stack = [root]
+    for m in _TOKEN.finditer(markup):
+        closing, tag, attrs, text = m.groups()
+        if text is not None:
+            stack[-1].kids.append(text)
+        elif closing:
+            while len(stack) > 1 and stack.pop().tag != tag:
+                pass
+        else:
+            el = _El(tag, [(n, html.unescape(v or "")) for n, v in _ATTR.findall(attrs)])
+            stack[-1].kids.append(el)
+            if tag not in _VOID:
+                stack.append(el)
+    return root.kids
+
+
+def _attrs(el: _El) -> list[tuple[str, str]]:
+    """Attributes as Odoo stores them: URLs escaped as libxml2 writes them (``xmlURIEscapeStr``), styles
+    joined as Odoo's style sanitiser joins them, Odoo's quote marks on a blockquote."""
+    if el.tag == "blockquote":
+        return [("data-o-mail-quote", "1"), ("data-o-mail-quote-node", "1")]
+    out = []
+    for name, value in el.attrs:
+        if name in ("href", "src"):
+            value = urllib.parse.quote(value, safe="@/:=?;#%&,+-_.!~*'()")
+        elif name == "style":
+            value = "; ".join(f"{k.lower()}:{v.strip()}" for k, v in _STYLE.findall(value)
+                              if _STYLE_VALUE.match(v.strip()))
+            if not value:
+                continue
+        out.append((name, value))
+    return out
+
+
+def _odoo_form(nodes: list[str | _El], *, pre: bool = False, holder: bool = True) -> list[str | _El]:
+    """Rewrite nodes into the form Odoo's sanitiser leaves unchanged."""
+    out: list[str | _El] = []
+    for node in nodes:
+        if isinstance(node, str):
+            if pre:                               # a line break in <pre> as <br> (no newline left in text)
+                for i, line in enumerate(re.split(r"\r\n|\r|\n", node)):
+                    if i:
+                        out.append(_El("br"))
+                    if line:
+                        out.append(line)
+            else:                                 # a newline in text is a space; Odoo reads "\n>" as a quote
+                out.append(re.sub(r"\r\n|\r|\n", " ", node))
+            continue
+        node.attrs = _attrs(node)
+        node.kids = _odoo_form(node.kids, pre=pre or node.tag == "pre", holder=node.tag in _HOLDERS)
+        if node.tag in _NO_TEXT:                  # lxml drops the whitespace between rows and items
+            node.kids = [k for k in node.kids if not isinstance(k, str) or k.strip()]
+        first = node.kids[0] if node.kids else None
+        if isinstance(first, str) and _SIGNATURE.match(html.unescape(first)) and any(
+                isinstance(k, _El) and k.tag == "br" for k in node.kids):
+            span = _El("span")                    # "--<br>..." would be marked a signature, and hidden
+            span.kids = [first]
+            node.kids[0] = span
+        if not holder and node.tag in _BLOCK:     # a block inside an inline element, a <p>, a heading:
+            out.extend(_inline(node.kids))        # its content stays, the block goes (lxml would split them)
+        else:
+            out.append(node)
+    return out
+
+
+def _inline(nodes: list[str | _El]) -> Iterator[str | _El]:
+    """``nodes`` with every block element among them (at any depth) replaced by its content."""
+    for node in nodes:
+        if isinstance(node, _El) and node.tag in _BLOCK:
+            yield from _inline(node.kids)
+        else:
+            if isinstance(node, _El):
+                node.kids = list(_inline(node.kids))
+            yield node
+
+
+def _top_level(nodes: list[str | _El]) -> list[str | _El]:
+    """Blocks only at the top (inline runs wrapped in <p>); no lone <div> around everything."""
+    blocks: list[str | _El] = []
+    run: list[str | _El] = []
+    for node in [*nodes, None]:
+        if node is None or (isinstance(node, _El) and node.tag in _BLOCK):
+            if any(not isinstance(k, str) or k.strip() for k in run):
+                para = _El("p")
+                para.kids = run
+                blocks.append(para)
+            run = []
+            if node is not None and (node.tag != "p" or node.kids or node.attrs):   # an empty <p> shows nothing
+                blocks.append(node)
+        else:
+            run.append(node)
+    if len(blocks) == 1 and isinstance(blocks[0], _El) and blocks[0].tag == "div" and not blocks[0].attrs:
+        return _top_level(blocks[0].kids)         # Odoo strips a lone <div> around everything
+    return blocks
+
+
+def _html(markup: str) -> str | None:
+    """``markup`` sanitised (nh3) and in Odoo's stored form; ``None`` when nothing is left."""
+    clean = nh3.clean(markup, tags=set(HTML_TAGS), attributes={k: set(v) for k, v in HTML_ATTRIBUTES.items()},
+                      url_schemes=set(HTML_URL_SCHEMES), link_rel=None, strip_comments=True,
+                      filter_style_properties=set(HTML_STYLES))
+    return _serialise(_top_level(_odoo_form(_tree(clean)))) or None
 
 
 def _esc(text_: str) -> str:
@@ -259,22 +436,20 @@ def _paragraphs(text_: str) -> str:
 
 @transform
 def html_text(*parts: Any) -> str | None:
-    """Plain text → safe html: escaped, blank lines → paragraphs, newlines → ``<br>``.
+    """Plain text → html showing that text: escaped, blank lines → paragraphs, newlines → ``<br>``.
 
     Several parts become consecutive paragraphs (empty ones skipped); nothing → ``None``.
     """
-    out = "".join(_paragraphs(t) for p in parts if (t := _text(p)) is not None)
-    return out or None
+    return _html("".join(_paragraphs(t) for p in parts if (t := _text(p)) is not None))
 
 
 @transform
 def html_note(title: Any, *body: Any, body_is_html: bool = False) -> str | None:
-    """A titled note: ``<p><b>title</b></p>`` then the body as :func:`html_text` (or :func:`html_clean`
-    when ``body_is_html``)."""
+    """A titled note: ``<p><b>title</b></p>`` then the body as plain text (:func:`html_text`) or, with
+    ``body_is_html``, as rich text sanitised (:func:`html_clean`)."""
     head = _text(title)
     rest = "".join(html_clean(b) or "" for b in body) if body_is_html else (html_text(*body) or "")
-    out = (f"<p><b>{_esc(head)}</b></p>" if head else "") + rest
-    return out or None
+    return _html((f"<p><b>{_esc(head)}</b></p>" if head else "") + rest)
 
 
 @transform
@@ -284,61 +459,21 @@ def html_fields(*values: Any, labels: Sequence[str] = ()) -> str | None:
     for label, value in zip(labels, values, strict=False):
         if (t := _text(value)) is not None:
             out.append(f"<p><b>{_esc(label)}</b>: {_esc(t)}</p>")
-    return "".join(out) or None
-
-
-_SAFE_TAGS = frozenset({"p", "br", "b", "strong", "i", "em", "u", "s", "ul", "ol", "li", "blockquote",
-                        "h1", "h2", "h3", "h4", "pre", "code", "span", "div"})
-
-
-class _Cleaner(HTMLParser):
-    """Keep :data:`_SAFE_TAGS` without attributes, drop scripts/styles with their content, escape text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in ("script", "style"):
-            self.skip += 1
-        elif not self.skip and tag in _SAFE_TAGS:
-            self.out.append("<br>" if tag == "br" else f"<{tag}>")
-
-    def handle_startendtag(self, tag: str, attrs: Any) -> None:
-        if not self.skip and tag == "br":
-            self.out.append("<br>")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self.skip = max(0, self.skip - 1)
-        elif not self.skip and tag in _SAFE_TAGS and tag != "br":
-            self.out.append(f"</{tag}>")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.out.append(_esc(data))
+    return _html("".join(out))
 
 
 @transform
 def html_clean(value: Any) -> str | None:
-    """Rich text from the source (ContentNote) reduced to tags Odoo keeps as is, attributes dropped.
+    """Rich text from the source (a ContentNote body) sanitised by nh3 and in the form Odoo stores it.
 
-    Scripts and styles are dropped with their content; unknown tags are unwrapped; text is escaped
-    the way Odoo's sanitiser serialises it, so the stored body equals what we send.
+    Kept: :data:`HTML_TAGS` with :data:`HTML_ATTRIBUTES` (styles reduced to :data:`HTML_STYLES`, links
+    to :data:`HTML_URL_SCHEMES`). Dropped: script and style elements with their content, comments,
+    event handlers, ``javascript:`` and other URLs; any other tag is dropped and its text kept.
     """
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     src = _text(value)
-    if src is None:
-        return None
-    parser = _Cleaner()
-    parser.feed(src)
-    parser.close()
-    body = "".join(parser.out).strip()
-    if body and not body.startswith("<"):
-        body = f"<p>{body}</p>"
-    return body or None
+    return None if src is None else _html(src)
 
 
 # ---- dates and times -------------------------------------------------------------------------------
@@ -696,7 +831,7 @@ def html_stage_note(stage: Any, probability_: Any = None, amount: Any = None) ->
     if not _empty(amount):
         extra.append(f"amount {to_float(amount):,.2f}")
     tail = f" ({', '.join(extra)})" if extra else ""
-    return f"<p>Stage: <b>{_esc(str(stage or '(none)'))}</b>{_esc(tail)}</p>"
+    return _html(f"<p>Stage: <b>{_esc(str(stage or '(none)'))}</b>{_esc(tail)}</p>") or ""
 
 
 @transform
@@ -712,8 +847,7 @@ def call_body(subject: Any, description: Any = None, seconds: Any = None, call_t
         details.append(str(disposition).strip())
     head = _text(subject)
     line = (f"<b>{_esc(head)}</b>" if head else "") + (f" ({_esc(', '.join(details))})" if details else "")
-    out = (f"<p>{line}</p>" if line else "") + (html_text(description) or "")
-    return out or None
+    return _html((f"<p>{line}</p>" if line else "") + (html_text(description) or ""))
 
 
 # ---- files ------------------------------------------------------------------------------------------------

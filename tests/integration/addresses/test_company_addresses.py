@@ -47,8 +47,8 @@ def world(private_pg, odoo_target):
     org.update("Account", [{"Id": a, **SHARED} for a in cycle + chain])
     org.update("Account", [{"Id": self_parent, "BillingStreet": "Kärntner Ring 5", "BillingCity": "Wien",
                             "BillingState": None, "BillingPostalCode": "1010", "BillingCountry": "Österreich"}])
-    spelled = ["Deutschland", "U.S.A.", "DEU", "España", "Schweiz", "Atlantis"]
-    org.update("Account", [{"Id": a, "BillingState": None, "BillingCountry": c} for a, c in zip(others, spelled)])
+    spelled = dict(zip(others, ["Deutschland", "U.S.A.", "DEU", "España", "Schweiz", "Atlantis"], strict=False))
+    org.update("Account", [{"Id": a, "BillingState": None, "BillingCountry": c} for a, c in spelled.items()])
     # a company without any address in Apto, and (so far) without people
     staffed = {r.get("AccountId") for r in org.tables["Contact"].values()}
     bare = next(a for a in others[len(spelled):] if a not in staffed)
@@ -83,7 +83,7 @@ def world(private_pg, odoo_target):
                 pipe.load(name, run_id=RUN, batch_no=b["batch_no"])
             pipe.link(name, run_id=RUN)
         yield {"pipe": pipe, "org": org, "odoo": odoo, "state": state, "cycle": cycle, "chain": chain,
-               "self_parent": self_parent, "contact": contact, "spelled": dict(zip(others, spelled)),
+               "self_parent": self_parent, "contact": contact, "spelled": spelled,
                "bare": bare, "bare_contact": bare_contact}
         state.close()
         odoo.close()

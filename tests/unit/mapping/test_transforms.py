@@ -64,7 +64,7 @@ from crm_migration.mapping.transforms import TRANSFORMS, TransformError, apply
     ("html_note", ["T", "<p>x <b>y</b></p><script>z</script>"], {"body_is_html": True},
      "<p><b>T</b></p><p>x <b>y</b></p>"),
     ("html_clean", ['<p onclick="x()">Hi <a href="javascript:x">you</a></p><style>p{}</style>'], {},
-     "<p>Hi you</p>"),
+     "<p>Hi <a>you</a></p>"),             # the link goes, its text stays
     ("html_clean", ["plain &amp; simple"], {}, "<p>plain &amp; simple</p>"),
     ("html_clean", [b"<p>caf\xc3\xa9</p>"], {}, "<p>café</p>"),
     # websites as Odoo 17 _clean_website stores them

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from html.parser import HTMLParser
+from urllib.parse import quote
 
 from .errors import value_error
 
@@ -76,6 +77,18 @@ _DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", 
 _DROP_TAG_ONLY = frozenset({"html", "head", "body", "form"})
 _VOID = frozenset({"br", "img", "hr", "input", "col", "area", "wbr", "source", "track", "param"})
 _URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "data"})
+_URI_ATTRS = frozenset({"href", "src", "action"})
+
+
+def _attr(name: str, value: str) -> str:
+    """An attribute as lxml (libxml2) writes it: a URL percent-encoded (``xmlURIEscapeStr``), ``&<>`` escaped,
+    single quotes around a value holding ``"`` and no ``'``, a no-break space as ``&nbsp;`` (Odoo)."""
+    if name in _URI_ATTRS:
+        value = quote(value, safe="@/:=?;#%&,+-_.!~*'()")
+    text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\xa0", "&nbsp;")
+    if '"' in text and "'" not in text:
+        return f" {name}='{text}'"
+    return f' {name}="{text.replace(chr(34), "&quot;")}"'
 
 
 class _Sanitizer(HTMLParser):
@@ -84,6 +97,9 @@ class _Sanitizer(HTMLParser):
         self.out: list[str] = []
         self.skip = 0
         self.skip_tag: str | None = None
+        self.depth = 0
+        self.top: list[tuple[str, bool]] = []     # top-level elements: (tag, has attributes)
+        self.top_text = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.skip:
@@ -96,7 +112,7 @@ class _Sanitizer(HTMLParser):
             return
         if tag in _DROP_TAG_ONLY:
             return
-        kept = []
+        kept: dict[str, str] = {}
         for name, value in attrs:
             name = name.lower()
             if name.startswith("on"):
@@ -105,13 +121,20 @@ class _Sanitizer(HTMLParser):
             if name in _URL_ATTRS and re.sub(r"[\s\x00-\x1f]", "", value).lower().startswith(
                     ("javascript:", "vbscript:", "data:text/html")):
                 continue
-            kept.append(f' {name}="{escape(value, quote=True)}"')
-        self.out.append(f"<{tag}{''.join(kept)}>")
+            kept[name] = value
+        if tag == "blockquote":                  # Odoo's quote detection (tag_quote) marks every blockquote
+            kept.setdefault("data-o-mail-quote-node", "1")
+            kept.setdefault("data-o-mail-quote", "1")
+        if self.depth == 0:
+            self.top.append((tag, bool(kept)))
+        if tag not in _VOID:
+            self.depth += 1
+        self.out.append(f"<{tag}{''.join(_attr(n, v) for n, v in kept.items())}>")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
         if tag not in _VOID and not self.skip and tag not in _DROP_WITH_CONTENT | _DROP_TAG_ONLY:
-            self.out.append(f"</{tag}>")
+            self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if self.skip:
@@ -122,15 +145,20 @@ class _Sanitizer(HTMLParser):
             return
         if tag in _VOID or tag in _DROP_WITH_CONTENT or tag in _DROP_TAG_ONLY:
             return
+        self.depth = max(0, self.depth - 1)
         self.out.append(f"</{tag}>")
 
     def handle_data(self, data: str) -> None:
         if not self.skip:
-            self.out.append(escape(data, quote=False))
+            if self.depth == 0 and data.strip():
+                self.top_text = True
+            self.out.append(escape(data, quote=False).replace("\xa0", "&nbsp;"))
 
 
 def sanitize_html(value: object) -> str | bool:
-    """Strip ``<script>`` (and other active content) and ``on*`` attributes; wrap bare text in ``<p>``.
+    """Strip ``<script>`` (and other active content) and ``on*`` attributes, mark blockquotes as quotes,
+    write attributes and no-break spaces as lxml and Odoo do, drop a lone ``<div>`` around everything
+    (Odoo's ``html_normalize``), wrap bare text in ``<p>``.
 
     Empty input stays as given (``False`` or ``""``), markup is otherwise kept.
     """
@@ -143,6 +171,9 @@ def sanitize_html(value: object) -> str | bool:
     parser.feed(text)
     parser.close()
     html = "".join(parser.out)
+    if parser.top == [("div", False)] and not parser.top_text and html.startswith("<div>") \
+            and html.endswith("</div>"):
+        html = html[5:-6]
     if html and not html.lstrip().startswith("<"):
         html = f"<p>{html}</p>"
     return html
