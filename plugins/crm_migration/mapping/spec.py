@@ -464,7 +464,8 @@ class CustomFieldRules:
             if over.get("skip") or key_spec in self.skip or f"{source_object}.{api}" in self.skip:
                 continue
             sf_type = str(desc.get("type") or "string")
-            ttype = str(over.get("ttype") or self.type_map.get(sf_type, "char"))
+            rich = sf_type == "html" or desc.get("extraTypeInfo") == "richtextarea"   # a rich text area
+            ttype = str(over.get("ttype") or ("html" if rich else self.type_map.get(sf_type, "char")))
             name = str(over.get("name") or self.field_name(api))
             relation = None
             step_name, step_args = SF_TYPE_FN.get(sf_type, ("text", {}))
@@ -477,6 +478,10 @@ class CustomFieldRules:
                 else:
                     ref, step_name, relation = (target[0],), "", str(over.get("relation") or target[1])
                     ref_info = {"ref_prefixes": (target[2],), "ref_templates": (target[3],)}
+            if ttype == "html" and step_name in ("text", "html_clean"):     # text stays text, html stays html
+                step_name = "html_clean" if rich else "html_text"
+            elif rich and ttype in ("char", "text"):
+                step_name = "html_to_text"
             if ttype not in ODOO_TTYPES:
                 raise SpecError("custom_fields", f"ttype {ttype!r} unknown (one of {sorted(ODOO_TTYPES)})",
                                 obj=source_object, field=api)

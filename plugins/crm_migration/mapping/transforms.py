@@ -476,6 +476,21 @@ def html_clean(value: Any) -> str | None:
     return None if src is None else _html(src)
 
 
+@transform
+def html_to_text(value: Any) -> str | None:
+    """Rich text → the plain text it shows, for a text field: tags dropped (a line per paragraph, list item,
+    row or ``<br>``), entities resolved, no markup left."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    src = _text(value)
+    if src is None:
+        return None
+    marked = re.sub(r"(?i)<br\s*/?>|</(?:p|div|li|h[1-6]|tr|blockquote|pre|dt|dd)\s*>", "\n", src)
+    plain = html.unescape(nh3.clean(marked, tags=set(), strip_comments=True)).replace("\xa0", " ")
+    lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in plain.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() or None
+
+
 # ---- dates and times -------------------------------------------------------------------------------
 
 _SF_DT_RE = re.compile(

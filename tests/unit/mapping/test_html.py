@@ -89,3 +89,31 @@ def test_a_note_keeps_its_title_as_text_and_its_body_as_sanitised_html():
 def test_nothing_left_is_no_value():
     assert T.html_clean("<script>only()</script>") is None
     assert T.html_clean("   ") is None and T.html_text(None) is None and T.html_note(None) is None
+
+
+def test_rich_text_in_a_text_field_is_the_text_it_shows():
+    out = T.html_to_text('<p>Hello <b>world</b> &amp; co</p><ul><li>one</li><li>two</li></ul>'
+                         '<script>steal()</script><p>a&nbsp;b<br>c</p>')
+    assert out == "Hello world & co\none\ntwo\na b\nc"
+    assert T.html_to_text("<p></p>") is None
+
+
+def test_custom_fields_keep_text_as_text_and_html_as_html():
+    """A Salesforce rich text area becomes an html field (sanitised); a plain text area a text field; an
+    override of the type changes the transform with it."""
+    from crm_migration.mapping.spec import load_pair
+
+    pair = load_pair("apto_to_odoo").with_namespace("McLabs2")
+    describe = [
+        {"name": "Rich__c", "type": "textarea", "extraTypeInfo": "richtextarea", "custom": True},
+        {"name": "Plain__c", "type": "textarea", "extraTypeInfo": "plaintextarea", "custom": True},
+    ]
+    plan = {c.name: c for c in pair.custom_fields.plan("Account", describe)}
+    assert (plan["x_rich"].ttype, plan["x_rich"].field.fn[0].name) == ("html", "html_clean")
+    assert (plan["x_plain"].ttype, plan["x_plain"].field.fn[0].name) == ("text", "text")
+    rules = pair.custom_fields
+    flipped = type(rules)(**{**rules.__dict__, "overrides": {"Account.Rich__c": {"ttype": "text"},
+                                                             "Account.Plain__c": {"ttype": "html"}}})
+    plan = {c.name: c for c in flipped.plan("Account", describe)}
+    assert (plan["x_rich"].ttype, plan["x_rich"].field.fn[0].name) == ("text", "html_to_text")
+    assert (plan["x_plain"].ttype, plan["x_plain"].field.fn[0].name) == ("html", "html_text")
