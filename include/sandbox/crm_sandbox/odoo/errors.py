@@ -81,7 +81,7 @@ class OdooError(Exception):
 
     def traceback(self, lines: int | None = None) -> str:
         """Return a plausible multi-line server traceback ending with :attr:`exception_line`."""
-        total = lines or self.tb_lines or 40
+        total = lines or self.tb_lines or 40        # lines before the blank one a psycopg2 message ends with
         tail = self.exception_line.rstrip("\n").split("\n")
         body: list[str] = []
         room = max(total - 1 - len(tail), 0)
@@ -93,7 +93,8 @@ class OdooError(Exception):
             i += 1
         if len(body) < room:
             body.append("    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^")
-        return "\n".join(["Traceback (most recent call last):", *body, *tail]) + "\n"
+        end = "\n\n" if self.exception_line.endswith("\n") else "\n"
+        return "\n".join(["Traceback (most recent call last):", *body, *tail]) + end
 
     def json_error(self) -> dict[str, Any]:
         """The JSON-RPC ``error`` object Odoo 17 answers with."""
@@ -172,8 +173,10 @@ def type_error(message: str, tb_lines: int | None = None) -> PyError:
 
 
 def psycopg_error(type_name: str, message: str, tb_lines: int | None = None) -> PyError:
+    """A PostgreSQL error as psycopg2 words it: the server's message ends with a newline (so the
+    traceback ends with a blank line, and JSON-RPC's ``message`` with ``\\n``)."""
     module, _, name = type_name.rpartition(".")
-    return PyError(name, message, module=module, tb_lines=tb_lines)
+    return PyError(name, message if message.endswith("\n") else message + "\n", module=module, tb_lines=tb_lines)
 
 
 def serialization_failure() -> PyError:
