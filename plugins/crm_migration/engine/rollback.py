@@ -13,6 +13,8 @@ removed, the link step's and the deferred writes). Runs are rolled back newest f
   the tool writes are judged: what Odoo keeps for itself, ``write_date``, sanitised phones, normalised
   emails, is not; values compare as the field-level diff compares them: html as sanitised, files by
   checksum);
+- a field Odoo sets by itself when the tool writes another one (:data:`DERIVED`: a deal's close date
+  when a later run archives it) is that later write's doing, not a person's;
 - a later run still in force that changed one of the records blocks the rollback: it is named, to be
   rolled back first (rolling this one back would silently undo part of it);
 - anything else is a person's edit: reported with the record and the field, and the rollback refused.
@@ -33,6 +35,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict
 
+from crm_migration.engine.load import leads_take_partner_values
 from crm_migration.engine.values import to_write
 from crm_migration.engine.verify import holds, odoo_value, read_names
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
@@ -43,8 +46,9 @@ log_ = logging.getLogger(__name__)
 #: Fields Odoo sets by itself when another field of the record is written (model -> field -> the
 #: fields whose write resets it), seen on a real Odoo 17: ``crm.lead.write`` sets
 #: ``date_last_stage_update`` to now on any stage write, and ``date_closed`` to now or empty on a
-#: write of the stage, the probability or ``active`` (even when the value is in the same write). When a
-#: rollback writes one of those back, it writes the field too: the tool's last value from before the run.
+#: write of the stage, the probability or ``active`` (even when the value is in the same write). Such a
+#: value after a write of the tool is not a person's edit; and when a rollback writes one of those back, it
+#: writes the field too: the tool's last value from before the run.
 DERIVED: dict[str, dict[str, frozenset[str]]] = {
     "crm.lead": {"date_last_stage_update": frozenset({"stage_id"}),
                  "date_closed": frozenset({"stage_id", "probability", "active"})},
@@ -176,6 +180,13 @@ def _judge(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, m
                 last = _last(writes, {f})
                 if last is None or holds(model, f, last.values[f], now, fields):
                     continue
+                triggers = DERIVED.get(model, {}).get(f)
+                if triggers and (trigger := _last(writes, triggers)) is not None and trigger > last:
+                    # Odoo set it on a later write of the tool: that run's doing (or, rolled back, nothing's)
+                    if trigger.phase == 0 and trigger.run_id != run_id:
+                        edits[f] = {"by": "run", "run_id": trigger.run_id, "tool_wrote": last.values[f],
+                                    "odoo_now": odoo_value(model, f, now, fields)}
+                    continue
                 edits[f] = {"by": "person", "run_id": None, "tool_wrote": last.values[f],
                             "odoo_now": odoo_value(model, f, now, fields)}
         if edits:
@@ -202,6 +213,8 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
             if f not in restores[oid] and (last := _last(before, {f})) is not None:
                 restores[oid][f] = last.values[f]
     if restores:
+        if model == "res.partner":             # loader trap 3: deals first, so Odoo logs nothing on them
+            leads_take_partner_values(odoo, restores)
         odoo.write_batch(model, {i: _to_write(v, fields) for i, v in restores.items()})
         _settle(odoo, model, restores, fields, log)
     if created:

@@ -64,3 +64,32 @@ def test_an_activity_assigned_to_another_user_mails_them_unless_quick_update(rpc
     before = (mails, notes)
     hook.create_batch("mail.activity", [dict(vals, summary="Keyed")], keys=["test:Task:1"])
     assert _mail_counts(rpc) == before                          # the migration context queues nothing
+
+
+def test_read_under_active_test_false_lists_archived_records_of_a_one2many_and_search_read_does_not(rpc):
+    """Odoo 17's search_read applies active_test to its search only: what it reads, it reads without it."""
+    partner = rpc("res.partner", "create", {"name": "Owner of an archived user"})
+    user = rpc("res.users", "create", {"name": "Gone Rep", "login": "gone.rep@example.com", "partner_id": partner})
+    rpc("res.users", "write", [user], {"active": False})
+    ctx = {"active_test": False}
+    assert rpc("res.partner", "read", [partner], ["user_ids"], context=ctx)[0]["user_ids"] == [user]
+    assert rpc("res.partner", "read", [partner], ["user_ids"])[0]["user_ids"] == []
+    (found,) = rpc("res.partner", "search_read", [("id", "=", partner)], fields=["user_ids"], context=ctx)
+    assert found["user_ids"] == []
+
+
+def test_a_stage_write_resets_the_stage_and_close_dates_written_with_it(rpc):
+    """What a rollback writing a deal's prior values back meets: those two take a second write."""
+    stages = rpc("crm.stage", "search_read", [], fields=["is_won"])
+    new, other = [s["id"] for s in stages if not s["is_won"]][:2]
+    won = next(s["id"] for s in stages if s["is_won"])
+    lead = rpc("crm.lead", "create", {"name": "Dated deal", "type": "opportunity", "stage_id": new})
+    rpc("crm.lead", "write", [lead], {"stage_id": won, "probability": 100, "date_closed": "2020-02-02 00:00:00",
+                                      "date_last_stage_update": "2020-01-01 00:00:00"})
+    (got,) = rpc("crm.lead", "read", [lead], ["date_closed", "date_last_stage_update"])
+    assert got["date_closed"] != "2020-02-02 00:00:00" and got["date_last_stage_update"] != "2020-01-01 00:00:00"
+    rpc("crm.lead", "write", [lead], {"stage_id": other, "probability": 10, "date_closed": "2020-02-02 00:00:00"})
+    assert rpc("crm.lead", "read", [lead], ["date_closed"])[0]["date_closed"] is False
+    rpc("crm.lead", "write", [lead], {"date_closed": "2020-02-02 00:00:00", "date_last_stage_update": "2020-01-01 00:00:00"})
+    (got,) = rpc("crm.lead", "read", [lead], ["date_closed", "date_last_stage_update"])
+    assert (got["date_closed"], got["date_last_stage_update"]) == ("2020-02-02 00:00:00", "2020-01-01 00:00:00")

@@ -83,8 +83,10 @@ class Hooks(Core):
             "company_type": lambda r: "company" if r.get("is_company") else "person",
             "email_formatted": lambda r: email_formatted(r.get("name"), r.get("email")),
             "parent_name": lambda r: prows.get(r.get("parent_id") or 0, {}).get("name", False),
+            # archived users too under active_test False, as Odoo reads a one2many (search_read drops it)
             "user_ids": lambda r: [u for u, ur in self.models["res.users"].rows.items()
-                                   if ur.get("partner_id") == r["id"] and ur.get("active", True)],
+                                   if ur.get("partner_id") == r["id"] and (ur.get("active", True) or not (
+                                       getattr(self, "ctx", None) or {}).get("active_test", True))],
             "country_code": lambda r: self.models["res.country"].rows.get(r.get("country_id") or 0, {})
             .get("code", False),
             "message_partner_ids": lambda r: self._follower_partners("res.partner", r["id"]),
@@ -164,7 +166,7 @@ class Hooks(Core):
 
     def _o2m_getter(self, M: Model, f: Field) -> Any:
         def get(row: dict[str, Any]) -> list[int]:
-            return self._o2m_map(M, f, [row["id"]]).get(row["id"], [])
+            return self._o2m_map(M, f, [row["id"]], getattr(self, "ctx", None) or {}).get(row["id"], [])
         return get
 
     def _follower_partners(self, model: str, rid: int) -> list[int]:

@@ -960,7 +960,7 @@ class Core:
         for fname in names:
             f = M.fields[fname]
             if f.type == "one2many" and fname not in M.computed:
-                o2m_maps[fname] = self._o2m_map(M, f, present)
+                o2m_maps[fname] = self._o2m_map(M, f, present, ctx)
         result = []
         for rid in present:
             row = rows[rid]
@@ -985,7 +985,8 @@ class Core:
             result.append(out)
         return result
 
-    def _o2m_map(self, M: Model, f: Field, ids: list[int]) -> dict[int, list[int]]:
+    def _o2m_map(self, M: Model, f: Field, ids: list[int], ctx: dict[str, Any]) -> dict[int, list[int]]:
+        """The ids of ``f`` per record; archived ones too under ``active_test: False``, as Odoo reads them."""
         CM = self.models.get(f.relation or "")
         inv = f.relation_field
         out: dict[int, list[int]] = {}
@@ -995,7 +996,7 @@ class Core:
         model_key = None
         if inv == "res_id":
             model_key = "res_model" if "res_model" in CM.fields else "model"
-        active_filter = CM.has_active
+        active_filter = CM.has_active and ctx.get("active_test", True)
         for cid, r in CM.rows.items():
             p = r.get(inv)
             if p in wanted and (model_key is None or r.get(model_key) == M.name):
@@ -1086,7 +1087,9 @@ class Core:
                 if fname not in M.fields:
                     raise E.value_error(f"Invalid field {fname!r} on model {M.name!r}", 39)
         ids = self._search_ids(M, domain, ctx, offset=offset, limit=limit, order=order)
-        return self._read(M, ids, fields or None, ctx)
+        # as Odoo 17's search_read: active_test is for the search only, what it reads is read without it
+        self.ctx = {k: v for k, v in ctx.items() if k != "active_test"}
+        return self._read(M, ids, fields or None, self.ctx)
 
     def rpc_search_count(self, M: Model, ctx: dict[str, Any], domain: Any = None, limit: Any = None) -> int:
         return len(self._search_ids(M, domain, ctx, limit=limit, order="id"))
