@@ -1,7 +1,8 @@
 """The real DAGs under dag.test() against the sandboxes over HTTP and a private PostgreSQL.
 
 One module-scoped world (Airflow metadata DB, Apto org, Odoo, state DB); the tests run in order:
-sample -> full -> rerun -> delta -> rollback, each asserting what lands in Odoo.
+sample -> full -> rerun -> delta -> rollback, each asserting what lands in Odoo; the last ones roll back every
+run, newest first, down to the Odoo the world began with.
 """
 
 from __future__ import annotations
@@ -325,3 +326,154 @@ def test_6_an_empty_window_costs_one_query_per_stream(world):
     # record types; file links go in chunks of 200 parent ids (2 at scale 1); RecordType has no IsDeleted
     assert queries <= spec_streams + 6, calls
     assert calls.get("describe", 0) <= 3 and calls.get("describe_global", 0) <= 1, calls   # start_run only
+
+
+# ---- rollback of every run, newest first (keep these last: they undo every run of the world) ------------------
+
+#: what Odoo stamps on every write, whoever writes; and what it computes for itself that a rollback does not put
+#: back (seen on the real Odoo 17 and the sandbox alike): a deal's predictive-scoring probability
+ODOO_OWN = {"*": frozenset({"write_date", "write_uid", "__last_update"}),
+            "crm.lead": frozenset({"automated_probability"})}
+
+
+def _table_state(world, model, ids=None, fields=None):
+    """``({id: record}, fields)``: the records of ``model`` (archived included; ``ids`` only, when given) with every
+    stored field (``fields``, when given) but Odoo's own."""
+    hook = world["hook"]
+    if fields is None:
+        own = ODOO_OWN["*"] | ODOO_OWN.get(model, frozenset())
+        fields = sorted(f for f, meta in hook.fields_get(model, ["type", "store"]).items()
+                        if meta.get("store") and meta.get("type") != "binary" and f not in own)
+    if ids is None:
+        ids = [r["id"] for r in hook.search_read(model, [], ["id"], context={"active_test": False})]
+    # read, not search_read: Odoo's search_read drops active_test for what it reads (a partner's inactive users)
+    return {r["id"]: r for r in hook.read(model, list(ids), fields, context={"active_test": False})}, fields
+
+
+def _odoo_state(world):
+    return {m: _table_state(world, m)[0] for m in MIGRATION_MODELS}
+
+
+def _differences(before, after):
+    """``{(model, id): [fields]}`` that differ (a record added or gone: ``["<record>"]``)."""
+    out = {}
+    for model, b in before.items():
+        a = after[model]
+        for rid in b.keys() | a.keys():
+            if rid not in b or rid not in a:
+                out[(model, rid)] = ["<record>"]
+            elif diff := sorted(f for f in b[rid] if b[rid][f] != a[rid].get(f)):
+                out[(model, rid)] = diff
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pre_existing(world):
+    """What Odoo held before any run: the records of every migration model, every stored field."""
+    world["pre_existing"] = {m: _table_state(world, m) for m in MIGRATION_MODELS}
+
+
+def _assert_pre_existing_as_they_were(world):
+    for model, (recs, fields) in world["pre_existing"].items():
+        now, _ = _table_state(world, model, ids=recs, fields=fields)
+        assert _differences({model: recs}, {model: now}) == {}, model
+
+
+def _no_keyed_records(world):
+    """``{model: count}`` of the records of every migration model carrying a key of the pair (archived too)."""
+    out = {}
+    for model in MIGRATION_MODELS:
+        if "x_migration_key" in world["hook"].fields_get(model):
+            out[model] = keyed(world, model, "apto:")
+    return {m: n for m, n in out.items() if n}
+
+
+def run_refused(world, **conf):
+    """Trigger the rollback DAG expecting a refusal: the rollback task fails once (no retry), the run fails.
+    Return the rows of the report's table of changed records."""
+    import csv
+
+    dr = world["bag"].dags["apto_to_odoo_rollback"].test(run_conf={"approved_by": "ci", **conf})
+    assert str(getattr(dr.state, "value", dr.state)) == "failed"
+    (ti,) = [ti for ti in dr.get_task_instances() if ti.task_id == "rollback"]
+    assert (str(getattr(ti.state, "value", ti.state)), ti.try_number) == ("failed", 1)
+    run_row = world["state"].get_run(dr.run_id)
+    assert run_row["status"] == "refused"
+    report = Path(run_row["stats"]["report"])
+    with next(report.parent.glob("rollback_02_*.csv")).open(encoding="utf-8") as fh:
+        return report.read_text(encoding="utf-8"), list(csv.DictReader(fh))
+
+
+def _runs_newest_first(world):
+    return [r[0] for r in world["state"].get_records(
+        "SELECT run_id FROM crm_migration.runs WHERE pair = 'apto_to_odoo' AND kind IN ('migrate', 'delta') "
+        "ORDER BY started_at DESC")]
+
+
+def test_7_every_run_rolls_back_newest_first_without_force(world):
+    org, state, hook = world["apto"].state, world["state"], world["hook"]
+    # a last delta with what Odoo recomputes around: a deal moved to another stage (its stage date and close
+    # date), a deal deleted (archived: its close date), a contact's new phone and email (sanitised, normalised)
+    deals = sorted(i for i, r in org.tables["Opportunity"].items() if not r.get("IsDeleted") and not r["IsClosed"]
+                   and i not in (world["bad"]["deal_other_pipeline"], world["bad"]["deal_case"]))
+    bound = state.odoo_ids("apto_to_odoo", "Opportunity", deals)
+    moved, deleted = [d for d in deals if d in bound][:2]
+    rec = org.tables["Opportunity"][moved]
+    open_stages = {r["ApiName"]: r["DefaultProbability"] for r in org.tables["OpportunityStage"].values()
+                   if r["IsActive"] and not r["IsClosed"]}
+    new_stage = next(s for s in org.info()["pipelines"][rec["RecordTypeId"]]
+                     if s in open_stages and s != rec["StageName"])
+    with_deals = {r.get("ContactId") for r in org.tables["Opportunity"].values()}
+    contacts = state.odoo_ids("apto_to_odoo", "Contact", sorted(org.tables["Contact"]))
+    contact = next(i for i in sorted(contacts) if i not in with_deals and not org.tables["Contact"][i].get("IsDeleted"))
+    at = W1 + timedelta(minutes=18)
+    ts = at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    before_delta = _odoo_state(world)
+    org.mutate({"timestamp": ts, "updates": {
+        "Opportunity": [{"Id": moved, "StageName": new_stage, "Probability": open_stages[new_stage],
+                         "LastStageChangeDate": ts}],
+        "Contact": [{"Id": contact, "Phone": "+44 20 7946 0958", "Email": "Delta.Mail@Example.COM"}]},
+        "deletes": {"Opportunity": [deleted]}})
+    delta = run(world, "apto_to_odoo_delta", logical_date=W1 + timedelta(minutes=30))
+    actions = audit(world, delta)
+    assert actions.get("update", 0) >= 2 and actions.get("archive") == 1, actions
+    (lead,) = hook.read("crm.lead", [bound[moved]], ["stage_id", "date_last_stage_update"])
+    assert lead["stage_id"][1] == new_stage and lead["date_last_stage_update"] == at.strftime("%Y-%m-%d %H:%M:%S")
+    after_delta = _odoo_state(world)
+
+    # the full run cannot be rolled back while that delta is in force: refused, naming it, nothing touched
+    page, rows = run_refused(world, run_id=world["runs"]["full"])
+    assert f"roll back {delta} first" in page
+    assert rows and {r["changed by"] for r in rows} == {f"the tool's later run {delta} (not rolled back)"}
+    assert {(r["model"], r["odoo id"]) for r in rows} >= {("crm.lead", str(bound[moved])),
+                                                         ("crm.lead", str(bound[deleted]))}
+    assert _differences(after_delta, _odoo_state(world)) == {}
+
+    # newest first, without force: each succeeds; the delta's rollback gives back the state before it exactly
+    runs = _runs_newest_first(world)
+    assert runs[0] == delta and set(world["runs"].values()) <= set(runs)
+    for rid in runs:
+        run(world, "apto_to_odoo_rollback", run_conf={"run_id": rid, "approved_by": "ci"})
+        if rid == delta:
+            assert _differences(before_delta, _odoo_state(world)) == {}
+    assert _no_keyed_records(world) == {}
+    _assert_pre_existing_as_they_were(world)
+
+
+def test_8_a_persons_edit_refuses_the_rollback_naming_record_and_field_and_force_overrides_it(world):
+    state, rpc = world["state"], world["rpc"]
+    full = run(world, "apto_to_odoo_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    org = world["apto"].state
+    contact = sorted(state.odoo_ids("apto_to_odoo", "Contact", sorted(org.tables["Contact"])).items())[0]
+    rpc("res.partner", "write", [contact[1]], {"function": "Edited by a person"})
+    landed = {m: keyed(world, m, "apto:") for m in ("res.partner", "crm.lead", "mail.message")}
+
+    page, rows = run_refused(world, run_id=full)
+    assert [(r["model"], r["odoo id"], r["source id"], r["field"], r["changed by"], r["Odoo now"]) for r in rows] == [
+        ("res.partner", str(contact[1]), contact[0], "function", "a person (edited in Odoo)", "Edited by a person")]
+    assert "1 records were edited in Odoo" in page and "field &#x27;function&#x27;" in page
+    assert {m: keyed(world, m, "apto:") for m in landed} == landed                 # nothing was touched
+
+    run(world, "apto_to_odoo_rollback", run_conf={"run_id": full, "approved_by": "ci", "force": True})
+    assert _no_keyed_records(world) == {}
+    _assert_pre_existing_as_they_were(world)
