@@ -1,4 +1,6 @@
-"""Every fact of the captured behaviours.json (one check per fact), then the loader traps, over XML-RPC."""
+"""Every fact of the captured behaviours.json (one check per fact), then the loader traps, over XML-RPC, on
+the sandbox and on the real Odoo 17 (one body each, one database per module: each check works on records
+of its own and counts what it adds, so the checks do not meet)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crm_sandbox.odoo.testing import DB, PWD, UID, Rpc, post_json
+from crm_sandbox.odoo.testing import UID, Rpc, post_json
 
 pytestmark = pytest.mark.integration
 SHARED = Path(os.environ.get("CRM_SHARED_DIR", Path(__file__).resolve().parents[3].parent / "shared"))
@@ -22,6 +24,11 @@ FACTS = json.loads((SHARED / "odoo17" / "behaviours.json").read_text())
 RECORDS = json.loads((SHARED / "odoo17" / "records.json").read_text())
 DT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 D = "2020-05-06 07:08:09"
+
+
+@pytest.fixture(scope="module")
+def rpc(odoo_target) -> Rpc:
+    return odoo_target.rpc()
 
 
 def recent(value: Any) -> bool:
@@ -139,7 +146,7 @@ def f10(rpc: Rpc) -> None:
 
 
 def f11(rpc: Rpc) -> None:
-    row = rpc.object_nil.execute_kw(DB, UID, PWD, "res.partner", "read", [[3]], {})[0]
+    row = rpc.object_nil.execute_kw(rpc.db, rpc.uid, rpc.password, "res.partner", "read", [[3]], {})[0]
     assert "display_name" in row and "image_128" in row and len(row) == 116
 
 
@@ -168,6 +175,11 @@ def f13(rpc: Rpc) -> None:
         "mail_notrack": ({"mail_notrack": True}, {}),
     }
     assert set(variants) == set(evidence)
+    # the capture has the creator follow under mail_create_nosubscribe "because user_id auto-subscribes"; the
+    # real Odoo 17 auto-subscribes only a user_id the call names (vals or default_user_id), not the default
+    evidence = {**evidence, "mail_create_nosubscribe": {**evidence["mail_create_nosubscribe"], "followers": []},
+                "mail_create_nolog + mail_create_nosubscribe": {
+                    **evidence["mail_create_nolog + mail_create_nosubscribe"], "followers": []}}
     for label, (ctx, extra) in variants.items():
         co, _ = acme(rpc)
         lid = rpc("crm.lead", "create", {"name": f"BehTest {label}", "partner_id": co, **extra}, context=ctx)
@@ -175,6 +187,10 @@ def f13(rpc: Rpc) -> None:
                     for m in messages(rpc, "crm.lead", lid)]
         assert got_msgs == evidence[label]["messages"], label
         assert followers(rpc, "crm.lead", lid) == evidence[label]["followers"], label
+    for ctx in ({"mail_create_nosubscribe": True}, {"mail_create_nosubscribe": True, "default_user_id": UID}):
+        lid = rpc("crm.lead", "create", {"name": "BehTest named user", **({} if len(ctx) > 1 else {"user_id": UID})},
+                  context=ctx)
+        assert followers(rpc, "crm.lead", lid) == [[3, "Administrator"]], ctx
 
 
 def f14(rpc: Rpc) -> None:
@@ -229,11 +245,12 @@ def f18(rpc: Rpc) -> None:
 
 
 def f19(rpc: Rpc) -> None:
+    before = mail_count(rpc)
     _co, jane = acme(rpc)
     lid = rpc("crm.lead", "create", {"name": "BehTest notes", "partner_id": jane})
     rpc("crm.lead", "message_subscribe", [lid], partner_ids=[jane])
     rpc("crm.lead", "message_post", [lid], body="a note", subtype_xmlid="mail.mt_note", message_type="comment")
-    assert mail_count(rpc) == 0
+    assert mail_count(rpc) == before
 
 
 def f20(rpc: Rpc) -> None:
@@ -440,6 +457,7 @@ def f41(rpc: Rpc) -> None:
 
 
 def f42(rpc: Rpc) -> None:
+    before = mail_count(rpc)
     _co, jane = acme(rpc)
     lid = rpc("crm.lead", "create", {"name": "BehTest messages"})
     eid = rpc("calendar.event", "create", {"name": "BehTest meeting", "start": "2020-01-02 10:00:00",
@@ -455,22 +473,24 @@ def f42(rpc: Rpc) -> None:
     last = messages(rpc, "crm.lead", lid)[-1]
     assert last["body"].startswith(FACTS[42]["evidence"]["lead messages"][-1]["body"])
     assert (last["subtype_id"], last["message_type"]) == ([2, "Note"], "notification")
-    assert mail_count(rpc) == 0
+    assert mail_count(rpc) == before
 
 
 def f43(rpc: Rpc) -> None:
+    before = rpc("mail.mail", "search", [])
     _co, jane = acme(rpc)
-    start = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
-    eid = rpc("calendar.event", "create", {"name": "BehTest meeting future", "start": start,
+    start, stop = ((datetime.now(UTC) + timedelta(days=3, hours=h)).strftime("%Y-%m-%d %H:%M:%S") for h in (0, 1))
+    eid = rpc("calendar.event", "create", {"name": "BehTest meeting future", "start": start, "stop": stop,
                                            "partner_ids": [[6, 0, [jane]]]})
-    mails = rpc("mail.mail", "search_read", [], fields=["email_to", "model", "recipient_ids", "res_id", "state",
-                                                         "subject"])
+    mails = rpc("mail.mail", "search_read", [["id", "not in", before]],
+                fields=["email_to", "model", "recipient_ids", "res_id", "state", "subject"])
     want = FACTS[43]["evidence"]["queued mail(s)"][0]
     assert len(mails) == 1
     assert {**mails[0], "id": 0} == {**want, "id": 0, "recipient_ids": [jane], "res_id": eid}
-    rpc("calendar.event", "create", {"name": "BehTest quiet", "start": start, "partner_ids": [[6, 0, [jane]]]},
+    rpc("calendar.event", "create", {"name": "BehTest quiet", "start": start, "stop": stop,
+                                     "partner_ids": [[6, 0, [jane]]]},
         context={"no_mail_to_attendees": True})
-    assert mail_count(rpc) == 1
+    assert mail_count(rpc) == len(before) + 1
 
 
 def f44(rpc: Rpc) -> None:
@@ -593,7 +613,7 @@ def f54(rpc: Rpc) -> None:
 
 def f55(rpc: Rpc) -> None:
     pid = rpc("res.partner", "create", {"name": "BehTest nil", "email": "nil@example.com"})
-    assert rpc.object_nil.execute_kw(DB, UID, PWD, "res.partner", "write", [[pid], {"email": None}]) is True
+    assert rpc.object_nil.execute_kw(rpc.db, rpc.uid, rpc.password, "res.partner", "write", [[pid], {"email": None}]) is True
     assert rpc("res.partner", "read", [pid], fields=["email"])[0]["email"] is False
 
 
@@ -613,8 +633,8 @@ def f56(rpc: Rpc) -> None:
     a1 = rpc("mail.activity", "create", {"res_model_id": 393, "res_id": low, "date_deadline": "2030-01-02"})
     a2 = rpc("mail.activity", "create", {"res_model_id": 393, "res_id": low, "date_deadline": "2030-01-01"})
     assert rpc("mail.activity", "search", [["id", "in", [a1, a2]]]) == [a2, a1]
-    e1 = rpc("calendar.event", "create", {"name": "e1", "start": "2030-01-01 10:00:00"})
-    e2 = rpc("calendar.event", "create", {"name": "e2", "start": "2031-01-01 10:00:00"})
+    e1 = rpc("calendar.event", "create", {"name": "e1", "start": "2030-01-01 10:00:00", "stop": "2030-01-01 11:00:00"})
+    e2 = rpc("calendar.event", "create", {"name": "e2", "start": "2031-01-01 10:00:00", "stop": "2031-01-01 11:00:00"})
     assert rpc("calendar.event", "search", [["id", "in", [e1, e2]]]) == [e2, e1]
 
 
@@ -671,12 +691,15 @@ PNG_1PX = base64.b64decode(
 
 
 def test_trap1_image_attachment_postprocessing(rpc: Rpc) -> None:
-    bad = base64.b64encode(b"\xffnot an image").decode()
-    fault = rpc.fault("ir.attachment", "create", {"name": "x.png", "mimetype": "image/png", "datas": bad})
-    assert fault.faultCode == 1 and fault.faultString.splitlines()[-1].startswith("UnicodeDecodeError: ")
-    aid = rpc("ir.attachment", "create", {"name": "x.png", "mimetype": "image/png", "datas": bad},
-              context={"image_no_postprocess": True})
-    assert rpc("ir.attachment", "read", [aid], fields=["datas"])[0]["datas"] == bad
+    """Bytes an image mimetype announces but PIL cannot open land as given, with or without
+    image_no_postprocess (loader-traps.md says Fault 1 UnicodeDecodeError: the real Odoo 17 logs
+    "Post processing ignored" and stores them)."""
+    for raw in (b"\xffnot an image", b"\x89PNG\r\n\x1a\n truncated"):
+        bad = base64.b64encode(raw).decode()
+        for ctx in ({}, {"image_no_postprocess": True}):
+            aid = rpc("ir.attachment", "create", {"name": "x.png", "mimetype": "image/png", "datas": bad}, context=ctx)
+            assert rpc("ir.attachment", "read", [aid], fields=["datas", "mimetype", "file_size"])[0] == {
+                "id": aid, "datas": bad, "mimetype": "image/png", "file_size": len(raw)}
     ok = rpc("ir.attachment", "create", {"name": "p.png", "datas": base64.b64encode(PNG_1PX).decode()})
     assert rpc("ir.attachment", "read", [ok], fields=["mimetype", "file_size"])[0] == {
         "id": ok, "mimetype": "image/png", "file_size": len(PNG_1PX)}
@@ -745,8 +768,17 @@ def test_trap6_custom_fields_spread_to_inherits_children(rpc: Rpc) -> None:
 def test_trap7_html_sanitised_on_write(rpc: Rpc) -> None:
     lid = rpc("crm.lead", "create", {"name": "t7", "description": '<p onclick="x()">Hi<script>alert(1)</script></p>'})
     assert rpc("crm.lead", "read", [lid], fields=["description"])[0]["description"] == "<p>Hi</p>"
+
+
+def test_trap7_html_inline_at_the_top_is_wrapped_and_a_javascript_src_emptied(rpc: Rpc, odoo_target, request) -> None:
+    """What the real Odoo 17 stores; the sandbox's sanitiser still answers '<img><b>ok</b>' (left to the html
+    work: the tool's own html never reaches Odoo in this form, test_html_on_odoo.py)."""
+    if not odoo_target.real:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="sandbox sanitiser: no <span> wrap, src dropped"))
+    lid = rpc("crm.lead", "create", {"name": "t7 img"})
     rpc("crm.lead", "write", [lid], {"description": '<img src="javascript:alert(1)" onerror="x"><b>ok</b>'})
-    assert rpc("crm.lead", "read", [lid], fields=["description"])[0]["description"] == "<img><b>ok</b>"
+    assert rpc("crm.lead", "read", [lid], fields=["description"])[0]["description"] == (
+        '<span><img src=""><b>ok</b></span>')
 
 
 def test_custom_field_name_must_start_with_x(rpc: Rpc) -> None:
@@ -760,8 +792,8 @@ def test_custom_field_name_must_start_with_x(rpc: Rpc) -> None:
 def test_jsonrpc_common_and_version(rpc: Rpc) -> None:
     assert rpc.common.version() == {"server_version": "17.0", "server_version_info": [17, 0, 0, "final", 0, ""],
                                     "server_serie": "17.0", "protocol_version": 1}
-    assert rpc.jsonrpc("common", "authenticate", [DB, "admin", "admin", {}]) == {"id": 7, "jsonrpc": "2.0", "result": 2}
-    assert rpc.common.login(DB, "admin", "admin") == 2
+    assert rpc.jsonrpc("common", "authenticate", [rpc.db, "admin", "admin", {}]) == {"id": 7, "jsonrpc": "2.0", "result": 2}
+    assert rpc.common.login(rpc.db, "admin", "admin") == 2
     status, body, _ = post_json(f"{rpc.url}/json/2/res.partner/search", {"domain": []},
                                 {"Authorization": "bearer whatever"})
     assert status == 404  # Odoo 17 has no JSON-2 endpoint
@@ -771,8 +803,7 @@ def test_xmlrpc_int_beyond_32_bits_faults(rpc: Rpc) -> None:
     with pytest.raises(OverflowError):  # the stdlib client refuses to send it, as against real Odoo
         rpc("res.partner", "read", [2**31], fields=["name"])
     pid = rpc("res.partner", "create", {"name": "big", "color": 5})
-    rpc.admin("POST", "/sandbox/stats/reset")
-    body = xmlrpc.client.dumps((DB, UID, PWD, "res.partner", "write", [[pid], {"color": 1234567}], {}),
+    body = xmlrpc.client.dumps((rpc.db, rpc.uid, rpc.password, "res.partner", "write", [[pid], {"color": 1234567}], {}),
                                "execute_kw").replace("<int>1234567</int>", "<i8>2147483648</i8>")
     assert "<i8>" in body
     status, raw = _post_raw(f"{rpc.url}/xmlrpc/2/object", body.encode())
@@ -780,7 +811,8 @@ def test_xmlrpc_int_beyond_32_bits_faults(rpc: Rpc) -> None:
     with pytest.raises(xmlrpc.client.Fault) as info:
         xmlrpc.client.loads(raw)
     assert info.value.faultCode == 1
-    assert info.value.faultString.splitlines()[-1] == "psycopg2.errors.NumericValueOutOfRange: integer out of range"
+    # a psycopg2 message ends with a newline: the traceback ends with a blank line
+    assert info.value.faultString.endswith("psycopg2.errors.NumericValueOutOfRange: integer out of range\n\n")
 
 
 def _post_raw(url: str, body: bytes) -> tuple[int, bytes]:
@@ -801,20 +833,32 @@ RECORD_KEYS = {"crm.lost.reason": "crm.lost.reason", "crm.stage": "crm.stage", "
                "utm.medium": "utm.medium", "utm.source": "utm.source"}
 
 
+# records.json derived each country's xmlid from its code (its _notes: "mismatches: ['GB']"); Odoo's is base.uk
+XMLID_FIXES = {"base.gb": "base.uk"}
+
+
 @pytest.mark.parametrize("key", sorted(RECORD_KEYS))
 def test_default_records_read_back_as_captured(key: str, rpc: Rpc) -> None:
     model = RECORD_KEYS[key]
     known = rpc(model, "fields_get", attributes=["type"])
+    by_fields: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for rec in RECORDS[key]:
-        fields = [f for f in rec if f not in ("id", "xmlid") and f in known]
+        by_fields.setdefault(tuple(f for f in rec if f not in ("id", "xmlid") and f in known), []).append(rec)
+    for fields, recs in by_fields.items():   # one read per field set (the 250 countries in one call)
         # captured as search_read answers them: active_test False finds archived records, and what is read is
         # read without it (a partner's archived users are not listed; read under active_test False lists them)
-        got = rpc(model, "search_read", [("id", "=", rec["id"])], fields=fields, context={"active_test": False})
-        assert got == [{f: rec[f] for f in ["id", *fields]}], rec.get("xmlid")
-        module, name = rec["xmlid"].split(".", 1)
-        found = rpc("ir.model.data", "search_read", [["module", "=", module], ["name", "=", name]],
-                    fields=["model", "res_id"])
-        assert [(r["model"], r["res_id"]) for r in found] == [(model, rec["id"])]
+        rows = rpc(model, "search_read", [("id", "in", [r["id"] for r in recs])], fields=list(fields),
+                   context={"active_test": False})
+        got = {r["id"]: r for r in rows}
+        for rec in recs:
+            assert got.get(rec["id"]) == {f: rec[f] for f in ["id", *fields]}, rec.get("xmlid")
+    xmlids = [XMLID_FIXES.get(rec["xmlid"], rec["xmlid"]).split(".", 1) for rec in RECORDS[key]]
+    found: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for r in rpc("ir.model.data", "search_read", [["name", "in", sorted({n for _m, n in xmlids})]],
+                 fields=["module", "name", "model", "res_id"]):
+        found.setdefault((r["module"], r["name"]), []).append((r["model"], r["res_id"]))
+    for rec, (module, name) in zip(RECORDS[key], xmlids, strict=True):
+        assert found.get((module, name)) == [(model, rec["id"])], rec["xmlid"]
 
 
 @pytest.mark.parametrize("model", sorted(RECORDS["default_get (admin, empty context)"]))
@@ -849,14 +893,15 @@ def test_display_name_is_read(model: str, vals: dict[str, Any], want: str, rpc: 
     assert rpc(model, "name_search", want) == [[rid, want]]
 
 
-def test_no_read_answers_none_on_any_model(rpc: Rpc, odoo) -> None:
-    """Odoo never reads None (XML-RPC could not marshal it): every model, every field."""
-    for model in sorted(odoo.models):
+def test_no_read_answers_none_on_any_model(rpc: Rpc, odoo_target) -> None:
+    """Odoo never reads None (XML-RPC could not marshal it): every model the sandbox has, every field."""
+    odoo_target.sandbox_only("a real Odoo cannot answer None over XML-RPC: the emulator's own guarantee")
+    for model in sorted(odoo_target.server.state.models):
         for row in rpc(model, "search_read", [], limit=3, context={"active_test": False}):
             assert None not in row.values(), model
 
 
-def test_custom_field_lifecycle(rpc: Rpc, odoo) -> None:
+def test_custom_field_lifecycle(rpc: Rpc) -> None:
     fid = rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_stage_entered", "field_description": "Entered",
                                             "ttype": "datetime", "state": "manual"})
     sel = rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_prio_raw", "field_description": "Raw prio",
@@ -923,6 +968,37 @@ def test_message_post_attachments_and_allday_event(rpc: Rpc) -> None:
         "id": eid, "start": "2020-05-04 08:00:00", "stop": "2020-05-05 18:00:00"}
 
 
+def _next_half_hour() -> str:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return (now + (datetime.min - now) % timedelta(minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_meeting_without_stop_ends_an_hour_after_the_next_half_hour(rpc: Rpc) -> None:
+    """calendar.event's defaults: start at the next half hour, stop an hour after it, whatever start the call
+    gave (only a write moves stop with start); a start after that stop is refused by _check_closing_date."""
+    before = _next_half_hour()
+    past = rpc("calendar.event", "create", {"name": "BehTest no stop", "start": "2020-01-02 10:00:00"})
+    given = rpc("calendar.event", "create", {"name": "BehTest duration", "start": "2020-01-02 10:00:00",
+                                             "duration": 2.5})
+    bare = rpc("calendar.event", "create", {"name": "BehTest bare"})
+    rows = {r["id"]: r for r in rpc("calendar.event", "read", [past, given, bare], fields=["start", "stop", "duration"])}
+    stops = {(datetime.strptime(t, "%Y-%m-%d %H:%M:%S") + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+             for t in (before, _next_half_hour())}
+    assert {r["stop"] for r in rows.values()} <= stops and len({r["stop"] for r in rows.values()}) == 1
+    span = datetime.strptime(rows[past]["stop"], "%Y-%m-%d %H:%M:%S") - datetime(2020, 1, 2, 10)
+    assert rows[past]["duration"] == round(span.total_seconds() / 3600, 2) and rows[given]["duration"] == 2.5
+    assert rows[bare]["duration"] == 1.0 and rows[bare]["start"] in {before, _next_half_hour()}
+    rpc("calendar.event", "write", [given], {"start": "2021-03-04 09:00:00"})
+    assert rpc("calendar.event", "read", [given], fields=["stop"])[0]["stop"] == "2021-03-04 11:30:00"
+    fault = rpc.fault("calendar.event", "create", {"name": "BehTest future", "start": "2030-01-02 10:00:00"})
+    assert fault.faultCode == 2 and fault.faultString.startswith(
+        "The ending date and time cannot be earlier than the starting date and time.\n"
+        "Meeting 'BehTest future' starts '2030-01-02 10:00:00' and ends '")
+    fault = rpc.fault("calendar.event", "write", [given], {"stop": "2021-03-04 08:00:00"})
+    assert fault.faultCode == 2 and fault.faultString.endswith(
+        "Meeting 'BehTest duration' starts '2021-03-04 09:00:00' and ends '2021-03-04 08:00:00'")
+
+
 def _png(width: int, height: int) -> bytes:
     import struct
     import zlib
@@ -956,8 +1032,10 @@ def test_tracking_is_one_message_per_record_per_call(rpc: Rpc) -> None:
     assert "error" not in body
     msgs = messages(rpc, "crm.lead", lid)
     assert [m["subtype_id"] for m in msgs] == [[5, "Opportunity Created"], [8, "Opportunity Lost"]]
-    tvs = rpc("mail.tracking.value", "read", msgs[1]["tracking_value_ids"], fields=["field_desc"])
-    assert sorted(t["field_desc"] for t in tvs) == ["Active", "Lost Reason"]
+    tvs = rpc("mail.tracking.value", "read", msgs[1]["tracking_value_ids"], fields=["field_id", "display_name"])
+    assert sorted(t["field_id"][1] for t in tvs) == ["Active (Lead/Opportunity)", "Lost Reason (Lead/Opportunity)"]
+    assert sorted(t["display_name"] for t in tvs) == sorted(t["field_id"][1] for t in tvs)
+    assert "field_desc" not in rpc("mail.tracking.value", "fields_get", attributes=["type"])   # Odoo 16's
     rpc("crm.lead", "write", [lid], {"active": True, "lost_reason_id": False, "stage_id": 4})
     msgs = messages(rpc, "crm.lead", lid)
     assert msgs[-1]["subtype_id"] == [7, "Opportunity Won"] and len(msgs) == 3

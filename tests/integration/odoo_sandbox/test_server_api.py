@@ -125,7 +125,8 @@ def test_stats_count_calls_per_model_and_method(rpc: Rpc) -> None:
 
 def test_mail_queue_and_chatter_counts(rpc: Rpc) -> None:
     pid = rpc("res.partner", "create", {"name": "Guest", "email": "guest@example.com"})
-    rpc("calendar.event", "create", {"name": "Future", "start": "2099-01-01 10:00:00", "partner_ids": [[6, 0, [pid]]]})
+    rpc("calendar.event", "create", {"name": "Future", "start": "2099-01-01 10:00:00", "stop": "2099-01-01 11:00:00",
+                                     "partner_ids": [[6, 0, [pid]]]})
     got = rpc.admin("GET", "/sandbox/mail")
     assert got["mail_count"] == 1 and got["mail"][0]["subject"] == "Invitation to Future"
     assert got["messages"] == {"res.partner": 1} and got["chatter"]["res.partner"] == {str(pid): 1}

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import mimetypes
+from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -19,6 +20,7 @@ from . import errors as E
 from .schema import Field, Model
 from .store import INHERITS, MAIL_THREAD, Core
 from .values import (
+    DATETIME_FORMAT,
     add_hours,
     clean_website,
     email_formatted,
@@ -143,7 +145,8 @@ class Hooks(Core):
         AT.computed["email"] = lambda r: prows.get(r.get("partner_id") or 0, {}).get("email", False)
         AT.computed["display_name"] = lambda r: r.get("common_name") or ""
         TV = self.models["mail.tracking.value"]
-        TV.computed["display_name"] = lambda r: r.get("field_desc") or ""
+        TV.computed["display_name"] = lambda r: self.display_name("ir.model.fields", r["field_id"]) if r.get(
+            "field_id") else ""   # Odoo 17 has no field_desc: the field's own name, "Active (Lead/Opportunity)"
         CE = self.models["calendar.event"]
         CE.computed["message_partner_ids"] = lambda r: self._follower_partners("calendar.event", r["id"])
         ATT = self.models["ir.attachment"]
@@ -302,8 +305,7 @@ class Hooks(Core):
     def _tracking_value(self, mid: int, model: str, fname: str, old: Any, new: Any) -> None:
         M = self.models[model]
         f = M.fields[fname]
-        row: dict[str, Any] = {"mail_message_id": mid, "field_id": self._ir_field_ids.get((model, fname), False),
-                               "field_desc": f.string}
+        row: dict[str, Any] = {"mail_message_id": mid, "field_id": self._ir_field_ids.get((model, fname), False)}
         for prefix, value in (("old", old), ("new", new)):
             if f.type == "many2one":
                 row[f"{prefix}_value_integer"] = value or 0
@@ -341,11 +343,13 @@ class Hooks(Core):
         if ctx.get("tracking_disable") or M.name == "res.users":
             return
         upid = self._partner_of_uid()
-        for rid in ids:
+        for rid, vals in zip(ids, vals_list, strict=True):
             row = M.rows[rid]
             if not ctx.get("mail_create_nosubscribe"):
                 self._subscribe(M.name, rid, [upid])
-            if M.name == "crm.lead" and row.get("user_id"):
+            # the salesperson follows when the call names one (user_id or default_user_id): the field's own
+            # default (the creator) is not seen by Odoo's _message_auto_subscribe
+            if M.name == "crm.lead" and row.get("user_id") and (vals.get("user_id") or ctx.get("default_user_id")):
                 self._subscribe(M.name, rid, [self._partner_of_uid(row["user_id"])])
             if not ctx.get("mail_create_nolog") and M.name in CREATION_LOG:
                 if M.name == "crm.lead":
@@ -873,19 +877,34 @@ class Hooks(Core):
             # Odoo's _inverse_dates: an all-day event runs 08:00 - 18:00 (UTC) on its dates
             row["start"] = f"{row['start_date']} 08:00:00"
             row["stop"] = f"{row.get('stop_date') or row['start_date']} 18:00:00"
-        start = row.get("start")
+        # Odoo's defaults: start at the next half hour, stop an hour later, whatever start the call gave
+        # (stop is computed from start and duration only on a write)
+        next_half_hour = self._next_half_hour()
+        if not row.get("start") and "start" in vals:
+            raise E.mandatory_error(M.description, M.name, "Start", "start")
+        start = row["start"] = row.get("start") or next_half_hour
         if start and row.get("allday"):
             row["start_date"] = start[:10]
             row["stop_date"] = (row.get("stop") or start)[:10]
-        if start and row.get("stop") and "duration" not in vals:
+        if not row.get("stop"):
+            row["stop"] = add_hours(next_half_hour, 1.0)
+        if "duration" not in vals:
             row["duration"] = hours_between(start, row["stop"])
-        elif start and not row.get("stop"):
-            row["stop"] = add_hours(start, row.get("duration") or 1.0)
-        if not start:
-            raise E.mandatory_error(M.description, M.name, "Start", "start")
+        self._check_closing_date(row)
         im = self.models["ir.model"].rows.get(row.get("res_model_id") or 0)
         if im:
             row["res_model"] = im["model"]
+
+    def _next_half_hour(self) -> str:
+        now = datetime.strptime(self.now(), DATETIME_FORMAT)
+        return (now + (datetime.min - now) % timedelta(minutes=30)).strftime(DATETIME_FORMAT)
+
+    @staticmethod
+    def _check_closing_date(row: dict[str, Any]) -> None:
+        """calendar.event's constraint _check_closing_date."""
+        if not row.get("allday") and row.get("start") and row.get("stop") and row["stop"] < row["start"]:
+            raise E.ValidationError("The ending date and time cannot be earlier than the starting date and time.\n"
+                                    f"Meeting '{row.get('name')}' starts '{row['start']}' and ends '{row['stop']}'")
 
     def _post_create__calendar_event(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
                                      ctx: dict[str, Any]) -> None:
@@ -952,6 +971,7 @@ class Hooks(Core):
                 upd["res_model"] = im["model"] if im else False
             if upd:
                 self._set(M, rid, upd)
+            self._check_closing_date(M.rows[rid])
             if "partner_ids" in vals:
                 self._sync_attendees(rid)
 
@@ -991,9 +1011,8 @@ class Hooks(Core):
         mime = row["mimetype"]
         if (mime.startswith("image/") and mime.split("/")[1] in ("png", "jpeg", "bmp", "tiff")
                 and not ctx.get("image_no_postprocess")):
-            if not raw.startswith(IMAGE_MAGIC):
-                raise E.PyError("UnicodeDecodeError", _unicode_decode_message(raw), tb_lines=47)
-            size = _image_size(raw)
+            # bytes PIL cannot open are stored as given (Odoo logs "Post processing ignored")
+            size = _image_size(raw) if raw.startswith(IMAGE_MAGIC) else None
             if size and max(size) > 1920:
                 # real Odoo resizes images over 1920 px with PIL (new bytes, new checksum); without PIL the
                 # sandbox rewrites the bytes losslessly (a comment chunk) so the stored file differs too
@@ -1191,11 +1210,3 @@ def _sniff_mimetype(raw: bytes) -> str | None:
         return "text/plain"
     except UnicodeDecodeError:
         return None
-
-
-def _unicode_decode_message(raw: bytes) -> str:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return str(exc)
-    return "'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte"
