@@ -754,9 +754,9 @@ def test_trap5_meeting_linked_by_res_model_creates_an_activity_only_from_a_recor
 
 
 def test_trap6_custom_fields_spread_to_inherits_children(rpc: Rpc) -> None:
-    for model_id, name in ((85, "x_t6_key"), (175, "x_t6_msg")):
-        rpc("ir.model.fields", "create", {"model_id": model_id, "name": name, "field_description": "T6",
-                                          "ttype": "char", "state": "manual"})
+    rpc("ir.model.fields", "create", [{"model_id": model_id, "name": name, "field_description": "T6",   # one reload
+                                       "ttype": "char", "state": "manual"}
+                                      for model_id, name in ((85, "x_t6_key"), (175, "x_t6_msg"))])
     assert "x_t6_key" in rpc("res.users", "fields_get", attributes=["type"])
     assert "x_t6_msg" in rpc("mail.mail", "fields_get", attributes=["type"])
     pid = rpc("res.partner", "create", {"name": "t6", "x_t6_key": "apto:Account:1"})
@@ -902,10 +902,11 @@ def test_no_read_answers_none_on_any_model(rpc: Rpc, odoo_target) -> None:
 
 
 def test_custom_field_lifecycle(rpc: Rpc) -> None:
-    fid = rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_stage_entered", "field_description": "Entered",
-                                            "ttype": "datetime", "state": "manual"})
-    sel = rpc("ir.model.fields", "create", {"model_id": 393, "name": "x_prio_raw", "field_description": "Raw prio",
-                                            "ttype": "selection", "selection": "[('a', 'A'), ('b', 'B')]"})
+    fid, sel = rpc("ir.model.fields", "create", [   # one call: a real Odoo reloads its registry per call
+        {"model_id": 393, "name": "x_stage_entered", "field_description": "Entered", "ttype": "datetime",
+         "state": "manual"},
+        {"model_id": 393, "name": "x_prio_raw", "field_description": "Raw prio", "ttype": "selection",
+         "selection": "[('a', 'A'), ('b', 'B')]"}])
     lid = rpc("crm.lead", "create", {"name": "cf", "x_stage_entered": "2020-01-02 03:04:05", "x_prio_raw": "a"})
     assert rpc("crm.lead", "read", [lid], fields=["x_stage_entered", "x_prio_raw"])[0] == {
         "id": lid, "x_stage_entered": "2020-01-02 03:04:05", "x_prio_raw": "a"}
