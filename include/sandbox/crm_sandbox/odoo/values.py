@@ -78,6 +78,12 @@ _DROP_TAG_ONLY = frozenset({"html", "head", "body", "form"})
 _VOID = frozenset({"br", "img", "hr", "input", "col", "area", "wbr", "source", "track", "param"})
 _URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "data"})
 _URI_ATTRS = frozenset({"href", "src", "action"})
+#: lxml.html.defs.block_tags (with the list and table parts): a top level holding one is wrapped in a <div>
+_BLOCK = frozenset({"address", "blockquote", "center", "dir", "div", "dl", "fieldset", "form", "h1", "h2", "h3",
+                    "h4", "h5", "h6", "hr", "isindex", "menu", "noframes", "noscript", "ol", "p", "pre", "table",
+                    "ul", "article", "aside", "details", "figcaption", "figure", "footer", "header", "hgroup",
+                    "main", "nav", "section", "summary", "li", "dd", "dt", "tr", "td", "th", "tbody", "thead",
+                    "tfoot", "caption", "colgroup", "col", "legend", "optgroup", "option"})
 
 
 def _attr(name: str, value: str) -> str:
@@ -120,7 +126,7 @@ class _Sanitizer(HTMLParser):
             value = value or ""
             if name in _URL_ATTRS and re.sub(r"[\s\x00-\x1f]", "", value).lower().startswith(
                     ("javascript:", "vbscript:", "data:text/html")):
-                continue
+                value = ""                       # lxml's cleaner empties a javascript: link, keeps the attribute
             kept[name] = value
         if tag == "blockquote":                  # Odoo's quote detection (tag_quote) marks every blockquote
             kept.setdefault("data-o-mail-quote-node", "1")
@@ -176,6 +182,10 @@ def sanitize_html(value: object) -> str | bool:
         html = html[5:-6]
     if html and not html.lstrip().startswith("<"):
         html = f"<p>{html}</p>"
+    elif (len(parser.top) > 1 or parser.top_text) and not any(t in _BLOCK for t, _ in parser.top):
+        # several inline nodes at the top: lxml's fromstring wraps them in a <span> (a <div> when one is a block,
+        # which Odoo then drops)
+        html = f"<span>{html}</span>"
     return html
 
 
