@@ -85,6 +85,13 @@ def _real_server(name: str):
     return got
 
 
+@pytest.fixture(scope="session")
+def real_odoo19():
+    """The real Odoo 19 server (:class:`crm_sandbox.targets.RealOdoo`), started once per session; skipped
+    when absent, failed under CI."""
+    return _real_server("odoo19")
+
+
 _DROP: list = []      # (server, database): dropped at the end of the session, not between tests
 
 

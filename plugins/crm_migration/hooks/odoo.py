@@ -212,7 +212,7 @@ _EXC_SUFFIXES = ("Error", "Exception", "Warning", "Denied", "Failure", "Violatio
 _MISSING = re.compile(r"Record does not exist or has been deleted\.\s*\(Record: (?P<model>[\w.]+)"
                       r"\((?P<ids>[\d, ]*)\), User: (?P<uid>\d+)\)")
 _TRANSIENT_NAMES = frozenset({"SerializationFailure", "DeadlockDetected", "TransactionRollbackError",
-                              "LockNotAvailable", "QueryCanceled"})
+                              "LockNotAvailable", "QueryCanceled", "LockError"})  # LockError: 19's HTTP 409
 _TRANSIENT_TEXT = ("could not serialize access", "deadlock detected", "could not obtain lock",
                    "server closed the connection unexpectedly", "the database system is starting up",
                    "too many connections", "canceling statement due to lock timeout")
@@ -226,6 +226,7 @@ _RECORD_NAMES = frozenset({
 _CALL_BUGS = re.compile(r"^Object [\w.]+ doesn't exist|does not exist on the model|Expected singleton")
 _FIELD_PATTERNS = (
     re.compile(r"^Field: .*\((?P<f>\w+)\)\s*$", re.M),                # mandatory field (fault 2)
+    re.compile(r"Missing required value for the field '[^']*' \((?P<f>\w+)\)"),  # the same on 19
     re.compile(r"Invalid field '(?P<f>\w+)'"),                        # unknown field in vals/fields
     re.compile(r"Invalid field [\w.]+\.(?P<f>\w+) in leaf"),          # unknown field in a domain
     re.compile(r"Wrong value for [\w.]+\.(?P<f>\w+):"),               # selection value
@@ -284,6 +285,9 @@ def classify(*, name: str | None, message: str, code: int | str | None = None,
         return OdooMissingRecord(message.strip(), ids=ids, **kw)
     if short == "MissingError":
         return OdooMissingRecord(message.strip(), **kw)
+    if short == "NotFound" and message:  # JSON-2 (19): an unknown model or method is HTTP 404 NotFound
+        return OdooError(f"{message.strip()} on this database: a module not installed, or a wrong model or "
+                         "method name in the mapping", **kw)
     if "External ID not found" in message:
         return OdooMissingRecord(text.strip(), **kw)
     if short in _TRANSIENT_NAMES or any(t in text for t in _TRANSIENT_TEXT):
@@ -694,8 +698,15 @@ class OdooHook(BaseHook):
         wire = self.wire
         if wire.name != "json2":
             _ = self.uid  # authenticate once, before the first call
-        result = self._retrying(replay_safe(method, args), f"Odoo {model}.{method}")(
-            wire.execute, model, method, list(args), kw)
+        try:
+            result = self._retrying(replay_safe(method, args), f"Odoo {model}.{method}")(
+                wire.execute, model, method, list(args), kw)
+        except OdooError as exc:
+            if (name := _unknown_written_field(exc, method, args)) is None:
+                raise
+            # Odoo 19 answers a write of a field the model lacks with a bare KeyError('<field>')
+            raise OdooRecordError(f"Invalid field {name!r} in {model!r} (Odoo: KeyError {name!r})", field=name,
+                                  model=model, method=method, code=exc.code) from None
         self.calls[(model, method)] += 1
         return result
 
@@ -738,7 +749,10 @@ class OdooHook(BaseHook):
         if resp.status_code in (401, 403):
             return OdooAccessDenied(f"HTTP {resp.status_code} from Odoo", model=model, method=method,
                                     code=resp.status_code)
-        hint = " (is this an Odoo URL, and does it serve this protocol?)" if resp.status_code == 404 else ""
+        hint = ""
+        if resp.status_code == 404:
+            hint = (f" (does database {self.settings.db!r} exist on this server?)" if "/json/2/" in resp.request.url.path
+                    else " (is this an Odoo URL, and does it serve this protocol?)")
         return OdooError(f"HTTP {resp.status_code} from Odoo at {resp.request.url.path}{hint}", model=model,
                          method=method, code=resp.status_code)
 
@@ -748,9 +762,11 @@ class OdooHook(BaseHook):
         if secret and secret in str(error):
             error.message = error.message.replace(secret, "***")
             error.args = tuple(str(a).replace(secret, "***") for a in error.args)
-        if debug_text:
-            self.log.debug("Odoo %s.%s fault %s:\n%s", error.model, error.method, error.code,
-                           debug_text.replace(secret, "***") if secret else debug_text)
+        if debug_text:  # the server's traceback stays out of logs: its exception line and size only
+            line = exception_line(debug_text)
+            self.log.debug("Odoo %s.%s fault %s: %s (server traceback of %d characters not logged)",
+                           error.model, error.method, error.code,
+                           line.replace(secret, "***") if secret else line, len(debug_text))
         return error
 
     # -- batch API ------------------------------------------------------------------------------
@@ -1015,6 +1031,14 @@ def _major(info: Mapping[str, Any]) -> int | None:
         return vinfo[0]
     m = re.match(r"\D*(\d+)", str(info.get("server_version") or ""))
     return int(m.group(1)) if m else None
+
+
+def _unknown_written_field(exc: OdooError, method: str, args: Sequence[Any]) -> str | None:
+    """The field of a ``write`` Odoo refused with a bare ``KeyError: '<field>'`` (19.0), if that is it."""
+    if type(exc) is not OdooError or method != "write" or len(args) < 2 or not isinstance(args[1], Mapping):
+        return None
+    m = re.fullmatch(r"KeyError: '?(?P<f>\w+)'?", exc.message)
+    return m["f"] if m and m["f"] in args[1] else None
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:

@@ -12,6 +12,7 @@ import pytest
 
 from crm_migration.hooks.odoo import (
     OdooAccessDenied,
+    OdooError,
     OdooHook,
     OdooMissingRecord,
     OdooRecordError,
@@ -117,6 +118,32 @@ def test_real_and_injected_faults_are_classified(odoo):
     server.state.inject_fault("serialization", model="res.partner", method="write")
     assert hook.write_batch("res.partner", {3: {"comment": "<p>x</p>"}}) == 1
     assert hook.calls[("res.partner", "write")] == 1 and len(waits) == 4
+
+
+def test_json2_answers_of_19_are_classified(servers, monkeypatch):
+    """The sandbox's 19 mode answers as the real 19.0 does (409 LockError, 401, 403, 404, KeyError on write)."""
+    server = servers[19]
+    server.state.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_ODOO_DEFAULT", json.dumps({
+        "conn_type": "odoo", "host": server.url, "schema": DB, "password": API_KEY,
+        "extra": {"transport": "json2", "timeout": 5}}))
+    hook = OdooHook()
+    waits: list[float] = []
+    hook._sleep = waits.append
+    server.state.inject_fault("odoo", name="odoo.exceptions.LockError", message="Cannot grab a lock on records",
+                              model="res.partner", method="write")
+    assert hook.write_batch("res.partner", {3: {"comment": "<p>locked once</p>"}}) == 1
+    assert waits == [0.5] and hook.read("res.partner", [3], ["comment"])[0]["comment"] == "<p>locked once</p>"
+    with pytest.raises(OdooRecordError) as unknown:
+        hook.write_batch("res.partner", {3: {"x_nope": "1"}})
+    assert unknown.value.field == "x_nope" and "Invalid field 'x_nope'" in str(unknown.value)
+    with pytest.raises(OdooAccessDenied) as private:
+        hook.call("res.partner", "_read", [[3]])
+    assert private.value.code == 403
+    with pytest.raises(OdooError, match="the model 'x_no.model' does not exist on this database") as model:
+        hook.call("x_no.model", "search", [[]])
+    assert type(model.value) is OdooError and model.value.code == 404
+    hook.close()
 
 
 def test_retries_are_bounded_then_transient(odoo):

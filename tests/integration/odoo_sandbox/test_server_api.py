@@ -160,7 +160,7 @@ def test_version_19_json2_endpoint() -> None:
     try:
         url = server.url
         assert xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common").version()["server_version"] == "19.0"
-        auth = {"Authorization": "bearer k-admin"}
+        auth = {"Authorization": "bearer k-admin", "X-Odoo-Database": DB}
         status, body, _ = post_json(f"{url}/json/2/res.partner/search_read",
                                     {"domain": [["id", "=", 3]], "fields": ["name"]}, auth)
         assert (status, body) == (200, [{"id": 3, "name": "Administrator"}])
@@ -168,18 +168,45 @@ def test_version_19_json2_endpoint() -> None:
         assert body == [{"id": 3, "email": "admin@example.com"}]
         status, body, _ = post_json(f"{url}/json/2/res.partner/create", {"vals_list": [{"name": "J2"}],
                                                                         "context": {"tracking_disable": True}},
-                                    {"Authorization": "bearer k-bob"})
+                                    {"Authorization": "bearer k-bob", "X-Odoo-Database": DB})
         assert status == 200 and isinstance(body, list)
         status, body, _ = post_json(f"{url}/json/2/res.partner/write", {"ids": [999999], "vals": {"name": "x"}},
                                     auth)
         assert status == 404 and body["name"] == "odoo.exceptions.MissingError"
         status, body, _ = post_json(f"{url}/json/2/crm.lead/create", {"vals_list": [{"type": "lead"}]}, auth)
         assert status == 422 and body["name"] == "odoo.exceptions.ValidationError"
-        assert post_json(f"{url}/json/2/res.partner/search", {}, {"Authorization": "bearer nope"})[0] == 401
-        assert post_json(f"{url}/json/2/no.model/search", {}, auth)[0] == 404
-        assert post_json(f"{url}/json/2/res.partner/_private", {}, auth)[0] == 404
+        # the real 19.0's answers (captured over JSON-2): statuses, names and messages
+        assert body["message"].startswith("The operation cannot be completed: Missing required value for the field "
+                                          "'Opportunity' (name).\nModel: 'Lead/Opportunity' (crm.lead)")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/search", {}, {**auth, "Authorization": "bearer nope"})
+        assert (status, body["name"], body["message"]) == (401, "werkzeug.exceptions.Unauthorized", "Invalid apikey")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/search", {}, {"X-Odoo-Database": DB})
+        assert (status, body["name"]) == (401, "werkzeug.exceptions.Unauthorized")
+        assert "use an API Key with a Bearer Authorization header" in body["message"]
+        status, body, _ = post_json(f"{url}/json/2/no.model/search", {}, auth)
+        assert (status, body["name"], body["message"]) == (404, "werkzeug.exceptions.NotFound",
+                                                           "the model 'no.model' does not exist")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/no_method", {}, auth)
+        assert (status, body["message"]) == (404, "The method 'res.partner.no_method' does not exist")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/_private", {}, auth)
+        assert (status, body["name"]) == (403, "odoo.exceptions.AccessError")
+        assert body["message"] == "Private methods (such as 'res.partner._private') cannot be called remotely."
         status, body, _ = post_json(f"{url}/json/2/res.partner/search", {"badparameter": 1}, auth)
-        assert status == 422 and "badparameter" in body["message"]
+        assert status == 500 and body["name"] == "builtins.TypeError" and "badparameter" in body["message"]
+        status, body, _ = post_json(f"{url}/json/2/res.partner/create", {"vals_list": [{"name": "a", "x_nope": "1"}]},
+                                    auth)
+        assert (status, body["name"], body["message"]) == (500, "builtins.ValueError",
+                                                           "Invalid field 'x_nope' in 'res.partner'")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/write", {"ids": [3], "vals": {"x_nope": "1"}}, auth)
+        assert (status, body["name"], body["message"]) == (500, "builtins.KeyError", "x_nope")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/read", {"ids": [3], "fields": ["x_nope"]}, auth)
+        assert (status, body["message"]) == (500, "Invalid field 'x_nope' on 'res.partner'")
+        server.state.inject_fault("odoo", name="odoo.exceptions.LockError", message="Cannot grab a lock on records")
+        status, body, _ = post_json(f"{url}/json/2/res.partner/write", {"ids": [3], "vals": {"name": "x"}}, auth)
+        assert (status, body["name"]) == (409, "odoo.exceptions.LockError")
+        for headers in ({"Authorization": "bearer k-admin"}, {**auth, "X-Odoo-Database": "other"}):
+            status, body, _ = post_json(f"{url}/json/2/res.partner/search", {}, headers)
+            assert status == 404 and "Not Found" in body  # no database: an HTML page, as the real one
         # API keys also work as the password of XML-RPC
         obj = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object")
         assert obj.execute_kw(DB, 2, "k-admin", "res.partner", "search_count", [[["id", "=", 3]]]) == 1
@@ -284,7 +311,7 @@ def test_context_get_names_the_caller() -> None:
     server = serve(version=19, api_key="k-admin")
     try:
         status, body, _ = post_json(f"{server.url}/json/2/res.users/context_get", {},
-                                    {"Authorization": "bearer k-admin"})
+                                    {"Authorization": "bearer k-admin", "X-Odoo-Database": DB})
         assert (status, body) == (200, {"lang": "en_US", "tz": False, "uid": 2})
     finally:
         server.stop()

@@ -151,6 +151,19 @@ class AccessError(UserError):
     type_name = "AccessError"
 
 
+class LockError(UserError):
+    """Odoo 19: records could not be locked (JSON-2 answers HTTP 409)."""
+
+    type_name = "LockError"
+
+
+class Unauthorized(OdooError):
+    """Odoo 19's JSON-2 answer to a missing or wrong API key (HTTP 401)."""
+
+    module = "werkzeug.exceptions"
+    type_name = "Unauthorized"
+
+
 class AccessDenied(OdooError):
     code = 3
     module = "odoo.exceptions"
@@ -197,7 +210,14 @@ def missing_error(model: str, ids: list[Any], uid: int) -> MissingError:
                         f"(Record: {model}{tuple(ids)!r}, User: {uid})", json_tb_lines=70)
 
 
-def mandatory_error(model_desc: str, model: str, field_string: str, field: str) -> ValidationError:
+def mandatory_error(model_desc: str, model: str, field_string: str, field: str, *,
+                    version: int = 17) -> ValidationError:
+    if version >= 19:  # as the real 19.0 words it (captured over JSON-2: 422 ValidationError)
+        return ValidationError(
+            f"The operation cannot be completed: Missing required value for the field '{field_string}' ({field}).\n"
+            f"Model: '{model_desc}' ({model})\n- create/update: a mandatory field is not set\n"
+            "- delete: another model requires the record being deleted, you can archive it instead\n",
+            json_tb_lines=94)
     return ValidationError(
         "The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n"
         "- Delete: another model requires the record being deleted. If possible, archive it instead.\n\n"

@@ -210,11 +210,16 @@ class OdooSandbox(Hooks):
             self.calls[(model, method)] += 1
             uid = self._api_keys.get(api_key)
             if uid is None or not self.models["res.users"].rows.get(uid, {}).get("active", True):
-                raise E.AccessDenied("Invalid apikey")
+                raise E.Unauthorized("Invalid apikey", arguments=["Invalid apikey", 401])
+            # the real 19.0's answers (captured): 404 NotFound, 403 AccessError for a private method
             if model not in self.models:
-                raise _NotFound(f"the model {model!r} does not exist")
-            if method.startswith("_") or self._method(self.models[model], method) is None:
-                raise _NotFound(f"the method {method!r} does not exist on the model {model!r}")
+                raise _NotFound(f"the model {model!r} does not exist", arguments=[
+                    f"the model {model!r} does not exist", 404])
+            if method.startswith("_"):
+                raise E.AccessError(f"Private methods (such as '{model}.{method}') cannot be called remotely.")
+            if self._method(self.models[model], method) is None:
+                raise _NotFound(f"The method '{model}.{method}' does not exist", arguments=[
+                    f"The method '{model}.{method}' does not exist", 404])
             body = dict(body)
             ids = body.pop("ids", [])
             args: list[Any] = [ids] if self.is_record_method(model, method) else []
@@ -280,6 +285,8 @@ class OdooSandbox(Hooks):
             return _coded_error(case["faultCode"], case["faultString"])
         code = int(rule.get("code", 2))
         message = rule.get("message") or "Injected fault"
+        if str(rule.get("name") or "").endswith("LockError"):
+            return E.LockError(message)
         if code == 1:
             module, _, name = (rule.get("name") or "builtins.Exception").rpartition(".")
             return E.PyError(name, message, module=module or "builtins")
@@ -600,10 +607,11 @@ class OdooHandler(SandboxHandler):
         try:
             if err is not None:
                 raise err
-            if db and db != state.database:
-                raise _NotFound(f"database {db!r} not found")
+            if db != state.database:  # no or another database: the real 19.0 answers a 404 HTML page
+                return self._not_found()
             if scheme.lower() != "bearer" or not key:
-                raise E.AccessDenied("Invalid apikey")
+                why = "User not authenticated, use an API Key with a Bearer Authorization header."
+                raise E.Unauthorized(why, arguments=[why, 401])
             try:
                 payload = json.loads(body or b"{}")
             except ValueError as exc:
@@ -618,17 +626,21 @@ class OdooHandler(SandboxHandler):
             except Exception as exc:  # noqa: BLE001
                 raise _as_odoo_error(exc) from exc
         except E.OdooError as exc:
+            # the real 19.0's statuses (captured): an exception's http_status, else 500 (ValueError,
+            # TypeError, psycopg2 errors)
             status = 500
-            if isinstance(exc, E.AccessDenied):
+            if isinstance(exc, (E.AccessDenied, E.Unauthorized)):
                 status = 401
             elif isinstance(exc, E.AccessError):
                 status = 403
             elif isinstance(exc, (E.MissingError, _NotFound)):
                 status = 404
+            elif isinstance(exc, E.LockError):
+                status = 409
             elif isinstance(exc, E.UserError):
                 status = 422
-            elif exc.type_name in ("TypeError", "BadRequest"):
-                status = 422 if exc.type_name == "TypeError" else 400
+            elif exc.type_name == "BadRequest":
+                status = 400
             return self.send_json(status, exc.json_data())
         self.send_json(200, result)
 

@@ -492,6 +492,14 @@ class Core:
                                "noupdate": False, "create_date": now, "write_date": now,
                                "create_uid": self.uid, "write_uid": self.uid})
 
+    def _invalid_field(self, M: Model, key: str, tb: int | None, op: str) -> E.OdooError:
+        """A field the model lacks, as the server of this version words it (19.0: captured over JSON-2)."""
+        if getattr(self, "version", 17) < 19:
+            return E.value_error(f"Invalid field {key!r} on model {M.name!r}", tb)
+        if op == "write":  # JSON-2 gives the KeyError's argument as its message, unquoted
+            return E.PyError("KeyError", key, tb_lines=tb, arguments=[key])
+        return E.value_error(f"Invalid field {key!r} {'in' if op == 'create' else 'on'} {M.name!r}", tb)
+
     # ------------------------------------------------------------------ value conversion
     def _convert(self, M: Model, vals: dict[str, Any], tb: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Validate and convert ``vals`` to stored values; x2many commands are returned apart."""
@@ -689,7 +697,8 @@ class Core:
             v = row.get(fname, False)
             if v is False or v is None:
                 f = M.fields[fname]
-                raise E.mandatory_error(M.description, M.name, f.string, fname)
+                raise E.mandatory_error(M.description, M.name, f.string, fname,
+                                        version=getattr(self, "version", 17))
 
     _REQUIRED_SKIP = {
         "crm.team": {"alias_contact", "alias_defaults", "alias_id", "alias_model_id"},
@@ -731,7 +740,7 @@ class Core:
                 raise E.value_error(f"Invalid create values {vals!r}", 83)
             if not fields.keys() >= vals.keys():
                 key = next(k for k in vals if k not in fields)
-                raise E.value_error(f"Invalid field {key!r} on model {M.name!r}", 83)
+                raise self._invalid_field(M, key, 83, "create")
         defaults_ctx = {k[8:]: v for k, v in ctx.items() if k.startswith("default_") and k[8:] in fields}
         now = self.now()
         pre = self._hook("pre_create", M.name)
@@ -780,7 +789,7 @@ class Core:
             raise E.value_error(f"Invalid write values {vals!r}", 49)
         for key in vals:
             if key not in M.fields:
-                raise E.value_error(f"Invalid field {key!r} on model {M.name!r}", 49)
+                raise self._invalid_field(M, key, 49, "write")
         missing = [i for i in ids if i not in M.rows]
         if missing:
             raise E.missing_error(M.name, missing, self.uid)
@@ -947,7 +956,7 @@ class Core:
         if fields:
             for fname in fields:
                 if fname not in M.fields:
-                    raise E.value_error(f"Invalid field {fname!r} on model {M.name!r}", tb)
+                    raise self._invalid_field(M, fname, tb, "read")
             names = [f for f in fields if f != "id"]
         else:
             names = [f for f in M.fields if f != "id"]
@@ -1086,7 +1095,7 @@ class Core:
         if fields:
             for fname in fields:
                 if fname not in M.fields:
-                    raise E.value_error(f"Invalid field {fname!r} on model {M.name!r}", 39)
+                    raise self._invalid_field(M, fname, 39, "read")
         ids = self._search_ids(M, domain, ctx, offset=offset, limit=limit, order=order)
         # as Odoo 17's search_read: active_test is for the search only, what it reads is read without it
         self.ctx = {k: v for k, v in ctx.items() if k != "active_test"}
