@@ -63,6 +63,8 @@ def state_db(private_pg, monkeypatch):
 
 #: the Odoo targets the integration, engine and DAG suites run on; the real server is the judge
 ODOO_TARGETS = ("sandbox", "odoo17")
+#: the real servers a module may name as well (``odoo19``: JSON-2 with an API key); the summary counts each
+REAL_SERVERS = ("odoo17", "odoo19")
 
 _REAL: dict = {}
 
@@ -106,7 +108,8 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def make_odoo_target():
     """``make(kind, label) -> (OdooTarget, close)``: a sandbox, or a fresh database of a real server
-    (started once per session; its cases skipped where the server is absent, failed under CI)."""
+    (``odoo17``, ``odoo19``; started once per session; its cases skipped where the server is absent, failed
+    under CI). On 19 the target carries an API key (``api_key``, also its password): JSON-2."""
     from crm_sandbox.targets import OdooTarget
 
     def make(kind: str, label: str = "t"):
@@ -117,7 +120,10 @@ def make_odoo_target():
             return OdooTarget("sandbox", server.url, "crmtest", server=server), server.stop
         real = _real_server(kind)
         db = real.new_db(label)
-        return OdooTarget(kind, real.url, db, version=real.version), lambda: _DROP.append((real, db))
+        # 19+: JSON-2 needs an API key (about 2.5 s: a second Odoo process); the key is the password too
+        key = real.api_key(db) if real.version >= 19 else None
+        target = OdooTarget(kind, real.url, db, version=real.version, password=key or "admin", api_key=key)
+        return target, lambda: _DROP.append((real, db))
 
     return make
 
@@ -133,7 +139,7 @@ def odoo_target(request, make_odoo_target):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """How many cases ran on each real server (``make test`` prints it)."""
-    for name in ODOO_TARGETS[1:]:
+    for name in REAL_SERVERS:
         counts = {}
         for outcome in ("passed", "failed", "error", "skipped"):
             counts[outcome] = sum(1 for r in terminalreporter.stats.get(outcome, [])

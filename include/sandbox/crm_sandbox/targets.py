@@ -36,9 +36,14 @@ class OdooTarget:
     fault injection and admin endpoints) or a real server (``server`` is None; a database of its own)."""
 
     def __init__(self, kind: str, url: str, db: str, *, server: Any = None, version: int = 17,
-                 login: str = "admin", password: str = "admin") -> None:
+                 login: str = "admin", password: str = "admin", api_key: str | None = None) -> None:
         self.kind, self.url, self.db, self.server, self.version = kind, url, db, server, version
-        self.login, self.password = login, password
+        self.login, self.password, self.api_key = login, password, api_key
+
+    @property
+    def transport(self) -> str:
+        """The transport a test names when it names one: ``json2`` with an API key (19+), else ``jsonrpc``."""
+        return "json2" if self.api_key else "jsonrpc"
 
     @property
     def real(self) -> bool:

@@ -25,7 +25,7 @@ from typing import Any, TypedDict
 
 from crm_migration.engine.extract import BatchRef, stage_stream
 from crm_migration.engine.load import LoadResult, Row, Target, load_batch
-from crm_migration.engine.schema import migration_key_field, target_field_problems
+from crm_migration.engine.schema import migration_key_field, target_field_problems, target_major
 from crm_migration.engine.values import canonical
 from crm_migration.errors import ConfigurationError
 from crm_migration.hooks.odoo import FieldDef, OdooHook
@@ -88,11 +88,14 @@ class Pipeline:
 
     @cached_property
     def base_spec(self) -> PairSpec:
+        """The pair file with the namespace resolved and the target version's overrides (``targets:``) applied."""
         spec = self._pair if isinstance(self._pair, PairSpec) else load_pair(self._pair)
-        if spec.namespace is not None:
-            return spec
-        ns = self.meta["namespace"] if "namespace" in self.meta else self.source.namespace
-        return spec.with_namespace(ns)
+        if spec.namespace is None:
+            ns = self.meta["namespace"] if "namespace" in self.meta else self.source.namespace
+            spec = spec.with_namespace(ns)
+        if spec.target_version is None:
+            spec = spec.for_target(target_major(self.odoo))
+        return spec
 
     @cached_property
     def custom_field_plan(self) -> dict[str, list[Any]]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from crm_migration.engine.schema import target_field_problems
+from crm_migration.engine.schema import target_field_problems, target_major
 from crm_migration.hooks.apto import AptoApiError, soql_in_chunks
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooError
 from crm_migration.mapping import transforms as T
@@ -1059,6 +1059,13 @@ def build_plan(apto: AptoHook, odoo: OdooHook, pair: PairSpec, *, sample_limit: 
     with _Recorder(apto) as rec:
         ns, how = _namespace_how(apto)
         resolved = pair.with_namespace(ns) if pair.namespace is None else pair
+        if resolved.target_version is None:
+            try:
+                major = target_major(odoo)
+            except OdooError as exc:       # Odoo unreadable: its problems are reported step by step
+                logger.warning("Plan: Odoo version not readable (%s); no per-version override applied", exc.message)
+                major = None
+            resolved = resolved.for_target(major)      # the target version's overrides (pair file `targets:`)
         plan = Plan(pair=pair.pair, source=pair.source, namespace=ns, namespace_how=how, fallback_user="",
                     fallback_user_from="", fallback_user_id=None, started_at=started.isoformat(timespec="seconds"),
                     sample_limit=sample_limit)

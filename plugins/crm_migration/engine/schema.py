@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from crm_migration.hooks.odoo import MIGRATION_KEY, FieldDef, OdooHook
+from crm_migration.hooks.odoo import MIGRATION_KEY, FieldDef, OdooHook, _major
+
+
+def target_major(odoo: OdooHook) -> int | None:
+    """The target's major version, from the hook's cached ``common.version()`` (one call per hook): the
+    version whose ``targets:`` overrides of the pair file apply (None when Odoo does not say: none)."""
+    return _major(odoo.version())
 
 
 def migration_key_field(model: str) -> FieldDef:

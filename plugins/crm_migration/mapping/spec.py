@@ -531,6 +531,8 @@ class PairSpec:
     origin: str = "<memory>"
     namespace: str | None = None
     raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+    #: the target's major version whose ``targets:`` overrides are applied (None: not resolved yet; 0: unknown)
+    target_version: int | None = None
 
     def order(self) -> list[str]:
         """The object names, dependencies first (ties in file order)."""
@@ -619,11 +621,32 @@ class PairSpec:
             raise ValueError(f"{self.pair}: namespace already resolved to {self.namespace!r}")
         return parse_pair(_expand(thaw(self.raw), ns), origin=self.origin, namespace=ns or "")
 
+    def for_target(self, major: int | None) -> PairSpec:
+        """The mapping in force on an Odoo of major version ``major``: the file's ``targets:`` overrides
+        whose version is at most ``major`` merged in, lowest first (``None``, an unknown version: none).
+
+        An override is merged key by key into the file (``objects.<name>.fields.<field>`` replaced whole;
+        ``null`` removes it; ``x_fields.<model>.<field>`` added); the result is validated like the file."""
+        if self.target_version is not None:
+            if self.target_version != (major or 0):
+                raise ValueError(f"{self.pair}: already resolved for Odoo {self.target_version}")
+            return self
+        raw = thaw(self.raw)
+        overrides = {int(v): o for v, o in (raw.pop("targets", None) or {}).items()}
+        applied = sorted(v for v in overrides if major is not None and v <= major)
+        for version in applied:
+            raw = _merge(raw, overrides[version])
+        spec = parse_pair(raw, origin=self.origin, namespace=self.namespace) if applied else self
+        return replace(spec, target_version=major or 0, raw=self.raw)
+
 
 # ---- parsing -------------------------------------------------------------------------------------------
 
 _TOP_KEYS = frozenset({"pair", "source", "version", "description", "settings", "lookups", "x_fields",
-                       "custom_fields", "objects"})
+                       "custom_fields", "objects", "targets"})
+#: what a ``targets.<version>`` override may change
+_TARGET_OVERRIDE_KEYS = frozenset({"doc", "x_fields", "objects"})
+_OBJ_OVERRIDE_KEYS = frozenset({"fields"})
 _OBJ_KEYS = frozenset({"source_object", "stream", "target", "depends_on", "fields", "conditions", "attach_to",
                        "hierarchy", "id_prefix", "enrich", "custom_fields", "on_missing", "doc", "unknown_fields"})
 _FIELD_KEYS = frozenset({"from", "fn", "args", "ref", "lookup", "const", "default", "required", "on_missing",
@@ -675,11 +698,64 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
     _check_settings(objects, settings, source, origin)
     objects = _link(objects)
     order = _toposort(objects, origin)
+    _check_targets(raw.get("targets"), raw, origin, namespace)
     pair = PairSpec(pair=str(raw["pair"]), source=source, settings=settings,
                     objects=MappingProxyType({n: objects[n] for n in order}), lookups=MappingProxyType(lookups),
                     x_fields=_freeze(x_fields), custom_fields=custom, origin=origin, namespace=namespace,
                     raw=_freeze(dict(raw)))
     return pair
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """``override`` merged into ``base``: mappings key by key down to a field's spec (``objects.X.fields.f``
+    and ``x_fields.model.f`` are replaced whole), ``None`` removes the key; an override's ``doc`` is its own."""
+
+    def merge(b: Any, o: Any, path: tuple[str, ...]) -> Any:
+        whole = (len(path) == 4 and path[0] == "objects" and path[2] == "fields") or \
+                (len(path) == 3 and path[0] == "x_fields")
+        if whole or not isinstance(b, Mapping) or not isinstance(o, Mapping):
+            return o
+        out = dict(b)
+        for k, v in o.items():
+            if k == "doc" and not path:
+                continue
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = merge(b.get(k), v, (*path, str(k))) if k in b else v
+        return out
+
+    return merge(base, override, ())
+
+
+def _check_targets(raw: Any, whole: Mapping[str, Any], origin: str, namespace: str | None) -> None:
+    """Validate ``targets:`` (``{<major version>: {doc, x_fields, objects: {<object>: {fields}}}}``): the
+    keys, and the file with each override applied in turn (parsed like the file itself)."""
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, "targets must be a mapping of Odoo major version → override")
+    merged: Any = {k: v for k, v in whole.items() if k != "targets"}
+    for version in sorted(raw, key=lambda v: int(v) if str(v).isdigit() else -1):
+        where = f"targets.{version}"
+        if not str(version).isdigit() or not 8 <= int(version) <= 99:
+            raise SpecError(origin, f"{where}: a target is an Odoo major version such as \"19\"")
+        over = raw[version]
+        if not isinstance(over, Mapping):
+            raise SpecError(origin, f"{where} must be a mapping with x_fields and/or objects")
+        if unknown := sorted(set(over) - _TARGET_OVERRIDE_KEYS):
+            raise SpecError(origin, f"{where}: unknown key(s) {unknown}; known: {sorted(_TARGET_OVERRIDE_KEYS)}")
+        objects = over.get("objects") or {}
+        if not isinstance(objects, Mapping):
+            raise SpecError(origin, f"{where}.objects must be a mapping of object → {{fields}}")
+        for name, obj in objects.items():
+            if name not in (whole.get("objects") or {}):
+                raise SpecError(origin, f"{where}.objects.{name}: no such object in the file")
+            if not isinstance(obj, Mapping) or set(obj) - _OBJ_OVERRIDE_KEYS:
+                raise SpecError(origin, f"{where}.objects.{name}: an override changes fields only "
+                                        f"({{fields: {{odoo_field: spec or null}}}})")
+        merged = _merge(merged, over)
+        parse_pair(merged, origin=f"{origin} ({where} applied)", namespace=namespace)
 
 
 def _settings(raw: Any, origin: str) -> Settings:

@@ -1,6 +1,7 @@
 """Preflight: the target's own schema decides. A mapped field the target lacks is named, with a remedy, in
 the plan and by the migrate run, which stops before its first write (never a dead-letter storm).
-On both targets (the sandbox and the real Odoo 17), with the Apto sandbox over HTTP."""
+On the sandbox and both real servers (Odoo 17 over JSON-RPC, Odoo 19 over JSON-2 with an API key: the pair's
+`targets: "19"` overrides in force), with the Apto sandbox over HTTP."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ import pytest
 import yaml
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=("sandbox", "odoo17", "odoo19"))
+def odoo_target(request, make_odoo_target):
+    """One Odoo per target for the module (nothing here writes to it: preflight refuses, or only reads)."""
+    target, close = make_odoo_target(request.param, "t_preflight")
+    yield target
+    close()
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +39,7 @@ def _pipe(spec_raw, apto, odoo_target, mp):
     from crm_migration.streams.apto_source import AptoSource
 
     mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
-    mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_target.conn_json(transport="jsonrpc"))
+    mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_target.conn_json(transport=odoo_target.transport))
     state = MigrationStateHook()
     state.migrate()
     return Pipeline(parse_pair(spec_raw, origin="test:apto_to_odoo"), AptoSource(AptoHook()), OdooHook(), state)
@@ -64,3 +73,22 @@ def test_the_pair_as_shipped_passes_preflight_on_this_target(apto, odoo_target, 
     pipe = _pipe(_raw(), apto, odoo_target, monkeypatch)
     problems = pipe.preflight()
     assert [p for p in problems if p["severity"] == "blocking"] == []
+    assert pipe.spec.target_version == odoo_target.version         # the target's version read, its overrides in force
+    if odoo_target.api_key:
+        assert pipe.odoo.wire.name == "json2"
+
+
+def test_without_its_version_overrides_the_pair_is_refused_on_19_naming_each_field(apto, odoo_target, state_db,
+                                                                                     monkeypatch):
+    if odoo_target.version < 19:
+        pytest.skip("the 17 mapping is the file itself")
+    raw = _raw()
+    raw.pop("targets")
+    pipe = _pipe(raw, apto, odoo_target, monkeypatch)
+    from crm_migration.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as exc:
+        pipe.preflight()
+    text = str(exc.value)
+    assert "Contact -> res.partner.mobile: the target has no field 'mobile'" in text
+    assert "OpportunityStage -> crm.stage.team_id: the target has no field 'team_id'" in text

@@ -309,3 +309,50 @@ def test_streams_are_valid_soql_streams_on_the_apto_schema(pair):
             if "object" in spec:
                 cdef = schema[spec["object"]]
                 assert all(cdef.has(f) for f in (*spec["fields"], spec["match"])), (obj.name, child)
+
+
+# ---- per-version overrides (`targets:`) ------------------------------------------------------------------
+
+def test_version_overrides_apply_from_their_version_on(pair):
+    on17, on18, on19, on20 = (pair.for_target(v) for v in (17, 18, 19, 20))
+    unknown = pair.for_target(None)
+    for spec in (on17, on18, unknown):
+        assert "mobile" in spec.object("Contact").fields and "team_id" in spec.object("OpportunityStage").fields
+        assert "x_mobile" not in spec.x_fields["res.partner"]
+    for spec in (on19, on20):                                      # 19 and every later version
+        contact, stage = spec.object("Contact"), spec.object("OpportunityStage")
+        assert "mobile" not in contact.fields and contact.fields["x_mobile"].sources == ("MobilePhone",)
+        assert "mobile" not in spec.object("AccountContactRelation").fields
+        assert "team_id" not in stage.fields
+        team_ids = stage.fields["team_ids"]
+        assert team_ids.ref == ("RecordType",) and [s.name for s in team_ids.fn] == ["as_list"]
+        assert spec.x_fields["res.partner"]["x_mobile"]["ttype"] == "char"
+        assert "notes" in spec.object("Event").fields and "description" not in spec.object("Event").fields
+        assert spec.object("Contact").fields["phone"] == on17.object("Contact").fields["phone"]   # the rest as is
+    assert (on17.target_version, on19.target_version, unknown.target_version) == (17, 19, 0)
+    assert on19.for_target(19) is on19
+    with pytest.raises(ValueError, match="already resolved"):
+        on19.for_target(17)
+
+
+def test_version_overrides_survive_the_namespace(pair):
+    spec = pair.with_namespace("McLabs2").for_target(19)
+    assert spec.namespace == "McLabs2" and "x_mobile" in spec.object("Contact").fields
+
+
+@pytest.mark.parametrize(("targets", "message"), [
+    ("nineteen", "targets must be a mapping"),
+    ({"latest": {}}, "a target is an Odoo major version"),
+    ({"19": {"settings": {}}}, "unknown key(s) ['settings']"),
+    ({"19": {"objects": {"Nope": {"fields": {}}}}}, "targets.19.objects.Nope: no such object"),
+    ({"19": {"objects": {"Contact": {"target": {"model": "x"}}}}}, "an override changes fields only"),
+    ({"19": {"objects": {"Contact": {"fields": {"x_pager": {"from": "MobilePhone", "fn": "no_such_fn"}}}}}},
+     "no_such_fn"),
+    ({"19": {"x_fields": {"res.partner": {"mobile2": {"ttype": "char"}}}}}, "x_[a-z0-9_]"),
+])
+def test_bad_version_overrides_fail_clearly(raw, targets, message):
+    bad = copy.deepcopy(raw)
+    bad["targets"] = targets
+    with pytest.raises(SpecError) as exc:
+        parse_pair(bad, origin="t.yaml")
+    assert message in str(exc.value)
