@@ -9,8 +9,9 @@ and prints the reconciliation and where the reports are. Everything lives under 
 run starts clean (the sandboxes keep their data in memory, so there is nothing to resume) and says so.
 
 Environment: ``DEMO_SCALE`` (default 1: ~50 companies, 150 contacts, 100 deals, 300 activities),
-``DEMO_DIR`` (default ``var/demo``), ``TARGET`` (``sandbox``, the default, or ``odoo17``: the real Odoo 17
-server of ``../shared/odoo17-server``, started if needed, in a fresh database the demo leaves in place).
+``DEMO_DIR`` (default ``var/demo``), ``TARGET`` (``sandbox``, the default, ``odoo17`` or ``odoo19``: the real
+Odoo server of ``../shared/odoo17-server`` or ``../shared/odoo19-server``, started if needed, in a fresh database
+the demo leaves in place; on 19 the connection carries an API key made for that database, so JSON-2 is used).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> int:
     if target == "sandbox":
         odoo = serve_odoo(port=0)
         odoo_url, odoo_db, odoo_label, stop_odoo = odoo.url, "crmtest", "Odoo 17 sandbox", odoo.stop
+        odoo_secret, secret_label = "admin", "admin/admin"
     else:
         from crm_sandbox.targets import SERVERS, RealOdoo, RealOdooUnavailable
 
@@ -86,17 +88,20 @@ def main() -> int:
             return 1
         odoo_url, odoo_db = real.url, real.new_db("demo")
         odoo_label, stop_odoo = f"real {target}", real.stop
+        odoo_secret, secret_label = "admin", "admin/admin"
+        if real.version >= 19:          # JSON-2 (transport auto) needs an API key: admin's, made for this database
+            odoo_secret, secret_label = real.api_key(odoo_db), "admin with an API key (JSON-2)"
     try:
         os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn
         os.environ["AIRFLOW_CONN_APTO_DEFAULT"] = json.dumps(apto.state.airflow_conn(apto.url, "client_credentials"))
         os.environ["AIRFLOW_CONN_ODOO_DEFAULT"] = json.dumps({
-            "conn_type": "odoo", "host": odoo_url, "schema": odoo_db, "login": "admin", "password": "admin",
-            "extra": {"transport": "auto", "fallback_user": "admin"}})
+            "conn_type": "odoo", "host": odoo_url, "schema": odoo_db, "login": "admin",
+            "password": odoo_secret, "extra": {"transport": "auto", "fallback_user": "admin"}})
         os.environ["AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START"] = (w0 - timedelta(hours=1)).isoformat()
         os.environ["AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END"] = (w1 + timedelta(hours=1)).isoformat()
         say(f"State DB   {pg.uri}")
         say(f"Apto org   {apto.url}  (scale {scale}, seed 7)")
-        say(f"Odoo       {odoo_url}  ({odoo_label}, database {odoo_db}, admin/admin)")
+        say(f"Odoo       {odoo_url}  ({odoo_label}, database {odoo_db}, {secret_label})")
         say("Preparing Airflow's metadata DB (SQLite) ...")
         from airflow.utils import db
 
