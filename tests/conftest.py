@@ -146,3 +146,54 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                   if f"[{name}" in r.nodeid or f"-{name}" in r.nodeid)
         terminalreporter.write_line(f"real {name} server: {counts['passed']} cases passed, {counts['failed']} failed, "
                                     f"{counts['error']} errors, {counts['skipped']} skipped")
+
+
+# ---- one engine world: a state DB of its own, the Apto sandbox, an Odoo target, a Pipeline ------------------
+
+@pytest.fixture(scope="session")
+def apto_pipeline(private_pg):
+    """``with apto_pipeline(apto, target, run_id, spec=None) as pipe:`` a :class:`Pipeline` of the Apto pair
+    (or ``spec``) over the Apto sandbox ``apto`` and the Odoo ``target``, on a fresh state database, its
+    schema prepared in ``run_id``; the connections are set for the block and the database dropped after."""
+    import contextlib
+    import json
+    import uuid
+
+    import psycopg2
+
+    @contextlib.contextmanager
+    def make(apto, target, run_id: str, spec=None, transport: str = "xmlrpc"):
+        from crm_migration.engine.pipeline import Pipeline
+        from crm_migration.hooks.apto import AptoHook
+        from crm_migration.hooks.odoo import OdooHook
+        from crm_migration.hooks.state import MigrationStateHook
+        from crm_migration.streams.apto_source import AptoSource
+
+        dbname = f"t_{uuid.uuid4().hex[:12]}"
+        admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{dbname}"')
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", private_pg.airflow_conn.replace(
+                    f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
+                mp.setenv("AIRFLOW_CONN_APTO_DEFAULT",
+                          json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
+                mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(transport=transport))
+                state = MigrationStateHook()
+                state.migrate()
+                odoo = OdooHook()
+                pipe = Pipeline(spec or "apto_to_odoo", AptoSource(AptoHook()), odoo, state)
+                pipe.prepare_schema(run_id=run_id)
+                try:
+                    yield pipe
+                finally:
+                    state.close()
+                    odoo.close()
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            admin.close()
+
+    return make

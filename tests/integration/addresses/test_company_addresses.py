@@ -10,8 +10,6 @@ its first contact), and countries written as people write them.
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,16 +26,9 @@ SHARED = {"BillingStreet": "1 Harbor Plaza\nFloor 12", "BillingCity": "Boston", 
 
 
 @pytest.fixture(scope="module")
-def world(private_pg, odoo_target):
-    import psycopg2
-
+def world(apto_pipeline, odoo_target):
     from crm_sandbox.apto.server import serve as apto_serve
 
-    dbname = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
     apto = apto_serve(port=0, scale=1, seed=7)
     org = apto.state
     hard = org.data.hard_cases
@@ -61,22 +52,8 @@ def world(private_pg, odoo_target):
                            {"Id": bare_contact, "AccountId": bare, "MailingStreet": "5th Avenue 700",
                             "MailingCity": "New York", "MailingState": "NY", "MailingPostalCode": "10001",
                             "MailingCountry": "US"}])
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
-                  private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
-        mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(org.airflow_conn(apto.url, "client_credentials")))
-        mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_target.conn_json(transport="xmlrpc"))
-        from crm_migration.engine.pipeline import Pipeline
-        from crm_migration.hooks.apto import AptoHook
-        from crm_migration.hooks.odoo import OdooHook
-        from crm_migration.hooks.state import MigrationStateHook
-        from crm_migration.streams.apto_source import AptoSource
-
-        state = MigrationStateHook()
-        state.migrate()
-        odoo = OdooHook()
-        pipe = Pipeline("apto_to_odoo", AptoSource(AptoHook()), odoo, state)
-        pipe.prepare_schema(run_id=RUN)
+    with apto_pipeline(apto, odoo_target, RUN) as pipe:
+        odoo, state = pipe.odoo, pipe.state
         end = datetime.now(UTC) + timedelta(minutes=1)
         for name in ("Account", "Contact"):
             for b in pipe.extract(name, run_id=RUN, start=None, end=end, batch_size=20):
@@ -85,12 +62,7 @@ def world(private_pg, odoo_target):
         yield {"pipe": pipe, "org": org, "odoo": odoo, "state": state, "cycle": cycle, "chain": chain,
                "self_parent": self_parent, "contact": contact, "spelled": spelled,
                "bare": bare, "bare_contact": bare_contact}
-        state.close()
-        odoo.close()
     apto.stop()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    admin.close()
 
 
 def _companies(world, sids):

@@ -9,8 +9,6 @@ file order: the last one brings the files back.
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,17 +21,17 @@ LOADED = ("RecordType", "OpportunityStage", "Account", "Contact", "Opportunity",
 
 
 @pytest.fixture(scope="module", params=("sandbox", "odoo17"))
-def world(request, private_pg, make_odoo_target):
-    import psycopg2
+def odoo_target(request, make_odoo_target):
+    """One Odoo per target for the module (the engine suite's default is one per test)."""
+    target, close = make_odoo_target(request.param, "t_files_meetings")
+    yield target
+    close()
 
+
+@pytest.fixture(scope="module")
+def world(apto_pipeline, odoo_target):
     from crm_sandbox.apto.server import serve as apto_serve
 
-    target, close = make_odoo_target(request.param, "t_files_meetings")
-    dbname = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
     apto = apto_serve(port=0, scale=1, seed=7)
     org = apto.state
     # an enhanced note whose html is gone as well (the generator's missing ones are a file and an attachment)
@@ -41,23 +39,8 @@ def world(request, private_pg, make_odoo_target):
     note_version = org.tables["ContentDocument"][note_doc]["LatestPublishedVersionId"]
     org.data.missing_blobs.add(note_version)
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
-                      private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
-            mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(org.airflow_conn(apto.url, "client_credentials")))
-            mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(transport="xmlrpc"))
-            from crm_migration.engine.pipeline import Pipeline
-            from crm_migration.hooks.apto import AptoHook
-            from crm_migration.hooks.odoo import OdooHook
-            from crm_migration.hooks.state import MigrationStateHook
-            from crm_migration.streams.apto_source import AptoSource
-
-            state = MigrationStateHook()
-            state.migrate()
-            odoo = OdooHook()
-            pipe = Pipeline("apto_to_odoo", AptoSource(AptoHook()), odoo, state)
-            pipe.prepare_schema(run_id=RUN)
-            rpc = target.rpc()
+        with apto_pipeline(apto, odoo_target, RUN) as pipe:
+            rpc = odoo_target.rpc()
             marks = {m: _last_id(rpc, m) for m in ("mail.message", "mail.activity")}
             results: dict[str, list] = {}
             for name in LOADED:
@@ -66,16 +49,10 @@ def world(request, private_pg, make_odoo_target):
                 results[name] = load(pipe, name, RUN)
                 if name == "Event":
                     marks = {m: (marks[m], _last_id(rpc, m)) for m in marks}
-            yield {"pipe": pipe, "org": org, "odoo": odoo, "rpc": rpc, "state": state, "results": results,
-                   "event_marks": marks, "note_doc": note_doc, "note_version": note_version, "target": target}
-            state.close()
-            odoo.close()
+            yield {"pipe": pipe, "org": org, "odoo": pipe.odoo, "rpc": rpc, "state": pipe.state, "results": results,
+                   "event_marks": marks, "note_doc": note_doc, "note_version": note_version, "target": odoo_target}
     finally:
         apto.stop()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
-        close()
 
 
 def load(pipe, name, run_id):

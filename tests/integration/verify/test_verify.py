@@ -6,9 +6,7 @@ and the one that edits Odoo behind the tool's back puts the values back before i
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 
@@ -21,58 +19,30 @@ SCRIPT_HTML = ('<p onclick="steal()">Kick-off <script>alert("x")</script><b>agre
 
 
 @pytest.fixture(scope="module")
-def world(private_pg, odoo_target):
-    import psycopg2
-
+def world(apto_pipeline, odoo_target):
+    from crm_migration.mapping.spec import parse_pair
     from crm_sandbox.apto.server import serve as apto_serve
 
-    dbname = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
     apto = apto_serve(port=0, scale=1, seed=7)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
-                  private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
-        mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
-        mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_target.conn_json(transport="xmlrpc"))
-        from crm_migration.engine.pipeline import Pipeline
-        from crm_migration.hooks.apto import AptoHook
-        from crm_migration.hooks.odoo import OdooHook
-        from crm_migration.hooks.state import MigrationStateHook
-        from crm_migration.mapping.spec import parse_pair
-        from crm_migration.streams.apto_source import AptoSource
-
-        # the deal's description read as rich text (html_clean), and enhanced notes whose html carries a
-        # script: the tool sanitises both itself, and what it sends is what Odoo stores
-        raw = yaml.safe_load((files("crm_migration") / "pairs" / "apto_to_odoo.yaml").read_text(encoding="utf-8"))
-        raw["objects"]["Opportunity"]["fields"]["description"] = {"from": "Description", "fn": "html_clean"}
-        spec = parse_pair(raw, origin="test:apto_to_odoo")
-        deals = sorted(apto.state.tables["Opportunity"])[:6]
-        apto.state.update("Opportunity", [{"Id": d, "Description": SCRIPT_HTML} for d in deals])
-        notes = list(apto.state.data.hard_cases["content_note"])
-        for doc in notes:
-            apto.state.data.blobs[apto.state.tables["ContentDocument"][doc]["LatestPublishedVersionId"]] = \
-                SCRIPT_HTML.encode()
-
-        state = MigrationStateHook()
-        state.migrate()
-        odoo = OdooHook()
-        pipe = Pipeline(spec, AptoSource(AptoHook()), odoo, state)
-        pipe.prepare_schema(run_id=RUN)
+    # the deal's description read as rich text (html_clean), and enhanced notes whose html carries a
+    # script: the tool sanitises both itself, and what it sends is what Odoo stores
+    raw = yaml.safe_load((files("crm_migration") / "pairs" / "apto_to_odoo.yaml").read_text(encoding="utf-8"))
+    raw["objects"]["Opportunity"]["fields"]["description"] = {"from": "Description", "fn": "html_clean"}
+    spec = parse_pair(raw, origin="test:apto_to_odoo")
+    deals = sorted(apto.state.tables["Opportunity"])[:6]
+    apto.state.update("Opportunity", [{"Id": d, "Description": SCRIPT_HTML} for d in deals])
+    notes = list(apto.state.data.hard_cases["content_note"])
+    for doc in notes:
+        apto.state.data.blobs[apto.state.tables["ContentDocument"][doc]["LatestPublishedVersionId"]] = \
+            SCRIPT_HTML.encode()
+    with apto_pipeline(apto, odoo_target, RUN, spec=spec) as pipe:
         end = datetime.now(UTC) + timedelta(minutes=1)
         for name in pipe.loadable():
             for b in pipe.extract(name, run_id=RUN, start=None, end=end, batch_size=50):
                 pipe.load(name, run_id=RUN, batch_no=b["batch_no"])
             pipe.link(name, run_id=RUN)
-        yield {"pipe": pipe, "apto": apto, "state": state, "odoo": odoo, "deals": deals, "notes": notes}
-        state.close()
-        odoo.close()
+        yield {"pipe": pipe, "apto": apto, "state": pipe.state, "odoo": pipe.odoo, "deals": deals, "notes": notes}
     apto.stop()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    admin.close()
 
 
 @pytest.fixture(scope="module")
