@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from html import escape
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -96,6 +96,10 @@ class ReconRow(TypedDict):
     problems: list[str]
     status: str                   # ok | mismatch
     seconds: float
+    dead_letters_counted: int     # of the dead letters, those a mapping or Odoo caused (not a gap in the source)
+    dead_letter_share: float      # dead_letters_counted / (crosswalk + dead_letters): the object's records
+    dead_letter_limit: float      # settings.max_dead_letter_share in force
+    dead_letter_reasons: list[list[Any]]  # [reason (ids cut), count, counted?], most frequent first
 
 
 # ---- comparable values -------------------------------------------------------------------------------
@@ -501,8 +505,122 @@ def _line(sid: str, values: Any) -> bytes:
                       separators=(",", ":")).encode() + b"\n"
 
 
+# ---- dead letters: how many, why, and whether a mapping or Odoo caused them ---------------------------------
+
+#: reasons saying the source's own data is incomplete: a file it lost, a record hanging on no record at all
+_SOURCE_GAPS = ("file missing in the source", "no parent record among")
+#: the references a "not migrated (yet)" reason names: ``Opportunity 006…``, ``WhatId → Account 001…``
+_NOT_MIGRATED_REF = re.compile(r"(\w+) ([^\s,;]+)(?=$|,|;| not migrated)")
+_IDS = (re.compile(r"\b(?=[A-Za-z]*\d)[A-Za-z0-9]{15,18}\b"),          # Salesforce ids
+        re.compile(r"(?<![\w.])(?<!HTTP )\d{2,}(?![\w.])"),           # numeric ids (not an HTTP status)
+        re.compile(r"'[^']*'"))                                          # quoted values (file names …)
+TOP_REASONS = 5
+
+
+def reason_group(field: str | None, reason: str) -> str:
+    """A dead letter's reason with its ids and quoted values cut, so that alike reasons count together."""
+    text = " ".join(reason.split())
+    for pattern, repl in zip(_IDS, ("<id>", "<id>", "'…'"), strict=True):
+        text = pattern.sub(repl, text)
+    return f"{field}: {text}" if field else text
+
+
+def open_dead_letters(pipe: Pipeline) -> dict[tuple[str, str], tuple[str | None, str | None, str]]:
+    """``{(source object, source id): (odoo model, field, reason)}``: the pair's open dead letters (latest)."""
+    sql = (f"SELECT DISTINCT ON (source_object, source_id) source_object, source_id, odoo_model, field, reason "
+           f"FROM {SCHEMA}.dead_letter WHERE pair = %s AND resolved_at IS NULL "
+           "ORDER BY source_object, source_id, updated_at DESC")
+    rows = pipe.state.run_in_transaction(lambda cur: (cur.execute(sql, (pipe.pair,)), cur.fetchall())[1])
+    return {(o, s): (m, f, r) for o, s, m, f, r in rows}
+
+
+def staged_refs(pipe: Pipeline, dead: Mapping[tuple[str, str], tuple[str | None, str | None, str]],
+                run_id: str) -> set[tuple[str, str]]:
+    """Of the records the open dead letters say were "not migrated (yet)", those the source has: staged in run
+    ``run_id`` and not deleted, as ``(object, source id)``. (A record the source deleted is not read by a full
+    run; a delta reads changes only, so there a parent it did not read counts as a gap: lenient.)"""
+    ids = sorted({sid for _, _, reason in dead.values() if "not migrated (yet)" in reason
+                  for _, sid in _NOT_MIGRATED_REF.findall(reason)})
+    if not ids:
+        return set()
+    sql = (f"SELECT source_object, source_id FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s AND NOT deleted"
+           " AND source_id = ANY(%s)")
+    rows = pipe.state.run_in_transaction(lambda cur: (cur.execute(sql, (run_id, pipe.pair, ids)), cur.fetchall())[1])
+    return {(o, s) for o, s in rows}
+
+
+def source_gap(key: tuple[str, str], dead: Mapping[tuple[str, str], tuple[str | None, str | None, str]],
+               scopes: Mapping[str, str], staged: Collection[tuple[str, str]],
+               _memo: dict[tuple[str, str], bool] | None = None) -> bool:
+    """Whether the dead letter ``key`` stems from a gap in the source, not from the mapping or Odoo.
+
+    A gap: a file the source lost, a record hanging on no record, or a reference to a record the source
+    does not have (deleted there, or never there: not in ``staged``, see :func:`staged_refs`). A reference to a record that is a
+    dead letter itself is a gap only when that one is (a stage Odoo refused makes each of its deals count);
+    a reference to a record the source has but that did not land counts (an object not loaded, a bug).
+    """
+    memo = {} if _memo is None else _memo
+    if key in memo:
+        return memo[key]
+    memo[key] = False                       # a cycle of references counts
+    reason = dead[key][2]
+    gap = any(g in reason for g in _SOURCE_GAPS)
+    if not gap and "not migrated (yet)" in reason:
+        refs = _NOT_MIGRATED_REF.findall(reason)
+        gap = bool(refs) and all(
+            source_gap((scopes.get(obj, obj), sid), dead, scopes, staged, memo)
+            if (scopes.get(obj, obj), sid) in dead else (obj, sid) not in staged for obj, sid in refs)
+    memo[key] = gap
+    return gap
+
+
+def _dead_letter_counts(pipe: Pipeline, scope: str, model: str,
+                        dead: Mapping[tuple[str, str], tuple[str | None, str | None, str]],
+                        scopes: Mapping[str, str], staged: Collection[tuple[str, str]],
+                        memo: dict[tuple[str, str], bool]) -> tuple[int, list[list[Any]]]:
+    """``(counted, [[reason, count, counted?], ...])`` of the object's open dead letters, most frequent first."""
+    groups: dict[tuple[str, bool], int] = {}
+    counted = 0
+    for key, (m, field, reason) in dead.items():
+        if key[0] != scope or m != model:
+            continue
+        counts = not source_gap(key, dead, scopes, staged, memo)
+        counted += counts
+        group = (reason_group(field, reason), counts)
+        groups[group] = groups.get(group, 0) + 1
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1], not kv[0][1], kv[0][0]))
+    return counted, [[text, n, counts] for (text, counts), n in ranked]
+
+
+def dead_letter_verdict(rows: Sequence[ReconRow]) -> tuple[list[str], list[str]]:
+    """``(over the limit, needing action)``: one line per object with dead letters, naming its count, share
+    and top reasons. An object is over the limit when the dead letters a mapping or Odoo caused exceed
+    ``settings.max_dead_letter_share`` of its records; any other dead letter still needs a person's look."""
+    over, action = [], []
+    for r in rows:
+        if not r.get("dead_letters"):
+            continue
+        records = r["crosswalk"] + r["dead_letters"]
+        reasons = "; ".join(f"{n} × {text}" + ("" if counts else " (a gap in the source)")
+                            for text, n, counts in r["dead_letter_reasons"][:TOP_REASONS])
+        more = len(r["dead_letter_reasons"]) - TOP_REASONS
+        reasons += f"; and {more} other reason{'s' * (more != 1)}" if more > 0 else ""
+        if r["dead_letter_share"] > r["dead_letter_limit"]:
+            over.append(f"{r['object']}: {r['dead_letters_counted']:,} of {records:,} records are dead letters "
+                        f"({r['dead_letter_share']:.1%}, limit {r['dead_letter_limit']:.1%} "
+                        f"settings.max_dead_letter_share): {reasons}")
+        else:
+            gaps = r["dead_letters"] - r["dead_letters_counted"]
+            action.append(f"{r['object']}: {r['dead_letters']:,} dead letter"
+                          f"{'s need' if r['dead_letters'] != 1 else ' needs'} "
+                          f"action ({r['dead_letters_counted']:,} counted, {r['dead_letter_share']:.1%} of "
+                          f"{records:,} records, limit {r['dead_letter_limit']:.1%}; {gaps:,} a gap in the "
+                          f"source): {reasons}")
+    return over, action
+
+
 def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = None,
-              page_size: int = PAGE) -> list[ReconRow]:
+              page_size: int = PAGE, max_dead_letter_share: float | None = None) -> list[ReconRow]:
     """Reconcile each loadable object (or ``objects``) after run ``run_id``.
 
     Counts: records staged in the run, landed of those, crosswalk rows (all runs), Odoo records with the
@@ -511,8 +629,19 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
     from the crosswalk's written values on one side and an Odoo read-back of the same fields on the other
     (html normalised, files by checksum). ``status`` is ``ok`` when the checksums agree, Odoo holds as
     many keyed records as the crosswalk and every staged record is accounted for.
+
+    Dead letters: those a mapping or Odoo caused (not a gap in the source, see :func:`source_gap`) are
+    counted against ``max_dead_letter_share`` (default: the pair's ``settings.max_dead_letter_share``) of
+    the object's records (crosswalk + dead letters); over it, the object is a mismatch and
+    :func:`dead_letter_verdict` names it.
     """
     wanted = list(objects) if objects is not None else pipe.loadable()
+    limit = (float(max_dead_letter_share) if max_dead_letter_share is not None
+             else float(getattr(pipe.spec.settings, "max_dead_letter_share", 0.01)))
+    dead_all = open_dead_letters(pipe)
+    scopes = {name: pipe.target(name).source_object for name in pipe.loadable()}
+    staged_ids = staged_refs(pipe, dead_all, run_id)
+    memo: dict[tuple[str, str], bool] = {}
     out: list[ReconRow] = []
     for name in wanted:
         started = time.perf_counter()
@@ -563,11 +692,17 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
                             f"the crosswalk {cw_count}")
         if unaccounted:
             problems.append(f"{unaccounted} staged records neither landed nor dead-lettered")
+        counted, reasons = _dead_letter_counts(pipe, scope, model, dead_all, scopes, staged_ids, memo)
+        share = counted / (cw_count + dead) if counted else 0.0
+        if share > limit:
+            problems.append(f"{counted} dead letters, {share:.1%} of its records (limit {limit:.1%})")
         row = ReconRow(object=name, model=model, scope=scope, staged=staged, landed=landed, crosswalk=cw_count,
                        odoo=odoo_count, dead_letters=dead, unaccounted=unaccounted, moved=moved, compared=compared,
                        differing=differing, missing_in_odoo=missing, checksum_crosswalk=cs_cw,
                        checksum_odoo=cs_odoo, examples=examples, problems=problems,
-                       status="mismatch" if problems else "ok", seconds=round(time.perf_counter() - started, 3))
+                       status="mismatch" if problems else "ok", seconds=round(time.perf_counter() - started, 3),
+                       dead_letters_counted=counted, dead_letter_share=round(share, 6), dead_letter_limit=limit,
+                       dead_letter_reasons=reasons)
         pipe.log.info("reconcile %s: staged %d, landed %d, crosswalk %d, Odoo %d, dead letters %d; checksum %s; "
                       "%s (%.2f s)", name, staged, landed, cw_count, odoo_count, dead,
                       "ok" if cs_cw == cs_odoo else f"MISMATCH ({differing} records)", row["status"],

@@ -358,6 +358,8 @@ class Settings:
     :param on_missing_ref: default for a ``ref`` to a record not (yet) migrated: ``error`` or ``null``.
     :param contact_extra_companies: ``child_contacts`` (one child partner per extra company) or ``many2many``.
     :param contact_own_address_type: the ``res.partner.type`` of a contact with its own address.
+    :param max_dead_letter_share: the share of an object's records (0 to 1; 0.01 = 1 %) whose dead letters a
+        mapping or Odoo caused above which the run's verify step fails (gaps in the source do not count).
     :param activities_oldest_first: load the chatter (every object that becomes ``mail.message``: stage
         history, done tasks, emails, calls, notes) as one timeline, oldest first, so message ids follow
         the dates (Odoo shows a record's chatter by id). See :meth:`PairSpec.timeline`.
@@ -370,6 +372,7 @@ class Settings:
     contact_own_address_type: str = "other"
     activities_oldest_first: bool = True
     owner_match: str = "email"
+    max_dead_letter_share: float = 0.01
 
 
 SF_TYPE_MAP = {
@@ -653,7 +656,8 @@ _FIELD_KEYS = frozenset({"from", "fn", "args", "ref", "lookup", "const", "defaul
                          "on_error", "when", "deferred", "fallback", "doc"})
 _TARGET_KEYS = frozenset({"model", "key", "action", "where", "context", "export", "match"})
 _SETTINGS_KEYS = frozenset({"fallback_user", "conflict_policy", "on_missing_ref", "contact_extra_companies",
-                            "contact_own_address_type", "activities_oldest_first", "owner_match"})
+                            "contact_own_address_type", "activities_oldest_first", "owner_match",
+                            "max_dead_letter_share"})
 
 
 def load_pair(name_or_path: str | Path) -> PairSpec:
@@ -777,6 +781,10 @@ def _settings(raw: Any, origin: str) -> Settings:
         raise SpecError(origin, "settings.contact_own_address_type must be a res.partner type")
     if not isinstance(s.fallback_user, str) or not s.fallback_user:
         raise SpecError(origin, "settings.fallback_user must be an Odoo login")
+    share = s.max_dead_letter_share
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise SpecError(origin, "settings.max_dead_letter_share must be a share of an object's records, 0 to 1 "
+                                "(0.01 = 1 %)")
     return s
 
 

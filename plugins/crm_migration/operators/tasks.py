@@ -190,12 +190,32 @@ def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any
         for line in summary_lines(rows):
             log.info("%s", line)
         log.info("reconciliation report: %s", path)
+        over, action = v.dead_letter_verdict(rows)
+        for line in action:
+            log.warning("%s", line)
         stats = {"objects": len(rows), "mismatches": sum(1 for r in rows if r.get("status") != "ok"),
-                 "report": str(path)}
+                 "report": str(path), "dead_letters_over_limit": over, "dead_letters_need_action": action}
+        if over:
+            _fail_over_dead_letter_limit(run_id, over, stats)
     state = MigrationStateHook()
     state.finish_run(run_id, status="success", stats=stats)
     state.close()
     return stats
+
+
+def _fail_over_dead_letter_limit(run_id: str, over: list[str], stats: dict[str, Any]) -> None:
+    """Record the run as failed and fail the task, without retries (a rerun would find the same dead letters)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for line in over:
+        log.error("%s", line)
+    state = MigrationStateHook()
+    state.finish_run(run_id, status="failed", stats=stats)
+    state.close()
+    raise AirflowFailException(
+        f"{len(over)} object{'s' * (len(over) != 1)} over the dead-letter limit (settings.max_dead_letter_share): "
+        + " | ".join(over) + ". Fix the mapping or the data, rerun the load, then clear this task; the dead "
+        "letters are in crm_migration.dead_letter and the reconciliation report.")
 
 
 def set_watermarks(*, pair: str, **context: Any) -> dict[str, str]:

@@ -71,6 +71,15 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
                            "Odoo = records carrying the object's x_migration_key (archived included). The "
                            "checksums are sha256 over (source id, written values) in source-id order, one from "
                            "the crosswalk, one from an Odoo read-back of the same fields.")
+    report.add("Dead letters by reason", [
+        {"object": r["object"], "reason (ids cut)": text, "dead letters": n,
+         "counts toward the limit": "yes" if counted else "no: a gap in the source",
+         "share of the object (counted)": f"{r['dead_letter_share']:.1%} (limit {r['dead_letter_limit']:.1%})"}
+        for r in rows for text, n, counted in r.get("dead_letter_reasons", [])],
+        note="Every open dead letter needs a person's action. Those a mapping or Odoo caused count toward "
+             "settings.max_dead_letter_share of the object's records (crosswalk + dead letters); above it the "
+             "verify step fails. A gap in the source (a file it lost, a record hanging on a record it deleted "
+             "or never had) is listed, not counted.")
     report.add("Records that differ (examples)", [
         {"object": r["object"], "source id": e["source_id"], "odoo id": e["odoo_id"], "field": e["field"],
          "the tool wrote": _cell(e["crosswalk"]), "Odoo now": _cell(e["odoo"])}
