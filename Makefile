@@ -30,6 +30,7 @@ postgres:
 lint: $(STAMP)
 	$(BIN)/ruff check dags plugins include tests bench
 
+# the suite also runs on the real Odoo servers of ../shared/odoo17-server and ../shared/odoo19-server
 test: $(STAMP) lint
 	$(BIN)/python -m pytest tests
 

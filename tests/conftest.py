@@ -60,6 +60,8 @@ def state_db(private_pg, monkeypatch):
 
 
 # ---- Odoo targets: the sandbox and the real Odoo 17 server (one test body, both targets) ------------------
+# The real servers are ../shared/odoo17-server/odoo-server and ../shared/odoo19-server/odoo-server (or
+# $ODOO17_SERVER / $ODOO19_SERVER), driven by crm_sandbox.targets.RealOdoo.
 
 #: the Odoo targets the integration, engine and DAG suites run on; the real server is the judge
 ODOO_TARGETS = ("sandbox", "odoo17")
