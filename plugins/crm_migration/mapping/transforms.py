@@ -809,6 +809,86 @@ def contact_partner_type(account_id: Any, own_address: Any = False, own_type: st
     return own_type if not _empty(account_id) and own_address else "contact"
 
 
+# ---- people and their companies (Link app) --------------------------------------------------------------
+
+
+@transform
+def person_name(first_name: Any, last_name: Any, *others: Any) -> Any:
+    """A person's name: first + last name; with neither, the first of ``others`` that is set (an email),
+    else ``(no name)``: Odoo needs a name, and a contact with none still lands, :class:`Flagged`."""
+    name = " ".join(p.strip() for p in (first_name, last_name) if isinstance(p, str) and p.strip())
+    if name:
+        return name
+    other = next((t for o in others if (t := _text(o)) is not None), None)
+    if other is not None:
+        return Flagged(other, f"no first or last name: named {other!r}")
+    return Flagged("(no name)", "no first or last name, nothing else to name it by: named '(no name)'")
+
+
+def _link_key(row: Mapping[str, Any]) -> tuple[str, str]:
+    return str(row.get("updated_at") or ""), str(row.get("id") or "")
+
+
+@transform
+def primary_link(links: Any, field: str = "company_id", primary: str = "is_primary") -> Any:
+    """The ``field`` (a company id) of a person's primary link among ``links`` (rows with ``field``,
+    ``primary``, ``updated_at``, ``id``); when no link is primary, the most recently modified link's,
+    :class:`Flagged`; several primaries: the most recently modified of them, flagged; no link: ``None``."""
+    rows = [r for r in _rows(links) if not _empty(r.get(field))]
+    if not rows:
+        return None
+    primaries = [r for r in rows if to_bool(r.get(primary) or False)]
+    pick = max(primaries or rows, key=_link_key)
+    value = str(pick[field])
+    if len(primaries) == 1:
+        return value
+    if primaries:
+        return Flagged(value, f"{len(primaries)} links are primary: the most recently modified one "
+                              f"({field} {value}) is kept")
+    return Flagged(value, f"none of {len(rows)} link(s) is primary: the most recently modified one "
+                          f"({field} {value}, {pick.get('updated_at')}) is kept")
+
+
+@transform
+def other_links(links: Any, field: str = "company_id", primary: str = "is_primary") -> list[str]:
+    """The ``field`` values of the links other than :func:`primary_link`'s, sorted (a many2many)."""
+    main = primary_link(links, field=field, primary=primary)
+    main = main.value if isinstance(main, Flagged) else main
+    return sorted({str(r[field]) for r in _rows(links) if not _empty(r.get(field))} - {main}, key=str)
+
+
+@transform
+def if_equal(value: Any, kind: Any, equals: str = "") -> Any:
+    """``value`` when ``kind`` is ``equals`` (``related.id`` when ``related.type`` is ``deal``), else ``None``."""
+    return value if not _empty(value) and str(kind) == equals else None
+
+
+_HTML_TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
+
+
+def _is_html(value: Any) -> bool:
+    return isinstance(value, str) and _HTML_TAG_RE.search(value) is not None
+
+
+@transform
+def html_or_text(value: Any) -> str | None:
+    """A body given as HTML or as plain text (Link app's): with a tag in it, sanitised (:func:`html_clean`);
+    else plain text shown as it is (:func:`html_text`)."""
+    return html_clean(value) if _is_html(value) else html_text(value)
+
+
+@transform
+def activity_body(kind: Any, subject: Any = None, body: Any = None, seconds: Any = None) -> str | None:
+    """The chatter body of a Link app activity of type ``kind``: an email's body; a note titled by its
+    subject; a call or a done task as :func:`call_body` (subject, duration, then its text)."""
+    kind = str(kind or "").strip().casefold()
+    if kind == "email":
+        return html_or_text(body)
+    if kind in ("call", "task"):
+        return call_body(subject, html_to_text(body) if _is_html(body) else body, seconds)
+    return html_note(subject, body, body_is_html=_is_html(body))
+
+
 # ---- deals ----------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,90 @@
+"""The Link app pair file and the transforms it names: pure, no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_migration.mapping import transforms as T
+from crm_migration.mapping.mapper import StaticRefs, map_record
+from crm_migration.mapping.spec import load_pair
+
+LINKS = [
+    {"id": "1", "company_id": "7", "is_primary": False, "updated_at": "2024-01-02T00:00:00Z"},
+    {"id": "2", "company_id": "9", "is_primary": True, "updated_at": "2023-01-02T00:00:00Z"},
+    {"id": "3", "company_id": "4", "is_primary": False, "updated_at": "2025-01-02T00:00:00Z"},
+]
+
+
+def test_the_primary_link_gives_the_parent_and_the_others_the_many2many():
+    assert T.primary_link(LINKS) == "9"
+    assert T.other_links(LINKS) == ["4", "7"]
+    assert T.primary_link([]) is None and T.other_links(None) == []
+
+
+def test_no_primary_link_takes_the_most_recently_modified_one_flagged():
+    links = [dict(row, is_primary=False) for row in LINKS]
+    got = T.primary_link(links)
+    assert isinstance(got, T.Flagged) and got.value == "4" and "none of 3 link(s) is primary" in got.reason
+    assert T.other_links(links) == ["7", "9"]
+
+
+def test_a_person_without_a_name_is_named_after_its_email_flagged():
+    assert T.person_name("Ada", " Lovelace ", "a@x.org") == "Ada Lovelace"
+    got = T.person_name(None, "", "a@x.org")
+    assert isinstance(got, T.Flagged) and got.value == "a@x.org"
+    assert T.person_name(None, None, None).value == "(no name)"
+
+
+@pytest.mark.parametrize(("kind", "body", "want"), [
+    ("email", "<p>Hi <b>Ana</b></p>", "<p>Hi <b>Ana</b></p>"),
+    ("note", "Prefers calls after 3pm.", "<p><b>Note</b></p><p>Prefers calls after 3pm.</p>"),
+    ("call", "Left a voicemail.", "<p><b>Call</b> (2 min)</p><p>Left a voicemail.</p>"),
+])
+def test_an_activity_body_by_type(kind, body, want):
+    assert T.activity_body(kind, kind.capitalize(), body, 120) == want
+
+
+def _refs():
+    ids = {"pipelines": {"1": 11}, "stages": {"1/101": 21}, "contacts": {"5": 31}, "companies": {"9": 41, "4": 42}}
+    lookups = {"owner": {"2": 2}, "lost_reason": {"price": 51}, "country": lambda v: {"DE": 61}.get(v),
+               "state": lambda v: None}
+    return StaticRefs(ids, lookups)
+
+
+def test_a_lost_deal_is_archived_with_probability_zero_its_reason_and_raw_priority():
+    obj = load_pair("link_app_to_odoo").object("deals")
+    row = map_record(obj, {"id": "3", "name": "Big", "pipeline_id": "1", "stage_id": "101", "status": "lost",
+                           "priority": "urgent", "lost_reason": "Price", "currency": "EUR", "amount": 10,
+                           "owner_id": "2", "contact_id": "5", "company_id": "9",
+                           "stage_entered_at": "2024-03-05T14:02:11Z"}, _refs())
+    v = row["values"]
+    assert "error" not in row, row
+    assert (v["team_id"], v["stage_id"], v["partner_id"]) == (11, 21, 31)
+    assert (v["active"], v["probability"], v["priority"], v["x_link_app_priority"]) == (False, 0.0, "3", "urgent")
+    assert (v["lost_reason_id"], v["x_link_app_currency"], v["x_stage_entered_at"]) == (51, "EUR", "2024-03-05 14:02:11")
+    assert row["deferred"] == {"date_last_stage_update": "2024-03-05 14:02:11"}
+
+
+def test_an_open_deal_sends_no_probability_and_stays_active():
+    obj = load_pair("link_app_to_odoo").object("deals")
+    row = map_record(obj, {"id": "4", "name": "Open", "pipeline_id": "1", "stage_id": "101", "status": "open",
+                           "priority": "low", "owner_id": "2", "lost_reason": "Price"}, _refs())
+    assert "probability" not in row["values"] and row["values"]["active"] is True
+    assert row["values"]["lost_reason_id"] is None
+
+
+def test_a_contact_takes_its_primary_company_and_keeps_the_others():
+    obj = load_pair("link_app_to_odoo").object("contacts")
+    row = map_record(obj, {"id": "5", "first_name": None, "last_name": None, "email": "X@Y.org", "owner_id": "2",
+                           "links": LINKS, "address": {"street": "1 Main St", "country": "DE"}}, _refs())
+    v = row["values"]
+    assert (v["name"], v["parent_id"], v["type"], v["country_id"]) == ("X@Y.org", 41, "other", 61)
+    assert v["x_link_app_company_ids"] == [(6, 0, [42])]           # company 7 was not migrated: left out, flagged
+    assert {f for f, _ in row["warnings"]} >= {"name", "x_link_app_company_ids"}
+
+
+def test_on_odoo_19_stages_name_their_team_in_team_ids_and_mobile_goes_to_x_mobile():
+    spec = load_pair("link_app_to_odoo").for_target(19)
+    assert "team_ids" in spec.object("stages").fields and "team_id" not in spec.object("stages").fields
+    assert "x_mobile" in spec.object("contacts").fields and "mobile" not in spec.object("contacts").fields
+    assert "notes" in spec.object("meetings").fields and "description" not in spec.object("meetings").fields
