@@ -1,70 +1,63 @@
-"""The plan step: audit Apto and Odoo before any migration, with a bounded number of API calls.
+"""The plan step: audit a source and Odoo before any migration, with a bounded number of API calls.
 
-``build_plan(apto, odoo, pair)`` reads, never writes, and returns a :class:`Plan` of plain data:
+``build_plan(source, odoo, pair)`` reads, never writes, and returns a :class:`Plan` of plain data. It is
+the same for every source: what only a source can answer (how to count, what its fields are, who its
+users are, its pipelines, its automations) is asked of the source adapter's plan reader,
+``source.plan_reader()`` (:class:`PlanReader`: ``streams/apto_plan.py``, ``streams/link_app_plan.py``).
 
-1. **inventory**: the namespace (and how it was found); per mapped object its SOQL counts (live, and
-   deleted through ``queryAll`` when the object has ``IsDeleted``), the fields its stream reads that
-   the org's describe does not know (the migration would fail on them), the custom fields and the
-   ``x_`` field each becomes; on the Odoo side the target model, whether ``x_migration_key`` exists
-   and how many records already carry a key of this pair and object;
-2. **owners**: every Apto user → the Odoo user matched by email (case-insensitive) or the fallback
-   user (pair ``settings.fallback_user``, overridden by the Odoo connection's ``extra.fallback_user``);
-   a missing fallback user is a blocking problem; records per owner where SOQL ``GROUP BY`` answers,
-   and in any case how many records of each object go to the fallback user (``COUNT()`` per object);
+1. **inventory**: the namespace (and how it was found); per mapped object its record counts (live, and
+   deleted where the source keeps them), the fields its mapping reads that the source does not know, the
+   custom fields (type, options) and the ``x_`` field each becomes; on the Odoo side the target model,
+   whether ``x_migration_key`` exists and how many records already carry a key of this pair and object;
+2. **owners**: every source user → the Odoo user matched by email (case-insensitive; archived users
+   noted) or the fallback user (pair ``settings.fallback_user``, overridden by the Odoo connection's
+   ``extra.fallback_user``); a missing fallback user is a blocking problem; records per owner where the
+   source can count them, and in any case how many records of each object go to the fallback user;
 3. **schema**: the fields to create (``x_migration_key`` per target model, the pair's ``x_fields``, the
-   custom fields), one ``crm.team`` per Opportunity record type, its stages (the record type's
-   ``StageName`` picklist joined with ``OpportunityStage``), the lost reasons to create;
-4. **bad data**: company hierarchy cycles and self-parents (``Id, ParentId`` of every Account and
+   custom fields), one ``crm.team`` per pipeline, its stages, the lost reasons to create, and every
+   mapped field checked against the target's ``fields_get`` (the preflight's problems);
+4. **bad data**: hierarchy cycles and self-parents (the parent edges of every record and
    :func:`~crm_migration.mapping.mapper.break_cycles`), and a profile of a sample (``sample_limit``
-   records per object): invalid emails, custom picklist values outside their picklist, deals whose
-   stage is not one of their record type's stages, required values missing;
-5. **automations**: Tooling API rows of WorkflowRule, ValidationRule, FlowDefinitionView and ApexTrigger
-   shaped as a rebuild reference (:func:`automation_entry`); nothing is migrated.
+   records per object): invalid emails, values outside their picklist, deals whose stage is not one of
+   their pipeline's stages, required values missing, plus what the reader finds (Link app: custom values
+   without a definition);
+5. **automations**: the source's automations shaped as a rebuild reference; nothing is migrated.
 
-Whole tables are read only for ``User`` and the hierarchy edges (``Id, ParentId``); everything else is
-``COUNT()``, ``GROUP BY``, describes, small metadata objects (RecordType, OpportunityStage, the Tooling
-objects) or a sample with ``LIMIT``. Every Apto request is recorded in ``Plan.apto_requests`` (path and
-SOQL, never a header) and the Odoo calls in ``Plan.odoo_calls``.
+Every source request is recorded in ``Plan.source_requests`` (method, path and SOQL, never a header:
+an httpx event hook on the reader's ``hook.client``) and the Odoo calls in ``Plan.odoo_calls``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from crm_migration.engine.schema import target_field_problems, target_major
-from crm_migration.hooks.apto import AptoApiError, soql_in_chunks
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooError
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.mapper import break_cycles, resolve_owners, sf_prefix
-from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec, SpecError
+from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec, SpecError, get_path
 
 if TYPE_CHECKING:
-    from crm_migration.hooks.apto import AptoHook
     from crm_migration.hooks.odoo import OdooHook
 
 __all__ = [
-    "AUTOMATION_OBJECTS", "Plan", "automation_entry", "automation_reference", "build_plan", "invalid_emails",
-    "missing_required", "picklist_outside", "stages_outside", "value_profile",
+    "Plan", "PlanReader", "Sample", "automation_reference", "build_plan", "invalid_emails", "missing_required",
+    "picklist_outside", "stages_outside", "value_profile",
 ]
 
 log = logging.getLogger(__name__)
 
-AUTOMATION_OBJECTS = ("WorkflowRule", "ValidationRule", "FlowDefinitionView", "ApexTrigger")
-#: Tooling fields never selected: compound metadata is only readable one row at a time.
-_TOOLING_SKIP = frozenset({"Metadata", "FullName"})
 _NOT_MIGRATED_NOTE = ("A rebuild reference: nothing here is migrated. Each entry says what the automation does "
-                      "in Salesforce and how it may be rebuilt in Odoo.")
-_PICKLIST_TYPES = ("picklist", "multipicklist")
-_SAMPLE_SKIP_KINDS = ("tooling", "pipeline_stages")
+                      "in the source and how it may be rebuilt in Odoo.")
+PICKLIST_TYPES = ("picklist", "multipicklist")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -78,6 +71,8 @@ class Plan:
 
     Row lists hold flat dicts, one per table row of the report. ``problems`` are the lines a person
     acts on: ``{"severity": "blocking"|"warning"|"info", "topic", "message"}``.
+    ``source_label`` names the source in sentences (``Apto``, ``Link app``), ``source_place`` what holds
+    its data (``org``, ``tenant``).
     """
 
     pair: str
@@ -88,6 +83,8 @@ class Plan:
     fallback_user_from: str
     fallback_user_id: int | None
     started_at: str
+    source_label: str = "source"
+    source_place: str = "source"
     seconds: float = 0.0
     sample_limit: int = 2000
     objects: list[dict[str, Any]] = field(default_factory=list)
@@ -108,7 +105,7 @@ class Plan:
     automations: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    apto_requests: list[dict[str, Any]] = field(default_factory=list)
+    source_requests: list[dict[str, Any]] = field(default_factory=list)
     odoo_calls: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,9 +115,13 @@ class Plan:
         self.problems.append({"severity": severity, "topic": topic, "message": message})
 
     @property
-    def apto_calls(self) -> int:
-        """API requests sent to the org (the token request included)."""
-        return len(self.apto_requests)
+    def source_calls(self) -> int:
+        """API requests sent to the source (a token request included)."""
+        return len(self.source_requests)
+
+    def requests_per_path(self) -> dict[str, int]:
+        """Source requests per path (Link app: one per page of each resource)."""
+        return dict(Counter(str(r.get("path")) for r in self.source_requests))
 
     @property
     def odoo_call_count(self) -> int:
@@ -128,7 +129,105 @@ class Plan:
 
 
 # --------------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested): value profiles and automation entries
+# What the plan asks a source
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """A sample of one object's records, as :meth:`PlanReader.sample` returns it.
+
+    :param records: up to ``sample_limit`` records, as the source gives them.
+    :param columns: the paths profiled (``Account.BillingCity``, ``address.city``, ``custom_fields.tier``).
+    :param picklists: describe-like field dicts (``name`` = the path, ``type`` ``picklist``/``multipicklist``,
+        ``picklistValues``) whose sampled values are checked against their options.
+    :param emails: paths holding an email the mapping copies without validating (Salesforce ``email`` fields).
+    :param findings: bad-data rows only this source can find (same columns as :attr:`Plan.bad_data`).
+    """
+
+    records: list[dict[str, Any]]
+    columns: list[str]
+    picklists: list[Mapping[str, Any]] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+class PlanReader(Protocol):
+    """The source-specific questions of the plan; ``source.plan_reader()`` returns one.
+
+    Every method reads, never writes, and sends its requests through ``hook.client`` (an
+    ``httpx.Client``: the plan records each request). Rows returned are plain dicts for the report.
+    A reader may add ``plan.problem(...)`` lines and ``plan.notes`` for what only it can see.
+    """
+
+    #: how sentences name the source ("Apto") and what holds its data ("org", "tenant")
+    label: str
+    place: str
+    #: a record's id field ("Id", "id"): the bad-data rows' example ids
+    id_field: str
+    hook: Any
+
+    def begin(self, pair: PairSpec, plan: Plan, *, sample_limit: int) -> None:
+        """Called first, with the resolved pair (namespace and target version applied) and the plan."""
+
+    def namespace(self) -> tuple[str, str]:
+        """The namespace and how it was found (``""`` and a sentence when the source has none)."""
+
+    def inventory(self, obj: ObjectSpec, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Fill ``row``'s ``filters``, ``live``, ``deleted``, ``count note``; return the fields the object's
+        mapping reads that the source does not have: ``{"object", "source object", "field", "why"}`` and
+        ``"severity"`` (``blocking``: the migration fails on it; ``warning``: it maps to nothing)."""
+
+    def unknown_reason(self, obj: ObjectSpec, path: str) -> str | None:
+        """Why ``path`` cannot be read on ``obj`` (``None``: it can)."""
+
+    def describes(self, objects: Sequence[ObjectSpec]) -> dict[str, list[dict[str, Any]]]:
+        """``{object name: describe-like fields}`` of the objects with ``custom_fields`` (a missing object
+        left out): ``name``, ``label``, ``type``, ``custom``, ``picklistValues``, ``referenceTo``."""
+
+    def users(self, user_obj: ObjectSpec | None) -> list[dict[str, Any]]:
+        """Every source user as ``{"id", "name", "email", "username", "active"}``."""
+
+    def owner_countable(self, obj: ObjectSpec) -> bool:
+        """Whether records of ``obj`` are counted per owner."""
+
+    def owner_counts(self, obj: ObjectSpec, path: str, fallback_ids: Sequence[str]
+                     ) -> tuple[Counter[str] | None, int | None]:
+        """Records of ``obj`` per owner id (``None``: not countable) and how many belong to ``fallback_ids``."""
+
+    def owner_counts_note(self, counted: bool) -> str:
+        """How the records per owner were counted (``counted`` false: they were not)."""
+
+    def pipelines(self, team_obj: ObjectSpec, stage_obj: ObjectSpec | None
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The teams (``{"pipeline id", "name", "active", "key", ...}``) and their stages (``{"pipeline",
+        "pipeline id", "stage"`` (the value a deal's stage field holds), ``"label", "sequence", "won",
+        "closed", "probability", "key", ...}``), keys from ``team_obj.key`` / ``stage_obj.key``."""
+
+    def edges(self, obj: ObjectSpec) -> list[dict[str, Any]] | None:
+        """``{id_field: id, parent_field: parent}`` of every record of a ``hierarchy`` object (``None``: not
+        readable)."""
+
+    def names(self, obj: ObjectSpec, ids: Sequence[str]) -> dict[str, str]:
+        """Display names of some records of ``obj``."""
+
+    def sample(self, obj: ObjectSpec) -> Sample | None:
+        """Up to ``sample_limit`` records of ``obj`` to profile (``None``: the object is not sampled)."""
+
+    def picklist(self, source_object: str, field_name: str) -> dict[str, Any] | None:
+        """The describe-like field ``field_name`` of ``source_object`` (``None``: the source lacks it)."""
+
+    def seen_values(self, source_object: str, path: str) -> dict[str, int]:
+        """Values of ``path`` in the source and how many records hold each."""
+
+    def automations(self, obj: ObjectSpec, models: Mapping[str, str]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The rebuild-reference entries of an ``export`` object (``models``: source object → Odoo model) and
+        their counts per kind. An entry: ``type, id, name, object, odoo_model, active, trigger, condition,
+        formula, actions, description, rebuild_as, source``."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers (unit-tested): value profiles and bad-data checks
 # --------------------------------------------------------------------------------------------------
 
 
@@ -138,10 +237,11 @@ def _blank(value: Any) -> bool:
 
 
 def value_profile(obj: str, records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Per column of a sample: rows, filled, fill %, distinct values, the most frequent value and its count."""
+    """Per column (a path: ``Account.BillingCity``, ``address.city``) of a sample: rows, filled, fill %,
+    distinct values, the most frequent value and its count."""
     if not records:
         return []
-    frame = pd.DataFrame([{c: _flat(r.get(c)) for c in columns} for r in records], columns=list(columns))
+    frame = pd.DataFrame([{c: _flat(get_path(r, c)) for c in columns} for r in records], columns=list(columns))
     out = []
     for col in columns:
         series = frame[col]
@@ -156,6 +256,8 @@ def value_profile(obj: str, records: Sequence[Mapping[str, Any]], columns: Seque
 
 
 def _flat(value: Any) -> Any:
+    if isinstance(value, list | tuple):        # a multi-select value: its items, in order
+        return "; ".join(str(v) for v in value) if value else None
     return None if isinstance(value, Mapping) else value
 
 
@@ -164,15 +266,15 @@ def _short(value: Any, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def invalid_emails(obj: str, records: Sequence[Mapping[str, Any]], fields: Mapping[str, str],
-                   ) -> list[dict[str, Any]]:
+def invalid_emails(obj: str, records: Sequence[Mapping[str, Any]], fields: Mapping[str, str], *,
+                   id_field: str = "Id") -> list[dict[str, Any]]:
     """Sampled values the mapping's ``normalize_email`` refuses.
 
     :param fields: source field → what happens to such a value in the migration (``dead letter`` ...).
     """
     out = []
     for path, consequence in fields.items():
-        frame = pd.DataFrame({"Id": [r.get("Id") for r in records], "value": [_get(r, path) for r in records]})
+        frame = pd.DataFrame({"Id": [r.get(id_field) for r in records], "value": [get_path(r, path) for r in records]})
         frame = frame[~frame["value"].map(_blank)]
         bad = frame[~frame["value"].map(_email_ok)]
         for value, group in bad.groupby("value", sort=True):
@@ -189,21 +291,24 @@ def _email_ok(value: Any) -> bool:
         return False
 
 
-def picklist_outside(obj: str, records: Sequence[Mapping[str, Any]], describe_field: Mapping[str, Any],
+def picklist_outside(obj: str, records: Sequence[Mapping[str, Any]], describe_field: Mapping[str, Any], *,
+                     id_field: str = "Id",
+                     consequence: str = "kept as text in its x_ field (picklists become char)",
                      ) -> list[dict[str, Any]]:
     """Sampled values of a (multi)picklist field that its describe ``picklistValues`` do not list
-    (inactive values are reported as such)."""
+    (inactive values are reported as such). The field's ``name`` is a path; a multi-select value is a
+    ``;``-separated string (Salesforce) or a list (Link app)."""
     name = str(describe_field["name"])
     values = describe_field.get("picklistValues") or ()
     active = {str(v.get("value")) for v in values if v.get("active", True)}
     inactive = {str(v.get("value")) for v in values if not v.get("active", True)}
     multi = describe_field.get("type") == "multipicklist"
-    frame = pd.DataFrame({"Id": [r.get("Id") for r in records], "value": [r.get(name) for r in records]})
+    frame = pd.DataFrame({"Id": [r.get(id_field) for r in records], "value": [get_path(r, name) for r in records]})
     frame = frame[~frame["value"].map(_blank)]
     if frame.empty:
         return []
     if multi:
-        frame = frame.assign(value=frame["value"].map(lambda v: [p.strip() for p in str(v).split(";") if p.strip()]))
+        frame = frame.assign(value=frame["value"].map(_items))
         frame = frame.explode("value").dropna(subset=["value"])
     frame = frame.assign(value=frame["value"].astype(str))
     bad = frame[~frame["value"].isin(active)]
@@ -212,18 +317,24 @@ def picklist_outside(obj: str, records: Sequence[Mapping[str, Any]], describe_fi
         status = "inactive picklist value" if value in inactive else "value outside the picklist"
         out.append({"object": obj, "check": status, "field": name, "value": _short(value),
                     "records in sample": int(group["Id"].nunique()), "example id": group["Id"].iloc[0],
-                    "consequence": "kept as text in its x_ field (picklists become char)"})
+                    "consequence": consequence})
     return out
+
+
+def _items(value: Any) -> list[str]:
+    parts = value if isinstance(value, list | tuple) else str(value).split(";")
+    return [str(p).strip() for p in parts if str(p).strip()]
 
 
 def stages_outside(obj: str, records: Sequence[Mapping[str, Any]], stages: Mapping[str, Sequence[str]], *,
                    record_type_field: str = "RecordTypeId", stage_field: str = "StageName",
-                   names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Sampled deals whose stage is not one of their record type's stages (``stages``: record type id →
-    allowed ``StageName`` values), or whose record type is none of the planned pipelines."""
+                   names: Mapping[str, str] | None = None, id_field: str = "Id") -> list[dict[str, Any]]:
+    """Sampled deals whose stage is not one of their pipeline's stages (``stages``: pipeline id (a record
+    type) → allowed stage values), or whose pipeline is none of the planned pipelines."""
     names = names or {}
-    frame = pd.DataFrame({"Id": [r.get("Id") for r in records], "rt": [r.get(record_type_field) for r in records],
-                          "stage": [r.get(stage_field) for r in records]})
+    frame = pd.DataFrame({"Id": [r.get(id_field) for r in records],
+                          "rt": [_str(get_path(r, record_type_field)) for r in records],
+                          "stage": [_str(get_path(r, stage_field)) for r in records]})
     if frame.empty:
         return []
     known = frame["rt"].isin(list(stages))
@@ -231,7 +342,7 @@ def stages_outside(obj: str, records: Sequence[Mapping[str, Any]], stages: Mappi
                         index=frame.index, dtype=bool)
     out = []
     for (rt, stage), group in frame[~known].groupby(["rt", "stage"], dropna=False, sort=True):
-        out.append({"object": obj, "check": "record type is not a planned pipeline", "field": record_type_field,
+        out.append({"object": obj, "check": "pipeline not planned", "field": record_type_field,
                     "value": f"{rt} / {stage}", "records in sample": len(group), "example id": group["Id"].iloc[0],
                     "consequence": "dead letter (team_id/stage_id cannot resolve)"})
     for (rt, stage), group in frame[known & ~allowed].groupby(["rt", "stage"], dropna=False, sort=True):
@@ -243,9 +354,15 @@ def stages_outside(obj: str, records: Sequence[Mapping[str, Any]], stages: Mappi
     return out
 
 
-def missing_required(spec: ObjectSpec, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _str(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def missing_required(spec: ObjectSpec, records: Sequence[Mapping[str, Any]], *, id_field: str = "Id"
+                     ) -> list[dict[str, Any]]:
     """Sampled records whose ``required: true`` fields have every source empty (and no default), and
-    records with a required ``attach_to`` whose ids name none of the allowed objects."""
+    records with a required ``attach_to`` whose ids name none of the allowed objects (by Salesforce key
+    prefix, or by the ``type_from`` field's value)."""
     out = []
     for fspec in spec.fields.values():
         if not fspec.required or not fspec.sources or fspec.default is not MISSING:
@@ -256,16 +373,20 @@ def missing_required(spec: ObjectSpec, records: Sequence[Mapping[str, Any]]) -> 
         if empty:
             out.append({"object": spec.name, "check": "required value missing", "field": fspec.name,
                         "value": f"empty {' / '.join(fspec.sources)}", "records in sample": len(empty),
-                        "example id": empty[0].get("Id"), "consequence": "dead letter"})
+                        "example id": empty[0].get(id_field), "consequence": "dead letter"})
     att = spec.attach
-    if att is not None and att.required and att.targets:
+    orphans: list[Mapping[str, Any]] = []
+    if att is not None and att.required and att.type_from:
+        orphans = [r for r in records if str(get_path(r, att.type_from)) not in att.types
+                   or all(_blank(get_path(r, p)) for p in att.sources)]
+    elif att is not None and att.required and att.targets:
         prefixes = {t[1] for t in att.targets}
-        orphans = [r for r in records if not any(sf_prefix(_get(r, p)) in prefixes for p in att.sources)]
-        if orphans:
-            out.append({"object": spec.name, "check": "no record to attach to", "field": att.id_field,
-                        "value": f"{' / '.join(att.sources)} name none of {', '.join(att.objects)}",
-                        "records in sample": len(orphans), "example id": orphans[0].get("Id"),
-                        "consequence": "dead letter"})
+        orphans = [r for r in records if not any(sf_prefix(get_path(r, p)) in prefixes for p in att.sources)]
+    if att is not None and orphans:
+        out.append({"object": spec.name, "check": "no record to attach to", "field": att.id_field,
+                    "value": f"{' / '.join(att.sources)} name none of {', '.join(att.objects)}",
+                    "records in sample": len(orphans), "example id": orphans[0].get(id_field),
+                    "consequence": "dead letter"})
     return out
 
 
@@ -275,7 +396,7 @@ def _maps_to_empty(fspec: Any, record: Mapping[str, Any]) -> bool:
     A transform that supplies a default (``selection`` with ``default``) fills the value; a transform that
     refuses the value is another check's business (not "missing"); a composite ref is empty when a part is.
     """
-    values = [_get(record, p) for p in fspec.sources]
+    values = [get_path(record, p) for p in fspec.sources]
     if not fspec.fn:
         return any(_blank(v) for v in values) if fspec.many and fspec.ref else all(_blank(v) for v in values)
     out: Any = None
@@ -285,92 +406,6 @@ def _maps_to_empty(fspec: Any, record: Mapping[str, Any]) -> bool:
     except (T.TransformError, TypeError, ValueError):
         return False
     return _blank(out)
-
-
-def _get(record: Mapping[str, Any], path: str) -> Any:
-    value: Any = record
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _rebuild_hint(kind: str, row: Mapping[str, Any]) -> str:
-    managed = bool(row.get("NamespacePrefix"))
-    prefix = "managed package logic (code hidden or vendor-owned): check it is still needed; " if managed else ""
-    if kind == "WorkflowRule":
-        return prefix + ("base.automation on create/update of the model, with a filter domain for the rule's "
-                         "criteria and server actions for its field updates / email alerts")
-    if kind == "ValidationRule":
-        return prefix + ("constraint: a Python @api.constrains in a small module, or a base.automation "
-                         "'on save' whose server action raises a UserError with the rule's message")
-    if kind == "FlowDefinitionView":
-        trigger = str(row.get("TriggerType") or "")
-        if trigger in ("RecordAfterSave", "RecordBeforeSave", "RecordBeforeDelete"):
-            return prefix + "base.automation on create/update of the model with a server action (the flow's steps)"
-        if trigger == "Scheduled":
-            return prefix + "scheduled action (ir.cron) or a time-based base.automation"
-        if trigger.startswith("PlatformEvent"):
-            return prefix + "server action called from the integration that raises the event"
-        return prefix + "server action (button or contextual action) or a wizard for a screen flow"
-    if kind == "ApexTrigger":
-        when = [w for w, k in (("create", "UsageBeforeInsert"), ("create", "UsageAfterInsert"),
-                               ("write", "UsageBeforeUpdate"), ("write", "UsageAfterUpdate"),
-                               ("unlink", "UsageBeforeDelete"), ("unlink", "UsageAfterDelete")) if row.get(k)]
-        on = "/".join(dict.fromkeys(when)) or "save"
-        return prefix + (f"base.automation on {on} with a Python-code server action, or an override of "
-                         f"{on} in a small module (constraint if it only validates)")
-    return prefix + "server action"
-
-
-def automation_entry(kind: str, row: Mapping[str, Any], models: Mapping[str, str] | None = None
-                     ) -> dict[str, Any]:
-    """Shape one Tooling API row as a rebuild-reference entry.
-
-    ``type``, ``name``, ``object`` (Salesforce), ``odoo_model`` (from ``models``: source object → model),
-    ``active``, ``trigger``, ``condition``, ``formula``, ``actions``, ``description``, ``namespace``,
-    ``rebuild_as`` (a short hint) and ``source`` (every field the row had).
-    """
-    models = models or {}
-    get = row.get
-    entry: dict[str, Any] = {"type": kind, "id": get("Id") or get("DurableId"), "name": None, "object": None,
-                             "active": None, "trigger": None, "condition": None, "formula": None, "actions": None,
-                             "description": get("Description"), "namespace": get("NamespacePrefix") or None,
-                             "managed": get("ManageableState")}
-    if kind == "WorkflowRule":
-        entry.update(name=get("Name"), object=get("TableEnumOrId"), active=get("Active"),
-                     trigger=get("TriggerType"), condition=get("Formula") or get("BooleanFilter"),
-                     formula=get("Formula"), actions=get("Actions"))
-    elif kind == "ValidationRule":
-        msg = get("ErrorMessage")
-        entry.update(name=get("ValidationName"), object=get("EntityDefinitionId"), active=get("Active"),
-                     trigger="on save (insert and update)", condition=get("ErrorConditionFormula"),
-                     formula=get("ErrorConditionFormula"),
-                     actions=f"block the save: {msg!r} on {get('ErrorDisplayField') or 'the record'}" if msg else None)
-    elif kind == "FlowDefinitionView":
-        entry.update(name=get("Label") or get("ApiName"), object=get("TriggerObjectOrEventId"),
-                     active=get("IsActive"), trigger=get("TriggerType") or get("ProcessType"),
-                     actions=f"{get('ProcessType')} flow {get('ApiName')}" if get("ApiName") else None)
-        entry["api_name"] = get("ApiName")
-    elif kind == "ApexTrigger":
-        status = get("Status")
-        events = [e for e, k in (("before insert", "UsageBeforeInsert"), ("after insert", "UsageAfterInsert"),
-                                 ("before update", "UsageBeforeUpdate"), ("after update", "UsageAfterUpdate"),
-                                 ("before delete", "UsageBeforeDelete"), ("after delete", "UsageAfterDelete"),
-                                 ("after undelete", "UsageAfterUndelete")) if get(k)]
-        body = get("Body")
-        entry.update(name=get("Name"), object=get("TableEnumOrId"),
-                     active=(status == "Active") if status is not None else None,
-                     trigger=", ".join(events) or None,
-                     actions="Apex code (body hidden by the package)" if body == "(hidden)" else "Apex code",
-                     formula=body if body and body != "(hidden)" else None)
-    else:
-        entry.update(name=get("Name") or get("DeveloperName"), active=get("Active") or get("IsActive"))
-    entry["odoo_model"] = models.get(str(entry["object"])) if entry["object"] else None
-    entry["rebuild_as"] = _rebuild_hint(kind, row)
-    entry["source"] = {k: v for k, v in row.items() if k != "attributes"}
-    return entry
 
 
 def automation_reference(plan: Plan) -> dict[str, Any]:
@@ -386,10 +421,10 @@ def automation_reference(plan: Plan) -> dict[str, Any]:
 
 
 class _Recorder:
-    """Record every request the Apto hook's client sends: method, path and SOQL (no header, no body)."""
+    """Record every request a source hook's httpx client sends: method, path and SOQL (no header, no body)."""
 
-    def __init__(self, apto: AptoHook) -> None:
-        self.apto = apto
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
         self.requests: list[dict[str, Any]] = []
 
     def __call__(self, request: Any) -> None:
@@ -400,11 +435,11 @@ class _Recorder:
         self.requests.append(row)
 
     def __enter__(self) -> _Recorder:
-        self.apto.client.event_hooks["request"].append(self)
+        self.hook.client.event_hooks["request"].append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        hooks = self.apto.client.event_hooks["request"]
+        hooks = self.hook.client.event_hooks["request"]
         if self in hooks:
             hooks.remove(self)
 
@@ -414,35 +449,44 @@ class _Recorder:
 # --------------------------------------------------------------------------------------------------
 
 
+def owner_fields(pair: PairSpec) -> list[tuple[ObjectSpec, str]]:
+    """``(object, owner path)`` for every object with a single-source field looked up in ``res.users``."""
+    owner_lookups = {n for n, lk in pair.lookups.items() if lk.model == "res.users"}
+    out: list[tuple[ObjectSpec, str]] = []
+    for obj in pair.objects.values():
+        if obj.target.action == "match":
+            continue
+        for fspec in obj.fields.values():
+            if fspec.lookup in owner_lookups and len(fspec.sources) == 1 and (obj, fspec.sources[0]) not in out:
+                out.append((obj, fspec.sources[0]))
+    return out
+
+
+def lookup_fields(pair: PairSpec, lookup: str) -> list[tuple[ObjectSpec, str]]:
+    """``(object, path)`` of every single-source field that resolves through the named lookup."""
+    return [(obj, f.sources[0]) for obj in pair.objects.values() for f in obj.fields.values()
+            if f.lookup == lookup and len(f.sources) == 1 and not f.sources[0].startswith(("$", "_"))]
+
+
+def stage_ref(pair: PairSpec, obj: ObjectSpec) -> tuple[str, str] | None:
+    """``(pipeline path, stage path)`` of ``obj``'s field that refers to the stage object by both."""
+    stage_objs = {o.name for o in pair.loadable() if o.model == "crm.stage"}
+    for fspec in obj.fields.values():
+        if len(fspec.ref) == 1 and fspec.ref[0] in stage_objs and len(fspec.sources) == 2:
+            return fspec.sources[0], fspec.sources[1]
+    return None
+
+
 class _Planner:
-    def __init__(self, apto: AptoHook, odoo: OdooHook, pair: PairSpec, plan: Plan, *, sample_limit: int,
+    def __init__(self, reader: PlanReader, odoo: OdooHook, pair: PairSpec, plan: Plan, *, sample_limit: int,
                  logger: logging.Logger) -> None:
-        self.apto, self.odoo, self.pair, self.plan = apto, odoo, pair, plan
+        self.reader, self.odoo, self.pair, self.plan = reader, odoo, pair, plan
         self.sample_limit, self.log = sample_limit, logger
         self._odoo_fields: dict[str, dict[str, Any] | None] = {}
-        self._counts: dict[tuple[str, str, bool], int | None] = {}
-        self._missing_objects: set[str] = set()
-        self.group_by: bool | None = None         # None: not tried yet
-        self.samples: dict[str, list[dict[str, Any]]] = {}
-        self.stages_by_rt: dict[str, list[str]] = {}
-        self.rt_names: dict[str, str] = {}
+        self.stages_by_pipeline: dict[str, list[str]] = {}
+        self.pipeline_names: dict[str, str] = {}
 
-    # ---- small wrappers --------------------------------------------------------------------------------
-
-    def describe(self, sobject: str) -> dict[str, Any] | None:
-        if sobject in self._missing_objects:
-            return None
-        try:
-            return self.apto.describe(sobject)
-        except AptoApiError as exc:
-            if exc.status in (400, 404):
-                self._missing_objects.add(sobject)
-                return None
-            raise
-
-    def field_map(self, sobject: str) -> dict[str, dict[str, Any]]:
-        d = self.describe(sobject)
-        return {f["name"].lower(): f for f in (d or {}).get("fields", [])}
+    # ---- Odoo ------------------------------------------------------------------------------------------
 
     def odoo_fields(self, model: str) -> dict[str, Any] | None:
         if model not in self._odoo_fields:
@@ -453,127 +497,27 @@ class _Planner:
                 self._odoo_fields[model] = None
         return self._odoo_fields[model]
 
-    def count(self, sobject: str, where: Sequence[str] = (), *, deleted: bool = False) -> int | None:
-        clauses = list(where) + (["IsDeleted = true"] if deleted else [])
-        soql = f"SELECT COUNT() FROM {sobject}" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
-        key = (sobject, soql, deleted)
-        if key not in self._counts:
-            try:
-                self._counts[key] = self.apto.count(soql, include_deleted=deleted)
-            except AptoApiError as exc:
-                self.log.warning("Plan: %s: %s", soql, exc.error_code)
-                self._counts[key] = None
-        return self._counts[key]
-
-    def filters(self, obj: ObjectSpec) -> list[str]:
-        raw = obj.stream.get("filters") or ()
-        return [f"({c})" for c in ([raw] if isinstance(raw, str) else raw)]
+    def _find_keys(self, model: str, keys: Sequence[str]) -> dict[str, int]:
+        fields = self.odoo_fields(model)
+        if not keys or fields is None or MIGRATION_KEY not in fields:
+            return {}
+        return self.odoo.find_by_keys(model, keys)
 
     # ---- 1. inventory ----------------------------------------------------------------------------------
 
-    def parent_targets(self, obj: ObjectSpec) -> list[str]:
-        """Objects whose ids a ``parent_filter`` stream is read for (by ``target.where`` prefixes)."""
-        prefixes: Iterable[str] = ()
-        cond = obj.target.where.get(str(obj.stream.get("parent_filter")))
-        if isinstance(cond, Mapping) and cond.get("prefix"):
-            prefixes = cond["prefix"]
-        elif obj.attach is not None:
-            prefixes = [t[1] for t in obj.attach.targets]
-        out = []
-        for prefix in prefixes:
-            for o in self.pair.by_prefix(str(prefix)):
-                if o.source_object not in out:
-                    out.append(o.source_object)
-        return out
-
     def inventory(self) -> None:
         for obj in self.pair.objects.values():
-            kind = obj.stream.get("kind")
-            row: dict[str, Any] = {"object": obj.name, "source object": obj.source_object, "kind": kind,
-                                   "filters": " AND ".join(self.filters(obj)), "live": None, "deleted": None,
+            row: dict[str, Any] = {"object": obj.name, "source object": obj.source_object,
+                                   "kind": obj.stream.get("kind"), "filters": "", "live": None, "deleted": None,
                                    "count note": "", "unknown fields": 0, "custom fields": 0,
                                    "odoo model": obj.model or f"(none: {obj.target.action}"
                                    + (f", export {obj.target.export})" if obj.target.export else ")"),
                                    "key field in Odoo": None, "already keyed in Odoo": None}
-            if kind == "soql":
-                self._count_soql(obj, row)
-                row["unknown fields"] = self._check_stream_fields(obj)
-            elif kind == "pipeline_stages":
-                row["live"] = self.count("OpportunityStage")
-                row["count note"] = "OpportunityStage rows; stages per pipeline in the schema plan"
-                row["unknown fields"] = self._check_paths(obj.name, "OpportunityStage",
-                                                          [f for f in obj.stream_fields() if f != "RecordTypeId"])
-            elif kind == "tooling":
-                row["count note"] = "Tooling API rows, see Automations"
+            unknown = self.reader.inventory(obj, row)
+            row["unknown fields"] = len(unknown)
+            self.plan.unknown_fields.extend(unknown)
             self._odoo_side(obj, row)
             self.plan.objects.append(row)
-
-    def _count_soql(self, obj: ObjectSpec, row: dict[str, Any]) -> None:
-        sobject, where = obj.source_object, self.filters(obj)
-        if self.describe(sobject) is None:
-            row["count note"] = f"{sobject} is not in the org"
-            self.plan.problem("blocking", "inventory", f"{obj.name}: object {sobject} does not exist in the org")
-            return
-        if parent := obj.stream.get("parent_filter"):
-            targets = self.parent_targets(obj)
-            counts = [self.count(sobject, [*where, f"{parent} IN (SELECT Id FROM {t})"]) for t in targets]
-            row["live"] = sum(c for c in counts if c is not None) if all(c is not None for c in counts) else None
-            row["count note"] = f"linked to {', '.join(targets)} (semi-join per object)"
-            return
-        row["live"] = self.count(sobject, where)
-        if "isdeleted" in self.field_map(sobject):
-            row["deleted"] = self.count(sobject, where, deleted=True)
-        else:
-            row["count note"] = "no IsDeleted on this object: deleted rows not counted"
-
-    def _check_stream_fields(self, obj: ObjectSpec) -> int:
-        paths = list(obj.stream_fields())
-        for key in ("primary_key", "replication_key", "parent_filter"):
-            if obj.stream.get(key):
-                paths.append(str(obj.stream[key]))
-        if "replication_key" not in obj.stream:
-            paths.append("SystemModstamp")
-        n = self._check_paths(obj.name, obj.source_object, paths)
-        for name, enrich in obj.enrich.items():
-            if isinstance(enrich, Mapping) and enrich.get("object"):
-                child = [*(enrich.get("fields") or ()), str(enrich.get("match") or "Id")]
-                if enrich.get("order_by"):
-                    child.append(str(enrich["order_by"]))
-                n += self._check_paths(f"{obj.name} (enrich {name})", str(enrich["object"]), child)
-        return n
-
-    def _check_paths(self, label: str, sobject: str, paths: Iterable[str]) -> int:
-        found = 0
-        for path in dict.fromkeys(paths):
-            reason = self._unknown_reason(sobject, path)
-            if reason:
-                found += 1
-                self.plan.unknown_fields.append({"object": label, "source object": sobject, "field": path,
-                                                 "why": reason})
-        return found
-
-    def _unknown_reason(self, sobject: str, path: str) -> str | None:
-        """Why ``path`` cannot be read on ``sobject`` (``None``: it can): walks relationship names."""
-        current = sobject
-        parts = path.split(".")
-        for i, part in enumerate(parts):
-            fields = self.field_map(current)
-            if not fields:
-                return f"object {current} is not in the org"
-            if i == len(parts) - 1:
-                return None if part.lower() in fields else f"no field {part} on {current}"
-            rel = next((f for f in fields.values() if str(f.get("relationshipName") or "").lower() == part.lower()),
-                       None)
-            if rel is None:
-                return f"no relationship {part} on {current}"
-            targets = rel.get("referenceTo") or []
-            if not targets:
-                return f"relationship {part} on {current} names no object"
-            if len(targets) > 1:       # polymorphic (Owner, What): only the common name fields are safe
-                return None if parts[i + 1] in ("Id", "Name", "Type") and i + 1 == len(parts) - 1 else (
-                    f"{part} is polymorphic ({', '.join(targets)}): {parts[i + 1]} may not exist on all")
-            current = targets[0]
-        return None
 
     def _odoo_side(self, obj: ObjectSpec, row: dict[str, Any]) -> None:
         if not obj.model or obj.target.action != "load":
@@ -596,10 +540,7 @@ class _Planner:
     # ---- custom fields ---------------------------------------------------------------------------------
 
     def custom_fields(self) -> dict[str, list[Any]]:
-        describes = {}
-        for name, obj in self.pair.objects.items():
-            if obj.custom_fields and (d := self.describe(obj.source_object)) is not None:
-                describes[name] = d.get("fields", [])
+        describes = self.reader.describes([o for o in self.pair.objects.values() if o.custom_fields])
         try:
             plans = self.pair.plan_custom_fields(describes)
         except SpecError as exc:        # e.g. two custom fields landing on one x_ name with different types
@@ -608,6 +549,7 @@ class _Planner:
         for name, fields in describes.items():
             planned = {cf.source_field: cf for cf in plans.get(name, [])}
             read = {f.lower() for f in self.pair.objects[name].stream_fields()}
+            read |= {s.lower() for f in self.pair.objects[name].fields.values() for s in f.sources}
             count = 0
             for f in fields:
                 if not f.get("custom"):
@@ -616,10 +558,12 @@ class _Planner:
                 cf = planned.get(f["name"])
                 status = ("x_ field planned" if cf else "mapped explicitly by the pair" if f["name"].lower() in read
                           else "skipped (custom_fields.overrides / skip)")
+                options = [str(v.get("value")) for v in f.get("picklistValues") or ()]
+                picklist = f.get("type") in PICKLIST_TYPES
                 self.plan.custom_fields.append({
-                    "object": name, "source field": f["name"], "sf type": f.get("type"), "label": f.get("label"),
-                    "picklist values": len(f.get("picklistValues") or ()) if f.get("type") in _PICKLIST_TYPES
-                    else None,
+                    "object": name, "source field": f["name"], "source type": f.get("type"), "label": f.get("label"),
+                    "picklist values": len(options) if picklist else None,
+                    "options": _short("; ".join(options), 200) if picklist else None,
                     "referenceTo": ", ".join(f.get("referenceTo") or ()) or None,
                     "x_ field": cf.name if cf else None, "odoo model": cf.model if cf else None,
                     "x_ type": cf.ttype if cf else None, "relation": cf.relation if cf else None, "status": status})
@@ -640,11 +584,10 @@ class _Planner:
         return self.pair.settings.fallback_user, "pair settings.fallback_user"
 
     def owners(self) -> None:
-        user_obj = next((o for o in self.pair.objects.values() if o.source_object == "User"), None)
-        wanted = list(user_obj.stream_fields()) if user_obj else ["Id", "Name", "Email", "Username", "IsActive"]
-        have = self.field_map("User")
-        cols = [f for f in dict.fromkeys(["Id", *wanted, "IsActive"]) if f.lower() in have]
-        users = list(self.apto.query(f"SELECT {', '.join(cols)} FROM User ORDER BY Id"))
+        label = self.reader.label
+        user_obj = next((o for o in self.pair.objects.values() if o.target.action == "match"
+                         and o.model == "res.users"), None)
+        users = self.reader.users(user_obj)
         odoo_users = list(self.odoo.search_read("res.users", [], ["login", "email", "active", "name", "partner_id"],
                                                 context={"active_test": False}))
         login = self.plan.fallback_user
@@ -659,10 +602,11 @@ class _Planner:
             if not fallback.get("active", True):
                 self.plan.problem("warning", "owners", f"the fallback user {login!r} is archived in Odoo")
             pool = odoo_users
-        matches = resolve_owners(users, pool, fallback_login=login)
+        matches = resolve_owners(users, pool, fallback_login=login, id_field="id", email_field="email",
+                                 name_field="name")
         by_id = {int(u["id"]): u for u in odoo_users}
         for u in users:
-            m = matches[str(u["Id"])]
+            m = matches[str(u["id"])]
             matched = m["matched"] and m["user_id"] != sentinel
             target = by_id.get(m["user_id"])
             if matched or fallback is not None:
@@ -672,82 +616,42 @@ class _Planner:
             else:
                 reason = m["reason"].split(":")[0] + f": fallback user {login} DOES NOT EXIST in Odoo"
             self.plan.owners.append({
-                "apto user": u["Id"], "name": u.get("Name"), "email": u.get("Email"),
-                "username": u.get("Username"), "active in Apto": u.get("IsActive"), "matched": matched,
+                "source user": u["id"], "name": u.get("name"), "email": u.get("email"),
+                "username": u.get("username"), f"active in {label}": u.get("active"), "matched": matched,
                 "odoo user id": target["id"] if target else None, "odoo login": target.get("login") if target else None,
                 "odoo user active": target.get("active") if target else None, "reason": reason})
         if fallback is not None:
             archived = [o for o in self.plan.owners if o["matched"] and o["odoo user active"] is False]
             if archived:
-                self.plan.problem("warning", "owners", f"{len(archived)} Apto owner(s) match an archived Odoo user: "
-                                  + ", ".join(str(o["name"]) for o in archived))
+                self.plan.problem("warning", "owners", f"{len(archived)} {label} owner(s) match an archived Odoo "
+                                  "user (records keep that user): " + ", ".join(str(o["name"]) for o in archived))
 
     def owner_objects(self) -> list[tuple[ObjectSpec, str]]:
-        """``(object, owner path)`` for every SOQL object with a field looked up in the owner tables."""
-        owner_lookups = {n for n, lk in self.pair.lookups.items() if lk.model == "res.users"}
-        out: list[tuple[ObjectSpec, str]] = []
-        for obj in self.pair.objects.values():
-            if obj.stream.get("kind") != "soql" or obj.stream.get("parent_filter") or obj.source_object == "User":
-                continue
-            for fspec in obj.fields.values():
-                if fspec.lookup in owner_lookups and len(fspec.sources) == 1:
-                    if (obj, fspec.sources[0]) not in out and self._unknown_reason(obj.source_object,
-                                                                                    fspec.sources[0]) is None:
-                        out.append((obj, fspec.sources[0]))
-        return out
+        """``(object, owner path)`` for every object the reader counts per owner."""
+        return [(obj, path) for obj, path in owner_fields(self.pair)
+                if self.reader.owner_countable(obj) and self.reader.unknown_reason(obj, path) is None]
 
     def owner_counts(self) -> None:
-        fallback_ids = [o["apto user"] for o in self.plan.owners if not o["matched"]]
-        names = {o["apto user"]: o["name"] for o in self.plan.owners}
+        fallback_ids = [o["source user"] for o in self.plan.owners if not o["matched"]]
+        names = {o["source user"]: o["name"] for o in self.plan.owners}
         per_owner: dict[tuple[str, str], Counter[str]] = {}
         for obj, path in self.owner_objects():
-            where = self.filters(obj)
-            counts = self._group_count(obj.source_object, path, where) if self.group_by is not False else None
+            counts, n = self.reader.owner_counts(obj, path, fallback_ids)
             if counts is not None:
                 per_owner[(obj.name, path)] = counts
-                n = sum(counts.get(i, 0) for i in fallback_ids)
-            elif fallback_ids:
-                parts = [self.count(obj.source_object, [*where, f"{path} IN {chunk}"])
-                         for chunk in soql_in_chunks(fallback_ids)]
-                n = sum(p for p in parts if p is not None) if all(p is not None for p in parts) else None
-            else:
-                n = 0
             self.plan.fallback_records.append({"object": obj.name, "owner field": path,
                                                "records going to the fallback user": n})
+        self.plan.owner_counts_note = self.reader.owner_counts_note(bool(per_owner))
         if per_owner:
-            self.plan.owner_counts_note = "records per owner from SOQL GROUP BY (live records, stream filters)"
-            for oid in [o["apto user"] for o in self.plan.owners]:
-                row: dict[str, Any] = {"apto user": oid, "name": names.get(oid)}
+            for oid in [o["source user"] for o in self.plan.owners]:
+                row: dict[str, Any] = {"source user": oid, "name": names.get(oid)}
                 for (name, path), counts in per_owner.items():
-                    row[f"{name}.{path}"] = counts.get(oid, 0)
+                    row[f"{name}.{path}"] = counts.get(str(oid), 0)
                 self.plan.owner_counts.append(row)
+            by_user = {r["source user"]: r for r in self.plan.owner_counts}
             for row in self.plan.owners:
-                row["records owned"] = sum(v for k, v in next(
-                    (r for r in self.plan.owner_counts if r["apto user"] == row["apto user"]), {}).items()
-                    if k not in ("apto user", "name"))
-        else:
-            self.plan.owner_counts_note = (
-                "records per owner not counted: the org answered GROUP BY with MALFORMED_QUERY (the Apto "
-                "sandbox does not support aggregates); one COUNT() per object gives the records going to "
-                "the fallback user instead")
-
-    def _group_count(self, sobject: str, path: str, where: Sequence[str]) -> Counter[str] | None:
-        soql = (f"SELECT {path}, COUNT(Id) n FROM {sobject}" + (f" WHERE {' AND '.join(where)}" if where else "")
-                + f" GROUP BY {path}")
-        try:
-            rows = list(self.apto.query(soql))
-        except AptoApiError as exc:
-            if exc.error_code in ("MALFORMED_QUERY", "INVALID_TYPE", "INVALID_FIELD") and self.group_by is None:
-                self.group_by = False
-                self.plan.notes.append(f"SOQL GROUP BY not answered ({exc.error_code}); aggregates skipped")
-            return None
-        self.group_by = True
-        last = path.split(".")[-1]
-        out: Counter[str] = Counter()
-        for r in rows:
-            key = r.get(last) if last in r else _get(r, path)
-            out[str(key)] += int(r.get("n") or r.get("expr0") or 0)
-        return out
+                row["records owned"] = sum(v for k, v in by_user.get(row["source user"], {}).items()
+                                           if k not in ("source user", "name"))
 
     # ---- 3. schema -------------------------------------------------------------------------------------
 
@@ -787,132 +691,87 @@ class _Planner:
         self.plan.fields_to_create.append({"odoo model": model, "field": name, "type": ttype, "relation": relation,
                                            "label": label, "why": why, "action": action})
 
-    def _find_keys(self, model: str, keys: Sequence[str]) -> dict[str, int]:
-        fields = self.odoo_fields(model)
-        if not keys or fields is None or MIGRATION_KEY not in fields:
-            return {}
-        return self.odoo.find_by_keys(model, keys)
-
     def _teams_and_stages(self) -> None:
         team_obj = next((o for o in self.pair.loadable() if o.model == "crm.team"), None)
-        stage_obj = next((o for o in self.pair.objects.values() if o.stream.get("kind") == "pipeline_stages"), None)
+        stage_obj = next((o for o in self.pair.loadable() if o.model == "crm.stage"), None)
         if team_obj is None:
             return
-        have = self.field_map(team_obj.source_object)
-        cols = [f for f in team_obj.stream_fields() if f.lower() in have]
-        where = self.filters(team_obj)
-        soql = f"SELECT {', '.join(cols)} FROM {team_obj.source_object}" + (
-            f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY Id"
-        rts = list(self.apto.query(soql))
-        keys = {rt["Id"]: team_obj.key(rt) for rt in rts}
-        found = self._find_keys("crm.team", list(keys.values()))
-        for rt in rts:
-            self.rt_names[rt["Id"]] = str(rt.get("Name"))
-            self.plan.teams.append({"record type": rt["Id"], "name": rt.get("Name"),
-                                    "developer name": rt.get("DeveloperName"), "active": rt.get("IsActive"),
-                                    "key": keys[rt["Id"]], "odoo team id": found.get(keys[rt["Id"]]),
-                                    "action": "exists (keyed)" if keys[rt["Id"]] in found else "create"})
-        if stage_obj is None:
-            return
-        smap = self.field_map("OpportunityStage")
-        scols = [f for f in stage_obj.stream_fields() if f != "RecordTypeId" and f.lower() in smap]
-        if "apiname" not in {c.lower() for c in scols}:
-            scols.append("ApiName")
-        stages = {s["ApiName"]: s for s in self.apto.query(f"SELECT {', '.join(scols)} FROM OpportunityStage")}
-        planned: list[dict[str, Any]] = []
-        for rt in rts:
-            values = self.apto.stage_picklist(rt["Id"])
-            self.stages_by_rt[rt["Id"]] = [str(v.get("value")) for v in values]
-            for v in values:
-                api = str(v.get("value"))
-                st = stages.get(api)
-                rec = {"RecordTypeId": rt["Id"], "ApiName": api}
-                planned.append({"pipeline": rt.get("Name"), "record type": rt["Id"], "stage": api,
-                                "label": (st or {}).get("MasterLabel") or v.get("label"),
-                                "sequence": (st or {}).get("SortOrder"), "won": (st or {}).get("IsWon"),
-                                "closed": (st or {}).get("IsClosed"),
-                                "probability": (st or {}).get("DefaultProbability"),
-                                "active": (st or {}).get("IsActive"), "key": stage_obj.key(rec),
-                                "in OpportunityStage": st is not None})
-                if st is None:
-                    self.plan.problem("warning", "schema", f"pipeline {rt.get('Name')}: stage {api!r} is in the "
-                                      "record type's picklist but not in OpportunityStage (no label/won flag)")
-        found = self._find_keys("crm.stage", [p["key"] for p in planned])
-        for p in planned:
-            p["odoo stage id"] = found.get(p["key"])
-            p["action"] = "exists (keyed)" if p["key"] in found else "create"
-        self.plan.stages.extend(planned)
-        unused = sorted(set(stages) - {p["stage"] for p in planned})
-        if unused:
-            self.plan.notes.append(f"OpportunityStage values in no pipeline (not created): {', '.join(unused)}")
+        teams, stages = self.reader.pipelines(team_obj, stage_obj)
+        found = self._find_keys("crm.team", [t["key"] for t in teams])
+        for t in teams:
+            self.pipeline_names[str(t["pipeline id"])] = str(t.get("name"))
+            t["odoo team id"] = found.get(t["key"])
+            t["action"] = "exists (keyed)" if t["key"] in found else "create"
+        self.plan.teams.extend(teams)
+        found = self._find_keys("crm.stage", [s["key"] for s in stages])
+        for s in stages:
+            self.stages_by_pipeline.setdefault(str(s["pipeline id"]), []).append(str(s["stage"]))
+            s["odoo stage id"] = found.get(s["key"])
+            s["action"] = "exists (keyed)" if s["key"] in found else "create"
+        self.plan.stages.extend(stages)
 
     def lost_reasons(self) -> None:
+        """The records a ``create_from_picklist`` / ``create_missing`` lookup (lost reasons) will create: the
+        picklist's values, and the values the source holds outside it."""
         for name, lookup in self.pair.lookups.items():
             source = lookup.options.get("create_from_picklist")
-            if not source or "." not in str(source):
-                continue
-            sobject, fname = str(source).split(".", 1)
-            f = self.field_map(sobject).get(fname.lower())
-            if f is None:
-                self.plan.problem("warning", "schema", f"lookup {name}: {source} is not in the org; no "
-                                                       f"{lookup.model} is created")
+            if source and "." in str(source):
+                sobject, fname = str(source).split(".", 1)
+                f = self.reader.picklist(sobject, fname)
+                if f is None:
+                    self.plan.problem("warning", "schema", f"lookup {name}: {source} is not in the "
+                                                           f"{self.reader.place}; no {lookup.model} is created")
+                    continue
+                listed = [v for v in f.get("picklistValues") or ()]
+                seen = self.reader.seen_values(sobject, f["name"])
+            elif lookup.options.get("create_missing") and (fields := lookup_fields(self.pair, name)):
+                listed, seen = [], Counter()
+                for obj, path in fields:
+                    seen.update(self.reader.seen_values(obj.source_object, path))
+            else:
                 continue
             existing = {str(r["name"]).strip().casefold(): r["id"] for r in self.odoo.search_read(
                 lookup.model, [], ["name"], context={"active_test": False})}
-            seen = self._seen_values(sobject, f["name"])
-            for v in f.get("picklistValues") or ():
+            for v in listed:
                 value = str(v.get("value"))
                 hit = existing.get(value.strip().casefold())
                 self.plan.lost_reasons.append({
                     "lookup": name, "model": lookup.model, "value": value, "active in picklist": v.get("active", True),
                     "records": seen.get(value), "odoo id": hit,
                     "action": "exists" if hit else "create"})
-            listed = {str(v.get("value")) for v in f.get("picklistValues") or ()}
+            names = {str(v.get("value")) for v in listed}
             for value, n in sorted(seen.items()):
-                if value not in listed:
+                if value not in names:
                     hit = existing.get(value.strip().casefold())
                     self.plan.lost_reasons.append({
                         "lookup": name, "model": lookup.model, "value": value, "active in picklist": None,
                         "records": n, "odoo id": hit,
                         "action": "exists" if hit else (
-                            "create (free text outside the picklist: one reason of that name, keyed)"
-                            if lookup.options.get("create_missing") else
+                            f"create (free text{' outside the picklist' if listed else ''}: one reason of that "
+                            "name, keyed)" if lookup.options.get("create_missing") else
                             "not created (outside the picklist; kept as text)")})
-
-    def _seen_values(self, sobject: str, fname: str) -> dict[str, int]:
-        """Values of a field: by GROUP BY when the org answers it, else from the sample (counts of the sample)."""
-        if self.group_by is not False:
-            counts = self._group_count(sobject, fname, [])
-            if counts is not None:
-                return {k: v for k, v in counts.items() if k not in ("None", "")}
-        out: Counter[str] = Counter()
-        for name, records in self.samples.items():
-            if self.pair.objects[name].source_object == sobject:
-                out.update(str(r[fname]) for r in records if not _blank(r.get(fname)))
-                break
-        return dict(out)
 
     # ---- 4. cycles and bad data ------------------------------------------------------------------------
 
     def cycles(self) -> None:
         for obj in self.pair.objects.values():
             h = obj.hierarchy
-            if h is None or obj.stream.get("kind") != "soql":
+            if h is None:
                 continue
-            if any(self._unknown_reason(obj.source_object, f) for f in (h.id_field, h.parent_field)):
+            if any(self.reader.unknown_reason(obj, f) for f in (h.id_field, h.parent_field)):
                 continue            # listed with the unknown fields already
-            where = self.filters(obj)
-            soql = (f"SELECT {h.id_field}, {h.parent_field} FROM {obj.source_object}"
-                    + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {h.id_field}")
-            edges = [{h.id_field: r[h.id_field], h.parent_field: r.get(h.parent_field)} for r in self.apto.query(soql)]
+            edges = self.reader.edges(obj)
+            if edges is None:
+                continue
             _, cut = break_cycles(edges, h.id_field, h.parent_field)
             ids = {str(e[h.id_field]) for e in edges}
             dangling = [e for e in edges if e.get(h.parent_field) and str(e[h.parent_field]) not in ids]
             wanted = sorted({i for c in cut for i in (*c["cycle"], c["parent_id"])})
-            names = self._names(obj.source_object, wanted)
+            names = self.reader.names(obj, wanted) if wanted else {}
+            parents = {str(e[h.id_field]): e.get(h.parent_field) for e in edges}
             for c in cut:
                 kind = "self-parent" if len(c["cycle"]) == 1 else f"cycle of {len(c['cycle'])}"
-                loop = self._loop(c["cycle"], {str(e[h.id_field]): e.get(h.parent_field) for e in edges}, c["source_id"])
+                loop = self._loop(c["cycle"], parents, c["source_id"])
                 self.plan.cycles.append({
                     "object": obj.name, "kind": kind, "record cut": c["source_id"],
                     "record name": names.get(c["source_id"]), "parent removed": c["parent_id"],
@@ -929,69 +788,43 @@ class _Planner:
     def _loop(cycle: Sequence[str], parent: Mapping[str, Any], start: str) -> list[str]:
         out = [start]
         node = parent.get(start)
-        while node is not None and node != start and len(out) <= len(cycle):
+        while node is not None and str(node) != start and len(out) <= len(cycle):
             out.append(str(node))
             node = parent.get(str(node))
         return [*out, start]
 
-    def _names(self, sobject: str, ids: Sequence[str]) -> dict[str, str]:
-        if not ids or "name" not in self.field_map(sobject):
-            return {}
-        out = {}
-        for chunk in soql_in_chunks(ids):
-            for r in self.apto.query(f"SELECT Id, Name FROM {sobject} WHERE Id IN {chunk}"):
-                out[str(r["Id"])] = str(r.get("Name"))
-        return out
-
     def sample(self) -> None:
-        """Read ``sample_limit`` records per SOQL object (``ORDER BY Id LIMIT n``) and profile them."""
+        """Profile a sample of each object the reader samples and check it for bad data."""
         for obj in self.pair.objects.values():
-            if obj.stream.get("kind") != "soql" or obj.stream.get("parent_filter"):
+            sample = self.reader.sample(obj)
+            if sample is None:
                 continue
-            if obj.source_object == "User" or self.describe(obj.source_object) is None:
-                continue
-            fmap = self.field_map(obj.source_object)
-            cols = [p for p in dict.fromkeys(["Id", *obj.stream_fields()])
-                    if self._unknown_reason(obj.source_object, p) is None]
-            picklists = [f for f in fmap.values() if f.get("custom") and f.get("type") in _PICKLIST_TYPES]
-            emails = [f for f in fmap.values() if f.get("type") == "email"]
-            for f in (*picklists, *emails):
-                if f["name"].lower() not in {c.lower() for c in cols}:
-                    cols.append(f["name"])
-            where = self.filters(obj)
-            soql = (f"SELECT {', '.join(cols)} FROM {obj.source_object}"
-                    + (f" WHERE {' AND '.join(where)}" if where else "")
-                    + f" ORDER BY Id LIMIT {int(self.sample_limit)}")
-            records = list(self.apto.query(soql))
-            self.samples[obj.name] = records
-            self.plan.profile.extend(value_profile(obj.name, records, [c for c in cols if c != "Id"]))
-            self._check_sample(obj, records, picklists, emails)
+            self.plan.profile.extend(value_profile(obj.name, sample.records,
+                                                   [c for c in sample.columns if c != self.reader.id_field]))
+            self._check_sample(obj, sample)
 
-    def _check_sample(self, obj: ObjectSpec, records: list[dict[str, Any]], picklists: Sequence[Mapping[str, Any]],
-                      emails: Sequence[Mapping[str, Any]]) -> None:
+    def _check_sample(self, obj: ObjectSpec, sample: Sample) -> None:
+        records, id_field = sample.records, self.reader.id_field
         checks: dict[str, str] = {}
         for fspec in obj.fields.values():
             if fspec.fn and fspec.fn[0].name == "normalize_email" and len(fspec.sources) == 1:
                 checks[fspec.sources[0]] = f"lands as written, flagged (field {fspec.name})"
-        for f in emails:
-            checks.setdefault(f["name"], "copied as text into its x_ field (not validated)")
-        bad = invalid_emails(obj.name, records, checks)
-        for f in picklists:
-            bad += picklist_outside(obj.name, records, f)
-        stage_ref = self._stage_ref(obj)
-        if stage_ref and self.stages_by_rt:
-            rt_path, stage_path = stage_ref
-            bad += stages_outside(obj.name, records, self.stages_by_rt, record_type_field=rt_path,
-                                  stage_field=stage_path, names=self.rt_names)
-        bad += missing_required(obj, records)
+        for path in sample.emails:
+            checks.setdefault(path, "copied as text into its x_ field (not validated)")
+        bad = invalid_emails(obj.name, records, checks, id_field=id_field)
+        type_map = self.pair.custom_fields.type_map
+        for f in sample.picklists:
+            ttype = type_map.get(str(f.get("type")), "char")
+            consequence = ("lands as written in its x_ selection field (the value is added to its options), flagged"
+                           if ttype == "selection" else f"kept as text in its x_ field (picklists become {ttype})")
+            bad += picklist_outside(obj.name, records, f, id_field=id_field, consequence=consequence)
+        ref = stage_ref(self.pair, obj)
+        if ref and self.stages_by_pipeline:
+            bad += stages_outside(obj.name, records, self.stages_by_pipeline, record_type_field=ref[0],
+                                  stage_field=ref[1], names=self.pipeline_names, id_field=id_field)
+        bad += missing_required(obj, records, id_field=id_field)
+        bad += sample.findings
         self.plan.bad_data.extend(bad)
-
-    def _stage_ref(self, obj: ObjectSpec) -> tuple[str, str] | None:
-        stage_objs = {n for n, o in self.pair.objects.items() if o.stream.get("kind") == "pipeline_stages"}
-        for fspec in obj.fields.values():
-            if len(fspec.ref) == 1 and fspec.ref[0] in stage_objs and len(fspec.sources) == 2:
-                return fspec.sources[0], fspec.sources[1]
-        return None
 
     # ---- 5. automations --------------------------------------------------------------------------------
 
@@ -1001,63 +834,33 @@ class _Planner:
             if o.model:
                 models.setdefault(o.source_object, o.model)
         for obj in self.pair.objects.values():
-            if obj.stream.get("kind") != "tooling":
+            if obj.target.export != "automation_reference" and obj.stream.get("kind") != "tooling":
                 continue
-            counts = {}
-            for kind in obj.stream.get("objects") or AUTOMATION_OBJECTS:
-                try:
-                    described = self.apto.get_json(f"tooling/sobjects/{kind}/describe")
-                    cols = [f["name"] for f in described.get("fields", []) if f["name"] not in _TOOLING_SKIP]
-                    rows = list(self.apto.tooling_query(f"SELECT {', '.join(cols)} FROM {kind}"))
-                except AptoApiError as exc:
-                    self.plan.problem("warning", "automations", f"{kind}: not readable through the Tooling API "
-                                                                f"({exc.error_code}); not exported")
-                    continue
-                counts[kind] = len(rows)
-                self.plan.automations.extend(automation_entry(kind, r, models) for r in rows)
+            entries, counts = self.reader.automations(obj, models)
+            self.plan.automations.extend(entries)
             for row in self.plan.objects:
                 if row["object"] == obj.name:
                     row["live"] = sum(counts.values())
                     row["count note"] = ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
-def _namespace_how(apto: AptoHook) -> tuple[str, str]:
-    """The namespace and how it was found (connection, PackageLicense, or the sobjects list)."""
-    if apto.settings.namespace is not None:
-        return apto.settings.namespace, "set in the Apto connection (extra.namespace)"
-    ns = apto.namespace
-    try:
-        licensed = sorted({str(r["NamespacePrefix"]) for r in apto.query("SELECT NamespacePrefix FROM PackageLicense")
-                           if r.get("NamespacePrefix")})
-    except AptoApiError:
-        licensed = []
-    objects = [s["name"] for s in apto.describe_global().get("sobjects", [])
-               if ns and str(s.get("name", "")).startswith(ns + "__")]
-    if licensed:
-        others = [p for p in licensed if p != ns]
-        how = (f"PackageLicense lists {', '.join(licensed)}; {ns!r} has {len(objects)} object(s) in the org"
-               + (f" ({', '.join(others)}: none used)" if others else ""))
-    elif ns:
-        how = f"inferred from the sobjects list ({len(objects)} object(s) named {ns}__*__c); PackageLicense not readable"
-    else:
-        how = "no namespaced objects in the org: fields are read without a prefix"
-    return ns, how
-
-
-def build_plan(apto: AptoHook, odoo: OdooHook, pair: PairSpec, *, sample_limit: int = 2000,
+def build_plan(source: Any, odoo: OdooHook, pair: PairSpec, *, sample_limit: int = 2000,
                logger: logging.Logger | None = None) -> Plan:
-    """Audit Apto and Odoo for ``pair`` (unresolved: ``<ns>`` still in it); read-only, bounded calls.
+    """Audit the source and Odoo for ``pair`` (unresolved: ``<ns>`` still in it); read-only, bounded calls.
 
-    :param sample_limit: records read per object for the bad-data profile (``LIMIT``), 1..2000 (one page).
+    :param source: the pair's source adapter (``AptoSource``, ``LinkAppSource``): its ``plan_reader()``
+        answers the source-specific questions (:class:`PlanReader`).
+    :param sample_limit: records read per object for the bad-data profile, 1..2000 (one page of a SOQL query).
     :return: the :class:`Plan`; write it with :func:`crm_migration.reports.plan.write_plan_report`.
     """
     if not 1 <= sample_limit <= 2000:
         raise ValueError("sample_limit must be in [1, 2000] (one page per object)")
     logger = logger or log
+    reader: PlanReader = source.plan_reader()
     started, t0 = datetime.now(UTC), time.perf_counter()
     odoo_before = Counter(odoo.calls)
-    with _Recorder(apto) as rec:
-        ns, how = _namespace_how(apto)
+    with _Recorder(reader.hook) as rec:
+        ns, how = reader.namespace()
         resolved = pair.with_namespace(ns) if pair.namespace is None else pair
         if resolved.target_version is None:
             try:
@@ -1068,8 +871,9 @@ def build_plan(apto: AptoHook, odoo: OdooHook, pair: PairSpec, *, sample_limit: 
             resolved = resolved.for_target(major)      # the target version's overrides (pair file `targets:`)
         plan = Plan(pair=pair.pair, source=pair.source, namespace=ns, namespace_how=how, fallback_user="",
                     fallback_user_from="", fallback_user_id=None, started_at=started.isoformat(timespec="seconds"),
-                    sample_limit=sample_limit)
-        planner = _Planner(apto, odoo, resolved, plan, sample_limit=sample_limit, logger=logger)
+                    source_label=reader.label, source_place=reader.place, sample_limit=sample_limit)
+        reader.begin(resolved, plan, sample_limit=sample_limit)
+        planner = _Planner(reader, odoo, resolved, plan, sample_limit=sample_limit, logger=logger)
         plan.fallback_user, plan.fallback_user_from = planner.fallback_login()
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("inventory", planner.inventory), ("owners", planner.owners), ("owner counts", planner.owner_counts),
@@ -1084,15 +888,15 @@ def build_plan(apto: AptoHook, odoo: OdooHook, pair: PairSpec, *, sample_limit: 
         logger.info("Plan %s: cycles and sample", pair.pair)
         planner.cycles()
         planner.sample()
-        planner.lost_reasons()                  # after the sample: values outside the picklist come from it
+        planner.lost_reasons()                  # after the sample: values outside the picklist may come from it
         logger.info("Plan %s: automations", pair.pair)
         planner.automations()
         _summarise_problems(plan)
-        plan.apto_requests = list(rec.requests)
+        plan.source_requests = list(rec.requests)
     plan.odoo_calls = {f"{m}.{meth}": n for (m, meth), n in sorted((Counter(odoo.calls) - odoo_before).items())}
     plan.seconds = round(time.perf_counter() - t0, 3)
-    logger.info("Plan %s: %d Apto requests, %d Odoo calls, %.1f s; %d problem(s)", pair.pair, plan.apto_calls,
-                plan.odoo_call_count, plan.seconds, len(plan.problems))
+    logger.info("Plan %s: %d %s requests, %d Odoo calls, %.1f s; %d problem(s)", pair.pair, plan.source_calls,
+                plan.source_label, plan.odoo_call_count, plan.seconds, len(plan.problems))
     return plan
 
 
@@ -1100,11 +904,17 @@ def _summarise_problems(plan: Plan) -> None:
     """Turn the findings into the problem lines a person acts on (blocking first in the report)."""
     fallback = [o for o in plan.owners if not o["matched"]]
     if fallback and plan.fallback_user_id is not None:
-        plan.problem("warning", "owners", f"{len(fallback)} of {len(plan.owners)} Apto owner(s) fall back to "
-                                          f"{plan.fallback_user}: " + ", ".join(str(o["name"]) for o in fallback))
+        plan.problem("warning", "owners", f"{len(fallback)} of {len(plan.owners)} {plan.source_label} owner(s) fall "
+                                          f"back to {plan.fallback_user}: "
+                                          + ", ".join(str(o["name"]) for o in fallback))
     for row in plan.unknown_fields:
-        plan.problem("blocking", "inventory", f"{row['object']} reads {row['field']}, unknown to the org "
-                                              f"({row['why']}): the mapping will fail on it")
+        if row.get("severity", "blocking") == "blocking":
+            plan.problem("blocking", "inventory", f"{row['object']} reads {row['field']}, unknown to the "
+                                                  f"{plan.source_place} ({row['why']}): the mapping will fail on it")
+        else:
+            plan.problem(row["severity"], "inventory", f"{row['object']} reads {row['field']}, which the "
+                                                       f"{plan.source_place} does not hold ({row['why']}): it maps "
+                                                       "to nothing")
     for c in plan.cycles:
         plan.problem("warning", "hierarchy", f"{c['kind']}: {c['cycle']}; the link from {c['record name'] or c['record cut']} "
                                              f"to {c['parent name'] or c['parent removed']} will be cut")
@@ -1126,21 +936,10 @@ def _summarise_problems(plan: Plan) -> None:
                                          f"review in the run's report: {what}")
     outside = [b for b in plan.bad_data if "picklist" in b["check"]]
     if outside:
-        plan.problem("info", "bad data", f"{len(outside)} picklist value(s) outside their picklist (kept as text)")
+        plan.problem("info", "bad data", f"{len(outside)} picklist value(s) outside their picklist (kept)")
     keyed = [o for o in plan.objects if o.get("already keyed in Odoo")]
     for o in keyed:
         plan.problem("info", "odoo", f"{o['already keyed in Odoo']} {o['odoo model']} record(s) already carry a key "
                                      f"of {o['object']}: a migration updates them instead of creating")
     order = {"blocking": 0, "warning": 1, "info": 2}
     plan.problems.sort(key=lambda p: order.get(p["severity"], 3))
-
-
-_SOQL_FROM = re.compile(r"\bFROM\s+(\w+)", re.I)
-
-
-def soql_reads(request: Mapping[str, Any]) -> str | None:
-    """The object a recorded request's SOQL reads (for tests and the report), else ``None``."""
-    soql = request.get("soql")
-    m = _SOQL_FROM.search(soql) if soql else None
-    return m.group(1) if m else None
-

@@ -276,12 +276,20 @@ def rollback(*, pair: str, **context: Any) -> dict[str, Any]:
 
 
 def plan(*, pair: str, **context: Any) -> dict[str, Any]:
+    """Audit the pair's source and Odoo (reads only) and write the plan report."""
     from crm_migration.engine.plan import build_plan
-    from crm_migration.reports.plan import write_plan_report
+    from crm_migration.reports.plan import summary_lines, write_plan_report
 
     spec = load_pair(pair)
-    hook_path, _, _ = SOURCES[spec.source]
-    result = build_plan(_load(hook_path)(), OdooHook(), spec)
+    hook_path, source_path, _ = SOURCES.get(spec.source) or (None, None, None)
+    if hook_path is None or source_path is None:
+        raise ConfigurationError(f"{pair}: no source adapter for {spec.source!r} (known: {', '.join(SOURCES)})")
+    source = _load(source_path)(_load(hook_path)())
+    result = build_plan(source, OdooHook(), spec, logger=log)
     path = write_plan_report(result, pair=pair, run_id=context["run_id"])
+    for line in summary_lines(result):
+        log.info("%s", line)
     log.info("plan report: %s", path)
-    return {"report": str(path)}
+    return {"report": str(path), "source_requests": result.source_calls, "odoo_calls": result.odoo_call_count,
+            "problems": len(result.problems),
+            "blocking": sum(1 for p in result.problems if p["severity"] == "blocking")}

@@ -32,7 +32,8 @@ def _names(rows: Sequence[Mapping[str, Any]], key: str, limit: int = 8) -> str:
 
 def summary_lines(plan: Plan) -> list[str]:
     """The summary, one plain-text sentence per line (escaped when written as HTML)."""
-    lines = [f"Apto namespace {plan.namespace or '(none)'}: {plan.namespace_how}."]
+    src, place = plan.source_label, plan.source_place
+    lines = [f"{src} namespace {plan.namespace or '(none)'}: {plan.namespace_how}."]
     blocking = [p for p in plan.problems if p["severity"] == "blocking"]
     if blocking:
         lines.append(f"{len(blocking)} blocking problem(s) to fix before migrating: "
@@ -51,7 +52,10 @@ def summary_lines(plan: Plan) -> list[str]:
                      f"({plan.fallback_user_from}): {_names(fallback, 'name')}."
                      + (f" Records going to {plan.fallback_user}: {going}." if going else ""))
     else:
-        lines.append(f"All {len(plan.owners)} Apto owners match an Odoo user by email.")
+        lines.append(f"All {len(plan.owners)} {src} owners match an Odoo user by email.")
+    archived = [o for o in plan.owners if o["matched"] and o.get("odoo user active") is False]
+    if archived:
+        lines.append(f"{len(archived)} owner(s) match an archived Odoo user and keep it: {_names(archived, 'name')}.")
     # cycles
     cycles = [c for c in plan.cycles if c["kind"] != "self-parent"]
     selfp = [c for c in plan.cycles if c["kind"] == "self-parent"]
@@ -66,10 +70,12 @@ def summary_lines(plan: Plan) -> list[str]:
     # unknown fields
     if plan.unknown_fields:
         listed = ", ".join(f"{u['object']}.{u['field']}" for u in plan.unknown_fields[:10])
-        lines.append(f"{len(plan.unknown_fields)} field(s) the mapping reads are unknown to the org: {listed}. "
-                     "The migration will fail on them: fix the mapping or the org.")
+        blocking_fields = any(u.get("severity", "blocking") == "blocking" for u in plan.unknown_fields)
+        lines.append(f"{len(plan.unknown_fields)} field(s) the mapping reads are unknown to the {place}: {listed}. "
+                     + (f"The migration will fail on them: fix the mapping or the {place}." if blocking_fields else
+                        "They map to nothing: check the mapping."))
     else:
-        lines.append("Every field the mapping reads exists in the org.")
+        lines.append(f"Every field the mapping reads exists in the {place}.")
     # schema
     create = [f for f in plan.fields_to_create if f["action"] == "create"]
     by_why = Counter("x_migration_key" if f["field"] == "x_migration_key" else
@@ -78,7 +84,7 @@ def summary_lines(plan: Plan) -> list[str]:
     stages = sum(s["action"] == "create" for s in plan.stages)
     reasons = sum(r["action"] == "create" for r in plan.lost_reasons)
     lines.append(f"Odoo will get {len(create)} new field(s) ({by_why['x_migration_key']} x_migration_key, "
-                 f"{by_why['pair x_fields']} from the pair, {by_why['custom']} from Apto custom fields), "
+                 f"{by_why['pair x_fields']} from the pair, {by_why['custom']} from {src} custom fields), "
                  f"{teams} sales team(s), {stages} stage(s) and {reasons} lost reason(s).")
     conflicts = [f for f in plan.fields_to_create if str(f["action"]).startswith("CONFLICT")]
     if conflicts:
@@ -100,8 +106,10 @@ def summary_lines(plan: Plan) -> list[str]:
     by_type = Counter(a["type"] for a in plan.automations)
     lines.append(f"{len(plan.automations)} automation(s) exported to {AUTOMATION_FILE} for rebuilding in Odoo, "
                  "none migrated: " + (", ".join(f"{n} {t}" for t, n in sorted(by_type.items())) or "none found") + ".")
-    lines.append(f"This plan cost {plan.apto_calls} Apto API request(s) and {plan.odoo_call_count} Odoo call(s) "
-                 f"(reads only), {plan.seconds:.1f} s.")
+    per_path = plan.requests_per_path()
+    busiest = ", ".join(f"{p} {n}" for p, n in sorted(per_path.items(), key=lambda kv: -kv[1])[:5])
+    lines.append(f"This plan cost {plan.source_calls} {src} API request(s) ({len(per_path)} path(s); most: "
+                 f"{busiest or 'none'}) and {plan.odoo_call_count} Odoo call(s) (reads only), {plan.seconds:.1f} s.")
     return lines
 
 
@@ -112,17 +120,21 @@ def write_plan_report(plan: Plan, *, pair: str, run_id: str, root: Path | None =
     report.summary.append(f"<a href='{AUTOMATION_FILE}'>{AUTOMATION_FILE}</a> · <a href='{PLAN_FILE}'>{PLAN_FILE}</a>")
     report.add("Problems to act on", plan.problems, note="blocking: fix before migrating; warning: records will "
                "be dead-lettered or reassigned; info: nothing to do, but know it.")
-    report.add("Objects", plan.objects, note="live and deleted (recycle bin) counts by SOQL COUNT() with the "
-               "stream's filters; 'already keyed' = Odoo records whose x_migration_key names this object.")
-    report.add("Fields the mapping reads that the org does not have", plan.unknown_fields,
-               note="The migration fails on each of these until the mapping or the org is fixed.")
-    report.add("Apto custom fields", plan.custom_fields, note="describe custom: true → the x_ field each becomes.")
-    report.add("Owners", plan.owners, note=f"Apto users → Odoo users by email (case-insensitive); unmatched → "
+    report.add("Objects", plan.objects, note="live and deleted counts with the stream's filters (see each row's "
+               "count note for how the source counted them); 'already keyed' = Odoo records whose x_migration_key "
+               "names this object.")
+    report.add(f"Fields the mapping reads that the {plan.source_place} does not have", plan.unknown_fields,
+               note="blocking: the migration fails on the field until the mapping or the source is fixed; "
+                    "warning: the field maps to nothing.")
+    report.add(f"{plan.source_label} custom fields", plan.custom_fields,
+               note="the source's custom field definitions (type, options) → the x_ field each becomes.")
+    report.add("Owners", plan.owners, note=f"{plan.source_label} users (source user = their id) → Odoo users by "
+               f"email (case-insensitive; an archived Odoo user is kept); unmatched → "
                f"{plan.fallback_user} ({plan.fallback_user_from}).")
     report.add("Records going to the fallback user", plan.fallback_records)
     report.add("Records per owner", plan.owner_counts, note=plan.owner_counts_note)
     report.add("Fields to create in Odoo", plan.fields_to_create)
-    report.add("Sales teams (one per Opportunity record type)", plan.teams)
+    report.add("Sales teams (one per pipeline)", plan.teams)
     report.add("Stages per team", plan.stages)
     report.add("Lost reasons", plan.lost_reasons)
     report.add("Company hierarchy: cycles and self-parents", plan.cycles,
@@ -133,7 +145,9 @@ def write_plan_report(plan: Plan, *, pair: str, run_id: str, root: Path | None =
     report.add("Value profile of the sample", plan.profile, limit=300)
     report.add("Automations (rebuild reference, not migrated)", [
         {k: v for k, v in a.items() if k not in ("source", "formula")} for a in plan.automations])
-    report.add("Apto requests made by the plan", plan.apto_requests, limit=300)
+    report.add(f"{plan.source_label} requests made by the plan (per path)",
+               [{"path": p, "requests": n} for p, n in plan.requests_per_path().items()])
+    report.add(f"{plan.source_label} requests made by the plan", plan.source_requests, limit=300)
     report.add("Odoo calls made by the plan", [{"call": k, "count": v} for k, v in plan.odoo_calls.items()])
     if plan.notes:
         report.summary.extend(html.escape(n) for n in plan.notes)

@@ -16,13 +16,16 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_migration.hooks.apto import AptoApiError, AptoHook, chunked, soql_in
 from crm_migration.mapping.mapper import get_path
 from crm_migration.mapping.spec import ObjectSpec
 from crm_migration.streams import MISSING_STATUS, MissingFile
 from crm_migration.streams.soql import stream_from_spec
+
+if TYPE_CHECKING:
+    from crm_migration.streams.apto_plan import AptoPlanReader
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")
 
@@ -45,6 +48,12 @@ class AptoSource:
     def use_namespace(self, ns: str) -> None:
         """Take the namespace found earlier in the run instead of asking the org again."""
         self.hook.__dict__["namespace"] = ns        # AptoHook.namespace is a cached property
+
+    def plan_reader(self) -> AptoPlanReader:
+        """What the plan step asks this org (:class:`~crm_migration.engine.plan.PlanReader`)."""
+        from crm_migration.streams.apto_plan import AptoPlanReader
+
+        return AptoPlanReader(self.hook)
 
     def describes(self, source_objects: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """``{object: describe fields}`` for the custom-field plan."""

@@ -16,6 +16,7 @@ from crm_migration.hooks.apto import AptoHook
 from crm_migration.hooks.odoo import OdooHook
 from crm_migration.mapping.spec import load_pair, parse_pair, thaw
 from crm_migration.reports.plan import AUTOMATION_FILE, PLAN_FILE, write_plan_report
+from crm_migration.streams.apto_source import AptoSource
 
 apto_sandbox = pytest.importorskip("crm_sandbox.apto.server")
 
@@ -92,7 +93,7 @@ def run(servers, tmp_path_factory):
         org.reset_stats()
         transport = RecordingTransport()
         apto_hook, odoo_hook = AptoHook(transport=transport), OdooHook()
-        plan = build_plan(apto_hook, odoo_hook, load_pair("apto_to_odoo"))
+        plan = build_plan(AptoSource(apto_hook), odoo_hook, load_pair("apto_to_odoo"))
         apto_stats = org.get_stats()
         odoo_after = odoo_state(rpc)
         root = tmp_path_factory.mktemp("reports")
@@ -153,7 +154,7 @@ def test_odoo_side_keys_and_existing_records(run):
     assert rows["Contact"]["already keyed in Odoo"] == 0           # same model, another key object
     assert rows["RecordType"]["already keyed in Odoo"] == 1
     assert rows["Opportunity"]["key field in Odoo"] == "no (to create)"
-    teams = {t["record type"]: t["action"] for t in run["plan"].teams}
+    teams = {t["pipeline id"]: t["action"] for t in run["plan"].teams}
     assert teams == {rt: ("exists (keyed)" if rt == run["rt_id"] else "create")
                      for rt in run["org"].info()["record_types"]}
 
@@ -172,14 +173,14 @@ def test_cycle_and_self_parent_found_with_the_cut_edge(run):
 
 def test_owners_fall_back_and_are_listed(run):
     plan, hard = run["plan"], run["org"].info()["hard_cases"]
-    owners = {o["apto user"]: o for o in plan.owners}
+    owners = {o["source user"]: o for o in plan.owners}
     assert set(owners) == set(run["org"].tables["User"])       # every user, active or not
     jane = next(o for o in owners.values() if o["name"] == "Jane Broker")
     assert jane["matched"] and jane["odoo login"] == JANE_LOGIN   # Jane.Broker@AptoDemo.COM, case-insensitive
     admin = owners[hard["user_matches_odoo_admin"]]
     assert admin["matched"] and admin["odoo login"] == "admin"
     fallback = {i for i, o in owners.items() if not o["matched"]}
-    assert fallback == set(hard["user_unmatched"]) - {jane["apto user"]}
+    assert fallback == set(hard["user_unmatched"]) - {jane["source user"]}
     assert all(owners[i]["odoo login"] == "admin" and "fallback user admin" in owners[i]["reason"] for i in fallback)
     assert plan.fallback_user == "admin" and plan.fallback_user_id == 2
     accounts = next(r for r in plan.fallback_records if r["object"] == "Account")
@@ -192,7 +193,7 @@ def test_missing_fallback_user_is_blocking(servers):
     apto, odoo = servers
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, apto, odoo, fallback_user="nobody@example.com")   # the connection overrides the pair setting
-        plan = build_plan(AptoHook(), OdooHook(), load_pair("apto_to_odoo"), sample_limit=50)
+        plan = build_plan(AptoSource(AptoHook()), OdooHook(), load_pair("apto_to_odoo"), sample_limit=50)
     assert plan.fallback_user == "nobody@example.com" and "connection" in plan.fallback_user_from
     assert plan.fallback_user_id is None
     blocking = [p["message"] for p in plan.problems if p["severity"] == "blocking"]
@@ -233,7 +234,7 @@ def test_schema_plan_stages_and_lost_reasons(run):
     plan, info = run["plan"], run["org"].info()
     by_rt: dict[str, list[str]] = {}
     for s in plan.stages:
-        by_rt.setdefault(s["record type"], []).append(s["stage"])
+        by_rt.setdefault(s["pipeline id"], []).append(s["stage"])
     assert by_rt == info["pipelines"]
     assert {s["key"] for s in plan.stages} == {f"apto:stage:{rt}/{st}" for rt, sts in info["pipelines"].items()
                                                for st in sts}
@@ -266,7 +267,7 @@ def test_unknown_fields_are_listed_and_blocking(servers):
     pair = parse_pair(raw, origin="test")
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, apto, odoo)
-        plan = build_plan(AptoHook(), OdooHook(), pair, sample_limit=20)
+        plan = build_plan(AptoSource(AptoHook()), OdooHook(), pair, sample_limit=20)
     unknown = {(u["object"], u["field"]) for u in plan.unknown_fields}
     assert unknown == {("Contact", "Nickname__c"), ("Contact", "Account.Nope"), ("Contact", "McLabs2__Cap_Rate__c")}
     assert sum(p["severity"] == "blocking" for p in plan.problems) == 3
@@ -279,7 +280,7 @@ def test_a_mapped_field_the_target_lacks_is_a_blocking_problem_with_a_remedy(ser
     pair = parse_pair(raw, origin="test")
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, apto, odoo)
-        plan = build_plan(AptoHook(), OdooHook(), pair, sample_limit=20)
+        plan = build_plan(AptoSource(AptoHook()), OdooHook(), pair, sample_limit=20)
     (problem,) = [p for p in plan.problems if p["topic"] == "target schema"]
     assert problem["severity"] == "blocking"
     assert problem["message"].startswith("Contact -> res.partner.pager: the target has no field 'pager'. Remedy: ")
@@ -343,7 +344,7 @@ def _whole_table_read(q: str) -> str | None:
 def test_reads_no_whole_table_but_users_and_account_edges(run):
     seen, plan = run["transport"].seen, run["plan"]
     assert run["apto_stats"]["total"] == len(seen)        # the sandbox counts every request, the token's too
-    assert len(seen) == plan.apto_calls                 # the plan's own record agrees with the wire
+    assert len(seen) == plan.source_calls                 # the plan's own record agrees with the wire
     for s in seen:
         if "/tooling/" in s["path"]:
             continue
@@ -356,7 +357,7 @@ def test_reads_no_whole_table_but_users_and_account_edges(run):
     assert any(_whole_table_read(s["q"]) == "Account" for s in seen)   # the edges were read
     limits = [int(m.group(1)) for s in seen if (m := re.search(r"LIMIT (\d+)", s["q"]))]
     assert limits and max(limits) <= plan.sample_limit
-    assert plan.apto_calls < 120, plan.apto_calls      # bounded: does not grow with the org (see bench figures)
+    assert plan.source_calls < 120, plan.source_calls      # bounded: does not grow with the org (see bench figures)
 
 
 def test_report_root_default_is_the_reports_dir(run, tmp_path, monkeypatch):
@@ -377,7 +378,7 @@ def test_invalid_emails_and_stages_outside_their_pipeline_are_found(servers):
                                                "OwnerId": org.integration_user}])
         with pytest.MonkeyPatch.context() as mp:
             _env(mp, apto, odoo)
-            plan = build_plan(AptoHook(), OdooHook(), load_pair("apto_to_odoo"))
+            plan = build_plan(AptoSource(AptoHook()), OdooHook(), load_pair("apto_to_odoo"))
     finally:
         org.reset()
     emails = [b for b in plan.bad_data if b["check"] == "invalid email"]

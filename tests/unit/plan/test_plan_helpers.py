@@ -11,7 +11,6 @@ import pytest
 from crm_migration.engine.plan import (
     Plan,
     _Planner,
-    automation_entry,
     automation_reference,
     build_plan,
     invalid_emails,
@@ -23,6 +22,7 @@ from crm_migration.engine.plan import (
 from crm_migration.hooks.apto import AptoApiError
 from crm_migration.mapping.spec import load_pair
 from crm_migration.reports.plan import AUTOMATION_FILE, PLAN_FILE, summary_lines, write_plan_report
+from crm_migration.streams.apto_plan import AptoPlanReader, automation_entry
 
 PAIR = load_pair("apto_to_odoo").with_namespace("McLabs2")
 
@@ -77,7 +77,7 @@ def test_stages_outside_their_pipeline():
                {"Id": "5", "RecordTypeId": None, "StageName": "Open"}]
     rows = stages_outside("Opportunity", records, stages, names={"rt1": "Brokerage"})
     by_check = Counter(r["check"] for r in rows)
-    assert by_check == {"stage not in its pipeline": 1, "record type is not a planned pipeline": 2}
+    assert by_check == {"stage not in its pipeline": 1, "pipeline not planned": 2}
     stage = next(r for r in rows if r["check"] == "stage not in its pipeline")
     assert (stage["value"], stage["records in sample"], stage["example id"]) == ("Tour (pipeline Brokerage)", 2, "2")
     assert stages_outside("Opportunity", [], stages) == []
@@ -176,9 +176,11 @@ class FakeApto:
 
 def _planner(apto: FakeApto) -> tuple[_Planner, Plan]:
     plan = _plan()
-    plan.owners = [{"apto user": "005A", "name": "Ann", "matched": True},
-                   {"apto user": "005B", "name": "Bob", "matched": False}]
-    planner = _Planner(apto, None, PAIR, plan, sample_limit=10, logger=logging.getLogger("t"))
+    plan.owners = [{"source user": "005A", "name": "Ann", "matched": True},
+                   {"source user": "005B", "name": "Bob", "matched": False}]
+    reader = AptoPlanReader(apto)
+    reader.begin(PAIR, plan, sample_limit=10)
+    planner = _Planner(reader, None, PAIR, plan, sample_limit=10, logger=logging.getLogger("t"))
     planner.owner_objects = lambda: [(PAIR.objects["Account"], "OwnerId"), (PAIR.objects["Task"], "OwnerId")]
     return planner, plan
 
@@ -187,9 +189,9 @@ def test_owner_counts_by_group_by():
     planner, plan = _planner(FakeApto(["005A", "005B", "005B"], group_by=True))
     planner.owner_counts()
     assert [r["records going to the fallback user"] for r in plan.fallback_records] == [2, 2]
-    assert plan.owner_counts[1] == {"apto user": "005B", "name": "Bob", "Account.OwnerId": 2, "Task.OwnerId": 2}
+    assert plan.owner_counts[1] == {"source user": "005B", "name": "Bob", "Account.OwnerId": 2, "Task.OwnerId": 2}
     assert plan.owners[0]["records owned"] == 2 and "GROUP BY" in plan.owner_counts_note
-    assert "WHERE (IsClosed = true) GROUP BY OwnerId" in planner.apto.sent[1]          # the stream's filters apply
+    assert "WHERE (IsClosed = true) GROUP BY OwnerId" in planner.reader.apto.sent[1]          # the stream's filters apply
 
 
 def test_owner_counts_without_group_by_count_the_fallback_records_only():
@@ -211,13 +213,13 @@ def test_sample_limit_is_one_page():
 def _plan(**kw) -> Plan:
     base = dict(pair="apto_to_odoo", source="apto", namespace="McLabs2", namespace_how="set in the connection",
                 fallback_user="admin", fallback_user_from="pair settings.fallback_user", fallback_user_id=2,
-                started_at="2026-01-01T00:00:00+00:00", sample_limit=100)
+                started_at="2026-01-01T00:00:00+00:00", sample_limit=100, source_label="Apto", source_place="org")
     return Plan(**{**base, **kw})
 
 
 def test_report_escapes_data_and_says_what_to_do(tmp_path):
     plan = _plan(fallback_user_id=None)
-    plan.owners = [{"apto user": "005A", "name": "<script>alert(1)</script>", "matched": False, "reason": "x"}]
+    plan.owners = [{"source user": "005A", "name": "<script>alert(1)</script>", "matched": False, "reason": "x"}]
     plan.cycles = [{"object": "Account", "kind": "cycle of 2", "record cut": "001A", "record name": "A & Co",
                     "parent removed": "001B", "parent name": "B", "cycle": "A & Co → B → A & Co"}]
     plan.unknown_fields = [{"object": "Contact", "source object": "Contact", "field": "Nick__c", "why": "no field"}]
@@ -237,7 +239,7 @@ def test_report_escapes_data_and_says_what_to_do(tmp_path):
 
 def test_summary_lines_all_good():
     plan = _plan()
-    plan.owners = [{"apto user": "005A", "name": "Ann", "matched": True}]
+    plan.owners = [{"source user": "005A", "name": "Ann", "matched": True}]
     lines = summary_lines(plan)
     assert "No blocking problem" in lines[1]
     assert any("All 1 Apto owners match" in line for line in lines)
