@@ -150,13 +150,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                     f"{counts['error']} errors, {counts['skipped']} skipped")
 
 
-# ---- one engine world: a state DB of its own, the Apto sandbox, an Odoo target, a Pipeline ------------------
+# ---- one engine world: a state DB of its own, a source sandbox, an Odoo target, a Pipeline ------------------
+
+#: per source: its connection id's environment variable and the sandbox's connection JSON
+SOURCE_CONNS = {
+    "apto": ("AIRFLOW_CONN_APTO_DEFAULT", lambda srv: srv.state.airflow_conn(srv.url, "client_credentials")),
+    "link_app": ("AIRFLOW_CONN_LINK_APP_DEFAULT", lambda srv: srv.state.airflow_conn(srv.url)),
+}
+
 
 @pytest.fixture(scope="session")
-def apto_pipeline(private_pg):
-    """``with apto_pipeline(apto, target, run_id, spec=None) as pipe:`` a :class:`Pipeline` of the Apto pair
-    (or ``spec``) over the Apto sandbox ``apto`` and the Odoo ``target``, on a fresh state database, its
-    schema prepared in ``run_id``; the connections are set for the block and the database dropped after."""
+def pair_pipeline(private_pg):
+    """``with pair_pipeline(pair, source, target, run_id, spec=None) as pipe:`` a :class:`Pipeline` of ``pair``
+    (``apto_to_odoo``, ``link_app_to_odoo``; or ``spec``) over the source sandbox server ``source`` and the
+    Odoo ``target``, on a fresh state database, its schema prepared in ``run_id``; the connections are set
+    for the block and the database dropped after."""
     import contextlib
     import json
     import uuid
@@ -164,13 +172,16 @@ def apto_pipeline(private_pg):
     import psycopg2
 
     @contextlib.contextmanager
-    def make(apto, target, run_id: str, spec=None, transport: str = "xmlrpc"):
+    def make(pair, source, target, run_id: str, spec=None, transport: str = "xmlrpc"):
         from crm_migration.engine.pipeline import Pipeline
-        from crm_migration.hooks.apto import AptoHook
         from crm_migration.hooks.odoo import OdooHook
         from crm_migration.hooks.state import MigrationStateHook
-        from crm_migration.streams.apto_source import AptoSource
+        from crm_migration.mapping.spec import load_pair
+        from crm_migration.operators.tasks import SOURCES, _load
 
+        spec = spec or load_pair(pair)
+        hook_path, source_path, _pool = SOURCES[spec.source]
+        env, conn = SOURCE_CONNS[spec.source]
         dbname = f"t_{uuid.uuid4().hex[:12]}"
         admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
         admin.autocommit = True
@@ -180,13 +191,12 @@ def apto_pipeline(private_pg):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", private_pg.airflow_conn.replace(
                     f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
-                mp.setenv("AIRFLOW_CONN_APTO_DEFAULT",
-                          json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
+                mp.setenv(env, json.dumps(conn(source)))
                 mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(transport=transport))
                 state = MigrationStateHook()
                 state.migrate()
                 odoo = OdooHook()
-                pipe = Pipeline(spec or "apto_to_odoo", AptoSource(AptoHook()), odoo, state)
+                pipe = Pipeline(spec, _load(source_path)(_load(hook_path)()), odoo, state)
                 pipe.prepare_schema(run_id=run_id)
                 try:
                     yield pipe
@@ -197,5 +207,15 @@ def apto_pipeline(private_pg):
             with admin.cursor() as cur:
                 cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             admin.close()
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def apto_pipeline(pair_pipeline):
+    """``with apto_pipeline(apto, target, run_id, spec=None) as pipe:`` :func:`pair_pipeline` of the Apto pair."""
+
+    def make(apto, target, run_id: str, spec=None, transport: str = "xmlrpc"):
+        return pair_pipeline("apto_to_odoo", apto, target, run_id, spec=spec, transport=transport)
 
     return make

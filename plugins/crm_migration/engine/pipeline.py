@@ -334,16 +334,22 @@ class Pipeline:
         records whose references are in the sample too; ``with_deleted``: records deleted in the window
         come along, flagged, in the same single query per stream)."""
         obj = self.spec.object(name)
+        staged = _staged_enrichments(obj)
+        for spec in staged.values():            # children the source cannot list per parent: staged first
+            self._stage_children(str(spec["object"]), run_id=run_id, start=start, end=end, batch_size=batch_size,
+                                 with_deleted=with_deleted)
         parent_ids = self._parent_ids(obj, run_id if sample_size else None) if self.source.needs_parents(obj) \
             else None
         records: Iterable[dict[str, Any]] = self.source.records(obj, start=start, end=end, parent_ids=parent_ids,
                                                                 with_deleted=with_deleted)
         # a deletion may carry only its id (Link app): it passes `where`; archiving looks at what it was bound to
         records = self._keyed(obj, (r for r in records if r.get("IsDeleted") or matches(obj, r)), run_id)
+        if staged and start is not None:
+            records = self._relinked(obj, records, run_id=run_id, staged=staged)
         if sample_size:
             records = self._sample(obj, records, run_id=run_id, size=sample_size)
         if obj.enrich and any(k != "_blob" for k in obj.enrich):
-            records = self._enriched(obj, records, batch_size)
+            records = self._enriched(obj, records, batch_size, full_run=run_id if start is None else None)
         return stage_stream(self.state, records, run_id=run_id, pair=self.pair, source_object=name,
                             batch_size=batch_size, id_field="_source_id", log=self.log,
                             deleted=lambda r: bool(r.get("IsDeleted")))
@@ -364,15 +370,61 @@ class Pipeline:
                 continue
             yield r
 
-    def _enriched(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], size: int) -> Iterable[dict[str, Any]]:
+    def _enriched(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], size: int, *,
+                  full_run: str | None = None) -> Iterable[dict[str, Any]]:
         buf: list[dict[str, Any]] = []
         for r in records:
             buf.append(r)
             if len(buf) >= size:
-                yield from self.source.enrich_children(obj, buf)
+                yield from self._enrich(obj, buf, full_run)
                 buf = []
         if buf:
-            yield from self.source.enrich_children(obj, buf)
+            yield from self._enrich(obj, buf, full_run)
+
+    def _enrich(self, obj: ObjectSpec, records: list[dict[str, Any]], full_run: str | None) -> list[dict[str, Any]]:
+        """Attach the enrichments of a batch: the source's own (a sub-query per 200 parents), then the staged
+        ones (``staged: true``) from the staging table, one query per enrichment for the whole batch: in a
+        full read the children staged in this run, in a delta each child's latest staged version."""
+        records = self.source.enrich_children(obj, records)
+        for name, spec in _staged_enrichments(obj).items():
+            match, fields = str(spec["match"]), [str(f) for f in spec.get("fields") or ()]
+            found = self.state.staged_children(pair=self.pair, source_object=str(spec["object"]), match=match,
+                                               parent_ids=[r["_source_id"] for r in records], run_id=full_run)
+            for r in records:
+                rows = found.get(r["_source_id"], [])
+                r[name] = [{f: row.get(f) for f in fields} for row in rows] if fields else rows
+        return records
+
+    def _stage_children(self, name: str, *, run_id: str, start: datetime | None, end: datetime, batch_size: int,
+                        with_deleted: bool) -> list[BatchRef]:
+        """Stage the records of object ``name`` of the window (deletions too in a delta) for the objects that
+        take them from the staging table (``enrich: {<name>: {object, match, staged: true}}``)."""
+        obj = self.spec.object(name)
+        records = self.source.records(obj, start=start, end=end, with_deleted=with_deleted)
+        return stage_stream(self.state, self._keyed(obj, records, run_id), run_id=run_id, pair=self.pair,
+                            source_object=name, batch_size=max(batch_size, 1000), id_field="_source_id",
+                            log=self.log, deleted=lambda r: bool(r.get("IsDeleted")))
+
+    def _relinked(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], *, run_id: str,
+                  staged: Mapping[str, Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
+        """A delta's records, then those whose staged children changed in the window while they did not (a
+        contact whose primary link moved): taken again from their latest staged version, with no request, so
+        what they take from their children is mapped afresh."""
+        seen: set[str] = set()
+        for r in records:
+            seen.add(r["_source_id"])
+            yield r
+        parents: set[str] = set()
+        for spec in staged.values():
+            parents |= self.state.staged_parents(run_id=run_id, pair=self.pair, source_object=str(spec["object"]),
+                                                 match=str(spec["match"]))
+        again = self.state.latest_staged(pair=self.pair, source_object=obj.name, source_ids=parents - seen,
+                                         exclude_run=run_id)
+        if again:
+            self.log.info("%s: %d records mapped again because their %s changed in the window", obj.name,
+                          len(again), ", ".join(staged))
+        for sid in sorted(again):
+            yield {**again[sid], "_source_id": sid}
 
     def _parent_ids(self, obj: ObjectSpec, sample_run: str | None) -> list[str]:
         """Source ids of the records files/notes can hang on (the attach_to objects), from the state DB."""
@@ -483,6 +535,7 @@ class Pipeline:
             return _empty_result(name, obj.model or "", len(staged))
         self.ensure_lookup_records(obj, records, run_id=run_id, dry_run=dry_run)
         obj, rows, blobs = self.mapped_rows(name, records)
+        self._extend_selections(obj, rows, dry_run=dry_run)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
                             log=self.log)
         if blobs and not dry_run and obj.model == "ir.attachment":
@@ -490,6 +543,29 @@ class Pipeline:
         self.log.info("%s batch %d%s done in %.2f s", name, batch_no, f" ({batch_no + 1} of {of})" if of else "",
                       time.perf_counter() - started)
         return result
+
+    def _extend_selections(self, obj: ObjectSpec, rows: list[Any], *, dry_run: bool = False) -> dict[str, list[str]]:
+        """A picklist value outside its options (a custom ``x_`` selection field) is a value Odoo can hold once
+        the field knows it: the batch's new values are added to the field's selection before the batch loads,
+        and each record carrying one is flagged. Returns ``{field: values added}``."""
+        fields = self.odoo.fields_get(obj.model) if obj.model else {}
+        selections = {f: {str(k) for k, _label in (fd.get("selection") or ())} for f, fd in fields.items()
+                      if f.startswith("x_") and fd.get("type") == "selection"}
+        added: dict[str, set[str]] = {}
+        for row in rows:
+            if row.get("error"):
+                continue
+            for f, value in (row.get("values") or {}).items():
+                if f not in selections or T._empty(value) or str(value) in selections[f]:
+                    continue
+                added.setdefault(f, set()).add(str(value))
+                row.setdefault("warnings", []).append(
+                    (f, f"{value!r} is not one of the options of {fields[f].get('string') or f}: added to them"))
+        if added and not dry_run:
+            self.odoo.add_selection_values(obj.model or "", {f: sorted(v) for f, v in added.items()})
+            self.log.info("%s: values outside their options added to the selection: %s", obj.name,
+                          "; ".join(f"{f} {', '.join(sorted(v))}" for f, v in sorted(added.items())))
+        return {f: sorted(v) for f, v in added.items()}
 
     def _verify_checksums(self, name: str, run_id: str, blobs: Mapping[str, bytes]) -> None:
         target = self.target(name)
@@ -669,6 +745,12 @@ def _now() -> datetime:
     from datetime import UTC
 
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def _staged_enrichments(obj: ObjectSpec) -> dict[str, Mapping[str, Any]]:
+    """The object's enrichments taken from the staging table (``staged: true``): children a source lists
+    only by date (Link app's contact_companies), staged before the object and matched to it by a field."""
+    return {k: v for k, v in obj.enrich.items() if k != "_blob" and isinstance(v, Mapping) and v.get("staged")}
 
 
 def _posted_on(row: Row) -> tuple[Any, Any]:

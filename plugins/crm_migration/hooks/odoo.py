@@ -979,6 +979,27 @@ class OdooHook(BaseHook):
         self.log.info("Odoo: created %d custom field(s) in one call: %s", len(ids), ", ".join(names))
         return list(ids)
 
+    def add_selection_values(self, model: str, values: Mapping[str, Sequence[str]]) -> int:
+        """Add options to custom selection fields (``{field: [value, ...]}``; the label is the value), after
+        the existing ones, in one call; values the field already has are skipped. Returns how many were added."""
+        fields = self.fields_get(model)
+        ids = {r["name"]: r["id"] for r in self.search_read(
+            "ir.model.fields", [("model", "=", model), ("name", "in", sorted(values))], ["name"])}
+        rows: list[dict[str, Any]] = []
+        for name, wanted in sorted(values.items()):
+            if name not in ids:
+                raise OdooSchemaError(f"no custom field {name}", model=model, method="add_selection_values")
+            have = [str(k) for k, _label in fields.get(name, {}).get("selection") or ()]
+            new = [v for v in dict.fromkeys(map(str, wanted)) if v not in have]
+            rows += [{"field_id": ids[name], "value": v, "name": v, "sequence": len(have) + i}
+                     for i, v in enumerate(new)]
+        if not rows:
+            return 0
+        self.create_batch("ir.model.fields.selection", rows)
+        self._fields = {k: v for k, v in self._fields.items() if k[0] != model}
+        self.log.info("Odoo: %d option(s) added to %s selection fields %s", len(rows), model, ", ".join(sorted(values)))
+        return len(rows)
+
     def resolve_xmlid(self, xmlid: str) -> tuple[str, int]:
         """``module.name`` -> ``(model, id)`` via ``ir.model.data`` (archived records included; cached)."""
         if xmlid in self._xmlids:

@@ -512,6 +512,74 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
+    def staged_children(self, *, pair: str, source_object: str, match: str, parent_ids: Collection[str],
+                        run_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """``{parent id: [records]}`` of the staged ``source_object`` records whose ``match`` field names one of
+        ``parent_ids`` (a contact's links): with ``run_id``, those staged in that run (a full read: all of
+        them); without, each record's latest staged version over every run of the pair, deleted ones left out
+        (a delta window holds only what changed). One query for the whole batch of parents."""
+        wanted = sorted({str(p) for p in parent_ids})
+        if not wanted:
+            return {}
+        if run_id is not None:
+            sql = f"""SELECT record FROM {SCHEMA}.staging WHERE run_id = %s AND pair = %s AND source_object = %s
+                      AND NOT deleted AND record->>%s = ANY(%s) ORDER BY source_id"""
+            params: tuple[Any, ...] = (run_id, pair, source_object, match, wanted)
+        else:
+            sql = f"""SELECT record FROM (
+                        SELECT DISTINCT ON (s.source_id) s.source_id, s.record, s.deleted FROM {SCHEMA}.staging s
+                        WHERE s.pair = %s AND s.source_object = %s AND s.source_id IN (
+                            SELECT source_id FROM {SCHEMA}.staging
+                            WHERE pair = %s AND source_object = %s AND record->>%s = ANY(%s))
+                        ORDER BY s.source_id, s.extracted_at DESC) latest
+                      WHERE NOT deleted ORDER BY source_id"""
+            params = (pair, source_object, pair, source_object, match, wanted)
+
+        def q(cur: Any) -> dict[str, list[dict[str, Any]]]:
+            self._execute(cur, sql, params)
+            out: dict[str, list[dict[str, Any]]] = {}
+            for (record,) in cur.fetchall():
+                rec = _as_obj(record)
+                out.setdefault(str(rec.get(match)), []).append(rec)
+            return out
+
+        return self.run_in_transaction(q)
+
+    def staged_parents(self, *, run_id: str, pair: str, source_object: str, match: str) -> set[str]:
+        """The ``match`` values (parent ids) of the ``source_object`` records staged in ``run_id``; a record
+        staged as deleted (only its id is known) names the parent of its latest live version of any run."""
+        def q(cur: Any) -> set[str]:
+            self._execute(cur, f"""SELECT DISTINCT COALESCE(s.record->>%(m)s, (
+                                       SELECT p.record->>%(m)s FROM {SCHEMA}.staging p
+                                       WHERE p.pair = s.pair AND p.source_object = s.source_object
+                                         AND p.source_id = s.source_id AND NOT p.deleted
+                                       ORDER BY p.extracted_at DESC LIMIT 1))
+                                   FROM {SCHEMA}.staging s
+                                   WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(obj)s""",
+                          {"m": match, "run": run_id, "pair": pair, "obj": source_object})
+            return {str(v) for (v,) in cur.fetchall() if v is not None}
+
+        return self.run_in_transaction(q)
+
+    def latest_staged(self, *, pair: str, source_object: str, source_ids: Collection[str],
+                      exclude_run: str | None = None) -> dict[str, dict[str, Any]]:
+        """``{source id: record}``: each record's latest staged version over the runs of the pair (but
+        ``exclude_run``), when that version is not a deletion."""
+        wanted = sorted({str(s) for s in source_ids})
+        if not wanted:
+            return {}
+
+        def q(cur: Any) -> dict[str, dict[str, Any]]:
+            self._execute(cur, f"""SELECT source_id, record FROM (
+                                     SELECT DISTINCT ON (source_id) source_id, record, deleted FROM {SCHEMA}.staging
+                                     WHERE pair = %s AND source_object = %s AND source_id = ANY(%s)
+                                       AND run_id IS DISTINCT FROM %s
+                                     ORDER BY source_id, extracted_at DESC) latest
+                                   WHERE NOT deleted""", (pair, source_object, wanted, exclude_run))
+            return {str(sid): _as_obj(rec) for sid, rec in cur.fetchall()}
+
+        return self.run_in_transaction(q)
+
     def read_timeline_batch(self, *, run_id: str, pair: str, timeline: str, batch_no: int) -> list[dict[str, Any]]:
         """Return one batch of a timeline, oldest first: ``{object, source_id, record, deleted}``.
 

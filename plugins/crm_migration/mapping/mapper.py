@@ -261,11 +261,15 @@ def lookups_needed(spec: ObjectSpec, records: Iterable[Mapping[str, Any]]) -> di
     for record in records:
         if not matches(spec, record):
             continue
+        try:
+            conditions = _conditions(spec, record) if spec.conditions else {}
+        except _Fail:
+            conditions = {}
         for fspec in spec.fields.values():
-            if not fspec.lookup:
+            if not fspec.lookup or (fspec.when and not conditions.get(fspec.when)):
                 continue
             try:
-                key = _field_value(fspec, record, {})
+                key = _field_value(fspec, record, conditions)
             except T.TransformError:
                 continue
             for k in _as_list(key):

@@ -116,7 +116,7 @@ class AptoSource:
     def enrich_children(self, obj: ObjectSpec, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach each enrichment's child rows as ``{"records": [...]}`` (Salesforce's sub-query shape)."""
         for name, spec in obj.enrich.items():
-            if name == "_blob" or "object" not in spec:
+            if name == "_blob" or "object" not in spec or spec.get("staged"):     # staged: the engine's
                 continue
             match, fields = spec["match"], [f for f in spec.get("fields", ()) if f != spec["match"]]
             order = f" ORDER BY {spec['order_by']}" if spec.get("order_by") else ""

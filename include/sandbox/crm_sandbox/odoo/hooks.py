@@ -1079,6 +1079,34 @@ class Hooks(Core):
                 attrs["size"] = row["size"]
             self._add_custom_field(model, row["name"], attrs, rid)
 
+    def _pre_create__ir_model_fields_selection(self, M: Model, row: dict[str, Any], x2m: dict[str, Any],
+                                               vals: dict[str, Any], ctx: dict[str, Any]) -> None:
+        field = self.models["ir.model.fields"].rows.get(row.get("field_id") or 0)
+        if field is not None and field.get("state") != "manual":
+            raise E.UserError("Properties of base fields cannot be altered in this manner! Please modify them "
+                              "through Python code, preferably through a custom addon!")
+
+    def _post_create__ir_model_fields_selection(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
+                                                ctx: dict[str, Any]) -> None:
+        """A new option of a custom selection field: the field accepts it at once (Odoo reloads the registry)."""
+        IF = self.models["ir.model.fields"]
+        for vals in vals_list:
+            row = IF.rows.get(vals.get("field_id") or 0) or {}
+            model, name = row.get("model"), row.get("name")
+            targets = [model] + [child for child, parent in INHERITS.items() if parent == model]
+            for target in targets:
+                TM = self.models.get(target or "")
+                old = TM.fields.get(name) if TM is not None else None
+                if old is None or old.type != "selection":
+                    continue
+                attrs = {**old.attrs, "selection": [*(old.attrs.get("selection") or []),
+                                                     [vals.get("value"), vals.get("name") or vals.get("value")]]}
+                TM.add_field(Field(name, attrs))
+
+                def undo(TM: Model = TM, old: Field = old) -> None:
+                    TM.add_field(old)
+                self._on_rollback(undo)
+
     def _add_custom_field(self, model: str, name: str, attrs: dict[str, Any], fid: int) -> None:
         targets = [model] + [child for child, parent in INHERITS.items() if parent == model]
         for target in targets:

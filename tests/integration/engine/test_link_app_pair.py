@@ -1,0 +1,330 @@
+"""The Link app pair end to end on the engine: the Link app sandbox over HTTP, a private PostgreSQL, and each
+Odoo target (the sandbox, then the real Odoo 17).
+
+One world per target: the tenant's owners get their Odoo users (one archived), a contact loses its name,
+then a full run loads every object as the migrate DAG does, a second full run writes nothing, a delta
+carries exactly the changes made in the tenant after it, and rolling the delta back gives back what the
+full run left. Tests run in file order and read what Odoo holds.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PAIR = "link_app_to_odoo"
+FULL, RERUN, DELTA = "link-full", "link-rerun", "link-delta"
+MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message", "mail.activity",
+          "calendar.event", "ir.attachment")
+COUNTED = ("created", "updated", "adopted", "superseded", "conflicts", "dead_lettered")
+
+
+@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
+def odoo_target(request, make_odoo_target):
+    """One Odoo per target for the module (the engine suite's default is one per test)."""
+    target, close = make_odoo_target(request.param, "t_link_app_pair")
+    yield target
+    close()
+
+
+def run(pipe, run_id, *, start=None):
+    """Extract and load every object as the migrate/delta DAG does: per object, its batches then its links;
+    the chatter as one timeline at the end. Returns ``{object: summed counts}``."""
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    timeline = {o.name for o in pipe.spec.timeline()}
+    out = {}
+    for name in pipe.loadable():
+        refs = pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=50, with_deleted=start is not None)
+        if name in timeline:
+            continue
+        results = [pipe.load(name, run_id=run_id, batch_no=b["batch_no"]) for b in refs]
+        links = pipe.link(name, run_id=run_id)
+        out[name] = {k: sum(r[k] for r in results) for k in COUNTED}
+        out[name]["links"] = sum(lk["written"] for lk in links)
+    results = [pipe.load_timeline(run_id=run_id, batch_no=b["batch_no"])
+               for b in pipe.order_timeline(run_id=run_id, batch_size=50)]
+    out["chatter"] = {k: sum(r[k] for r in results) for k in COUNTED}
+    return out
+
+
+def _last_id(rpc, model) -> int:
+    # a domain on id: ir.attachment then counts the attachments of binary fields too (a new user's avatar)
+    ids = rpc(model, "search", [("id", ">", 0)], order="id desc", limit=1, context={"active_test": False})
+    return ids[0] if ids else 0
+
+
+@pytest.fixture(scope="module")
+def world(pair_pipeline, odoo_target):
+    from crm_sandbox.link_app.server import serve as link_serve
+
+    link = link_serve(port=0, scale=1, seed=7)
+    tenant = link.state
+    rpc = odoo_target.rpc()
+    users = {}
+    for u in tenant.odoo_users():          # login@example.com for every owner Odoo should know
+        users[u["login"]] = rpc("res.users", "create", {"name": u["name"], "login": u["login"],
+                                                        "email": f"{u['login']}@example.com"},
+                                context={"no_reset_password": True})
+    rpc("res.users", "write", [users["jonas.weber"]], {"active": False})       # archived: still his records'
+    hard = tenant.hard_cases
+    nameless = tenant.tables["contacts"][tenant.data.hard_cases["contact_without_company"]]
+    tenant.update("contacts", [{"id": nameless["id"], "first_name": None, "last_name": " "}])
+    marks = {m: _last_id(rpc, m) for m in MODELS}
+    try:
+        with pair_pipeline(PAIR, link, odoo_target, FULL) as pipe:
+            full = run(pipe, FULL)
+            rerun = run(pipe, RERUN)
+            yield {"pipe": pipe, "link": link, "tenant": tenant, "hard": hard, "rpc": rpc, "users": users,
+                   "state": pipe.state, "full": full, "rerun": rerun, "marks": marks, "nameless": nameless["id"],
+                   "target": odoo_target}
+    finally:
+        link.stop()
+
+
+def ids(world, name, sids):
+    return world["state"].odoo_ids(PAIR, world["pipe"].target(name).source_object, [str(s) for s in sids])
+
+
+def one(world, name, sid, fields):
+    oid = ids(world, name, [sid])[str(sid)]
+    return world["rpc"](world["pipe"].spec.object(name).model, "read", [oid], fields=fields,
+                        context={"active_test": False})[0]
+
+
+def flags(world, run_id, name):
+    scope = world["pipe"].target(name).source_object
+    return {(f["source_id"], f["field"]): f["message"] for f in world["state"].flags(run_id)
+            if f["source_object"] == scope}
+
+
+# ---- the full run ------------------------------------------------------------------------------------------
+
+
+def test_every_source_record_landed_keyed_and_only_the_lost_file_is_a_dead_letter(world):
+    tenant, rpc, pipe = world["tenant"], world["rpc"], world["pipe"]
+    acts = tenant.tables["activities"].values()
+    want = {"pipelines": 2, "stages": 12, "companies": len(tenant.tables["companies"]),
+            "contacts": len(tenant.tables["contacts"]), "deals": len(tenant.tables["deals"]),
+            "meetings": sum(a["type"] == "meeting" for a in acts),
+            "open_activities": sum(a["type"] in ("task", "call") and a["done"] is False for a in acts),
+            "activities": sum(a["type"] != "meeting" and a["done"] is not False for a in acts),
+            "attachments": len(tenant.tables["attachments"]) - 1}
+    for name, n in want.items():
+        scope = pipe.target(name).source_object
+        got = world["state"].count("crosswalk", pair=PAIR, source_object=scope)
+        if scope == "activities":
+            continue
+        assert got == n, name
+    landed = world["state"].count("crosswalk", pair=PAIR, source_object="activities")
+    assert landed == want["meetings"] + want["open_activities"] + want["activities"]
+    dead = world["state"].dead_letters(run_id=FULL, pair=PAIR)
+    assert [(d["source_object"], d["source_id"]) for d in dead] == [("attachments", world["hard"]["attachment_missing"])]
+    assert "file missing in the source (HTTP 404): 'scan-2019.pdf'" in dead[0]["reason"]
+    # nothing the tool created lacks its key; no mail queued
+    for model in MODELS:
+        unkeyed = rpc(model, "search_read", [("id", ">", world["marks"][model]), ("x_migration_key", "=", False)],
+                      fields=["display_name"], context={"active_test": False}, limit=5)
+        assert unkeyed == [], model
+    assert rpc("mail.mail", "search_count", [], context={"active_test": False}) == 0
+
+
+def test_contacts_are_named_and_hang_on_their_primary_company(world):
+    hard, tenant = world["hard"], world["tenant"]
+    links = [lk for lk in tenant.tables["contact_companies"].values()]
+    multi = hard["contact_multi_company"]
+    primary = next(lk["company_id"] for lk in links if lk["contact_id"] == multi and lk["is_primary"])
+    others = sorted(lk["company_id"] for lk in links if lk["contact_id"] == multi and not lk["is_primary"])
+    c = one(world, "contacts", multi, ["name", "parent_id", "x_link_app_company_ids", "is_company"])
+    src = tenant.tables["contacts"][multi]
+    assert c["name"] == f"{src['first_name']} {src['last_name']}" and c["is_company"] is False
+    assert c["parent_id"][0] == ids(world, "companies", [primary])[primary]
+    assert sorted(c["x_link_app_company_ids"]) == sorted(ids(world, "companies", others).values())
+    # no primary link: the most recently modified link's company, flagged
+    np_links = sorted((lk for lk in links if lk["contact_id"] == hard["contact_no_primary"]),
+                      key=lambda lk: (lk["updated_at"], lk["id"]))
+    c = one(world, "contacts", hard["contact_no_primary"], ["parent_id"])
+    newest = np_links[-1]["company_id"]
+    assert c["parent_id"][0] == ids(world, "companies", [newest])[newest]
+    assert "is primary" in flags(world, FULL, "contacts")[(hard["contact_no_primary"], "parent_id")]
+    # no link: no parent; no name: its email, flagged
+    c = one(world, "contacts", world["nameless"], ["parent_id", "name"])
+    assert c["parent_id"] is False
+    assert c["name"] == tenant.tables["contacts"][world["nameless"]]["email"]
+    assert "no first or last name" in flags(world, FULL, "contacts")[(world["nameless"], "name")]
+
+
+def test_companies_have_their_address_country_by_code_or_name_and_their_parent(world):
+    hard, tenant, rpc = world["hard"], world["tenant"], world["rpc"]
+    de, gb = (rpc("res.country", "search", [("code", "=", c)])[0] for c in ("DE", "GB"))
+    c = one(world, "companies", hard["company_country_iso"], ["country_id", "city", "street", "is_company"])
+    src = tenant.tables["companies"][hard["company_country_iso"]]["address"]
+    assert (c["country_id"][0], c["city"], c["street"], c["is_company"]) == (de, src["city"], src["street"], True)
+    assert one(world, "companies", hard["company_country_name"], ["country_id"])["country_id"][0] == gb
+    root, child, grandchild = hard["company_hierarchy"]
+    got = one(world, "companies", grandchild, ["parent_id"])["parent_id"][0]
+    assert got == ids(world, "companies", [child])[child]
+    assert one(world, "companies", hard["company_self_parent"], ["parent_id"])["parent_id"] is False
+
+
+def test_deals_have_team_and_stage_of_their_pipeline_won_lost_priority_and_custom_fields(world):
+    hard, tenant, rpc = world["hard"], world["tenant"], world["rpc"]
+    deals = tenant.tables["deals"]
+    pipelines = tenant.tables["pipelines"]
+    teams = ids(world, "pipelines", pipelines)
+    for sid in list(deals)[:30]:
+        d = deals[sid]
+        got = one(world, "deals", sid, ["team_id", "stage_id"])
+        stage = next(s for s in pipelines[d["pipeline_id"]]["stages"] if s["id"] == d["stage_id"])
+        assert got["team_id"][0] == teams[d["pipeline_id"]] and got["stage_id"][1] == stage["name"], sid
+    for sid in hard["deal_won"]:
+        got = one(world, "deals", sid, ["probability", "active", "stage_id"])
+        assert (got["probability"], got["active"]) == (100.0, True)
+        assert rpc("crm.stage", "read", [got["stage_id"][0]], fields=["is_won"])[0]["is_won"] is True
+    for sid in hard["deal_lost"]:
+        got = one(world, "deals", sid, ["probability", "active", "lost_reason_id", "x_link_app_lost_reason"])
+        assert (got["probability"], got["active"]) == (0.0, False)
+        assert got["lost_reason_id"][1] == deals[sid]["lost_reason"] == got["x_link_app_lost_reason"]
+    for raw, want in zip(("low", "medium", "high", "urgent"), "0123", strict=True):
+        got = one(world, "deals", hard["deal_by_priority"][raw], ["priority", "x_link_app_priority"])
+        assert (got["priority"], got["x_link_app_priority"]) == (want, raw)
+    # a picklist value outside its options lands, added to the selection, flagged
+    (deal, values), = hard["picklist_outside"]["deals"].items()
+    assert one(world, "deals", deal, ["x_deal_type"])["x_deal_type"] == values["deal_type"]
+    assert "added to them" in flags(world, FULL, "deals")[(deal, "x_deal_type")]
+    # stages: one per pipeline stage on its team, closed ones folded
+    for pid, p in pipelines.items():
+        sids = ids(world, "stages", [f"{pid}/{s['id']}" for s in p["stages"]])
+        got = {r["name"]: r for r in rpc("crm.stage", "read", list(sids.values()),
+                                         fields=["name", "is_won", "fold", "x_link_app_probability"])}
+        for s in p["stages"]:
+            assert (got[s["name"]]["is_won"], got[s["name"]]["fold"]) == (s["is_won"], s["is_closed"])
+            assert got[s["name"]]["x_link_app_probability"] == float(s["probability"])
+
+
+def test_custom_fields_are_typed_x_fields(world):
+    hard, tenant = world["hard"], world["tenant"]
+    fields = world["rpc"]("res.partner", "fields_get", [], attributes=["type", "selection"])
+    assert {f: fields[f]["type"] for f in ("x_lead_source", "x_interests", "x_birthday", "x_linkedin",
+                                           "x_newsletter", "x_nps_score", "x_nickname")} == {
+        "x_lead_source": "selection", "x_interests": "char", "x_birthday": "date", "x_linkedin": "char",
+        "x_newsletter": "boolean", "x_nps_score": "float", "x_nickname": "char"}
+    (contact, values), = hard["picklist_outside"]["contacts"].items()
+    assert values["lead_source"] in [k for k, _ in fields["x_lead_source"]["selection"]]
+    src = next(c for c in tenant.tables["contacts"].values()
+               if all(c["custom_fields"].get(k) not in (None, []) for k in ("linkedin", "nps_score", "birthday")))
+    got = one(world, "contacts", src["id"], ["x_linkedin", "x_nps_score", "x_birthday", "x_newsletter"])
+    cf = src["custom_fields"]
+    assert (got["x_linkedin"], got["x_nps_score"], got["x_birthday"]) == (
+        cf["linkedin"], float(cf["nps_score"]), cf["birthday"])
+    assert got["x_newsletter"] is bool(cf.get("newsletter"))
+
+
+def test_the_chatter_keeps_authors_dates_and_order_and_owners_match_by_email(world):
+    hard, tenant, rpc, users = world["hard"], world["tenant"], world["rpc"], world["users"]
+    acts = tenant.tables["activities"]
+    owners = {u["id"]: u for u in tenant.tables["users"].values()}
+    note = acts[hard["activity_note"]]
+    got = one(world, "activities", note["id"], ["date", "author_id", "model", "res_id", "message_type"])
+    assert got["date"] == note["occurred_at"].replace("T", " ").rstrip("Z")
+    assert got["message_type"] == "comment"
+    author = owners[note["author_id"]]
+    if author["email"] and author["email"].lower().endswith("@example.com") and author["email"] != "admin@example.com":
+        login = author["email"].lower().split("@")[0]
+        want = rpc("res.users", "read", [users[login]], fields=["partner_id"], context={"active_test": False})
+        assert got["author_id"][0] == want[0]["partner_id"][0]
+    # a record's messages: ids follow their dates
+    by_parent = {}
+    for a in acts.values():
+        if a["type"] != "meeting" and a["done"] is not False:
+            by_parent.setdefault((a["related"]["type"], a["related"]["id"]), []).append(a)
+    (kind, pid), msgs = max(by_parent.items(), key=lambda kv: len(kv[1]))
+    got = {str(k): v for k, v in ids(world, "activities", [m["id"] for m in msgs]).items()}
+    dates = [m["occurred_at"] or m["created_at"] for m in sorted(msgs, key=lambda m: got[m["id"]])]
+    assert len(msgs) >= 3 and dates == sorted(dates)
+    # owners: case-insensitive email, archived Odoo user kept, unmatched -> the fallback user (admin)
+    deals = tenant.tables["deals"]
+    admin = rpc("res.users", "search", [("login", "=", "admin")])[0]
+    for sid, d in list(deals.items())[:40]:
+        o = owners[d["owner_id"]]
+        login = (o["email"] or "").lower().split("@")[0] if (o["email"] or "").lower().endswith("@example.com") else None
+        want = users.get(login) or admin
+        assert one(world, "deals", sid, ["user_id"])["user_id"][0] == want, (sid, o["email"])
+    assert any(owners[d["owner_id"]]["email"] == "Kim.Lee@Example.com" for d in deals.values())
+    assert any(owners[d["owner_id"]]["email"] == "jonas.weber@example.com" for d in deals.values())
+
+
+def test_a_second_full_run_writes_nothing(world):
+    for name, counts in world["rerun"].items():
+        assert {k: v for k, v in counts.items() if k not in ("dead_lettered",)} == dict.fromkeys(
+            [*COUNTED[:-1], *(["links"] if "links" in counts else [])], 0), name
+
+
+# ---- a delta, then its rollback --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def delta(world):
+    """Changes made in the tenant after the full run, then a delta run over them."""
+    tenant, hard = world["tenant"], world["hard"]
+    start = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.1)
+    deals = tenant.tables["deals"]
+    open_deal = hard["deal_open"][0]
+    pipeline = tenant.tables["pipelines"][deals[open_deal]["pipeline_id"]]
+    new_stage = next(s for s in pipeline["stages"] if not s["is_closed"] and s["id"] != deals[open_deal]["stage_id"])
+    gone = hard["deal_open"][1]
+    phone_contact = tenant.data.hard_cases["same_updated_at"]["ids"][0]
+    multi = hard["contact_multi_company"]
+    links = sorted((lk for lk in tenant.tables["contact_companies"].values() if lk["contact_id"] == multi),
+                   key=lambda lk: lk["id"])
+    new_primary = next(lk for lk in links if not lk["is_primary"])
+    before = {"stage": one(world, "deals", open_deal, ["stage_id"])["stage_id"][0],
+              "phone": one(world, "contacts", phone_contact, ["phone"])["phone"],
+              "parent": one(world, "contacts", multi, ["parent_id"])["parent_id"][0]}
+    tenant.mutate({
+        "updates": {"deals": [{"id": open_deal, "stage_id": new_stage["id"]}],
+                    "contacts": [{"id": phone_contact, "phone": "+1 646 555 0000"}],
+                    "contact_companies": [{"id": lk["id"], "is_primary": lk["id"] == new_primary["id"]}
+                                          for lk in links]},
+        "creates": {"companies": [{"name": "Delta Newco LLC", "address": {"city": "Lyon", "country": "FR"}}],
+                    "activities": [{"type": "note", "subject": "Delta", "body": "Called back.",
+                                    "occurred_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                    "related": {"type": "deal", "id": open_deal}}]},
+        "deletes": {"deals": [gone]}})
+    counts = run(world["pipe"], DELTA, start=start)
+    return {"counts": counts, "open_deal": open_deal, "new_stage": new_stage, "gone": gone, "before": before,
+            "phone_contact": phone_contact, "multi": multi, "new_primary": new_primary["company_id"]}
+
+
+def test_a_delta_carries_exactly_the_changes(world, delta):
+    c = delta["counts"]
+    changed = {name: {k: v for k, v in counts.items() if v} for name, counts in c.items()}
+    assert changed == {"pipelines": {}, "stages": {}, "companies": {"created": 1},
+                       "contacts": {"updated": 2}, "deals": {"updated": 1}, "open_activities": {},
+                       "meetings": {}, "attachments": {}, "chatter": {"created": 1}}
+    got = one(world, "deals", delta["open_deal"], ["stage_id"])
+    assert got["stage_id"][1] == delta["new_stage"]["name"]
+    assert one(world, "deals", delta["gone"], ["active"])["active"] is False           # deleted -> archived
+    assert one(world, "contacts", delta["phone_contact"], ["phone"])["phone"] == "+1 646 555 0000"
+    np = delta["new_primary"]
+    assert one(world, "contacts", delta["multi"], ["parent_id"])["parent_id"][0] == ids(world, "companies", [np])[np]
+    assert world["rpc"]("mail.mail", "search_count", [], context={"active_test": False}) == 0
+
+
+def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
+    from crm_migration.engine.rollback import rollback_run
+
+    result = rollback_run(world["pipe"].odoo, world["state"], DELTA)
+    assert result["status"] == "rolled_back", result
+    before = delta["before"]
+    assert one(world, "deals", delta["open_deal"], ["stage_id"])["stage_id"][0] == before["stage"]
+    assert one(world, "deals", delta["gone"], ["active"])["active"] is True
+    assert one(world, "contacts", delta["phone_contact"], ["phone"])["phone"] == before["phone"]
+    assert one(world, "contacts", delta["multi"], ["parent_id"])["parent_id"][0] == before["parent"]
+    rpc = world["rpc"]
+    assert rpc("res.partner", "search_count", [("name", "=", "Delta Newco LLC")], context={"active_test": False}) == 0
+    assert rpc("mail.message", "search_count", [("body", "ilike", "Called back.")]) == 0
