@@ -463,9 +463,15 @@ def owner_fields(pair: PairSpec) -> list[tuple[ObjectSpec, str]]:
 
 
 def lookup_fields(pair: PairSpec, lookup: str) -> list[tuple[ObjectSpec, str]]:
-    """``(object, path)`` of every single-source field that resolves through the named lookup."""
-    return [(obj, f.sources[0]) for obj in pair.objects.values() for f in obj.fields.values()
-            if f.lookup == lookup and len(f.sources) == 1 and not f.sources[0].startswith(("$", "_"))]
+    """``(object, path)`` of every field resolved through the named lookup from one record path (conditions
+    such as ``$lost`` aside)."""
+    out = []
+    for obj in pair.objects.values():
+        for f in obj.fields.values():
+            paths = [p for p in f.sources if not p.startswith(("$", "_"))]
+            if f.lookup == lookup and len(paths) == 1:
+                out.append((obj, paths[0]))
+    return out
 
 
 def stage_ref(pair: PairSpec, obj: ObjectSpec) -> tuple[str, str] | None:
@@ -491,7 +497,7 @@ class _Planner:
     def odoo_fields(self, model: str) -> dict[str, Any] | None:
         if model not in self._odoo_fields:
             try:
-                self._odoo_fields[model] = self.odoo.fields_get(model, ("type", "string", "relation"))
+                self._odoo_fields[model] = self.odoo.fields_get(model)    # the preflight reads the same (cached)
             except OdooError as exc:
                 self.log.warning("Plan: Odoo model %s not readable (%s)", model, exc.message)
                 self._odoo_fields[model] = None
@@ -563,7 +569,7 @@ class _Planner:
                 self.plan.custom_fields.append({
                     "object": name, "source field": f["name"], "source type": f.get("type"), "label": f.get("label"),
                     "picklist values": len(options) if picklist else None,
-                    "options": _short("; ".join(options), 200) if picklist else None,
+                    "options": "; ".join(options) if picklist else None,
                     "referenceTo": ", ".join(f.get("referenceTo") or ()) or None,
                     "x_ field": cf.name if cf else None, "odoo model": cf.model if cf else None,
                     "x_ type": cf.ttype if cf else None, "relation": cf.relation if cf else None, "status": status})

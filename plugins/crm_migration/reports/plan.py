@@ -40,6 +40,9 @@ def summary_lines(plan: Plan) -> list[str]:
                      + "; ".join(p["message"] for p in blocking[:5]) + (" …" if len(blocking) > 5 else "") + ".")
     else:
         lines.append("No blocking problem: the migration can run as mapped.")
+    counted = [f"{o['live']} {o['object']}" for o in plan.objects if o.get("live") is not None]
+    if counted:
+        lines.append(f"{src} records: " + ", ".join(counted) + ".")
     # owners
     fallback = [o for o in plan.owners if not o["matched"]]
     if plan.fallback_user_id is None:
@@ -82,10 +85,16 @@ def summary_lines(plan: Plan) -> list[str]:
                      "pair x_fields" if f["why"] == "pair x_fields" else "custom" for f in create)
     teams = sum(t["action"] == "create" for t in plan.teams)
     stages = sum(s["action"] == "create" for s in plan.stages)
-    reasons = sum(r["action"] == "create" for r in plan.lost_reasons)
+    reasons = sum(str(r["action"]).startswith("create") for r in plan.lost_reasons)
     lines.append(f"Odoo will get {len(create)} new field(s) ({by_why['x_migration_key']} x_migration_key, "
                  f"{by_why['pair x_fields']} from the pair, {by_why['custom']} from {src} custom fields), "
                  f"{teams} sales team(s), {stages} stage(s) and {reasons} lost reason(s).")
+    for team in plan.teams:
+        mine = [st for st in plan.stages if str(st["pipeline id"]) == str(team["pipeline id"])]
+        won = [str(st["label"]) for st in mine if st.get("won")]
+        lines.append(f"Pipeline {team['name']} ({team['action']}): {len(mine)} stage(s): "
+                     + (", ".join(str(st["label"]) for st in mine) or "none")
+                     + (f"; won: {', '.join(won)}" if won else "; no won stage") + ".")
     conflicts = [f for f in plan.fields_to_create if str(f["action"]).startswith("CONFLICT")]
     if conflicts:
         lines.append(f"{len(conflicts)} field(s) exist in Odoo with another type: "

@@ -19,11 +19,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_migration.hooks.link_app import LinkAppError, LinkAppHook
 from crm_migration.mapping.spec import ObjectSpec, get_path
 from crm_migration.streams import MISSING_STATUS, MissingFile
+
+if TYPE_CHECKING:
+    from crm_migration.streams.link_app_plan import LinkAppPlanReader
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,22 @@ def _singular(resource: str) -> str:
 def _ts(value: str) -> datetime:
     """An API timestamp (``2024-03-05T14:02:11Z``) as an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def nested_stream(obj: ObjectSpec) -> tuple[str, str, str]:
+    """``(resource, items, parent_key)`` of a ``nested`` stream (``ValueError`` naming the object without items)."""
+    resource = str(obj.stream.get("resource") or obj.source_object)
+    items = obj.stream.get("items")
+    if not items:
+        raise ValueError(f"{obj.name}: a nested stream needs items (the list field of {resource} to read)")
+    return resource, str(items), str(obj.stream.get("parent_key") or f"{_singular(resource)}_id")
+
+
+def nested_items(parent: Mapping[str, Any], items: str, parent_key: str) -> list[dict[str, Any]]:
+    """The records a nested stream makes of one parent: each item's fields, the parent's id as ``parent_key``
+    and its name as ``parent_key`` with ``_id`` replaced by ``_name``."""
+    name_key = (parent_key[:-3] if parent_key.endswith("_id") else parent_key) + "_name"
+    return [{**item, parent_key: parent["id"], name_key: parent.get("name")} for item in parent.get(items) or ()]
 
 
 def _window(start: datetime | None, end: datetime) -> str:
@@ -95,11 +114,8 @@ class LinkAppSource:
                                  f"{rk!r}")
             return self._rest(obj, resource, start, end, deleted_since=start if with_deleted else None)
         if kind == "nested":
-            items = obj.stream.get("items")
-            if not items:
-                raise ValueError(f"{obj.name}: a nested stream needs items (the list field of {resource} to read)")
-            parent_key = str(obj.stream.get("parent_key") or f"{_singular(resource)}_id")
-            return self._nested(obj, resource, str(items), parent_key)
+            resource, items, parent_key = nested_stream(obj)
+            return self._nested(obj, resource, items, parent_key)
         if kind == "export":
             return self._counted(obj, resource, self.hook.iter_records(resource), "records (export)")
         raise ValueError(f"{obj.name}: unknown Link app stream kind {kind!r} (known: {', '.join(KINDS)})")
@@ -122,13 +138,12 @@ class LinkAppSource:
                  f" and {deleted} deletions" if deleted_since is not None else "", window)
 
     def _nested(self, obj: ObjectSpec, resource: str, items: str, parent_key: str) -> Iterator[dict[str, Any]]:
-        name_key = (parent_key[:-3] if parent_key.endswith("_id") else parent_key) + "_name"
         parents = count = 0
         for parent in self.hook.iter_records(resource):        # few parents, no window: read whole
             parents += 1
-            for item in parent.get(items) or ():
+            for item in nested_items(parent, items, parent_key):
                 count += 1
-                yield {**item, parent_key: parent["id"], name_key: parent.get("name")}
+                yield item
         log.info("Link app %s.%s (%s): %d items of %d %s", resource, items, obj.name, count, parents, resource)
 
     @staticmethod
@@ -155,6 +170,12 @@ class LinkAppSource:
         return records
 
     # ---- schema and files ----------------------------------------------------------------------------
+
+    def plan_reader(self) -> LinkAppPlanReader:
+        """What the plan step asks this tenant (:class:`~crm_migration.engine.plan.PlanReader`)."""
+        from crm_migration.streams.link_app_plan import LinkAppPlanReader
+
+        return LinkAppPlanReader(self)
 
     def describes(self, source_objects: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """``{object: describe-like fields}`` of the ``custom_fields`` definitions, for the custom-field plan.

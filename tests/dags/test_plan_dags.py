@@ -1,0 +1,70 @@
+"""``<pair>_plan`` of both pairs under dag.test(): the task builds the pair's source adapter from the pair's source
+(Apto org, Link app tenant, both sandboxes over HTTP), audits the Odoo sandbox and writes the plan report; nothing
+is written to Odoo. One body for both pairs; the plan's findings on each target are the integration suite's
+(tests/integration/plan)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+WATCHED = ("res.partner", "res.users", "crm.team", "crm.stage", "crm.lost.reason", "crm.lead", "ir.model.fields")
+
+
+@pytest.fixture(scope="module")
+def world(make_odoo_target, tmp_path_factory):
+    from crm_sandbox.apto.server import serve as serve_apto
+    from crm_sandbox.link_app.server import serve as serve_link
+
+    odoo, close = make_odoo_target("sandbox", "t_plan_dags")
+    apto, link = serve_apto(port=0, scale=1, seed=7), serve_link(port=0, scale=1, seed=7)
+    reports = tmp_path_factory.mktemp("reports")
+    env = {"AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url)),
+           "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(link.state.airflow_conn(link.url)),
+           "AIRFLOW_CONN_ODOO_DEFAULT": odoo.conn_json(), "CRM_MIGRATION_REPORTS_DIR": str(reports)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils import db
+
+    db.resetdb()
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    yield {"bag": bag, "reports": reports, "rpc": odoo.rpc(),
+           "sources": {"apto_to_odoo": apto.state, "link_app_to_odoo": link.state}}
+    apto.stop()
+    link.stop()
+    close()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _odoo_state(rpc) -> dict[str, int]:
+    return {m: rpc(m, "search_count", [], context={"active_test": False}) for m in WATCHED}
+
+
+@pytest.mark.parametrize("pair", ["apto_to_odoo", "link_app_to_odoo"])
+def test_plan_dag_writes_the_report_and_nothing_to_odoo(world, pair):
+    before = _odoo_state(world["rpc"])
+    world["sources"][pair].reset_stats()
+    dr = world["bag"].dags[f"{pair}_plan"].test()
+    (ti,) = dr.get_task_instances()
+    assert str(getattr(dr.state, "value", dr.state)) == "success", str(ti.state)
+    (html,) = (world["reports"] / pair).glob("*/plan.html")          # the run's report folder (run id made safe)
+    folder = html.parent
+    text = (folder / "plan.html").read_text(encoding="utf-8")
+    plan = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+    assert plan["pair"] == pair and plan["source"] == pair.split("_to_")[0]
+    assert "1 cycle will be cut" in text and "No blocking problem" in text
+    assert f"This plan cost {len(plan['source_requests'])} " in text
+    assert len(plan["source_requests"]) == world["sources"][pair].get_stats()["total"]
+    assert (folder / "automation_reference.json").exists()
+    assert _odoo_state(world["rpc"]) == before
