@@ -271,11 +271,11 @@ class LinkAppPlanReader:
                   "key": team_obj.key(p)} for p in pipelines]
         if stage_obj is None:
             return teams, []
-        _, _, parent_key = nested_stream(stage_obj) if stage_obj.stream.get("kind") == "nested" \
-            else ("", "", "pipeline_id")
+        parent_key = nested_stream(stage_obj)[2] if stage_obj.stream.get("kind") == "nested" else "pipeline_id"
+        names = {str(p["id"]): p.get("name") for p in pipelines}
         stages = []
         for st in self.seen(stage_obj).kept:
-            stages.append({"pipeline": st.get(parent_key[:-3] + "_name" if parent_key.endswith("_id") else None),
+            stages.append({"pipeline": names.get(str(st.get(parent_key))),
                            "pipeline id": str(st.get(parent_key)), "stage": str(st.get("id")),
                            "label": st.get("name"), "sequence": st.get("order"), "won": st.get("is_won"),
                            "closed": st.get("is_closed"), "probability": st.get("probability"),
