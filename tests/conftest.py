@@ -109,17 +109,15 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def make_odoo_target():
-    """``make(kind, label) -> (OdooTarget, close)``: a sandbox, or a fresh database of a real server
-    (``odoo17``, ``odoo19``; started once per session; its cases skipped where the server is absent, failed
-    under CI). On 19 the target carries an API key (``api_key``, also its password): JSON-2."""
-    from crm_sandbox.targets import OdooTarget
+    """``make(kind, label) -> (OdooTarget, close)``: a sandbox (``sandbox``: Odoo 17; ``sandbox19``: its Odoo 19
+    mode), or a fresh database of a real server (``odoo17``, ``odoo19``; started once per session; its cases
+    skipped where the server is absent, failed under CI). On 19 the target carries an API key (``api_key``, also
+    its password): JSON-2."""
+    from crm_sandbox.targets import SANDBOXES, OdooTarget, sandbox_target
 
     def make(kind: str, label: str = "t"):
-        if kind == "sandbox":
-            from crm_sandbox.odoo.server import serve
-
-            server = serve(port=0)
-            return OdooTarget("sandbox", server.url, "crmtest", server=server), server.stop
+        if kind in SANDBOXES:
+            return sandbox_target(kind)
         real = _real_server(kind)
         db = real.new_db(label)
         # 19+: JSON-2 needs an API key (about 2.5 s: a second Odoo process); the key is the password too

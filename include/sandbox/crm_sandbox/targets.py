@@ -1,5 +1,6 @@
-"""Odoo targets for tests and the demo: the sandbox, or a real Odoo server (``../shared/odoo17-server``,
-``../shared/odoo19-server``).
+"""Odoo targets for tests and the demo: the sandbox (``sandbox``: Odoo 17 over XML-RPC/JSON-RPC; ``sandbox19``: its
+Odoo 19 mode, the captured 19.0 schema, over JSON-2 with an API key), or a real Odoo server
+(``../shared/odoo17-server``, ``../shared/odoo19-server``).
 
 Both ship a launcher script, ``odoo-server start | new-db NAME | drop-db NAME | api-key DB | status |
 stop``. This module finds the script, starts the server once, hands out fresh databases, and stops
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 #: target name -> (environment variable naming the launcher, its folder under ../shared)
 SERVERS = {"odoo17": ("ODOO17_SERVER", "odoo17-server"), "odoo19": ("ODOO19_SERVER", "odoo19-server")}
+#: sandbox target name -> the Odoo version it emulates
+SANDBOXES = {"sandbox": 17, "sandbox19": 19}
 
 
 class RealOdooUnavailable(RuntimeError):
@@ -72,6 +76,19 @@ class OdooTarget:
 
     def __repr__(self) -> str:
         return f"OdooTarget({self.kind}, {self.url}, db={self.db})"
+
+
+def sandbox_target(kind: str = "sandbox") -> tuple[OdooTarget, Any]:
+    """``(target, close)``: a fresh Odoo sandbox on loopback, database ``crmtest``. ``sandbox19`` runs its Odoo 19
+    mode (the 19.0 schema and default records captured from the real server) with an API key for admin, which
+    the target carries (JSON-2; the key is the password too), as a real 19 target does."""
+    from crm_sandbox.odoo.server import serve
+
+    version = SANDBOXES[kind]
+    key = secrets.token_hex(20) if version >= 19 else None
+    server = serve(port=0, version=version, api_key=key)
+    return OdooTarget(kind, server.url, "crmtest", server=server, version=version, password=key or "admin",
+                      api_key=key), server.stop
 
 
 def shared_dir() -> Path:

@@ -12,9 +12,11 @@ import base64
 import binascii
 import hashlib
 import mimetypes
+import re
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from . import errors as E
 from .schema import Field, Model
@@ -97,7 +99,7 @@ class Hooks(Core):
         users.computed["display_name"] = lambda r: prows.get(r.get("partner_id") or 0, {}).get("name") or r.get(
             "name") or ""
         # _inherits res.partner: these user fields are the partner's
-        for fname in USER_PARTNER_FIELDS:
+        for fname in self._user_partner_fields():
             users.computed[fname] = _partner_field_getter(prows, fname)
         states = self.models["res.country.state"]
         crows = self.models["res.country"].rows
@@ -129,7 +131,12 @@ class Hooks(Core):
         A.computed["activity_category"] = lambda r: atypes.get(r.get("activity_type_id") or 0, {}).get(
             "category", False)
         MM = self.models["mail.message"]
-        MM.computed["display_name"] = lambda r: r.get("record_name") or r.get("subject") or ""
+        if not MM.fields["record_name"].store:   # 19.0: computed from the document, a given value ignored
+            MM.computed["record_name"] = lambda r: (self.display_name(r["model"], r.get("res_id") or 0) or False
+                                                    if r.get("model") in self.models and r.get("res_id") else False)
+            MM.computed["display_name"] = lambda r: r.get("subject") or False   # 19.0's _rec_name is subject
+        else:
+            MM.computed["display_name"] = lambda r: r.get("record_name") or r.get("subject") or ""
         L = self.models["crm.lead"]
         L.computed["is_automated_probability"] = lambda r: (
             round(r.get("probability") or 0.0, 2) == round(r.get("automated_probability") or 0.0, 2))
@@ -137,6 +144,14 @@ class Hooks(Core):
         L.computed["expected_revenue"] = lambda r: r.get("expected_revenue") or 0.0
         L.computed["prorated_revenue"] = lambda r: round(
             (r.get("expected_revenue") or 0.0) * (r.get("probability") or 0.0) / 100.0, 2)
+        if "won_status" in L.fields:   # 19.0: stored, computed from active, probability and stage
+            lstages = self.models["crm.stage"].rows
+            L.computed["won_status"] = lambda r: (
+                "won" if (r.get("probability") or 0) == 100 and lstages.get(r.get("stage_id") or 0, {}).get("is_won")
+                else "lost" if not r.get("active", True) and not r.get("probability") else "pending")
+        if "commercial_partner_id" in L.fields:   # 19.0: the partner's commercial entity
+            L.computed["commercial_partner_id"] = lambda r: (
+                P.getter("commercial_partner_id")(prows[r["partner_id"]]) if r.get("partner_id") in prows else False)
         F = self.models["mail.followers"]
         F.computed["display_name"] = lambda r: prows.get(r.get("partner_id") or 0, {}).get("name", "")
         F.computed["name"] = F.computed["display_name"]
@@ -171,6 +186,18 @@ class Hooks(Core):
         def get(row: dict[str, Any]) -> list[int]:
             return self._o2m_map(M, f, [row["id"]], getattr(self, "ctx", None) or {}).get(row["id"], [])
         return get
+
+    def _user_partner_fields(self) -> tuple[str, ...]:
+        """The res.partner fields a user reads and writes through its partner (19.0 has no ``mobile``)."""
+        P = self.models["res.partner"].fields
+        return tuple(f for f in USER_PARTNER_FIELDS if f in P)
+
+    def _stage_fits_team(self, stage: dict[str, Any], team: Any) -> bool:
+        """A stage belongs to no team or to ``team``: 17.0's ``team_id``, 19.0's ``team_ids`` (empty = all teams)."""
+        if "team_ids" in self.models["crm.stage"].fields:
+            teams = stage.get("team_ids") or []
+            return not teams or team in teams
+        return not stage.get("team_id") or stage.get("team_id") == team
 
     def _follower_partners(self, model: str, rid: int) -> list[int]:
         return list(self._followers(model, rid))
@@ -229,12 +256,15 @@ class Hooks(Core):
         if name == "mail.message":
             return {"message_type": "comment", "author_id": upid, "body": "", "date": self.now()}
         if name == "mail.activity":
+            if self.version >= 19:   # no assignee by default; the first generic activity type (To-Do)
+                return {"active": True, "date_deadline": today_str(), "activity_type_id": self._default_activity_type()}
             return {"active": True, "user_id": uid, "date_deadline": today_str(), "activity_type_id": False}
         if name == "mail.activity.type":
             return {"active": True, "sequence": 10, "chaining_type": "suggest", "delay_unit": "days",
                     "delay_from": "previous_activity", "category": "default", "delay_count": 0}
         if name == "calendar.event":
-            return {"active": True, "allday": False, "privacy": "public", "show_as": "busy", "user_id": uid,
+            privacy = {"privacy": "public"} if self.version < 19 else {}   # 19.0: empty follows the organizer
+            return {"active": True, "allday": False, **privacy, "show_as": "busy", "user_id": uid,
                     "partner_ids": [[6, 0, [upid]]], "duration": 1.0, "res_id": 0}
         if name == "ir.attachment":
             return {"type": "binary", "company_id": 1, "res_id": 0}
@@ -253,27 +283,37 @@ class Hooks(Core):
     def _default_get(self, M: Model, ctx: dict[str, Any]) -> dict[str, Any]:
         uid, upid, now = self.uid, self._partner_of_uid(), self.now()
         name = M.name
+        v19 = self.version >= 19   # as captured (records19.json)
         if name == "res.partner":
-            return {"active": True, "barcode": None, "calendar_last_notif_ack": now, "category_id": [[6, 0, []]],
-                    "color": 0, "is_company": False, "lang": "en_US", "message_bounce": 0, "type": "contact",
-                    "tz": False}
+            return {"active": True, **({} if v19 else {"barcode": None}), "calendar_last_notif_ack": now,
+                    "category_id": [[6, 0, []]], "color": 0, "is_company": False, "lang": "en_US",
+                    "message_bounce": 0, "type": "contact", "tz": False}
         if name == "crm.lead":
+            revenues = {"expected_revenue": 0.0, "recurring_revenue": 0.0} if v19 else {}
             return {"active": True, "color": 0, "message_bounce": 0, "priority": "0", "type": "opportunity",
-                    "user_id": uid}
+                    "user_id": uid, **revenues}
         if name == "calendar.event":
             start = now[:14] + ("00:00" if now[14:16] < "30" else "30:00")
             return {"active": True, "allday": False, "follow_recurrence": False, "partner_ids": [[6, 0, [upid]]],
-                    "privacy": "public", "recurrence_update": "self_only", "show_as": "busy", "start": start,
-                    "stop": add_hours(start, 1.0), "user_id": uid}
+                    **({} if v19 else {"privacy": "public"}), "recurrence_update": "self_only", "show_as": "busy",
+                    "start": start, "stop": add_hours(start, 1.0), "user_id": uid}
         if name == "ir.attachment":
             return {"company_id": 1, "type": "binary"}
         if name == "mail.activity":
+            if v19:
+                return {"active": True, "activity_type_id": self._default_activity_type(), "date_deadline": today_str()}
             return {"active": True, "activity_type_id": False, "date_deadline": today_str(), "user_id": uid}
         if name == "mail.message":
             prow = self.models["res.partner"].rows.get(upid, {})
             return {"author_id": upid, "body": "", "date": now, "email_add_signature": True,
                     "email_from": email_formatted(prow.get("name"), prow.get("email")), "message_type": "comment"}
         return {k: v for k, v in self._defaults(M).items()}
+
+    def _default_activity_type(self) -> int | bool:
+        """19.0's ``mail.activity`` default type: the first active generic type by sequence (To-Do)."""
+        T = self.models["mail.activity.type"]
+        generic = [t for t, r in T.rows.items() if r.get("active", True) and not r.get("res_model")]
+        return min(generic, key=lambda t: (T.rows[t].get("sequence") or 0, t)) if generic else False
 
     # ------------------------------------------------------------------ chatter primitives
     def _subscribe(self, model: str, rid: int, partner_ids: list[int]) -> None:
@@ -292,7 +332,8 @@ class Hooks(Core):
         row = {"model": model, "res_id": rid, "body": body, "message_type": message_type,
                "subtype_id": subtype_id, "author_id": author, "date": now,
                "email_from": email_formatted(prow.get("name"), prow.get("email")),
-               "record_name": self.display_name(model, rid) if model in self.models else False,
+               **({"record_name": self.display_name(model, rid) if model in self.models else False}
+                  if self.version < 19 else {}),
                "create_date": now, "write_date": now, "create_uid": self.uid, "write_uid": self.uid,
                "partner_ids": [], "attachment_ids": []}
         if extra:
@@ -616,7 +657,7 @@ class Hooks(Core):
             out["contact_name"] = partner.get("name") or False
             if partner.get("function"):
                 out["function"] = partner["function"]
-        if partner.get("title"):
+        if partner.get("title") and "title" in self.models["crm.lead"].fields:
             out["title"] = partner["title"]
         if any(partner.get(f) for f in ADDRESS_FIELDS):
             for f in ADDRESS_FIELDS:
@@ -634,7 +675,7 @@ class Hooks(Core):
             key = ("stage", team)
             if key not in self._memo:
                 cands = [s for s in self._sort(stages, list(stages.rows), None)
-                         if not stages.rows[s].get("team_id") or stages.rows[s].get("team_id") == team]
+                         if self._stage_fits_team(stages.rows[s], team)]
                 self._memo[key] = cands[0] if cands else False
             row["stage_id"] = self._memo[key]
         stage = stages.rows.get(row.get("stage_id") or 0, {})
@@ -777,7 +818,7 @@ class Hooks(Core):
             if not row.get("active", True):
                 self.rpc_crm_lead__action_unarchive(M, ctx, [rid])
             won = [s for s in self._sort(stages, list(stages.rows), None) if stages.rows[s].get("is_won")
-                   and (not stages.rows[s].get("team_id") or stages.rows[s].get("team_id") == row.get("team_id"))]
+                   and self._stage_fits_team(stages.rows[s], row.get("team_id"))]
             if won:
                 self._write(M, [rid], {"stage_id": won[0], "probability": 100}, ctx)
             else:
@@ -794,7 +835,9 @@ class Hooks(Core):
         if "email_from" not in vals:
             prow = self.models["res.partner"].rows.get(row.get("author_id") or 0, {})
             row["email_from"] = email_formatted(prow.get("name"), prow.get("email"))
-        if row.get("model") and row.get("res_id") and "record_name" not in vals and row["model"] in self.models:
+        if self.version >= 19:
+            row.pop("record_name", None)   # computed from the document on 19.0: a given value is ignored
+        elif row.get("model") and row.get("res_id") and "record_name" not in vals and row["model"] in self.models:
             row["record_name"] = self.display_name(row["model"], row["res_id"]) or False
         if not row.get("date"):
             row["date"] = self.now()
@@ -810,6 +853,9 @@ class Hooks(Core):
         atype = self.models["mail.activity.type"].rows.get(row.get("activity_type_id") or 0)
         if atype and not row.get("summary") and "summary" not in vals:
             row["summary"] = atype.get("summary") or False
+        if self.version >= 19 and not row.get("res_model") and not row.get("user_id"):   # a CHECK constraint
+            raise E.ValidationError("The operation cannot be completed: Activities must be assigned if not "
+                                    "attached to a document.")
 
     def _post_create__mail_activity(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
                                     ctx: dict[str, Any]) -> None:
@@ -894,6 +940,45 @@ class Hooks(Core):
         im = self.models["ir.model"].rows.get(row.get("res_model_id") or 0)
         if im:
             row["res_model"] = im["model"]
+        if self.version >= 19 and not ctx.get("skip_contact_description"):
+            self._contact_details_description(row, x2m)
+
+    def _contact_details_description(self, row: dict[str, Any], x2m: dict[str, Any]) -> None:
+        """19.0's calendar.event create: the organizer's and the first other attendee's name, email and phone are
+        added to the description (``_get_contact_details_description``)."""
+        P = self.models["res.partner"].rows
+        organizer = row.get("user_id") or False
+        organizer_partner = self._partner_of_uid(organizer) if organizer else False
+        partners: list[int] = []
+        for cmd in x2m.get("partner_ids") or [[6, 0, [self._partner_of_uid()]]]:
+            if isinstance(cmd, (list, tuple)) and cmd and cmd[0] == 6:
+                partners = list(cmd[2] or [])
+            elif isinstance(cmd, (list, tuple)) and len(cmd) > 1 and cmd[0] == 4:
+                partners.append(cmd[1])
+
+        def details(title: str, pid: int) -> list[str]:
+            p = P.get(pid, {})
+            out = [escape(p["name"]) if p.get("name") else ""]
+            if p.get("email"):
+                out.append(f'<a href="mailto:{_uri(p["email"])}">{escape(p["email"])}</a>')
+            if p.get("phone"):
+                out.append(f'<a href="tel:{_uri(p["phone"])}">{escape(p["phone"])}</a>')
+            out = [x for x in out if x]
+            return [f"<strong>{title}</strong>", *out] if out else []
+
+        lines: list[str] = []
+        odoobot_partner = self._partner_of_uid(1)
+        if organizer and organizer != 1:
+            lines += details("Organized by", organizer_partner)
+        first = next((p for p in sorted(set(partners)) if p not in (odoobot_partner, organizer_partner)), None)
+        if first:
+            if lines:
+                lines.append("")
+            lines += details("Contact Details", first)
+        if lines:
+            base = row.get("description")
+            base = f"{base}<br>" if base and not _html_empty(base) else ""
+            row["description"] = f"<div>{base}{'<br>'.join(lines)}</div>"
 
     def _next_half_hour(self) -> str:
         now = datetime.strptime(self.now(), DATETIME_FORMAT)
@@ -1169,7 +1254,7 @@ class Hooks(Core):
 
     def _pre_write__res_users(self, M: Model, ids: list[int], conv: dict[str, Any], x2m: dict[str, Any],
                               vals: dict[str, Any], ctx: dict[str, Any]) -> None:
-        forward = {f: conv.pop(f) for f in USER_PARTNER_FIELDS if f in conv}
+        forward = {f: conv.pop(f) for f in self._user_partner_fields() if f in conv}
         if forward:
             pids = [M.rows[i]["partner_id"] for i in ids if M.rows[i].get("partner_id")]
             self._write(self.models["res.partner"], pids, forward, ctx)
@@ -1238,3 +1323,15 @@ def _sniff_mimetype(raw: bytes) -> str | None:
         return "text/plain"
     except UnicodeDecodeError:
         return None
+
+
+def _uri(value: str) -> str:
+    """An href value as lxml writes it (spaces and non-ASCII escaped)."""
+    return quote(value, safe="!#$&'()*+,-./:;=?@_~[]%")
+
+
+def _html_empty(html: Any) -> bool:
+    """Odoo's ``is_html_empty``: nothing but empty p/div/span/br... tags and whitespace."""
+    if not html:
+        return True
+    return not re.sub(r"<\s*/?(?:p|div|section|span|br|b|i|font)\b[^>]*>", "", str(html)).strip()

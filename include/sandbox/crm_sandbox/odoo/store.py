@@ -136,14 +136,36 @@ def _synth_fields() -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-class _Registry:
-    """The immutable template built once from the captures; each sandbox copies it on reset."""
+#: the versions the sandbox emulates; each loads its own captures (``fields.json``/``records.json`` for 17,
+#: ``fields19.json``/``records19.json`` for 19, made by ``python -m crm_sandbox.odoo.capture``)
+VERSIONS = (17, 19)
+#: models a version no longer has (19.0 removed res.partner.title)
+REMOVED_MODELS = {19: frozenset({"res.partner.title"})}
 
-    def __init__(self) -> None:
-        captured = load_data("fields.json")
+
+def capture_file(stem: str, version: int) -> str:
+    """The packaged capture ``stem`` (``fields``, ``records``) of ``version``: ``fields.json``, ``fields19.json``."""
+    return f"{stem}.json" if version == 17 else f"{stem}{version}.json"
+
+
+def model_info(version: int) -> dict[str, tuple[str, str]]:
+    """:data:`MODEL_INFO` of the models ``version`` has."""
+    gone = REMOVED_MODELS.get(version, frozenset())
+    return {m: info for m, info in MODEL_INFO.items() if m not in gone}
+
+
+class _Registry:
+    """The immutable template of one version, built once from its captures; each sandbox copies it on reset."""
+
+    def __init__(self, version: int = 17) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"unsupported Odoo version {version!r} ({' or '.join(map(str, VERSIONS))})")
+        self.version = version
+        captured = load_data(capture_file("fields", version))
         synth = _synth_fields()
+        self.model_info = model_info(version)
         self.field_attrs: dict[str, dict[str, dict[str, Any]]] = {}
-        for name in MODEL_INFO:
+        for name in self.model_info:
             if name in captured:
                 attrs = dict(captured[name])
             else:
@@ -151,19 +173,18 @@ class _Registry:
             self.field_attrs[name] = attrs
         self.fields: dict[str, dict[str, Field]] = {
             m: {f: Field(f, a) for f, a in attrs.items()} for m, attrs in self.field_attrs.items()}
-        self.records = load_data("records.json")
+        self.records = load_data(capture_file("records", version))
 
 
-_REGISTRY: _Registry | None = None
+_REGISTRY: dict[int, _Registry] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def registry() -> _Registry:
-    global _REGISTRY
+def registry(version: int = 17) -> _Registry:
     with _REGISTRY_LOCK:
-        if _REGISTRY is None:
-            _REGISTRY = _Registry()
-        return _REGISTRY
+        if version not in _REGISTRY:
+            _REGISTRY[version] = _Registry(version)
+        return _REGISTRY[version]
 
 
 class Txn:
@@ -182,12 +203,14 @@ class Core:
     models: dict[str, Model]
     uid: int
     ctx: dict[str, Any]
+    #: the Odoo major version emulated (its captured schema and default records)
+    version: int = 17
 
     # ------------------------------------------------------------------ registry / data
     def _build(self) -> None:
-        reg = registry()
+        reg = registry(self.version)
         self.models = {}
-        for name, (desc, order) in MODEL_INFO.items():
+        for name, (desc, order) in reg.model_info.items():
             fields = dict(reg.fields[name])
             self.models[name] = Model(name, desc, fields, order)
         self._txn: Txn | None = None
@@ -272,7 +295,7 @@ class Core:
             self._ir_model_ids[r["model"]] = r["id"]
         next_free = max(max(IM.rows), 400) + 1
         module_of = {"mail": "mail", "calendar": "calendar", "utm": "utm", "crm": "crm"}
-        for name, (desc, _order) in MODEL_INFO.items():
+        for name, (desc, _order) in model_info(self.version).items():
             if name in self._ir_model_ids:
                 continue
             mid = next_free
@@ -308,7 +331,8 @@ class Core:
         # sequences close to the real database's
         self.models["mail.message"].next_id = 1
         self.models["crm.lead"].next_id = 1
-        self.models["res.partner"].next_id = max(self.models["res.partner"].next_id, 7)
+        if self.version == 17:
+            self.models["res.partner"].next_id = max(self.models["res.partner"].next_id, 7)
 
     # ------------------------------------------------------------------ DomainEnv
     def model(self, name: str) -> Model | None:
@@ -494,7 +518,7 @@ class Core:
 
     def _invalid_field(self, M: Model, key: str, tb: int | None, op: str) -> E.OdooError:
         """A field the model lacks, as the server of this version words it (19.0: captured over JSON-2)."""
-        if getattr(self, "version", 17) < 19:
+        if self.version < 19:
             return E.value_error(f"Invalid field {key!r} on model {M.name!r}", tb)
         if op == "write":  # JSON-2 gives the KeyError's argument as its message, unquoted
             return E.PyError("KeyError", key, tb_lines=tb, arguments=[key])
@@ -698,7 +722,7 @@ class Core:
             if v is False or v is None:
                 f = M.fields[fname]
                 raise E.mandatory_error(M.description, M.name, f.string, fname,
-                                        version=getattr(self, "version", 17))
+                                        version=self.version)
 
     _REQUIRED_SKIP = {
         "crm.team": {"alias_contact", "alias_defaults", "alias_id", "alias_model_id"},
