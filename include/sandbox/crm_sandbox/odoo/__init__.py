@@ -1,4 +1,5 @@
-"""Odoo 17 Community RPC sandbox (XML-RPC, JSON-RPC, JSON-2 with ``--version 19``), faithful to captures.
+"""Odoo 17 Community RPC sandbox (XML-RPC, JSON-RPC), faithful to captures; ``--version 19`` serves the 19.0
+schema and default records captured from a real 19.0 (:mod:`.capture`) and adds JSON-2.
 
 ``from crm_sandbox.odoo.server import OdooSandbox, serve``.
 """

@@ -62,7 +62,9 @@ class OdooSandbox(Hooks):
     :param database: the one database name served.
     :param users: extra users or password overrides, each ``"login:password[:apikey]"`` or a dict with
         ``login``, ``password``, optional ``api_key`` and ``name``. ``admin``/``admin`` (uid 2) always exists.
-    :param version: 17 (default) or 19 (adds the JSON-2 endpoint and reports 19.0).
+    :param version: 17 (default) or 19: the 19.0 schema and default records captured from a real 19.0
+        (``data/fields19.json``, ``records19.json``), 19.0's behaviour where a field changed, the JSON-2
+        endpoint, and it reports 19.0.
     :param api_key: an API key for ``admin`` (usable as XML-RPC password and as JSON-2 bearer token).
     """
 
