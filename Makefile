@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 TARGET ?= sandbox
+PAIR ?=
 
 .PHONY: install test lint unit integration dags bench demo freeze clean postgres
 
@@ -41,7 +42,7 @@ bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 demo: $(STAMP)
-	TARGET=$(TARGET) $(BIN)/python -m crm_sandbox.demo
+	TARGET=$(TARGET) PAIR=$(PAIR) $(BIN)/python -m crm_sandbox.demo
 
 freeze:
 	$(BIN)/pip freeze --exclude-editable | grep -vi '^airflow-crm-migration' > requirements.txt
