@@ -718,6 +718,12 @@ class Hooks(Core):
         if back:
             self._write(P, [partner["id"]], back, ctx)
 
+    def _constraints__crm_lead(self, M: Model, row: dict[str, Any], ctx: dict[str, Any]) -> None:
+        """19.0's ``_check_won_validity``: a lead in a won stage is at 100 % (so a won lead is not marked lost)."""
+        if self.version >= 19 and (row.get("probability") or 0) != 100 and \
+                self.models["crm.stage"].rows.get(row.get("stage_id") or 0, {}).get("is_won"):
+            raise E.ValidationError("A lead in a Won stage cannot be lost. Move it to another stage first.")
+
     def _pre_write__crm_lead(self, M: Model, ids: list[int], conv: dict[str, Any], x2m: dict[str, Any],
                              vals: dict[str, Any], ctx: dict[str, Any]) -> None:
         now = self.now()
@@ -773,7 +779,7 @@ class Hooks(Core):
         active = [i for i in ids if M.rows[i].get("active", True)]
         if active:
             self._write(M, active, {"active": False}, ctx)
-        if ids:
+        if ids and self.version < 19:   # 17.0's toggle_active; on 19.0 an archived lead is not lost
             self._write(M, ids, {"probability": 0, "automated_probability": 0}, ctx)
         return None
 
@@ -803,7 +809,9 @@ class Hooks(Core):
         if missing:
             raise E.missing_error(M.name, missing, self.uid)
         self.rpc_crm_lead__action_archive(M, ctx, ids)
-        if additional_values:
+        if self.version >= 19:   # 19.0: lost = archived at 0 %, written with the additional values
+            self._write(M, ids, {**additional_values, "probability": 0, "automated_probability": 0}, ctx)
+        elif additional_values:
             self._write(M, ids, dict(additional_values), ctx)
         return None
 

@@ -54,6 +54,8 @@ VERSIONS = {
          "protocol_version": 1},
 }
 FAULT_KINDS = frozenset({"odoo", "http", "delay", "drop", "serialization"})
+#: method -> {19.0 parameter name: the sandbox's (17.0) name}: JSON-2 passes parameters by name
+JSON2_RENAMED_PARAMS = {"default_get": {"fields": "fields_list"}, "name_search": {"domain": "args"}}
 
 
 class OdooSandbox(Hooks):
@@ -223,6 +225,9 @@ class OdooSandbox(Hooks):
                 raise _NotFound(f"The method '{model}.{method}' does not exist", arguments=[
                     f"The method '{model}.{method}' does not exist", 404])
             body = dict(body)
+            for new, old in JSON2_RENAMED_PARAMS.get(method, {}).items():   # 19.0's names for 17.0's parameters
+                if new in body and old not in body:
+                    body[old] = body.pop(new)
             ids = body.pop("ids", [])
             args: list[Any] = [ids] if self.is_record_method(model, method) else []
             return self._run(uid, model, method, args, body)
