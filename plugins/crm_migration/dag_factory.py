@@ -76,10 +76,16 @@ def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -
     last: dict[str, Any] = {}
     timeline = {o.name for o in spec.timeline()}
     extracts: list[Any] = []
+    first_read: dict[tuple[str, str], Any] = {}     # objects reading one stream: the first reads it for all
     for obj in spec.loadable():
         slug = _slug(obj.name)
         ex = PythonOperator(task_id=f"extract_{slug}", python_callable=tasks.extract, pool=pool,
                             op_kwargs={"pair": pair, "name": obj.name, "delta": delta}, trigger_rule=NONE_FAILED)
+        stream = (obj.source_object, repr(sorted(dict(obj.stream).items())))
+        if stream in first_read:
+            first_read[stream] >> ex
+        else:
+            first_read[stream] = ex
         needs = [*obj.depends_on, *(obj.attach.objects if obj.attach else ()),
                  *(r for fs in obj.fields.values() for r in fs.ref if r != obj.name)]
         if obj.name in timeline:

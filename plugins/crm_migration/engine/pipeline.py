@@ -340,8 +340,8 @@ class Pipeline:
                                  with_deleted=with_deleted)
         parent_ids = self._parent_ids(obj, run_id if sample_size else None) if self.source.needs_parents(obj) \
             else None
-        records: Iterable[dict[str, Any]] = self.source.records(obj, start=start, end=end, parent_ids=parent_ids,
-                                                                with_deleted=with_deleted)
+        records: Iterable[dict[str, Any]] = self._read(obj, run_id=run_id, start=start, end=end,
+                                                       parent_ids=parent_ids, with_deleted=with_deleted)
         # a deletion may carry only its id (Link app): it passes `where`; archiving looks at what it was bound to
         records = self._keyed(obj, (r for r in records if r.get("IsDeleted") or matches(obj, r)), run_id)
         if staged and start is not None:
@@ -353,6 +353,40 @@ class Pipeline:
         return stage_stream(self.state, records, run_id=run_id, pair=self.pair, source_object=name,
                             batch_size=batch_size, id_field="_source_id", log=self.log,
                             deleted=lambda r: bool(r.get("IsDeleted")))
+
+    def siblings(self, obj: ObjectSpec) -> list[str]:
+        """The loadable objects that read the same source stream as ``obj`` (one resource split by ``where``
+        into several models: Link app's activities -> messages, activities, meetings), in load order."""
+        return [o.name for o in self.spec.loadable()
+                if o.source_object == obj.source_object and dict(o.stream) == dict(obj.stream)]
+
+    def _read(self, obj: ObjectSpec, *, run_id: str, start: datetime | None, end: datetime,
+              parent_ids: list[str] | None, with_deleted: bool) -> Iterable[dict[str, Any]]:
+        """The object's source records of the window: from the source, or, when other objects read the same
+        stream, from the run's one read of it (the first of them to extract stages the stream whole under
+        ``<source object>:read``; the others read it back from the staging table, not from the source)."""
+        if parent_ids is not None or len(self.siblings(obj)) < 2:
+            return self.source.records(obj, start=start, end=end, parent_ids=parent_ids, with_deleted=with_deleted)
+        return self._read_once(obj, run_id=run_id, start=start, end=end, with_deleted=with_deleted)
+
+    def _read_once(self, obj: ObjectSpec, *, run_id: str, start: datetime | None, end: datetime,
+                   with_deleted: bool) -> Iterable[dict[str, Any]]:
+        scope = f"{obj.source_object}:read"
+        done = self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=f"{scope}:done")
+        if not done:
+            rows = self.source.records(obj, start=start, end=end, with_deleted=with_deleted)
+            stage_stream(self.state, self._keyed(obj, rows, run_id), run_id=run_id, pair=self.pair,
+                         source_object=scope, batch_size=1000, id_field="_source_id", log=self.log,
+                         deleted=lambda r: bool(r.get("IsDeleted")))
+            self.state.stage(run_id=run_id, pair=self.pair, source_object=f"{scope}:done", batch_no=0,
+                             rows=[{"source_id": "done", "record": {"read_by": obj.name}}])
+        else:
+            self.log.info("%s: %s read once in this run (by %s); taken from the staging table", obj.name,
+                          obj.source_object, ", ".join(n for n in self.siblings(obj) if n != obj.name))
+        for b in self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=scope):
+            for row in self.state.read_batch(run_id=run_id, pair=self.pair, source_object=scope,
+                                             batch_no=b["batch_no"]):
+                yield row["record"]
 
     def _keyed(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], run_id: str) -> Iterable[dict[str, Any]]:
         """Give each record its source id (``_source_id``); a record that has none is dead-lettered."""

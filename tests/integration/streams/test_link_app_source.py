@@ -239,3 +239,14 @@ def test_the_rest_of_the_interface(source, pair) -> None:
     assert source.needs_parents(deals) is False
     batch = [{"id": "1"}, {"id": "2"}]
     assert source.enrich_children(deals, batch) == [{"id": "1"}, {"id": "2"}]
+
+
+def test_a_delta_window_starting_over_30_days_back_warns_that_older_deletions_are_not_seen(source, pair,
+                                                                                            caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="crm_migration.streams.link_app_source")
+    now = datetime.now(UTC).replace(microsecond=0)
+    list(source.records(pair.object("deals"), start=now - timedelta(days=29), end=now, with_deleted=True))
+    assert "not seen" not in caplog.text
+    list(source.records(pair.object("deals"), start=now - timedelta(days=45), end=now, with_deleted=True))
+    assert "more than 30 days ago; Link app lists deletions for 30 days only" in caplog.text
+    assert "stay active in Odoo" in caplog.text
