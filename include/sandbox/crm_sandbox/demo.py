@@ -10,7 +10,8 @@ and prints the reconciliation and where the reports are. Everything lives under 
 run starts clean (the sandboxes keep their data in memory, so there is nothing to resume) and says so.
 
 Environment: ``DEMO_SCALE`` (default 1: ~50 companies, 150 contacts, 100 deals, 300 activities),
-``DEMO_DIR`` (default ``var/demo``), ``TARGET`` (``sandbox``, the default, ``odoo17`` or ``odoo19``: the real
+``DEMO_DIR`` (default ``var/demo``), ``TARGET`` (``sandbox``, the default; ``sandbox19``, the sandbox's Odoo 19
+mode over JSON-2; ``odoo17`` or ``odoo19``: the real
 Odoo server of ``../shared/odoo17-server`` or ``../shared/odoo19-server``, started if needed, in a fresh database
 the demo leaves in place; on 19 the connection carries an API key made for that database, so JSON-2 is used).
 """
@@ -115,7 +116,6 @@ def main() -> int:
     _env(base)
     started = time.monotonic()
 
-    from crm_sandbox.odoo.server import serve as serve_odoo
     from crm_sandbox.pg import PrivatePostgres
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -129,15 +129,17 @@ def main() -> int:
         for srv in servers.values():
             srv.stop()  # type: ignore[attr-defined]
 
-    if target == "sandbox":
-        odoo = serve_odoo(port=0)
-        odoo_url, odoo_db, odoo_label, stop_odoo = odoo.url, "crmtest", "Odoo 17 sandbox", odoo.stop
-        odoo_secret, secret_label = "admin", "admin/admin"
-    else:
-        from crm_sandbox.targets import SERVERS, RealOdoo, RealOdooUnavailable
+    from crm_sandbox.targets import SANDBOXES, SERVERS, RealOdoo, RealOdooUnavailable, sandbox_target
 
+    if target in SANDBOXES:
+        odoo, stop_odoo = sandbox_target(target)
+        odoo_url, odoo_db, odoo_label = odoo.url, odoo.db, f"Odoo {odoo.version} sandbox"
+        odoo_secret, secret_label = odoo.password, "admin/admin"
+        if odoo.api_key:                # the 19 mode: JSON-2 (transport auto) with admin's API key
+            secret_label = "admin with an API key (JSON-2)"
+    else:
         if target not in SERVERS:
-            say(f"TARGET must be sandbox or one of {', '.join(SERVERS)}, not {target!r}")
+            say(f"TARGET must be one of {', '.join([*SANDBOXES, *SERVERS])}, not {target!r}")
             stop_sources()
             pg.stop()
             return 2
