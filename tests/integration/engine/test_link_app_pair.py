@@ -193,8 +193,8 @@ def test_deals_have_team_and_stage_of_their_pipeline_won_lost_priority_and_custo
         assert (got["priority"], got["x_link_app_priority"]) == (want, raw)
     # a picklist value outside its options lands, added to the selection, flagged
     (deal, values), = hard["picklist_outside"]["deals"].items()
-    assert one(world, "deals", deal, ["x_deal_type"])["x_deal_type"] == values["deal_type"]
-    assert "added to them" in flags(world, FULL, "deals")[(deal, "x_deal_type")]
+    assert one(world, "deals", deal, ["x_link_app_deal_type"])["x_link_app_deal_type"] == values["deal_type"]
+    assert "added to them" in flags(world, FULL, "deals")[(deal, "x_link_app_deal_type")]
     # stages: one per pipeline stage on its team, closed ones folded
     for pid, p in pipelines.items():
         sids = ids(world, "stages", [f"{pid}/{s['id']}" for s in p["stages"]])
@@ -208,19 +208,19 @@ def test_deals_have_team_and_stage_of_their_pipeline_won_lost_priority_and_custo
 def test_custom_fields_are_typed_x_fields(world):
     hard, tenant = world["hard"], world["tenant"]
     fields = world["rpc"]("res.partner", "fields_get", [], attributes=["type", "selection"])
-    assert {f: fields[f]["type"] for f in ("x_lead_source", "x_interests", "x_birthday", "x_linkedin",
-                                           "x_newsletter", "x_nps_score", "x_nickname")} == {
-        "x_lead_source": "selection", "x_interests": "char", "x_birthday": "date", "x_linkedin": "char",
-        "x_newsletter": "boolean", "x_nps_score": "float", "x_nickname": "char"}
+    assert {f: fields[f]["type"] for f in ("x_link_app_lead_source", "x_link_app_interests", "x_link_app_birthday", "x_link_app_linkedin",
+                                           "x_link_app_newsletter", "x_link_app_nps_score", "x_link_app_nickname")} == {
+        "x_link_app_lead_source": "selection", "x_link_app_interests": "char", "x_link_app_birthday": "date", "x_link_app_linkedin": "char",
+        "x_link_app_newsletter": "boolean", "x_link_app_nps_score": "float", "x_link_app_nickname": "char"}
     (contact, values), = hard["picklist_outside"]["contacts"].items()
-    assert values["lead_source"] in [k for k, _ in fields["x_lead_source"]["selection"]]
+    assert values["lead_source"] in [k for k, _ in fields["x_link_app_lead_source"]["selection"]]
     src = next(c for c in tenant.tables["contacts"].values()
                if all(c["custom_fields"].get(k) not in (None, []) for k in ("linkedin", "nps_score", "birthday")))
-    got = one(world, "contacts", src["id"], ["x_linkedin", "x_nps_score", "x_birthday", "x_newsletter"])
+    got = one(world, "contacts", src["id"], ["x_link_app_linkedin", "x_link_app_nps_score", "x_link_app_birthday", "x_link_app_newsletter"])
     cf = src["custom_fields"]
-    assert (got["x_linkedin"], got["x_nps_score"], got["x_birthday"]) == (
+    assert (got["x_link_app_linkedin"], got["x_link_app_nps_score"], got["x_link_app_birthday"]) == (
         cf["linkedin"], float(cf["nps_score"]), cf["birthday"])
-    assert got["x_newsletter"] is bool(cf.get("newsletter"))
+    assert got["x_link_app_newsletter"] is bool(cf.get("newsletter"))
 
 
 def test_the_chatter_keeps_authors_dates_and_order_and_owners_match_by_email(world):
