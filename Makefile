@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TARGET ?= sandbox
 PAIR ?=
 
-.PHONY: install test lint unit integration dags bench demo freeze clean postgres
+.PHONY: install test lint unit integration dags bench demo freeze clean postgres chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3 is required"; exit 1; }
@@ -17,6 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	@$(MAKE) --no-print-directory postgres
+	@$(MAKE) --no-print-directory chromium
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +28,13 @@ postgres:
 	else echo "installing PostgreSQL server (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi; fi
+
+# headless Chromium: the on-call view's browser test (tests/integration/ui) loads its pages in it
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	else echo "installing Chromium (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check dags plugins include tests bench

@@ -217,3 +217,77 @@ def apto_pipeline(pair_pipeline):
         return pair_pipeline("apto_to_odoo", apto, target, run_id, spec=spec, transport=transport)
 
     return make
+
+
+# ---- a state DB with runs in it (reports, the on-call view) --------------------------------------------------
+
+#: the runs :func:`state_with_runs` records: (run id, pair, kind, mode, status, approved by)
+SEEDED_RUNS = (
+    ("manual__2026-12-01T10:00:00+00:00", "apto_to_odoo", "migrate", "sample", "success", "ci"),
+    ("manual__2026-12-01T11:00:00+00:00", "apto_to_odoo", "migrate", "full", "success", "Jane Doe"),
+    ("scheduled__2026-12-02T06:00:00+00:00", "apto_to_odoo", "delta", None, "failed", None),
+    ("manual__2026-12-01T12:00:00+00:00", "link_app_to_odoo", "migrate", "sample", "running", None),
+)
+#: a dead letter's reason holding markup: every page must show it as text
+SEEDED_XSS = '<script>alert("dead")</script>'
+
+
+@pytest.fixture(scope="module")
+def state_with_runs(private_pg, tmp_path_factory):
+    """A fresh state DB (its own database) with the :data:`SEEDED_RUNS` in it: the full run staged 3 contacts
+    (2 created, 1 dead letter whose reason holds markup), 1 flagged value, 2 accounts (1 updated, 1 conflict);
+    each run's report written under a ``file://`` reports base. Yields ``{"conn_json", "reports", "runs"}``
+    with the connection and the base set in the environment for the module."""
+    import uuid
+
+    import psycopg2
+
+    from crm_migration.hooks.state import MigrationStateHook
+    from crm_migration.reports.writer import Report
+
+    dbname = f"t_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    reports = tmp_path_factory.mktemp("reports")
+    conn_json = private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", conn_json)
+        mp.setenv("AIRFLOW__CRM_MIGRATION__REPORTS_BASE", reports.as_uri())
+        state = MigrationStateHook()
+        state.migrate()
+        for run_id, pair, kind, mode, status, approved in SEEDED_RUNS:
+            state.start_run(run_id, pair=pair, dag_id=f"{pair}_{kind}", kind=kind, mode=mode)
+            if approved:
+                state.approve_run(run_id, approved)
+            report = Report(title=f"Report of {run_id}", pair=pair, run_id=run_id,
+                            kind="diff" if mode == "sample" else "reconciliation", headline="All is well.")
+            uri = str(report.write())
+            if status != "running":
+                state.finish_run(run_id, status=status, stats={"report": uri})
+        full, pair = SEEDED_RUNS[1][0], "apto_to_odoo"
+        contacts = [{"source_id": f"003C{i}", "record": {"Id": f"003C{i}", "LastName": f"Doe {i}"}} for i in range(3)]
+        state.stage(run_id=full, pair=pair, source_object="Contact", batch_no=0, rows=contacts)
+        state.stage(run_id=full, pair=pair, source_object="Account", batch_no=0,
+                    rows=[{"source_id": f"001A{i}", "record": {"Id": f"001A{i}"}} for i in range(2)])
+        state.record_batch(run_id=full, pair=pair, source_object="Contact", odoo_model="res.partner",
+                           links=[{"source_id": "003C0", "odoo_id": 41}, {"source_id": "003C1", "odoo_id": 42}],
+                           audit=[{"source_id": "003C0", "odoo_id": 41, "action": "create"},
+                                  {"source_id": "003C1", "odoo_id": 42, "action": "create"},
+                                  {"source_id": "003C1", "odoo_id": 42, "action": "flag",
+                                   "changes": {"field": "email"}, "message": "email: malformed, kept as written"}],
+                           dead_letters=[{"source_id": "003C2", "field": "name",
+                                          "reason": f"name: Odoo refused the value {SEEDED_XSS}",
+                                          "record": contacts[2]["record"]}])
+        state.record_batch(run_id=full, pair=pair, source_object="Account", odoo_model="res.partner",
+                           links=[{"source_id": "001A0", "odoo_id": 51}],
+                           audit=[{"source_id": "001A0", "odoo_id": 51, "action": "update"},
+                                  {"source_id": "001A1", "odoo_id": 52, "action": "conflict",
+                                   "message": "edited in Odoo since the last load"}])
+        state.close()
+        yield {"conn_json": conn_json, "reports": reports, "runs": SEEDED_RUNS, "dbname": dbname,
+               "dsn": private_pg.dsn(dbname=dbname)}
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    admin.close()

@@ -99,6 +99,27 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
 ]
 
 
+#: ``[crm_migration]`` options (``airflow config get-value crm_migration reports_base``)
+CONFIG: dict[str, Any] = {
+    "crm_migration": {
+        "description": "CRM migration (Apto, Link app -> Odoo).",
+        "options": {
+            "reports_base": {
+                "description": "Where the reports (plan, diff, reconciliation, rollback, audit summary) are "
+                               "written, through Airflow's ObjectStoragePath: a local folder, file:///..., "
+                               "s3://bucket/prefix, gs://bucket/prefix (with the provider installed), or "
+                               "s3://<conn_id>@bucket/prefix to name the connection holding the credentials. "
+                               "Empty: $AIRFLOW_HOME/crm_migration_reports.",
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "s3://aws_default@my-bucket/crm-migration/reports",
+                "default": "",
+            },
+        },
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-crm-migration",
@@ -107,4 +128,5 @@ def get_provider_info() -> dict[str, Any]:
                        "field-level diff, delta syncs, audit log and rollback.",
         "versions": [__version__],
         "connection-types": CONNECTION_TYPES,
+        "config": CONFIG,
     }

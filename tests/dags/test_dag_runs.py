@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,7 @@ def world(private_pg, tmp_path_factory, odoo_target):
         "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
         "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START": (W0 - timedelta(hours=1)).isoformat(),
         "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END": (W1 + timedelta(hours=1)).isoformat(),
-        "CRM_MIGRATION_REPORTS_DIR": str(tmp_path_factory.mktemp("reports")),
+        "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
         "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
     }
     saved = {k: os.environ.get(k) for k in env}
@@ -139,7 +140,7 @@ def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):
     rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "sample", "sample_size": 10, "approved_by": "ci"})
     stats = world["state"].get_run(rid)["stats"]
     assert stats["fields_compared"] > 100 and stats["fields_differ"] == 0
-    assert Path(stats["report"]).is_file()
+    assert stats["report"].startswith("file:///") and ObjectStoragePath(stats["report"]).is_file()
     assert 0 < keyed(world, "res.partner", "apto:Contact:") <= 10
     assert world["state"].get_run(rid)["approved_by"].startswith("ci")
     world["runs"]["sample"] = rid
@@ -224,7 +225,7 @@ def test_2b_bad_data_odoo_can_hold_lands_flagged_with_what_hangs_on_it(world):
     sample_flags = {(f["source_object"], f["source_id"], f["field"]) for f in state.flags(world["runs"]["sample"])}
     assert {("Opportunity", bad["deal_other_pipeline"], "stage_id"), ("Opportunity", bad["deal_case"], "stage_id"),
             ("Contact", bad["contact"], "email")} <= flags | sample_flags
-    report = Path(state.get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
+    report = ObjectStoragePath(state.get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
     assert "Flagged values" in report and bad["deal_other_pipeline"] in report
     # nothing of the org is lost to a value Odoo can hold: what is dead-lettered hangs on a record the source
     # deleted or on none at all, or is a file the source no longer has
@@ -409,7 +410,7 @@ def run_refused(world, **conf):
     assert (str(getattr(ti.state, "value", ti.state)), ti.try_number) == ("failed", 1)
     run_row = world["state"].get_run(dr.run_id)
     assert run_row["status"] == "refused"
-    report = Path(run_row["stats"]["report"])
+    report = ObjectStoragePath(run_row["stats"]["report"])
     with next(report.parent.glob("rollback_02_*.csv")).open(encoding="utf-8") as fh:
         return report.read_text(encoding="utf-8"), list(csv.DictReader(fh))
 
@@ -481,7 +482,7 @@ def test_8_a_persons_edit_refuses_the_rollback_naming_record_and_field_and_force
     page, rows = run_refused(world, run_id=full)
     assert [(r["model"], r["odoo id"], r["source id"], r["field"], r["changed by"], r["Odoo now"]) for r in rows] == [
         ("res.partner", str(contact[1]), contact[0], "function", "a person (edited in Odoo)", "Edited by a person")]
-    assert "1 records were edited in Odoo" in page and "field &#x27;function&#x27;" in page
+    assert "1 records were edited in Odoo" in page and "field &#39;function&#39;" in page      # escaped, as text
     assert {m: keyed(world, m, "apto:") for m in landed} == landed                 # nothing was touched
 
     run(world, "apto_to_odoo_rollback", run_conf={"run_id": full, "approved_by": "ci", "force": True})

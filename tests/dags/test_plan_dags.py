@@ -26,7 +26,7 @@ def world(make_odoo_target, tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     env = {"AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url)),
            "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(link.state.airflow_conn(link.url)),
-           "AIRFLOW_CONN_ODOO_DEFAULT": odoo.conn_json(), "CRM_MIGRATION_REPORTS_DIR": str(reports)}
+           "AIRFLOW_CONN_ODOO_DEFAULT": odoo.conn_json(), "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(reports)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from airflow.dag_processing.dagbag import DagBag

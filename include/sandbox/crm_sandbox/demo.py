@@ -43,7 +43,7 @@ def _env(base: Path) -> None:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
-        "CRM_MIGRATION_REPORTS_DIR": str(base / "reports"),
+        "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(base / "reports"),
         "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
     })
 

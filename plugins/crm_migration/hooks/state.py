@@ -719,6 +719,54 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
+    def runs(self, *, pair: str | None = None, run_ids: Collection[str] | None = None,
+             limit: int = 50) -> list[dict[str, Any]]:
+        """The registered runs, newest first (``pair`` and ``run_ids`` filter; ``limit`` rows at most)."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"SELECT run_id, pair, dag_id, kind, mode, params, status, approved_by, approved_at, "
+                               f"stats, started_at, finished_at FROM {SCHEMA}.runs "
+                               "WHERE (%(pair)s::text IS NULL OR pair = %(pair)s) "
+                               "AND (%(ids)s::text[] IS NULL OR run_id = ANY(%(ids)s::text[])) "
+                               "ORDER BY started_at DESC, run_id DESC LIMIT %(limit)s",
+                          {"pair": pair, "ids": list(run_ids) if run_ids is not None else None, "limit": limit})
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def run_counts(self, run_ids: Collection[str]) -> list[dict[str, Any]]:
+        """Per run and source object, what the audit, the staging and the dead letters say, in one query:
+        ``staged`` (source records read, not deleted), ``deleted_in_source``, ``created``, ``updated``,
+        ``adopted``, ``skipped``, ``archived``, ``conflicts``, ``flags``, ``errors``, ``unlinked``,
+        ``restored`` (rollbacks), ``dead_letters`` and ``open_dead_letters``. Rows by run id, then object."""
+        from crm_migration.mapping.spec import PairSpec
+
+        if not run_ids:
+            return []
+        actions = ("create", "update", "adopt", "skip", "archive", "conflict", "flag", "error", "unlink", "restore")
+        names = ("created", "updated", "adopted", "skipped", "archived", "conflicts", "flags", "errors",
+                 "unlinked", "restored")
+        counted = ", ".join(f"count(*) FILTER (WHERE action = '{a}') AS {n}" for a, n in zip(actions, names, strict=True))
+        cols = ", ".join(f"COALESCE({c}, 0) AS {c}" for c in ("staged", "deleted_in_source", *names, "dead_letters",
+                                                               "open_dead_letters"))
+
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"""
+                WITH s AS (SELECT run_id, source_object, count(*) FILTER (WHERE NOT deleted) AS staged,
+                                  count(*) FILTER (WHERE deleted) AS deleted_in_source
+                           FROM {SCHEMA}.staging WHERE run_id = ANY(%(ids)s) AND source_object <> %(timeline)s
+                           GROUP BY run_id, source_object),
+                     a AS (SELECT run_id, source_object, {counted}
+                           FROM {SCHEMA}.audit_log WHERE run_id = ANY(%(ids)s) GROUP BY run_id, source_object),
+                     d AS (SELECT run_id, source_object, count(*) AS dead_letters,
+                                  count(*) FILTER (WHERE resolved_at IS NULL) AS open_dead_letters
+                           FROM {SCHEMA}.dead_letter WHERE run_id = ANY(%(ids)s) GROUP BY run_id, source_object)
+                SELECT run_id, source_object, {cols}
+                FROM s FULL JOIN a USING (run_id, source_object) FULL JOIN d USING (run_id, source_object)
+                ORDER BY run_id, source_object""", {"ids": list(run_ids), "timeline": PairSpec.TIMELINE})
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
     def dead_letters(self, *, run_id: str | None = None, pair: str | None = None,
                      unresolved_only: bool = True) -> list[dict[str, Any]]:
         def q(cur: Any) -> list[dict[str, Any]]:

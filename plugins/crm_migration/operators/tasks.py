@@ -179,6 +179,7 @@ def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any
         stats = {"fields_compared": len(fields), "fields_differ": sum(1 for r in fields if not r.get("match")),
                  "records_not_landed": len({(r["object"], r["source_id"]) for r in rows if r.get("kind") != "field"}),
                  "summary": diff_summary(rows)[:2], "report": str(path)}
+        stats["audit_report"] = _audit_report(pipe, pair, run_id)
     else:
         from crm_migration.reports.reconcile import summary_lines, write_reconciliation_report
 
@@ -195,12 +196,22 @@ def verify(*, pair: str, kind: str = "migrate", **context: Any) -> dict[str, Any
             log.warning("%s", line)
         stats = {"objects": len(rows), "mismatches": sum(1 for r in rows if r.get("status") != "ok"),
                  "report": str(path), "dead_letters_over_limit": over, "dead_letters_need_action": action}
+        stats["audit_report"] = _audit_report(pipe, pair, run_id)
         if over:
             _fail_over_dead_letter_limit(run_id, over, stats)
     state = MigrationStateHook()
     state.finish_run(run_id, status="success", stats=stats)
     state.close()
     return stats
+
+
+def _audit_report(pipe: Pipeline, pair: str, run_id: str) -> str:
+    """Write the run's audit summary report; log and return its URI."""
+    from crm_migration.reports.audit import write_audit_report
+
+    uri = str(write_audit_report(pipe.state, pair=pair, run_id=run_id))
+    log.info("audit summary report: %s", uri)
+    return uri
 
 
 def _fail_over_dead_letter_limit(run_id: str, over: list[str], stats: dict[str, Any]) -> None:

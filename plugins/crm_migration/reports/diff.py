@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_migration.engine.verify import NOTE_FILE, NOTE_HTML, NOTE_TRIM, DiffRow
 from crm_migration.reports.writer import Report
 from crm_migration.reports.writer import cell as _cell
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 _PROBLEM_KINDS = ("missing_in_odoo", "mapping_error", "not_loaded")
 _NORMALISED = (NOTE_HTML, NOTE_TRIM, NOTE_FILE)
@@ -81,10 +82,11 @@ def diff_summary(rows: Iterable[DiffRow]) -> list[str]:
     return lines
 
 
-def write_diff_report(rows: Iterable[DiffRow], *, pair: str, run_id: str, root: Path | None = None,
-                      flags: Sequence[Mapping[str, Any]] = ()) -> Path:
+def write_diff_report(rows: Iterable[DiffRow], *, pair: str, run_id: str, root: str | ObjectStoragePath | None = None,
+                      flags: Sequence[Mapping[str, Any]] = ()) -> ObjectStoragePath:
     """Write the field-level diff report of ``rows`` (from :func:`~crm_migration.engine.verify.field_diff`,
-    one or several objects) and the run's flagged values (``MigrationStateHook.flags``); return the HTML path."""
+    one or several objects) and the run's flagged values (``MigrationStateHook.flags``); return the HTML
+    page's path under ``root`` (default: the configured reports base)."""
     rows = list(rows)
     fields = [r for r in rows if r["kind"] == "field"]
     differ = [r for r in fields if not r["match"]]
@@ -92,10 +94,16 @@ def write_diff_report(rows: Iterable[DiffRow], *, pair: str, run_id: str, root: 
     dead = [r for r in rows if r["kind"] == "dead_letter"]
     report = Report(title=f"Field-level diff of {run_id}", pair=pair, run_id=run_id, kind="diff")
     bad = len(differ) + len(problems)
-    verdict = (f"<b class='bad'>{bad:,} difference{'s' * (bad != 1)} to review.</b>" if bad
-               else "<b class='ok'>Every compared field holds in Odoo what the mapping sends.</b>")
-    report.summary.append(verdict)
-    report.summary.extend(escape(line) for line in diff_summary(rows))
+    if bad:
+        report.headline, report.tone = f"{bad:,} difference{'s' * (bad != 1)} to review.", "bad"
+        report.actions.append("Review the differences below before approving the full run: fix the mapping "
+                              "or the source data, then run the sample again.")
+    else:
+        report.headline = "Every compared field holds in Odoo what the mapping sends."
+    if dead:
+        report.actions.append(f"{_plural(len(dead), 'record')} did not land (dead letters): see 'Records that "
+                              "did not land' for the reason of each.")
+    report.summary.extend(diff_summary(rows))
 
     cols = ("object", "source_id", "odoo_id", "field", "source", "sent", "odoo", "note")
     report.add("Differences", [_row(r, *cols) for r in differ + problems],

@@ -8,15 +8,16 @@ holds no secret (no connection password, token or key ever enters it), so neithe
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_migration.engine.plan import Plan, automation_reference
 from crm_migration.reports.writer import Report
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 __all__ = ["AUTOMATION_FILE", "PLAN_FILE", "summary_lines", "write_plan_report"]
 
@@ -122,11 +123,17 @@ def summary_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def write_plan_report(plan: Plan, *, pair: str, run_id: str, root: Path | None = None) -> Path:
-    """Write the plan report (HTML, CSVs, ``automation_reference.json``, ``plan.json``); return the HTML path."""
+def write_plan_report(plan: Plan, *, pair: str, run_id: str,
+                      root: str | ObjectStoragePath | None = None) -> ObjectStoragePath:
+    """Write the plan report (HTML, CSVs, ``automation_reference.json``, ``plan.json``); return the HTML
+    page's path."""
     report = Report(title=f"Migration plan: {pair}", pair=pair, run_id=run_id, kind="plan")
-    report.summary.extend(html.escape(line) for line in summary_lines(plan))
-    report.summary.append(f"<a href='{AUTOMATION_FILE}'>{AUTOMATION_FILE}</a> · <a href='{PLAN_FILE}'>{PLAN_FILE}</a>")
+    lines = summary_lines(plan)
+    blocking = [p for p in plan.problems if p["severity"] == "blocking"]
+    report.headline, report.tone = lines[1], "bad" if blocking else "ok"
+    report.actions.extend(f"{p['message']}" for p in blocking)
+    report.summary.extend(lines[:1] + lines[2:])
+    report.files.extend([(AUTOMATION_FILE, AUTOMATION_FILE), (PLAN_FILE, PLAN_FILE)])
     report.add("Problems to act on", plan.problems, note="blocking: fix before migrating; warning: records will "
                "be dead-lettered or reassigned; info: nothing to do, but know it.")
     report.add("Objects", plan.objects, note="live and deleted counts with the stream's filters (see each row's "
@@ -159,7 +166,7 @@ def write_plan_report(plan: Plan, *, pair: str, run_id: str, root: Path | None =
     report.add(f"{plan.source_label} requests made by the plan", plan.source_requests, limit=300)
     report.add("Odoo calls made by the plan", [{"call": k, "count": v} for k, v in plan.odoo_calls.items()])
     if plan.notes:
-        report.summary.extend(html.escape(n) for n in plan.notes)
+        report.summary.extend(plan.notes)
     path = report.write(root)
     folder = path.parent
     (folder / AUTOMATION_FILE).write_text(json.dumps(automation_reference(plan), indent=2, ensure_ascii=False,

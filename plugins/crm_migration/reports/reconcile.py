@@ -4,13 +4,14 @@ that differ, and short summary lines for the DAG log and the demo."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_migration.engine.verify import ReconRow
 from crm_migration.reports.writer import Report
 from crm_migration.reports.writer import cell as _cell
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 
 def summary_lines(rows: Iterable[ReconRow]) -> list[str]:
@@ -40,26 +41,30 @@ def summary_lines(rows: Iterable[ReconRow]) -> list[str]:
 
 
 def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: str,
-                                root: Path | None = None, flags: Sequence[Mapping[str, Any]] = ()) -> Path:
+                                root: str | ObjectStoragePath | None = None,
+                                flags: Sequence[Mapping[str, Any]] = ()) -> ObjectStoragePath:
     """Write the reconciliation report of ``rows`` (from :func:`~crm_migration.engine.verify.reconcile`) and
-    the run's flagged values (``MigrationStateHook.flags``); return the HTML path."""
+    the run's flagged values (``MigrationStateHook.flags``); return the HTML page's path."""
     rows = list(rows)
     bad = [r for r in rows if r["status"] != "ok"]
     report = Report(title=f"Reconciliation of {run_id}", pair=pair, run_id=run_id, kind="reconciliation")
     if bad:
-        report.summary.append(f"<b class='bad'>{len(bad)} of {len(rows)} objects do not reconcile: "
-                              f"{escape(', '.join(r['object'] for r in bad))}.</b>")
+        report.headline, report.tone = (f"{len(bad)} of {len(rows)} objects do not reconcile: "
+                                        f"{', '.join(r['object'] for r in bad)}.", "bad")
+        report.actions.extend(f"{r['object']}: {'; '.join(r['problems']) or r['status']}" for r in bad)
     else:
-        report.summary.append(f"<b class='ok'>All {len(rows)} objects reconcile: Odoo holds what the tool "
-                              "recorded writing, and every staged record landed or is a dead letter.</b>")
+        report.headline = (f"All {len(rows)} objects reconcile: Odoo holds what the tool recorded writing, and "
+                           "every staged record landed or is a dead letter.")
     staged = sum(r["staged"] for r in rows)
     landed = sum(r["landed"] for r in rows)
     dead = sum(r["dead_letters"] for r in rows)
-    report.summary.append(escape(f"{staged:,} source records staged in the run, {landed:,} landed, "
-                                 f"{dead:,} open dead letters; {sum(r['compared'] for r in rows):,} crosswalk "
-                                 f"records compared with Odoo field by field "
-                                 f"({sum(r['seconds'] for r in rows):.1f} s)."))
-    report.summary.append("<br>".join(escape(line) for line in summary_lines(rows)))
+    if dead:
+        report.actions.append(f"{dead:,} open dead letter(s) need a person: see 'Dead letters by reason'.")
+    report.summary.append(f"{staged:,} source records staged in the run, {landed:,} landed, "
+                          f"{dead:,} open dead letters; {sum(r['compared'] for r in rows):,} crosswalk "
+                          f"records compared with Odoo field by field "
+                          f"({sum(r['seconds'] for r in rows):.1f} s).")
+    report.summary.extend(summary_lines(rows))
     report.add("Per object", [{
         "object": r["object"], "model": r["model"], "status": r["status"],
         "source (staged)": r["staged"], "landed": r["landed"], "crosswalk": r["crosswalk"], "Odoo": r["odoo"],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_migration.engine.rollback import summary
 from crm_migration.reports.writer import Report, cell
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
 
 
 def edited_by(edit: Mapping[str, Any]) -> str:
@@ -19,10 +20,14 @@ def edited_by(edit: Mapping[str, Any]) -> str:
 
 
 def write_rollback_report(result: Mapping[str, Any], *, pair: str, rollback_run_id: str,
-                          root: Path | None = None) -> Path:
-    """Write the report of one rollback; return the HTML path."""
+                          root: str | ObjectStoragePath | None = None) -> ObjectStoragePath:
+    """Write the report of one rollback; return the HTML page's path."""
     report = Report(title=f"Rollback of {result['run_id']}", pair=pair, run_id=rollback_run_id, kind="rollback")
-    report.summary.append(html.escape(summary(result)))
+    report.headline = summary(result)
+    report.tone = {"refused": "bad", "rolled_back": "ok", "nothing_to_do": "ok"}.get(str(result["status"]), "warn")
+    if result["status"] == "refused":
+        report.actions.append("Nothing was changed in Odoo. Roll back the later run named below first (newest "
+                              "first), or trigger the rollback again with force to overwrite the edits listed.")
     report.summary.append(f"{result['odoo_calls']} Odoo calls, {result['seconds']:.1f} s.")
     recreated = result.get("recreated") or {}
     models = sorted(set(result["unlinked"]) | set(result["restored"]) | set(recreated) | set(result["already_gone"]))

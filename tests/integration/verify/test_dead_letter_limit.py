@@ -13,10 +13,10 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from pathlib import Path
 
 import pytest
 import yaml
+from airflow.sdk import ObjectStoragePath
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_the_verify_task_fails_naming_the_objects(world, monkeypatch, caplog, tm
     pipe = world["pipe"]
     pipe.state.start_run(RUN, pair="apto_to_odoo", dag_id="apto_to_odoo_migrate", kind="migrate", mode="full")
     monkeypatch.setattr(tasks, "pipeline", lambda pair, logger=None, *, run_id=None: pipe)
-    monkeypatch.setenv("CRM_MIGRATION_REPORTS_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CRM_MIGRATION__REPORTS_BASE", str(tmp_path))
     caplog.set_level(logging.INFO, logger="crm_migration.tasks")
     with pytest.raises(AirflowFailException) as err:
         tasks.verify(pair="apto_to_odoo", run_id=RUN, params={"mode": "full", "objects": list(world["names"])})
@@ -136,6 +136,6 @@ def test_the_verify_task_fails_naming_the_objects(world, monkeypatch, caplog, tm
     assert "Attachment: 1 dead letter needs action" in caplog.text  # under the limit: a warning
     run = pipe.state.get_run(RUN)
     assert run["status"] == "failed" and len(run["stats"]["dead_letters_over_limit"]) == 1
-    html = Path(run["stats"]["report"]).read_text(encoding="utf-8")
+    html = ObjectStoragePath(run["stats"]["report"]).read_text(encoding="utf-8")
     assert "Dead letters by reason" in html and "message_type: ValueError: Wrong value for mail.message" in html
     assert "a gap in the source" in html

@@ -92,6 +92,16 @@ def test_pyproject_registers_the_provider_and_the_sandbox_cli():
     assert meta["project"]["entry-points"]["apache_airflow_provider"]["provider_info"] == \
         "crm_migration.provider_info:get_provider_info"
     assert meta["project"]["scripts"]["crm-sandbox"] == "crm_sandbox.cli:main"
+    assert meta["project"]["entry-points"]["airflow.plugins"]["crm_migration"] == \
+        "crm_migration.ui.plugin:CrmMigrationPlugin"
+    assert "templates/*.html" in meta["tool"]["setuptools"]["package-data"]["crm_migration"]
+
+
+def test_the_reports_base_is_an_airflow_config_option_of_the_provider():
+    from crm_migration.provider_info import get_provider_info
+
+    option = get_provider_info()["config"]["crm_migration"]["options"]["reports_base"]
+    assert option["type"] == "string" and "ObjectStoragePath" in option["description"]
 
 
 class TestDockerCompose:
@@ -106,8 +116,11 @@ class TestDockerCompose:
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
         dockerfile = (ROOT / common["build"]["dockerfile"]).read_text()
-        assert re.search(r"^FROM apache/airflow:3\.3\.2$", dockerfile, re.M)
-        assert "pip install" in dockerfile
+        assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11$", dockerfile, re.M)
+        # the image installs the package under the pinned requirements as constraints
+        assert re.search(r"^COPY .*requirements\.txt.* /opt/crm-migration/$", dockerfile, re.M)
+        (install,) = [ln for ln in dockerfile.splitlines() if ln.startswith("RUN pip install")]
+        assert "-c /opt/crm-migration/requirements.txt" in install and install.rstrip().endswith("/opt/crm-migration")
 
     def test_services_and_health_gates(self, compose):
         services = compose["services"]
@@ -140,3 +153,71 @@ class TestDockerCompose:
             assert conn["conn_type"] == conn_type
         odoo = json.loads(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", env["AIRFLOW_CONN_ODOO_DEFAULT"]))
         assert odoo["host"] == "http://odoo:8069"
+
+
+class TestDockerComposeRuns:
+    """What the Airflow 3 components need to talk, a login, reports kept, an init that stops on error and an
+    Odoo initialised once (no Docker engine here: read from the YAML)."""
+
+    @pytest.fixture(scope="class")
+    def compose(self):
+        return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+    AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
+               "airflow-triggerer", "airflow-init")
+
+    def _env(self, compose, name):
+        return compose["services"][name].get("environment") or compose["x-airflow-common"]["environment"]
+
+    def test_every_component_shares_one_jwt_secret_and_the_execution_api(self, compose):
+        for name in self.AIRFLOW:
+            env = self._env(compose, name)
+            # required from .env: no default secret anyone could read in this file
+            assert re.fullmatch(r"\$\{AIRFLOW_JWT_SECRET:\?[^}]+\}", env["AIRFLOW__API_AUTH__JWT_SECRET"]), name
+            assert env["AIRFLOW__API_AUTH__JWT_ISSUER"]
+            assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+            assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow"), name
+
+    def test_the_ui_login_is_documented_and_written_by_init(self, compose):
+        env = compose["x-airflow-common"]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "${AIRFLOW_UI_USER:-admin}:admin"
+        pw_file = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+        assert pw_file.startswith("/opt/airflow/config/")                  # a mounted folder, kept across restarts
+        init = compose["services"]["airflow-init"]
+        assert init["environment"]["AIRFLOW_UI_PASSWORD"] == "${AIRFLOW_UI_PASSWORD:-admin}"
+        assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in init["command"][1]
+        header = (ROOT / "docker-compose.yaml").read_text().split("---")[0]
+        assert "UI login: ${AIRFLOW_UI_USER:-admin} / ${AIRFLOW_UI_PASSWORD:-admin}" in header
+        readme = (ROOT / "README.md").read_text()
+        assert "AIRFLOW_JWT_SECRET" in readme and "AIRFLOW_UI_PASSWORD" in readme
+
+    def test_reports_land_on_a_volume_every_airflow_component_mounts(self, compose):
+        env = compose["x-airflow-common"]["environment"]
+        assert env["AIRFLOW__CRM_MIGRATION__REPORTS_BASE"] == \
+            "${CRM_MIGRATION_REPORTS_BASE:-file:///opt/airflow/reports}"
+        assert "crm-reports:/opt/airflow/reports" in compose["x-airflow-common"]["volumes"]
+        assert "crm-reports" in compose["volumes"]
+        for name in self.AIRFLOW:
+            assert "volumes" not in compose["services"][name] or \
+                "crm-reports:/opt/airflow/reports" in compose["services"][name]["volumes"], name
+
+    def test_airflow_init_stops_at_the_first_failing_step(self, compose):
+        init = compose["services"]["airflow-init"]
+        assert init["entrypoint"] == "/bin/bash" and init["command"][0] == "-c"
+        script = init["command"][1].splitlines()
+        assert script[0] == "set -euo pipefail"
+        assert script.index("airflow db migrate") < next(i for i, ln in enumerate(script) if "pools import" in ln)
+
+    def test_odoo_is_initialised_once_not_on_every_restart(self, compose):
+        odoo = compose["services"]["odoo"]
+        assert not any("--init" in part or part.startswith("-i") for part in odoo["command"])
+        assert odoo["depends_on"]["odoo-init"]["condition"] == "service_completed_successfully"
+        init = compose["services"]["odoo-init"]
+        script = init["command"][1]
+        assert script.splitlines()[0] == "set -euo pipefail"
+        assert init["restart"] == "no" and "--stop-after-init" in script and "-i crm,contacts,calendar" in script
+        # the init only runs when the database does not hold an installed crm yet
+        guard, _, rest = script.partition("-i crm,contacts,calendar")
+        assert "state = 'installed'" in guard and "nothing to do" in guard
+        assert "odoo-data-volume:/var/lib/odoo" in init["volumes"] and "odoo-data-volume:/var/lib/odoo" in odoo["volumes"]

@@ -1,0 +1,1 @@
+"""The on-call view: an Airflow UI plugin showing each pair's runs, counts, dead letters and reports."""

@@ -1,0 +1,267 @@
+"""The on-call view in a real browser: headless Chromium loads the plugin's pages from a running
+``airflow api-server`` (Airflow's own auth, the plugin loaded as Airflow loads it) against a state DB with
+runs in it, and the test reads what a person sees: the runs per pair with their state and counts, a run's
+counts per object and dead letters with reasons and record ids, its reports, and the rollback button, which
+triggers the pair's rollback DAG (a queued run waiting for approval), nothing else.
+
+One api-server for the module. Without Debian's ``chromium`` the module is skipped (a failure under
+``CI=true``); ``make install`` installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+USERS = {"oncall": ("admin", "oncall-pw-1"), "viewer": ("viewer", "viewer-pw-1")}
+XSS = '<script>alert("dead")</script>'            # the seeded dead letter's reason holds it (tests/conftest.py)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    reason = "headless Chromium is not installed (Debian: apt-get install chromium; make install does it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"api-server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"api-server did not answer {url} in {seconds:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def api_server(state_with_runs, tmp_path_factory) -> Iterator[dict]:
+    """``airflow api-server`` on a fresh metadata DB holding the pairs' DAGs, with the plugin and two users."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    plugins = home / "plugins"
+    plugins.mkdir()
+    from importlib.metadata import entry_points
+
+    if not [ep for ep in entry_points(group="airflow.plugins") if ep.value.startswith("crm_migration")]:
+        # an editable install made before the entry point existed: load the plugin as a plugins-folder file
+        (plugins / "crm_migration_plugin.py").write_text("from crm_migration.ui.plugin import CrmMigrationPlugin\n")
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({u: pw for u, (_, pw) in USERS.items()}))
+    port = _free_port()
+    env = {**os.environ,
+           "AIRFLOW_HOME": str(home),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+           "AIRFLOW__CORE__AUTH_MANAGER":
+               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{role}" for u, (role, _) in USERS.items()),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__API_AUTH__JWT_SECRET": "oncall-view-test-secret",
+           "AIRFLOW__API__WORKERS": "1",
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+           "AIRFLOW_CONN_CRM_MIGRATION_STATE": state_with_runs["conn_json"],
+           "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": state_with_runs["reports"].as_uri(),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include" / "sandbox"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    log = home / "api-server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([*airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # the pairs' DAGs into the metadata DB while the server starts (the rollback trigger needs them)
+        subprocess.run([*airflow, "dags", "reserialize"], env=env, check=True, capture_output=True, timeout=300)
+        _wait(f"{base}/api/v2/monitor/health", proc, log)
+        tokens = {u: httpx.post(f"{base}/auth/token", json={"username": u, "password": pw}).json()["access_token"]
+                  for u, (_, pw) in USERS.items()}
+        yield {"base": base, "tokens": tokens, "log": log, "runs": state_with_runs["runs"]}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (one page)."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        from websockets.sync.client import connect
+
+        self.proc = subprocess.Popen([binary, "--headless=new", "--no-sandbox", "--disable-gpu",
+                                      "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
+                                      f"--user-data-dir={profile}", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text().strip():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        (page,) = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+        self.next_id, self.events, self.dialogs = 0, [], []
+        self.call("Page.enable")
+        self.call("Network.enable")
+
+    def _read(self) -> dict:
+        msg = json.loads(self.ws.recv(timeout=30))
+        if msg.get("method") == "Page.javascriptDialogOpening":
+            self.dialogs.append(msg["params"]["message"])
+            self.ws.send(json.dumps({"id": -1, "method": "Page.handleJavaScriptDialog",
+                                     "params": {"accept": True}}))
+        return msg
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = self._read()
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self.events.append(msg)
+
+    def wait_for_load(self) -> None:
+        while True:
+            if any(e["method"] == "Page.loadEventFired" for e in self.events):
+                self.events.clear()
+                return
+            msg = self._read()
+            if "method" in msg:
+                self.events.append(msg)
+
+    def open(self, url: str) -> str:
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        self.wait_for_load()
+        return self.text()
+
+    def js(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def text(self) -> str:
+        """What a person reads on the page."""
+        return self.js("document.body.innerText")
+
+    def close(self) -> None:
+        self.ws.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(api_server, tmp_path_factory) -> Iterator[Browser]:
+    b = Browser(_chromium(), tmp_path_factory.mktemp("chromium"))
+    # logged in as the on-call engineer: the UI's session cookie
+    b.call("Network.setCookie", name="_token", value=api_server["tokens"]["oncall"], url=api_server["base"] + "/")
+    yield b
+    b.close()
+
+
+def test_the_runs_of_each_pair_with_their_state_and_counts(api_server, browser):
+    text = browser.open(api_server["base"] + "/crm-migration/")
+    assert text.index("apto_to_odoo") < text.index("link_app_to_odoo")
+    rows = {r[0]: r for r in browser.js(
+        "[...document.querySelectorAll('tr[data-run]')].map(tr => [...tr.cells].map(td => td.innerText.trim()))")}
+    sample, full, delta, link = (r[0] for r in api_server["runs"])
+    # run, kind, mode, state, approved by, started, source, landed, dead letters, conflicts, flags, reports
+    assert rows[full][1:5] == ["migrate", "full", "success", "Jane Doe"]
+    assert rows[full][6:11] == ["5", "3", "1", "1", "1"]
+    assert rows[delta][1:4] == ["delta", "", "failed"] and rows[link][3] == "running"
+    assert rows[sample][11] == "report" and rows[link][11] == ""
+    assert browser.dialogs == []                                     # nothing ran that should not
+
+
+def test_a_run_shows_counts_per_object_dead_letters_and_reports(api_server, browser):
+    full = api_server["runs"][1][0]
+    browser.open(api_server["base"] + "/crm-migration/")
+    browser.js(f"document.querySelector('a[href$=\"{quote(full, safe='')}\"]').click()")
+    browser.wait_for_load()
+    text = browser.text()
+    assert text.startswith("CRM migration") and f"apto_to_odoo: migrate run {full}" in text
+    assert "5 source records read, 3 landed, 1 dead letter(s) (1 open), 1 conflict(s), 1 flagged value(s)." in text
+    objects = browser.js("[...document.querySelectorAll('#objects tbody tr')].map(tr => tr.innerText)")
+    assert [o.split("\t")[:7] for o in objects] == [["Account", "2", "1", "0", "1", "0", "0"],
+                                                    ["Contact", "3", "2", "2", "0", "0", "1"]]
+    (dead,) = browser.js("[...document.querySelectorAll('#dead-letters tbody tr')].map(tr => tr.innerText)")
+    assert dead.split("\t")[:4] == ["Contact", "003C2", "name", f"name: Odoo refused the value {XSS}"]
+    assert browser.js("document.scripts.length") == 0 and browser.dialogs == []   # shown as text, never run
+    # the report opens from the page, read through the reports base
+    href = browser.js("[...document.querySelectorAll('a')].find(a => a.innerText === 'report').href")
+    assert href.startswith(api_server["base"] + "/crm-migration/reports/apto_to_odoo/")
+    report = browser.open(href)
+    assert f"Report of {full}" in report and "All is well." in report
+
+
+def test_the_rollback_button_triggers_the_rollback_dag_which_waits_for_approval(api_server, browser):
+    delta = api_server["runs"][2][0]
+    browser.open(f"{api_server['base']}/crm-migration/runs/{quote(delta, safe='')}")
+    assert "Roll back this run" in browser.text()
+    browser.js("document.getElementById('rollback').click()")
+    browser.wait_for_load()
+    assert browser.dialogs == [f"Trigger apto_to_odoo_rollback for {delta}? It will wait for approval."]
+    text = browser.text()
+    found = re.search(r"Rollback triggered: run (\S+) of apto_to_odoo_rollback\.", text)
+    assert found, text
+    triggered = found.group(1)
+    assert "waits for approval" in text
+    # Airflow has the run, for that run id, triggered by the on-call user, and nothing else was triggered
+    auth = {"Authorization": f"Bearer {api_server['tokens']['oncall']}"}
+    runs = httpx.get(f"{api_server['base']}/api/v2/dags/~/dagRuns", headers=auth).json()["dag_runs"]
+    assert [(r["dag_id"], r["dag_run_id"], r["conf"], r["triggering_user_name"]) for r in runs] == [
+        ("apto_to_odoo_rollback", triggered, {"run_id": delta}, "oncall")]
+
+
+def test_behind_airflows_auth_read_only_for_a_viewer(api_server):
+    base, full = api_server["base"], api_server["runs"][1][0]
+    assert httpx.get(f"{base}/crm-migration/").status_code == 401                       # not logged in
+    assert httpx.get(f"{base}/crm-migration/reports/apto_to_odoo/x/diff.html").status_code == 401
+    viewer = {"Authorization": f"Bearer {api_server['tokens']['viewer']}"}
+    assert "apto_to_odoo" in httpx.get(f"{base}/crm-migration/", headers=viewer).text
+    refused = httpx.post(f"{base}/crm-migration/runs/{quote(full, safe='')}/rollback", headers=viewer)
+    assert refused.status_code == 403 and "may not trigger apto_to_odoo_rollback" in refused.text
+    # nothing outside the reports base is served
+    oncall = {"Authorization": f"Bearer {api_server['tokens']['oncall']}"}
+    assert httpx.get(f"{base}/crm-migration/reports/..%2F..%2Fetc%2Fpasswd", headers=oncall).status_code == 404
+    # the UI lists the view in its navigation
+    plugins = httpx.get(f"{base}/api/v2/plugins", headers=oncall).json()["plugins"]
+    (mine,) = [p for p in plugins if p["name"] == "crm_migration"]
+    assert mine["external_views"][0]["href"] == "/crm-migration/" and mine["fastapi_apps"][0]["url_prefix"] == \
+        "/crm-migration"
