@@ -356,3 +356,17 @@ def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
     rpc = world["rpc"]
     assert rpc("res.partner", "search_count", [("name", "=", "Delta Newco LLC")], context={"active_test": False}) == 0
     assert rpc("mail.message", "search_count", [("body", "ilike", "Called back.")]) == 0
+
+
+def test_rolling_back_the_full_run_leaves_no_keyed_record(world, delta):
+    from crm_migration.engine.rollback import rollback_run
+
+    for run_id in (RERUN, FULL):                      # newest first
+        result = rollback_run(world["pipe"].odoo, world["state"], run_id)
+        assert result["status"] in ("rolled_back", "nothing_to_do"), result
+    rpc = world["rpc"]
+    for model in MODELS:
+        left = rpc(model, "search_count", [("x_migration_key", "=like", "link_app:%")], context={"active_test": False})
+        assert left == 0, model
+    assert len(rpc("res.users", "search", [("id", "in", list(world["users"].values()))],
+                   context={"active_test": False})) == len(world["users"])
