@@ -37,7 +37,7 @@ _HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-in
 _MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
-def report_href(uri: str | None) -> str | None:
+def report_href(uri: str | None, prefix: str = URL_PREFIX) -> str | None:
     """The on-call view's link to a report URI under the configured reports base (else None)."""
     from crm_migration.reports.writer import reports_base_uri
 
@@ -46,7 +46,12 @@ def report_href(uri: str | None) -> str | None:
     base = reports_base_uri().rstrip("/") + "/"
     if not str(uri).startswith(base):
         return None
-    return f"{URL_PREFIX}/reports/" + quote(str(uri)[len(base):])
+    return f"{prefix}/reports/" + quote(str(uri)[len(base):])
+
+
+def _prefix(request: Request) -> str:
+    """Where the app is mounted (``/crm-migration``, below Airflow's base path if it has one)."""
+    return str(request.scope.get("root_path") or URL_PREFIX).rstrip("/")
 
 
 def _totals(counts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -58,19 +63,19 @@ def _totals(counts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
-def _reports(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _reports(run: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
     stats = run.get("stats") or {}
     out = []
     for key, label in (("report", "report"), ("audit_report", "audit summary")):
         if uri := stats.get(key):
-            out.append({"label": label, "uri": uri, "href": report_href(uri)})
+            out.append({"label": label, "uri": uri, "href": report_href(uri, prefix)})
     return out
 
 
-def _page(name: str, **context: Any) -> HTMLResponse:
+def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
     from crm_migration.reports.writer import templates
 
-    html = templates().get_template(name).render(prefix=URL_PREFIX, **context)
+    html = templates().get_template(name).render(prefix=_prefix(request), **context)
     return HTMLResponse(html, headers=_HEADERS)
 
 
@@ -83,7 +88,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="CRM migration: on-call view", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse, dependencies=[can_read_runs])
-    def index() -> HTMLResponse:
+    def index(request: Request) -> HTMLResponse:
         from crm_migration.hooks.state import MigrationStateHook
 
         state = MigrationStateHook()
@@ -97,11 +102,13 @@ def create_app() -> FastAPI:
             per_run[row["run_id"]].append(row)
         pairs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for run in runs:
-            pairs[run["pair"]].append({**run, "totals": _totals(per_run[run["run_id"]]), "reports": _reports(run)})
-        return _page("oncall_index.html", pairs=dict(sorted(pairs.items())))
+            pairs[run["pair"]].append({**run, "totals": _totals(per_run[run["run_id"]]),
+                                       "reports": _reports(run, _prefix(request))})
+        return _page(request, "oncall_index.html", pairs=dict(sorted(pairs.items())))
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=[can_read_runs])
-    def run_page(run_id: str, triggered: str | None = None, error: str | None = None) -> HTMLResponse:
+    def run_page(request: Request, run_id: str, triggered: str | None = None, paused: bool = False,
+                 error: str | None = None) -> HTMLResponse:
         from crm_migration.hooks.state import MigrationStateHook
         from crm_migration.reports.audit import landed
 
@@ -115,14 +122,14 @@ def create_app() -> FastAPI:
         finally:
             state.close()
         objects = [{**r, "landed": landed(r)} for r in counts]
-        return _page("oncall_run.html", run=run, objects=objects, totals=_totals(counts), dead=dead,
-                     reports=_reports(run), can_roll_back=run["kind"] in ROLLBACK_KINDS,
-                     rollback_dag=f"{run['pair']}_rollback", triggered=triggered, error=error)
+        return _page(request, "oncall_run.html", run=run, objects=objects, totals=_totals(counts), dead=dead,
+                     reports=_reports(run, _prefix(request)), can_roll_back=run["kind"] in ROLLBACK_KINDS,
+                     rollback_dag=f"{run['pair']}_rollback", triggered=triggered, paused=paused, error=error)
 
     @app.post("/runs/{run_id}/rollback")
     def trigger_rollback(run_id: str, request: Request, user: Any = Depends(get_user)) -> Response:
         _same_origin(request)
-        return _trigger(run_id, user)
+        return _trigger(run_id, user, _prefix(request))
 
     @app.get("/reports/{path:path}", dependencies=[can_read_runs])
     def report_file(path: str) -> Response:
@@ -145,15 +152,17 @@ def create_app() -> FastAPI:
 def _same_origin(request: Request) -> None:
     """Refuse a cross-site form post (the session cookie is SameSite=Lax already; this is a second lock)."""
     origin = request.headers.get("origin")
-    if origin and origin not in ("null",) and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")} - {None}
+    if origin and origin.split("://", 1)[-1] not in hosts:
         raise HTTPException(status_code=403, detail="cross-site request refused")
 
 
-def _trigger(run_id: str, user: Any) -> Response:
+def _trigger(run_id: str, user: Any, prefix: str) -> Response:
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.exceptions import DagNotFound
+    from airflow.models.dag import DagModel
     from airflow.utils.types import DagRunTriggeredByType
 
     from crm_migration.hooks.state import MigrationStateHook
@@ -171,7 +180,7 @@ def _trigger(run_id: str, user: Any) -> Response:
     if not get_auth_manager().is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN,
                                                 details=DagDetails(id=dag_id), user=user):
         raise HTTPException(status_code=403, detail=f"you may not trigger {dag_id}")
-    page = f"{URL_PREFIX}/runs/{quote(run_id, safe='')}"
+    page = f"{prefix}/runs/{quote(run_id, safe='')}"
     try:
         dag_run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(),
                               conf={"run_id": run_id},
@@ -180,4 +189,6 @@ def _trigger(run_id: str, user: Any) -> Response:
         return RedirectResponse(f"{page}?error=" + quote(f"the DAG {dag_id} is not in Airflow (not parsed yet?)"),
                                 status_code=303)
     log.info("%s triggered %s for run %s: %s", user.get_name(), dag_id, run_id, dag_run.run_id)
-    return RedirectResponse(f"{page}?triggered={quote(dag_run.run_id, safe='')}", status_code=303)
+    dag = DagModel.get_dagmodel(dag_id)
+    paused = "&paused=true" if dag is not None and dag.is_paused else ""
+    return RedirectResponse(f"{page}?triggered={quote(dag_run.run_id, safe='')}{paused}", status_code=303)

@@ -110,7 +110,7 @@ def api_server(state_with_runs, tmp_path_factory) -> Iterator[dict]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
 
@@ -242,6 +242,7 @@ def test_the_rollback_button_triggers_the_rollback_dag_which_waits_for_approval(
     assert found, text
     triggered = found.group(1)
     assert "waits for approval" in text
+    assert "The DAG apto_to_odoo_rollback is paused: unpause it" in text        # new DAGs start paused here
     # Airflow has the run, for that run id, triggered by the on-call user, and nothing else was triggered
     auth = {"Authorization": f"Bearer {api_server['tokens']['oncall']}"}
     runs = httpx.get(f"{api_server['base']}/api/v2/dags/~/dagRuns", headers=auth).json()["dag_runs"]
