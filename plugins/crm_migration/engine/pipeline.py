@@ -344,12 +344,15 @@ class Pipeline:
                                                        parent_ids=parent_ids, with_deleted=with_deleted)
         # a deletion may carry only its id (Link app): it passes `where`; archiving looks at what it was bound to
         records = self._keyed(obj, (r for r in records if r.get("IsDeleted") or matches(obj, r)), run_id)
-        if staged and start is not None:
-            records = self._relinked(obj, records, run_id=run_id, staged=staged)
+        full_run = run_id if start is None else None
+        if staged:      # before sampling: a sampled contact's companies come from its links
+            if start is not None:
+                records = self._relinked(obj, records, run_id=run_id, staged=staged)
+            records = self._enriched(obj, records, batch_size, staged=True, full_run=full_run)
         if sample_size:
             records = self._sample(obj, records, run_id=run_id, size=sample_size)
-        if obj.enrich and any(k != "_blob" for k in obj.enrich):
-            records = self._enriched(obj, records, batch_size, full_run=run_id if start is None else None)
+        if any(k != "_blob" and k not in staged for k in obj.enrich):      # the source's own: sampled records only
+            records = self._enriched(obj, records, batch_size, staged=False)
         return stage_stream(self.state, records, run_id=run_id, pair=self.pair, source_object=name,
                             batch_size=batch_size, id_field="_source_id", log=self.log,
                             deleted=lambda r: bool(r.get("IsDeleted")))
@@ -404,22 +407,25 @@ class Pipeline:
                 continue
             yield r
 
-    def _enriched(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], size: int, *,
+    def _enriched(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], size: int, *, staged: bool,
                   full_run: str | None = None) -> Iterable[dict[str, Any]]:
         buf: list[dict[str, Any]] = []
         for r in records:
             buf.append(r)
             if len(buf) >= size:
-                yield from self._enrich(obj, buf, full_run)
+                yield from self._enrich(obj, buf, staged=staged, full_run=full_run)
                 buf = []
         if buf:
-            yield from self._enrich(obj, buf, full_run)
+            yield from self._enrich(obj, buf, staged=staged, full_run=full_run)
 
-    def _enrich(self, obj: ObjectSpec, records: list[dict[str, Any]], full_run: str | None) -> list[dict[str, Any]]:
-        """Attach the enrichments of a batch: the source's own (a sub-query per 200 parents), then the staged
-        ones (``staged: true``) from the staging table, one query per enrichment for the whole batch: in a
-        full read the children staged in this run, in a delta each child's latest staged version."""
-        records = self.source.enrich_children(obj, records)
+    def _enrich(self, obj: ObjectSpec, records: list[dict[str, Any]], *, staged: bool,
+                full_run: str | None) -> list[dict[str, Any]]:
+        """Attach the enrichments of a batch: the source's own (``staged`` false: a sub-query per 200 parents),
+        or the staged ones (``staged: true`` in the file) from the staging table, one query per enrichment for
+        the whole batch: in a full read the children staged in this run, in a delta each child's latest
+        staged version."""
+        if not staged:
+            return self.source.enrich_children(obj, records)
         for name, spec in _staged_enrichments(obj).items():
             match, fields = str(spec["match"]), [str(f) for f in spec.get("fields") or ()]
             found = self.state.staged_children(pair=self.pair, source_object=str(spec["object"]), match=match,

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 PAIR = "link_app_to_odoo"
-FULL, RERUN, DELTA = "link-full", "link-rerun", "link-delta"
+SAMPLE, FULL, RERUN, DELTA = "link-sample", "link-full", "link-rerun", "link-delta"
 MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message", "mail.activity",
           "calendar.event", "ir.attachment")
 COUNTED = ("created", "updated", "adopted", "superseded", "conflicts", "dead_lettered")
@@ -31,14 +31,15 @@ def odoo_target(request, make_odoo_target):
     close()
 
 
-def run(pipe, run_id, *, start=None):
+def run(pipe, run_id, *, start=None, sample_size=None):
     """Extract and load every object as the migrate/delta DAG does: per object, its batches then its links;
     the chatter as one timeline at the end. Returns ``{object: summed counts}``."""
     end = datetime.now(UTC) + timedelta(minutes=1)
     timeline = {o.name for o in pipe.spec.timeline()}
     out = {}
     for name in pipe.loadable():
-        refs = pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=50, with_deleted=start is not None)
+        refs = pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=50, with_deleted=start is not None,
+                            sample_size=sample_size)
         if name in timeline:
             continue
         results = [pipe.load(name, run_id=run_id, batch_no=b["batch_no"]) for b in refs]
@@ -76,10 +77,11 @@ def world(pair_pipeline, odoo_target):
     marks = {m: _last_id(rpc, m) for m in MODELS}
     try:
         with pair_pipeline(PAIR, link, odoo_target, FULL) as pipe:
+            sample = run(pipe, SAMPLE, sample_size=10)
             full = run(pipe, FULL)
             rerun = run(pipe, RERUN)
             yield {"pipe": pipe, "link": link, "tenant": tenant, "hard": hard, "rpc": rpc, "users": users,
-                   "state": pipe.state, "full": full, "rerun": rerun, "marks": marks, "nameless": nameless["id"],
+                   "state": pipe.state, "sample": sample, "full": full, "rerun": rerun, "marks": marks, "nameless": nameless["id"],
                    "target": odoo_target}
     finally:
         link.stop()
@@ -99,6 +101,21 @@ def flags(world, run_id, name):
     scope = world["pipe"].target(name).source_object
     return {(f["source_id"], f["field"]): f["message"] for f in world["state"].flags(run_id)
             if f["source_object"] == scope}
+
+
+# ---- a sample, then the full run ---------------------------------------------------------------------------
+
+
+def test_a_sample_is_a_consistent_slice_and_the_full_run_upserts_over_it(world):
+    sample = world["sample"]
+    assert 0 < sample["contacts"]["created"] <= 10 and 0 < sample["deals"]["created"] <= 10
+    # a sampled contact's primary company is in the sample (its links are staged before sampling)
+    missing = {k: v for k, v in flags(world, SAMPLE, "contacts").items() if k[1] == "parent_id" and "not migrated" in v}
+    assert missing == {}
+    assert world["full"]["contacts"]["adopted"] == 0
+    keyed = world["rpc"]("res.partner", "search_count", [("x_migration_key", "=like", "link_app:contacts:%")],
+                         context={"active_test": False})
+    assert keyed == len(world["tenant"].tables["contacts"])          # no second copy of the sampled ones
 
 
 # ---- the full run ------------------------------------------------------------------------------------------
@@ -358,10 +375,10 @@ def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
     assert rpc("mail.message", "search_count", [("body", "ilike", "Called back.")]) == 0
 
 
-def test_rolling_back_the_full_run_leaves_no_keyed_record(world, delta):
+def test_rolling_back_every_run_leaves_no_keyed_record(world, delta):
     from crm_migration.engine.rollback import rollback_run
 
-    for run_id in (RERUN, FULL):                      # newest first
+    for run_id in (RERUN, FULL, SAMPLE):              # newest first
         result = rollback_run(world["pipe"].odoo, world["state"], run_id)
         assert result["status"] in ("rolled_back", "nothing_to_do"), result
     rpc = world["rpc"]
