@@ -148,31 +148,49 @@ def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
                                 op_kwargs={"pair": pair}, pool="odoo_api")
         start >> approve >> schema
         tails = _object_tasks(pair, spec, pool, schema, delta=False)
+        # a full run's objects, once all landed: each watermark at the moment its extraction began
+        marks = PythonOperator(task_id="set_watermarks", python_callable=tasks.set_watermarks,
+                               op_kwargs={"pair": pair, "kind": "migrate"}, trigger_rule=NONE_FAILED)
         verify = PythonOperator(task_id="verify", python_callable=tasks.verify, op_kwargs={"pair": pair},
                                 pool="odoo_api", trigger_rule=NONE_FAILED)
         for t in tails:
-            t >> verify
+            t >> marks
+        marks >> verify
     return dag
 
 
 def _delta(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+    params = {
+        "batch_size": Param(500, type="integer", minimum=1, maximum=5000, title="Batch size"),
+        "objects": Param("all", type=["string", "array"], title="Objects",
+                         description="all, or a comma-separated list / array of object names of the mapping: only "
+                                     "their watermarks move"),
+        "dry_run": Param(False, type="boolean", title="Dry run"),
+        "sync_now": Param(None, type=["null", "boolean"], title="Sync now",
+                          description="Read every object from its watermark to now (e.g. at go-live). Empty: yes "
+                                      "when triggered by hand without a logical date, else the run's data interval; "
+                                      "true/false forces it."),
+    }
     with DAG(dag_id=f"{pair}_delta", schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
              start_date=START, catchup=False, max_active_runs=1, tags=[*tags, "delta"], default_args=DEFAULT_ARGS,
-             params={"batch_size": Param(500, type="integer", minimum=1, maximum=5000, title="Batch size"),
-                     "objects": Param("all", type=["string", "array"], title="Objects"),
-                     "dry_run": Param(False, type="boolean", title="Dry run")},
+             params=params,
              doc_md=_doc(pair, "delta", f"Every 15 minutes inside the cutover window (Variables "
-                         f"`{pair}_cutover_start` / `{pair}_cutover_end`): creates, updates and deletions "
-                         "(archived in Odoo) of `[data_interval_start, data_interval_end)`. A record edited in "
-                         "Odoo since the last load is reported as a conflict, not overwritten.")) as dag:
+                         f"`{pair}_cutover_start` / `{pair}_cutover_end`): the creates, updates and deletions "
+                         "(archived in Odoo) since each object's watermark (how far the source was read and "
+                         "landed), never later than `data_interval_start`, up to `data_interval_end`: a failed, "
+                         "skipped or paused window is caught up by the next. Triggered by hand without a logical "
+                         "date (or with `sync_now`), it is a sync now: from the watermarks to now, whatever the "
+                         "cutover window. Watermarks move once every object of the run has landed. A record "
+                         "edited in Odoo since the last load is reported as a conflict, not overwritten.")) as dag:
         gate = ShortCircuitOperator(task_id="in_cutover_window", python_callable=tasks.in_cutover_window,
                                     op_kwargs={"pair": pair}, ignore_downstream_trigger_rules=True)
         start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
                                op_kwargs={"pair": pair, "kind": "delta"})
         gate >> start
         tails = _object_tasks(pair, spec, pool, start, delta=True)
+        # none_failed: a quiet object's load is skipped (no batch), and its watermark moves all the same
         marks = PythonOperator(task_id="set_watermarks", python_callable=tasks.set_watermarks,
-                               op_kwargs={"pair": pair})
+                               op_kwargs={"pair": pair, "kind": "delta"}, trigger_rule=NONE_FAILED)
         for t in tails:
             t >> marks
     return dag

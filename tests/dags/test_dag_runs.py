@@ -18,7 +18,9 @@ from airflow.sdk import ObjectStoragePath
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
-W1 = NOW.replace(minute=NOW.minute - NOW.minute % 15)
+# the windows of tests 4 to 7 lie in the past (before the full run: their changes are backdated); the watermark
+# tests (6b-6d) change the org after the full run and run windows after that
+W1 = NOW.replace(minute=NOW.minute - NOW.minute % 15) - timedelta(minutes=30)
 W0 = W1 - timedelta(minutes=15)
 
 
@@ -63,7 +65,7 @@ def world(private_pg, tmp_path_factory, odoo_target):
         "AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")),
         "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
         "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START": (W0 - timedelta(hours=1)).isoformat(),
-        "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END": (W1 + timedelta(hours=1)).isoformat(),
+        "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END": (W1 + timedelta(days=1)).isoformat(),
         "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
         "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
     }
@@ -337,6 +339,153 @@ def test_6_an_empty_window_costs_one_query_per_stream(world):
     # record types; file links go in chunks of 200 parent ids (2 at scale 1); RecordType has no IsDeleted
     assert queries <= spec_streams + 6, calls
     assert calls.get("describe", 0) <= 3 and calls.get("describe_global", 0) <= 1, calls   # start_run only
+
+
+# ---- watermarks: every change between the full run and go-live lands once, whatever the windows did ----------
+
+def _only_sandbox_and_odoo17(world):
+    if world["odoo"].kind == "odoo19":      # the watermark flow does not depend on the target's version
+        pytest.skip("watermark flow: run on the sandbox and the real Odoo 17")
+
+
+def _marks(world):
+    return {o: r["value"] for o, r in world["state"].watermarks("apto_to_odoo").items()}
+
+
+def _windows(world, run_id):
+    return {r["source_object"]: r for r in world["state"].read_windows(run_id, "apto_to_odoo")}
+
+
+def _sf(ts):
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _after(ts, minutes):
+    """The logical date of the window starting ``minutes`` (a multiple of 15) after the 15-minute boundary of ``ts``."""
+    return ts.replace(minute=ts.minute - ts.minute % 15, second=0, microsecond=0) + timedelta(minutes=minutes + 15)
+
+
+def _spare_contacts(world, n):
+    """``n`` live, migrated contacts no other test of the module uses (from the end of the org)."""
+    org, state = world["apto"].state, world["state"]
+    live = sorted((i for i, r in org.tables["Contact"].items() if not r.get("IsDeleted")), reverse=True)
+    bound = state.odoo_ids("apto_to_odoo", "Contact", live)
+    used = {world["bad"]["contact"], *world.get("watermark_contacts", ())}
+    picked = [c for c in live if c in bound and c not in used][:n]
+    world.setdefault("watermark_contacts", []).extend(picked)
+    return [(c, bound[c]) for c in picked]
+
+
+def _partner(world, odoo_id):
+    (p,) = world["hook"].read("res.partner", [odoo_id], ["function", "active"], context={"active_test": False})
+    return p
+
+
+def test_6b_sync_now_reads_from_the_watermarks_to_now(world):
+    """Triggered by hand without a logical date (no data interval): every object from its watermark to now."""
+    _only_sandbox_and_odoo17(world)
+    org = world["apto"].state
+    (c, pid), = _spare_contacts(world, 1)
+    before = _marks(world)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    assert at > before["Contact"]                                          # a change after the full run
+    org.mutate({"timestamp": _sf(at), "updates": {"Contact": [{"Id": c, "Title": "Synced now"}]}})
+    rid = run(world, "apto_to_odoo_delta", logical_date=None)
+    assert _partner(world, pid)["function"] == "Synced now"
+    win = _windows(world, rid)["Contact"]
+    assert (win["kind"], win["start_at"]) == ("sync_now", before["Contact"]) and win["end_at"] > at
+    assert _marks(world)["Contact"] == win["end_at"]
+    report = Path(world["state"].get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
+    assert "Windows read" in report and "sync now" in report
+
+
+def test_6c_a_change_and_a_deletion_outside_the_next_windows_interval_land(world):
+    """Changed and deleted in the source after the last landed read, in no window's interval: the next window
+    reads from the watermark, never from its own data_interval_start only."""
+    _only_sandbox_and_odoo17(world)
+    org = world["apto"].state
+    (changed, changed_id), (deleted, deleted_id) = _spare_contacts(world, 2)
+    mark = _marks(world)["Contact"]
+    at = mark + timedelta(minutes=1)
+    org.mutate({"timestamp": _sf(at), "updates": {"Contact": [{"Id": changed, "Title": "Between windows"}]},
+                "deletes": {"Contact": [deleted]}})
+    logical = _after(at, 15)
+    rid = run(world, "apto_to_odoo_delta", logical_date=logical)
+    start, end = logical - timedelta(minutes=15), logical
+    assert at < start                                                      # the window's interval misses the change
+    assert _partner(world, changed_id)["function"] == "Between windows"
+    assert _partner(world, deleted_id)["active"] is False                 # archived in Odoo
+    win = _windows(world, rid)["Contact"]
+    assert (win["start_at"], win["end_at"], win["watermark"]) == (mark, end, mark)
+    assert _marks(world)["Contact"] == end
+    acts = audit(world, rid)
+    assert (acts.get("update"), acts.get("archive"), acts.get("create")) == (1, 1, None), acts
+
+
+def test_6d_a_window_failed_half_way_is_caught_up_by_the_next_and_its_rerun_puts_nothing_back(world):
+    """A window fails half way (a load task failed: the contacts landed, the file did not) and nothing moves; the
+    file changes again; the next window, whose interval misses the first change, lands the file as it is now.
+    Then the failed run's load task is cleared and rerun: its staged copy is older than what Odoo holds, so it is
+    not written back; nothing is duplicated and no watermark moves (once, never back)."""
+    _only_sandbox_and_odoo17(world)
+    from crm_migration.engine import windows
+    from crm_migration.operators import tasks
+
+    org, state, hook = world["apto"].state, world["state"], world["hook"]
+    (contact, contact_id), = _spare_contacts(world, 1)
+    hard = org.data.hard_cases
+    atts = sorted(i for i, r in org.tables["Attachment"].items() if not r.get("IsDeleted")
+                  and i not in (hard["attachment_missing"], hard["attachment_empty"]))
+    att, att_id = next((a, o) for a, o in sorted(state.odoo_ids("apto_to_odoo", "Attachment", atts).items()))
+    (old_name,) = [a["name"] for a in hook.read("ir.attachment", [att_id], ["name"])]
+    mark = _marks(world)
+    at = mark["Contact"] + timedelta(minutes=1)
+    org.mutate({"timestamp": _sf(at), "updates": {"Contact": [{"Id": contact, "Title": "Half way"}],
+                                                  "Attachment": [{"Id": att, "Name": "Renamed half way.pdf"}]}})
+    # the attachment's download refuses (REQUEST_LIMIT_EXCEEDED: not retried by the hook) on every try
+    org.inject_fault("limit_exceeded", count=1000, match=f"/sobjects/Attachment/{att}/Body")
+    failed_date = _after(at, 0)                                            # its interval covers the change
+    assert failed_date - timedelta(minutes=15) <= at < failed_date
+    dr = world["bag"].dags["apto_to_odoo_delta"].test(logical_date=failed_date)
+    org.clear_faults()
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
+    assert str(getattr(dr.state, "value", dr.state)) == "failed"
+    assert states["load_attachment"] == "failed" and states["set_watermarks"] == "upstream_failed", states
+    assert _partner(world, contact_id)["function"] == "Half way"            # landed before the failure
+    assert hook.read("ir.attachment", [att_id], ["name"])[0]["name"] == old_name
+    assert _marks(world) == mark                                           # nothing moved
+
+    # renamed again; the next window (its interval misses the first change) reads from the watermark
+    org.mutate({"timestamp": _sf(at + timedelta(minutes=1)),
+                "updates": {"Attachment": [{"Id": att, "Name": "Renamed again.pdf"}]}})
+    nxt = failed_date + timedelta(minutes=15)
+    assert at < nxt - timedelta(minutes=15)
+    rid = run(world, "apto_to_odoo_delta", logical_date=nxt)
+    assert hook.read("ir.attachment", [att_id], ["name"])[0]["name"] == "Renamed again.pdf"
+    assert _windows(world, rid)["Attachment"]["start_at"] == mark["Attachment"]
+    after_next = _marks(world)
+    assert after_next["Contact"] == after_next["Attachment"] == nxt
+    moved_at = {o: r["updated_at"] for o, r in state.watermarks("apto_to_odoo").items()}
+
+    # the failed run's load_attachment cleared and rerun with what follows it (set_watermarks): same run, same
+    # staged batch, holding the older name
+    context = {"run_id": dr.run_id, "params": {}}
+    for b in state.staged_batches(run_id=dr.run_id, pair="apto_to_odoo", source_object="Attachment"):
+        result = tasks.load(pair="apto_to_odoo", name="Attachment", batch={**b, "of": 1}, **context)
+        assert (result["created"], result["updated"]) == (0, 0), result
+    tasks.set_watermarks(pair="apto_to_odoo", kind="delta", **context)
+    assert hook.read("ir.attachment", [att_id], ["name"])[0]["name"] == "Renamed again.pdf"
+    for model, key in (("res.partner", f"apto:Contact:{contact}"), ("ir.attachment", f"apto:Attachment:{att}")):
+        assert keyed(world, model, key) == 1, key
+    assert _partner(world, contact_id)["function"] == "Half way"
+    assert _marks(world) == after_next
+    assert {o: r["updated_at"] for o, r in state.watermarks("apto_to_odoo").items()} == moved_at
+    assert all(w["landed_at"] for w in _windows(world, dr.run_id).values())
+    assert state.get_run(dr.run_id)["status"] == "success"
+    # landing either run again moves nothing (a rerun of set_watermarks)
+    for r in (dr.run_id, rid):
+        assert not [x for x in windows.land(state, pair="apto_to_odoo", run_id=r, names=list(after_next))
+                    if x["moved"]]
 
 
 # ---- rollback of every run, newest first (keep these last: they undo every run of the world) ------------------

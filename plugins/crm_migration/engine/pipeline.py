@@ -567,10 +567,11 @@ class Pipeline:
         """Map one staged batch and load it; verify file checksums for attachments."""
         started = time.perf_counter()
         obj = self.spec.object(name)
-        staged = self.state.read_batch(run_id=run_id, pair=self.pair, source_object=name, batch_no=batch_no)
+        staged = self.newest_only(name, run_id, self.state.read_batch(run_id=run_id, pair=self.pair,
+                                                                     source_object=name, batch_no=batch_no))
         records = [s["record"] for s in staged if not s["deleted"]]
         if len(records) < len(staged) and not dry_run:
-            self.archive_deleted(name, run_id=run_id, batch_no=batch_no)
+            self._archive(name, [s["source_id"] for s in staged if s["deleted"]], run_id=run_id)
         if not records:
             return _empty_result(name, obj.model or "", len(staged))
         self.ensure_lookup_records(obj, records, run_id=run_id, dry_run=dry_run)
@@ -606,6 +607,23 @@ class Pipeline:
             self.log.info("%s: values outside their options added to the selection: %s", obj.name,
                           "; ".join(f"{f} {', '.join(sorted(v))}" for f, v in sorted(added.items())))
         return {f: sorted(v) for f, v in added.items()}
+
+    def newest_only(self, name: str, run_id: str, staged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The staged rows of ``name`` but those a later read of the object has already written to Odoo.
+
+        A source read returns the records as they are then: when another run read the object after this run
+        did and wrote a record (a rerun of an old window's load, after the next window landed), this run's
+        staged version is older than Odoo's and is skipped, not written back over it.
+        """
+        if not staged:
+            return staged
+        newer = self.state.newer_reads(run_id=run_id, pair=self.pair, source_object=name,
+                                       key_object=self.target(name).source_object,
+                                       source_ids=[s["source_id"] for s in staged])
+        if newer:
+            self.log.info("%s: %d staged records skipped: a later read already wrote a newer version (runs %s)",
+                          name, len(newer), ", ".join(sorted(set(newer.values()))))
+        return [s for s in staged if s["source_id"] not in newer]
 
     def _verify_checksums(self, name: str, run_id: str, blobs: Mapping[str, bytes]) -> None:
         target = self.target(name)
@@ -752,6 +770,9 @@ class Pipeline:
         started = time.perf_counter()
         staged = self.state.read_timeline_batch(run_id=run_id, pair=self.pair, timeline=self.spec.TIMELINE,
                                                 batch_no=batch_no)
+        for name in {s["object"] for s in staged}:
+            keep = {s["source_id"] for s in self.newest_only(name, run_id, [s for s in staged if s["object"] == name])}
+            staged = [s for s in staged if s["object"] != name or s["source_id"] in keep]
         gone: dict[str, list[str]] = {}
         live: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for pos, s in enumerate(staged):

@@ -634,10 +634,116 @@ class MigrationStateHook(PostgresHook):
             self._execute(cur, f"""
                 INSERT INTO {SCHEMA}.watermarks AS w (pair, source_object, value, run_id) VALUES (%s, %s, %s, %s)
                 ON CONFLICT (pair, source_object) DO UPDATE
-                   SET value = GREATEST(w.value, EXCLUDED.value), run_id = EXCLUDED.run_id, updated_at = now()""",
+                   SET value = EXCLUDED.value, run_id = EXCLUDED.run_id, updated_at = now()
+                   WHERE w.value < EXCLUDED.value""",
                 (pair, source_object, value, run_id))
 
         self.run_in_transaction(q)
+
+    def watermarks(self, pair: str) -> dict[str, dict[str, Any]]:
+        """``{object: {value, run_id, updated_at}}`` of the pair's watermarks."""
+        def q(cur: Any) -> dict[str, dict[str, Any]]:
+            self._execute(cur, f"SELECT source_object, value, run_id, updated_at FROM {SCHEMA}.watermarks "
+                               "WHERE pair = %s", (pair,))
+            return {r["source_object"]: r for r in self._rows(cur)}
+
+        return self.run_in_transaction(q)
+
+    # --- read windows: what each run read of each object, and whether it landed -----------------
+
+    def open_window(self, *, run_id: str, pair: str, source_object: str, kind: str, start: datetime | None,
+                    end: datetime, watermark: datetime | None) -> dict[str, Any]:
+        """Fix the window ``(run, object)`` reads, the first time it is asked; a rerun of the extraction gets the
+        same window back (and its ``read_at`` moves to now). Returns ``{kind, start_at, end_at, watermark,
+        opened_at, read_at}``."""
+        def q(cur: Any) -> dict[str, Any]:
+            self._execute(cur, f"""
+                INSERT INTO {SCHEMA}.read_windows AS r (run_id, pair, source_object, kind, start_at, end_at, watermark)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (run_id, pair, source_object) DO UPDATE SET read_at = now()
+                RETURNING kind, start_at, end_at, watermark, opened_at, read_at""",
+                (run_id, pair, source_object, kind, start, end, watermark))
+            return self._row(cur) or {}
+
+        return self.run_in_transaction(q)
+
+    def note_window(self, *, run_id: str, pair: str, source_object: str, records: int,
+                    warning: str | None = None) -> None:
+        """What the extraction of the window found: its record count and a warning (or none)."""
+        def q(cur: Any) -> None:
+            self._execute(cur, f"UPDATE {SCHEMA}.read_windows SET records = %s, warning = %s "
+                               "WHERE run_id = %s AND pair = %s AND source_object = %s",
+                          (records, warning, run_id, pair, source_object))
+
+        self.run_in_transaction(q)
+
+    def read_windows(self, run_id: str, pair: str) -> list[dict[str, Any]]:
+        """The windows ``run_id`` read, by object."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"SELECT * FROM {SCHEMA}.read_windows WHERE run_id = %s AND pair = %s "
+                               "ORDER BY opened_at, source_object", (run_id, pair))
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def land_windows(self, *, run_id: str, pair: str, source_objects: Collection[str]) -> list[dict[str, Any]]:
+        """Mark the run's windows of ``source_objects`` landed and move each object's watermark to its window's
+        end, forward only, in one statement (a rerun moves nothing more). A sample's window moves none.
+
+        :return: per object ``{source_object, kind, end_at, before, moved}`` (``before``: the watermark until
+            now; ``moved``: whether this call moved it).
+        """
+        if not source_objects:
+            return []
+
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"""
+                WITH w AS (
+                    UPDATE {SCHEMA}.read_windows SET landed_at = COALESCE(landed_at, now())
+                    WHERE run_id = %(run)s AND pair = %(pair)s AND source_object = ANY(%(objs)s)
+                    RETURNING source_object, kind, end_at
+                ), prev AS (
+                    SELECT source_object, value FROM {SCHEMA}.watermarks
+                    WHERE pair = %(pair)s AND source_object = ANY(%(objs)s)
+                ), mv AS (
+                    INSERT INTO {SCHEMA}.watermarks AS m (pair, source_object, value, run_id)
+                    SELECT %(pair)s, source_object, end_at, %(run)s FROM w WHERE kind <> 'sample' ORDER BY 2
+                    ON CONFLICT (pair, source_object) DO UPDATE
+                       SET value = EXCLUDED.value, run_id = EXCLUDED.run_id, updated_at = now()
+                       WHERE m.value < EXCLUDED.value
+                    RETURNING source_object
+                )
+                SELECT w.source_object, w.kind, w.end_at, prev.value AS before, mv.source_object IS NOT NULL AS moved
+                FROM w LEFT JOIN prev USING (source_object) LEFT JOIN mv USING (source_object)
+                ORDER BY w.source_object""", {"run": run_id, "pair": pair, "objs": list(source_objects)})
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def newer_reads(self, *, run_id: str, pair: str, source_object: str, key_object: str,
+                    source_ids: Collection[str]) -> dict[str, str]:
+        """``{source id: run id}`` of the records of ``source_ids`` that a run which read ``source_object`` *after*
+        ``run_id`` did has already written to Odoo: ``run_id``'s staged version is older than what Odoo holds (a
+        source read returns the records as they are then), so loading it now would put an old value back.
+
+        :param key_object: the crosswalk's source object of ``source_object`` (its key object).
+        """
+        if not source_ids:
+            return {}
+
+        def q(cur: Any) -> dict[str, str]:
+            self._execute(cur, f"""
+                SELECT c.source_id, c.run_id FROM {SCHEMA}.crosswalk c
+                JOIN {SCHEMA}.read_windows me
+                  ON me.run_id = %(run)s AND me.pair = c.pair AND me.source_object = %(obj)s
+                JOIN {SCHEMA}.read_windows o
+                  ON o.run_id = c.run_id AND o.pair = c.pair AND o.source_object = %(obj)s
+                WHERE c.pair = %(pair)s AND c.source_object = %(key)s AND c.source_id = ANY(%(ids)s)
+                  AND c.run_id <> %(run)s AND o.read_at > me.read_at""",
+                {"run": run_id, "pair": pair, "obj": source_object, "key": key_object, "ids": list(source_ids)})
+            return dict(cur.fetchall())
+
+        return self.run_in_transaction(q)
 
     def record_rollback(self, *, run_id: str, pair: str, odoo_model: str, unlinked: Sequence[int] = (),
                         restored: Mapping[int, Mapping[str, Any]] | None = None,
@@ -799,7 +905,7 @@ class MigrationStateHook(PostgresHook):
     def count(self, table: str, **where: Any) -> int:
         """Count rows of a state table matching equality filters (for reports and tests)."""
         if table not in {"runs", "crosswalk", "watermarks", "staging", "audit_log", "rollback_manifest",
-                         "dead_letter", "pending"}:
+                         "dead_letter", "pending", "read_windows"}:
             raise StateDBError(f"unknown state table {table!r}")
         cols = list(where)
 

@@ -71,12 +71,13 @@ def _selected(context: dict[str, Any], name: str) -> bool:
     return name in names
 
 
-def _window_end(context: dict[str, Any]) -> datetime:
-    end = context.get("data_interval_end") or context.get("logical_date")
-    if end is None:
-        dag_run = context.get("dag_run")
-        end = getattr(dag_run, "run_after", None) or datetime.now(UTC)
-    return end if end.tzinfo else end.replace(tzinfo=UTC)
+def _sync_now(context: dict[str, Any]) -> bool:
+    """A delta run is a *sync now* (from the watermarks to now) when its ``sync_now`` Param says so, or when it
+    has no data interval (triggered by hand without a logical date: Airflow 3's default in the UI and CLI)."""
+    wanted = _params(context).get("sync_now")
+    if wanted is not None:
+        return bool(wanted)
+    return context.get("data_interval_start") is None or context.get("data_interval_end") is None
 
 
 # ---- tasks -----------------------------------------------------------------------------------------------
@@ -117,17 +118,31 @@ def prepare_schema(*, pair: str, **context: Any) -> dict[str, Any]:
 
 
 def extract(*, pair: str, name: str, delta: bool = False, **context: Any) -> list[BatchRef]:
-    """Stage the object's records (the run's window) in batches; return the batch descriptors."""
+    """Stage the object's records of the run's read window in batches; return the batch descriptors.
+
+    The window is fixed by the first attempt (:func:`crm_migration.engine.windows.open_window`): a full run
+    reads everything up to now, a delta from the object's watermark (never later than its
+    ``data_interval_start``) to ``data_interval_end``, a sync now from the watermark to now.
+    """
+    from crm_migration.engine import windows
+
     if not _selected(context, name):
         log.info("%s not selected by the objects Param: nothing to extract", name)
         return []
     params = _params(context)
-    pipe = pipeline(pair, run_id=context["run_id"])
+    run_id = context["run_id"]
+    pipe = pipeline(pair, run_id=run_id)
     sample = int(params.get("sample_size") or 200) if params.get("mode") == "sample" else None
-    start = context["data_interval_start"] if delta else None
-    refs = pipe.extract(name, run_id=context["run_id"], start=start, end=_window_end(context),
+    kind = ("sync_now" if _sync_now(context) else "delta") if delta else ("sample" if sample else "full")
+    win = windows.open_window(pipe.state, pipe.source, pair=pair, name=name, run_id=run_id, kind=kind,
+                              interval_start=context.get("data_interval_start"),
+                              interval_end=context.get("data_interval_end"), with_deleted=delta, log=log)
+    refs = pipe.extract(name, run_id=run_id, start=win["start"], end=win["end"],
                         batch_size=int(params.get("batch_size") or 500), sample_size=sample, with_deleted=delta)
-    log.info("%s: %d records in %d batches to load", name, sum(r["count"] for r in refs), len(refs))
+    count = sum(r["count"] for r in refs)
+    pipe.state.note_window(run_id=run_id, pair=pair, source_object=name, records=count,
+                           warning="\n".join(win["warnings"]) or None)
+    log.info("%s: %d records in %d batches to load", name, count, len(refs))
     return refs
 
 
@@ -229,23 +244,50 @@ def _fail_over_dead_letter_limit(run_id: str, over: list[str], stats: dict[str, 
         "letters are in crm_migration.dead_letter and the reconciliation report.")
 
 
-def set_watermarks(*, pair: str, **context: Any) -> dict[str, str]:
-    """After a delta window landed: move every stream's watermark to the window's end."""
+def set_watermarks(*, pair: str, kind: str = "delta", **context: Any) -> dict[str, Any]:
+    """Every object the run read has landed (this task runs only when no task before it failed): move each
+    object's watermark to the end of the window the run read of it, once. The ``objects`` Param's choice is
+    respected (an object not read has no window); a dry run or a sample moves none. A delta run also writes
+    its windows report (what each object read, warnings) and is recorded finished."""
+    from crm_migration.engine import windows
+    from crm_migration.reports.windows import write_windows_report
+
+    run_id = context["run_id"]
+    params = _params(context)
     state = MigrationStateHook()
-    end = _window_end(context)
-    pipe = pipeline(pair, run_id=context["run_id"])
-    for name in pipe.loadable():
-        state.set_watermark(pair, name, end, run_id=context["run_id"])
-    state.finish_run(context["run_id"], status="success", stats={"window_end": end.isoformat()})
+    read = state.read_windows(run_id, pair)
+    if params.get("dry_run"):
+        log.info("dry run: nothing landed, no watermark moves")
+        landed: list[dict[str, Any]] = []
+    else:
+        landed = windows.land(state, pair=pair, run_id=run_id, names=[w["source_object"] for w in read], log=log)
+    moved = sum(1 for r in landed if r["moved"] and r["kind"] != "sample")
+    warnings = [w for r in read for w in (r.get("warning") or "").split("\n") if w]
+    for w in warnings:
+        log.warning("%s", w)
+    out: dict[str, Any] = {"objects": len(read), "watermarks_moved": moved, "warnings": warnings}
+    if kind == "delta":
+        path = write_windows_report(read, landed, pair=pair, run_id=run_id)
+        ends = sorted({w["end_at"] for w in read})
+        out.update({"report": str(path), "window_end": ends[-1].isoformat() if ends else None})
+        state.finish_run(run_id, status="success", stats=out)
+        log.info("windows report: %s", path)
+    else:
+        state.update_run_stats(run_id, {"watermarks_moved": moved})
     state.close()
-    log.info("watermarks of %d streams moved to %s", len(pipe.loadable()), end.isoformat())
-    return {"window_end": end.isoformat()}
+    log.info("%d of %d objects' watermarks moved", moved, len(read))
+    return out
 
 
 def in_cutover_window(*, pair: str, **context: Any) -> bool:
-    """True when the run's window lies inside ``[<pair>_cutover_start, <pair>_cutover_end)``."""
+    """True when the run's window lies inside ``[<pair>_cutover_start, <pair>_cutover_end)``; a sync now (a run
+    triggered by hand without a data interval, or with ``sync_now``) runs whatever the Variables say."""
     from airflow.sdk import Variable
 
+    if _sync_now(context):
+        log.info("sync now (triggered by hand): reads every object from its watermark to now, whatever the "
+                 "cutover window")
+        return True
     start = Variable.get(f"{pair}_cutover_start", default=None)
     end = Variable.get(f"{pair}_cutover_end", default=None)
     if not start or not end:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from crm_migration.hooks.apto import AptoApiError, AptoHook, chunked, soql_in
@@ -37,6 +37,9 @@ class AptoSource:
     """
 
     name = "apto"
+    #: deletions are read from the recycle bin (``queryAll``, ``IsDeleted``), which keeps them 15 days
+    deletions_kept = timedelta(days=15)
+    deletions_kept_where = "Salesforce keeps deleted records in its recycle bin"
 
     def __init__(self, hook: AptoHook) -> None:
         self.hook = hook

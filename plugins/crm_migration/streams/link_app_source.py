@@ -81,6 +81,9 @@ class LinkAppSource:
     """
 
     name = "link_app"
+    #: ``GET /deleted`` lists the deletions of the last 30 days only
+    deletions_kept = DELETIONS_KEPT
+    deletions_kept_where = "the Link app tenant keeps deletions"
 
     def __init__(self, hook: LinkAppHook) -> None:
         self.hook = hook

@@ -191,6 +191,72 @@ def test_watermark_only_moves_forward(hook):
     assert hook.get_watermark("p", "Contact") == t0 + timedelta(minutes=30)
 
 
+def test_read_windows_are_fixed_by_the_first_attempt_and_move_each_watermark_once(hook):
+    from crm_migration.engine import windows
+
+    class Source:
+        name = "link_app"
+        deletions_kept = timedelta(days=30)
+        deletions_kept_where = "the Link app tenant keeps deletions"
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    full = windows.open_window(hook, Source(), pair="p", name="Contact", run_id="full", kind="full")
+    assert (full["start"], full["warnings"]) == (None, [])
+    windows.open_window(hook, Source(), pair="p", name="Deal", run_id="full", kind="full")
+    # the objects Param: only what the run read moves; a sample moves nothing
+    windows.open_window(hook, Source(), pair="p", name="Contact", run_id="sample", kind="sample")
+    assert [r["moved"] for r in windows.land(hook, pair="p", run_id="sample", names=["Contact"])] == [False]
+    assert hook.get_watermark("p", "Contact") is None
+    assert [r["source_object"] for r in windows.land(hook, pair="p", run_id="full", names=["Contact"])] == ["Contact"]
+    mark = hook.get_watermark("p", "Contact")
+    assert mark == full["end"] and hook.get_watermark("p", "Deal") is None
+    # a delta window whose interval starts after the watermark reads from the watermark; its rerun reads the same
+    ds, de = mark + timedelta(hours=2), mark + timedelta(hours=2, minutes=15)
+    win = windows.open_window(hook, Source(), pair="p", name="Contact", run_id="d1", kind="delta",
+                              interval_start=ds, interval_end=de, with_deleted=True)
+    assert (win["start"], win["end"], win["watermark"], win["warnings"]) == (mark, de, mark, [])
+    hook.set_watermark("p", "Contact", mark + timedelta(minutes=1), run_id="elsewhere")
+    again = windows.open_window(hook, Source(), pair="p", name="Contact", run_id="d1", kind="delta",
+                                interval_start=ds, interval_end=de, with_deleted=True)
+    assert (again["start"], again["end"]) == (mark, de)
+    (landed,) = windows.land(hook, pair="p", run_id="d1", names=["Contact"])
+    assert (landed["before"], landed["moved"], hook.get_watermark("p", "Contact")) == (
+        mark + timedelta(minutes=1), True, de)
+    moved_at = hook.watermarks("p")["Contact"]["updated_at"]
+    (rerun,) = windows.land(hook, pair="p", run_id="d1", names=["Contact"])
+    assert rerun["moved"] is False and hook.watermarks("p")["Contact"]["updated_at"] == moved_at
+    # a late retry of an older window reads its own interval and never moves the watermark back
+    old = windows.open_window(hook, Source(), pair="p", name="Contact", run_id="d0", kind="delta",
+                              interval_start=t0, interval_end=t0 + timedelta(minutes=15), with_deleted=True)
+    assert old["start"] == t0
+    windows.land(hook, pair="p", run_id="d0", names=["Contact"])
+    assert hook.get_watermark("p", "Contact") == de
+    # deletions read from further back than the source keeps them: a warning naming the object and the 30 days
+    (warning,) = old["warnings"]
+    assert warning.startswith(f"Contact: deletions are read from {t0.isoformat()}") and "30 days only" in warning
+    stale = windows.open_window(hook, Source(), pair="p", name="Deal", run_id="d3", kind="sync_now",
+                                with_deleted=True)
+    assert any("the Link app tenant keeps deletions 30 days only" in w and "Deal" in w for w in stale["warnings"])
+    assert any("Deal has no watermark" in w for w in stale["warnings"])
+
+
+def test_a_later_read_that_wrote_a_record_makes_an_earlier_runs_staged_version_stale(hook):
+    from crm_migration.engine import windows
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for run in ("early", "late"):
+        windows.open_window(hook, object(), pair="p", name="Contact", run_id=run, kind="delta",
+                            interval_start=t0, interval_end=t0 + timedelta(minutes=15))
+    hook.record_batch(run_id="late", pair="p", source_object="Contact", odoo_model="res.partner",
+                      links=[{"source_id": "c1", "odoo_id": 1, "written": {"name": "new"}}])
+    hook.record_batch(run_id="early", pair="p", source_object="Contact", odoo_model="res.partner",
+                      links=[{"source_id": "c2", "odoo_id": 2, "written": {"name": "x"}}])
+    assert hook.newer_reads(run_id="early", pair="p", source_object="Contact", key_object="Contact",
+                            source_ids=["c1", "c2", "c3"]) == {"c1": "late"}
+    assert hook.newer_reads(run_id="late", pair="p", source_object="Contact", key_object="Contact",
+                            source_ids=["c1", "c2"]) == {}
+
+
 def test_runs_are_registered_once_and_approved(hook):
     hook.start_run("manual__1", pair="apto_to_odoo", dag_id="apto_to_odoo_migrate", kind="migrate",
                    mode="sample", params={"sample_size": 200})
