@@ -604,13 +604,15 @@ def test_7_every_run_rolls_back_newest_first_without_force(world):
     # the full run cannot be rolled back while that delta is in force: refused, naming it, nothing touched
     page, rows = run_refused(world, run_id=world["runs"]["full"])
     assert f"roll back {delta} first" in page
-    assert rows and {r["changed by"] for r in rows} == {f"the tool's later run {delta} (not rolled back)"}
+    runs = _runs_newest_first(world)
+    later = {f"the tool's later run {r} (not rolled back)" for r in runs[:runs.index(world["runs"]["full"])]}
+    by = {r["changed by"] for r in rows}
+    assert rows and f"the tool's later run {delta} (not rolled back)" in by and by <= later, by
     assert {(r["model"], r["odoo id"]) for r in rows} >= {("crm.lead", str(bound[moved])),
                                                          ("crm.lead", str(bound[deleted]))}
     assert _differences(after_delta, _odoo_state(world)) == {}
 
     # newest first, without force: each succeeds; the delta's rollback gives back the state before it exactly
-    runs = _runs_newest_first(world)
     assert runs[0] == delta and set(world["runs"].values()) <= set(runs)
     for rid in runs:
         run(world, "apto_to_odoo_rollback", run_conf={"run_id": rid, "approved_by": "ci"})
