@@ -395,7 +395,7 @@ def test_6b_sync_now_reads_from_the_watermarks_to_now(world):
     win = _windows(world, rid)["Contact"]
     assert (win["kind"], win["start_at"]) == ("sync_now", before["Contact"]) and win["end_at"] > at
     assert _marks(world)["Contact"] == win["end_at"]
-    report = Path(world["state"].get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
+    report = ObjectStoragePath(world["state"].get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
     assert "Windows read" in report and "sync now" in report
 
 
