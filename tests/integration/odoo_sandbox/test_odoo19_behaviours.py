@@ -171,6 +171,48 @@ def test_an_archived_lead_keeps_its_probability_a_lost_one_is_at_zero(j2):
                    "Lost": (False, 0.0, "lost", 1)}
 
 
+def _addr(j2, pid):
+    (row,) = ok(j2("res.partner", "read", ids=[pid], fields=["street", "city"]))
+    return row["street"], row["city"]
+
+
+def test_a_contacts_address_goes_up_to_its_company_an_other_address_stays_its_own(j2):
+    """19.0's _fields_sync: a contact-type child's address is its company's (written up, then down to the other
+    contacts); an 'other' address (how the pair keeps a contact's own address) touches nothing else."""
+    bare, solo = ok(j2("res.partner", "create", vals_list=[{"name": "Bare 19", "is_company": True},
+                                                           {"name": "Solo 19", "is_company": True}]))
+    ok(j2("res.partner", "create", vals_list=[{"name": "Own", "type": "other", "parent_id": bare,
+                                               "street": "1 Own St", "city": "Austin"}]))
+    assert _addr(j2, bare) == (False, False)
+    first, second = ok(j2("res.partner", "create", vals_list=[
+        {"name": "First", "type": "contact", "parent_id": bare, "street": "9 Elm Ave", "city": "Denver"},
+        {"name": "Second", "type": "contact", "parent_id": bare}]))
+    assert _addr(j2, bare) == _addr(j2, first) == _addr(j2, second) == ("9 Elm Ave", "Denver")
+    ok(j2("res.partner", "write", ids=[second], vals={"street": "2 New Rd"}))
+    assert _addr(j2, bare) == _addr(j2, first) == ("2 New Rd", "Denver")
+    (kid,) = ok(j2("res.partner", "create", vals_list=[{"name": "Kid", "type": "other", "street": "5 Kid Ln"}]))
+    ok(j2("res.partner", "write", ids=[kid], vals={"parent_id": solo}))
+    assert _addr(j2, solo) == (False, False) and _addr(j2, kid) == ("5 Kid Ln", False)
+
+
+def test_attendees_do_not_follow_a_meeting(j2):
+    (pid,) = ok(j2("res.partner", "create", vals_list=[{"name": "Attendee 19", "email": "att19@x.example"}]))
+    (eid,) = ok(j2("calendar.event", "create", vals_list=[{"name": "F19", "start": "2020-01-01 10:00:00",
+                                                            "partner_ids": [[6, 0, [pid, 3]]]}],
+                   context={"no_mail_to_attendees": True}))
+    followers = ok(j2("mail.followers", "search_read", domain=[("res_model", "=", "calendar.event"),
+                                                               ("res_id", "=", eid)], fields=["partner_id"]))
+    assert [f["partner_id"][0] for f in followers] == [3]             # the caller only
+
+
+@pytest.mark.parametrize(("raw", "stored"), [("<div>a</div>", "<div>a</div>"),
+                                             ("<div><p>x</p><p>y</p></div>", "<div><p>x</p><p>y</p></div>"),
+                                             ("<p>a</p><p>b</p>", "<p>a</p><p>b</p>"), ("plain", "<p>plain</p>")])
+def test_a_div_given_in_html_stays(raw, stored, j2):
+    (lead,) = ok(j2("crm.lead", "create", vals_list=[{"name": "Html 19", "description": raw}]))
+    assert ok(j2("crm.lead", "read", ids=[lead], fields=["description"]))[0]["description"] == stored
+
+
 def test_a_lead_takes_the_first_stage_of_its_team_or_of_all_teams(j2):
     (team,) = ok(j2("crm.team", "create", vals_list=[{"name": "Team 19"}]))
     (own,) = ok(j2("crm.stage", "create", vals_list=[{"name": "Own first", "sequence": 0,

@@ -462,7 +462,7 @@ class Hooks(Core):
         if not subtype_id:
             subtype_id = SUBTYPE_NOTE
         body = body or ""
-        html = sanitize_html(body) if body_is_html else (plaintext_to_html(body) if body else "")
+        html = sanitize_html(body, self.version) if body_is_html else (plaintext_to_html(body) if body else "")
         MMF = self.models["mail.message"].fields
         extra = {"email_from": email_from, "subject": subject or False, "parent_id": parent_id or False,
                  "partner_ids": list(partner_ids or [])}
@@ -527,7 +527,12 @@ class Hooks(Core):
 
     def _post_create__res_partner(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
                                   ctx: dict[str, Any]) -> None:
-        # Odoo's _handle_first_contact_creation: a company (or a root partner) without any address field
+        if self.version >= 19:   # 19.0's _fields_sync: a contact's address goes up to its parent
+            for rid, vals in zip(ids, vals_list, strict=True):
+                if vals.get("parent_id") or any(f in vals for f in ADDRESS_FIELDS):
+                    self._address_to_parent(M, rid, ctx)
+            return
+        # Odoo 17's _handle_first_contact_creation: a company (or a root partner) without any address field
         # takes the address of its first (active) child, whatever the child's type
         for rid in ids:
             row = M.rows[rid]
@@ -538,6 +543,19 @@ class Hooks(Core):
                 continue
             if self._active_children(M, parent["id"]) == [rid]:
                 self._update_address(M, [parent["id"]], {f: row.get(f, False) for f in ADDRESS_FIELDS})
+
+    def _address_to_parent(self, M: Model, rid: int, ctx: dict[str, Any]) -> None:
+        """19.0's address "to upstream": a partner of type contact whose address differs from its parent's writes
+        it to the parent (a full write: the parent passes it on to its other contacts, and up in turn). Its own
+        address came from the parent first where the parent has one, so this fires when the parent has none
+        or when the contact's address is written."""
+        row = M.rows[rid]
+        parent = M.rows.get(row.get("parent_id") or 0)
+        if not parent or row.get("type") != "contact":
+            return
+        addr = {f: row.get(f, False) for f in ADDRESS_FIELDS}
+        if any((parent.get(f) or False) != (v or False) for f, v in addr.items()):
+            self._write(M, [parent["id"]], addr, ctx)
 
     @staticmethod
     def _active_children(M: Model, pid: int) -> list[int]:
@@ -583,6 +601,9 @@ class Hooks(Core):
                     addr = {f: parent.get(f, False) for f in ADDRESS_FIELDS}
                     if any(row.get(f, False) != v for f, v in addr.items()):
                         self._update_address(M, [rid], addr)         # not passed on to its own children
+        if self.version >= 19 and ("parent_id" in conv or any(f in conv for f in ADDRESS_FIELDS)):
+            for rid in ids:
+                self._address_to_parent(M, rid, ctx)
         # Odoo's _children_sync: the address fields of this write (only those) reach the active children
         # of type 'contact', one level down
         addr_changed = {f: conv[f] for f in ADDRESS_FIELDS if f in conv}
@@ -1041,8 +1062,11 @@ class Hooks(Core):
             if pid not in current:
                 self._insert(AT, {"event_id": rid, "partner_id": pid, "state": "needsAction",
                                   "common_name": P.get(pid, {}).get("name") or False, "availability": "busy"})
-        # an attendee follows the meeting (the caller excepted), and stops following when removed
-        self._subscribe("calendar.event", rid, [p for p in wanted if p not in current and p != self._partner_of_uid()])
+        # an attendee follows the meeting (the caller excepted; 17.0 only: 19.0 has no _subscribe_partner), and
+        # stops following when removed (both)
+        if self.version < 19:
+            self._subscribe("calendar.event", rid,
+                            [p for p in wanted if p not in current and p != self._partner_of_uid()])
         followers = self._followers("calendar.event", rid)
         for pid, aid in current.items():
             if pid not in wanted:

@@ -560,7 +560,7 @@ class Core:
             elif t == "date":
                 out[key] = to_date_str(value, 84)
             elif t == "html":
-                out[key] = sanitize_html(value)
+                out[key] = sanitize_html(value, self.version)
             elif t == "binary":
                 out[key] = value.decode() if isinstance(value, bytes) else value
             else:

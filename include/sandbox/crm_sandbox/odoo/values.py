@@ -161,10 +161,11 @@ class _Sanitizer(HTMLParser):
             self.out.append(escape(data, quote=False).replace("\xa0", "&nbsp;"))
 
 
-def sanitize_html(value: object) -> str | bool:
+def sanitize_html(value: object, version: int = 17) -> str | bool:
     """Strip ``<script>`` (and other active content) and ``on*`` attributes, mark blockquotes as quotes,
     write attributes and no-break spaces as lxml and Odoo do, drop a lone ``<div>`` around everything
-    (Odoo's ``html_normalize``), wrap bare text in ``<p>``.
+    (Odoo 17's ``html_normalize``; 19.0 drops only the one lxml adds, a ``<div>`` that was given stays), wrap
+    bare text in ``<p>``.
 
     Empty input stays as given (``False`` or ``""``), markup is otherwise kept.
     """
@@ -177,7 +178,7 @@ def sanitize_html(value: object) -> str | bool:
     parser.feed(text)
     parser.close()
     html = "".join(parser.out)
-    if parser.top == [("div", False)] and not parser.top_text and html.startswith("<div>") \
+    if version < 19 and parser.top == [("div", False)] and not parser.top_text and html.startswith("<div>") \
             and html.endswith("</div>"):
         html = html[5:-6]
     if html and not html.lstrip().startswith("<"):
