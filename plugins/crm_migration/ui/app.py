@@ -26,27 +26,16 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from crm_migration.ui import URL_PREFIX, report_href
+
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/crm-migration"
 ROLLBACK_KINDS = ("migrate", "delta")
 #: headers of every page: nothing from elsewhere is loaded, nothing frames it but Airflow's own UI
 _HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                        "script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'self'",
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 _MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8", "json": "application/json"}
-
-
-def report_href(uri: str | None, prefix: str = URL_PREFIX) -> str | None:
-    """The on-call view's link to a report URI under the configured reports base (else None)."""
-    from crm_migration.reports.writer import reports_base_uri
-
-    if not uri:
-        return None
-    base = reports_base_uri().rstrip("/") + "/"
-    if not str(uri).startswith(base):
-        return None
-    return f"{prefix}/reports/" + quote(str(uri)[len(base):])
 
 
 def _prefix(request: Request) -> str:

@@ -327,7 +327,9 @@ def test_report_names_what_the_plan_found_and_no_secret(run):
     for team in plan.teams:
         assert f"Pipeline {team['name']} (" in text
     fallback = [o for o in plan.owners if not o["matched"]]
-    assert re.search(rf"{len(fallback)} of {len(plan.owners)} owners fall back to admin", text)
+    # the fallback login "admin" is also the Odoo connection's password on some targets: Airflow's secrets masker
+    # hides that word in reports as it does in task logs
+    assert re.search(rf"{len(fallback)} of {len(plan.owners)} owners fall back to (admin|\*\*\*) ", text)
     assert f"{len(plan.automations)} automation(s) exported" in text
     assert f"This plan cost {plan.source_calls} {world.source_name} API request(s)" in text
     folder = html.parent
