@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from crm_migration.engine.verify import ReconRow
+from crm_migration.engine.verify import ReconRow, dead_letter_verdict
 from crm_migration.reports.writer import Report
 from crm_migration.reports.writer import cell as _cell
 
@@ -47,26 +47,37 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
     the run's flagged values (``MigrationStateHook.flags``); return the HTML page's path."""
     rows = list(rows)
     bad = [r for r in rows if r["status"] != "ok"]
+    # dead letters are not "ok": an object that reconciles but has open dead letters needs action
+    waiting = [r for r in rows if r["status"] == "ok" and r["dead_letters"]]
     report = Report(title=f"Reconciliation of {run_id}", pair=pair, run_id=run_id, kind="reconciliation")
     if bad:
         report.headline, report.tone = (f"{len(bad)} of {len(rows)} objects do not reconcile: "
-                                        f"{', '.join(r['object'] for r in bad)}.", "bad")
+                                        f"{', '.join(r['object'] for r in bad)}."
+                                        + (f" {len(waiting)} more need action: open dead letters in "
+                                           f"{', '.join(r['object'] for r in waiting)}." if waiting else ""), "bad")
         report.actions.extend(f"{r['object']}: {'; '.join(r['problems']) or r['status']}" for r in bad)
+    elif waiting:
+        report.headline, report.tone = (f"{len(waiting)} of {len(rows)} objects need action: open dead letters in "
+                                        f"{', '.join(r['object'] for r in waiting)}; otherwise Odoo holds what the "
+                                        "tool recorded writing.", "warn")
     else:
         report.headline = (f"All {len(rows)} objects reconcile: Odoo holds what the tool recorded writing, and "
-                           "every staged record landed or is a dead letter.")
+                           "every staged record landed; no open dead letter.")
     staged = sum(r["staged"] for r in rows)
     landed = sum(r["landed"] for r in rows)
     dead = sum(r["dead_letters"] for r in rows)
     if dead:
         report.actions.append(f"{dead:,} open dead letter(s) need a person: see 'Dead letters by reason'.")
+        over, action = dead_letter_verdict(rows)
+        report.actions.extend(over + action)           # per object: count, share and reasons grouped and counted
     report.summary.append(f"{staged:,} source records staged in the run, {landed:,} landed, "
                           f"{dead:,} open dead letters; {sum(r['compared'] for r in rows):,} crosswalk "
                           f"records compared with Odoo field by field "
                           f"({sum(r['seconds'] for r in rows):.1f} s).")
     report.summary.extend(summary_lines(rows))
     report.add("Per object", [{
-        "object": r["object"], "model": r["model"], "status": r["status"],
+        "object": r["object"], "model": r["model"],
+        "status": f"needs action ({r['dead_letters']:,} open dead letters)" if r in waiting else r["status"],
         "source (staged)": r["staged"], "landed": r["landed"], "crosswalk": r["crosswalk"], "Odoo": r["odoo"],
         "dead letters": r["dead_letters"], "unaccounted": r["unaccounted"],
         "moved since": r.get("moved", 0), "differing records": r["differing"],
