@@ -195,6 +195,23 @@ def test_a_contacts_address_goes_up_to_its_company_an_other_address_stays_its_ow
     assert _addr(j2, solo) == (False, False) and _addr(j2, kid) == ("5 Kid Ln", False)
 
 
+def test_a_meeting_linked_to_a_record_makes_its_meeting_activity_there(j2):
+    """17.0 made it only from a record's form (a context key); 19.0 whenever res_model_id/res_id name a record."""
+    (lead,) = ok(j2("crm.lead", "create", vals_list=[{"name": "Deal M19"}]))
+    (model_id,) = ok(j2("ir.model", "search", domain=[("model", "=", "crm.lead")]))
+    (uid,) = ok(j2("res.users", "create", vals_list=[{"name": "Rep M19", "login": "repm19@x.example",
+                                                      "email": "repm19@x.example"}]))
+    eid = ok(j2("calendar.event", "create", vals_list=[{
+        "name": "Tour 19", "start": "2030-03-04 10:00:00", "stop": "2030-03-04 11:00:00", "user_id": uid,
+        "res_model_id": model_id, "res_id": lead, "description": "<p>Bring the keys</p>"}],
+        context={"no_mail_to_attendees": True, "mail_create_nosubscribe": True}))[0]
+    acts = ok(j2("mail.activity", "search_read", domain=[("res_model", "=", "crm.lead"), ("res_id", "=", lead)],
+                 fields=["activity_type_id", "summary", "date_deadline", "user_id", "calendar_event_id", "note"]))
+    assert [{k: (v[0] if isinstance(v, list) else v) for k, v in a.items() if k != "id"} for a in acts] == [
+        {"activity_type_id": 3, "summary": "Tour 19", "date_deadline": "2030-03-04", "user_id": uid,
+         "calendar_event_id": eid, "note": "<p>Bring the keys</p>"}]
+
+
 def test_attendees_do_not_follow_a_meeting(j2):
     (pid,) = ok(j2("res.partner", "create", vals_list=[{"name": "Attendee 19", "email": "att19@x.example"}]))
     (eid,) = ok(j2("calendar.event", "create", vals_list=[{"name": "F19", "start": "2020-01-01 10:00:00",

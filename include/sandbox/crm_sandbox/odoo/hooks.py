@@ -1025,19 +1025,24 @@ class Hooks(Core):
         P = self.models["res.partner"].rows
         now = self.now()
         upid = self._partner_of_uid()
-        for rid in ids:
+        for rid, vals in zip(ids, vals_list, strict=True):
             row = M.rows[rid]
             self._sync_attendees(rid)
             made_activity = False
             # Odoo 17 makes the meeting activity only when the call says where it comes from (a form opened
             # from a record: default_res_model or active_model in the context); over RPC res_model_id/res_id
-            # alone link the meeting and create nothing (checked on the real server)
-            from_record = ctx.get("default_res_model") or ctx.get("active_model") not in (None, False, "calendar.event")
+            # alone link the meeting and create nothing (checked on the real server). 19.0 makes it whenever
+            # res_model_id/res_id name a record (its note: the description given)
+            from_record = self.version >= 19 or ctx.get("default_res_model") or ctx.get("active_model") not in (
+                None, False, "calendar.event")
             if from_record and row.get("res_model") and row.get("res_id") and row["res_model"] in MAIL_THREAD:
+                note = sanitize_html(vals["description"], self.version) if self.version >= 19 and not _html_empty(
+                    vals.get("description")) else None
                 self._create(self.models["mail.activity"], [{
                     "res_model_id": row["res_model_id"], "res_id": row["res_id"], "activity_type_id": 3,
                     "summary": row.get("name") or False, "date_deadline": row["start"][:10],
-                    "user_id": row.get("user_id") or self.uid, "calendar_event_id": rid}], ctx)
+                    "user_id": row.get("user_id") or self.uid, "calendar_event_id": rid,
+                    **({"note": note} if note else {})}], ctx)
                 made_activity = True
             opp = row.get("opportunity_id")
             if opp and not made_activity and opp in self.models["crm.lead"].rows:
