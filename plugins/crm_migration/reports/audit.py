@@ -69,8 +69,8 @@ def write_audit_report(state: MigrationStateHook, *, pair: str, run_id: str,
     if run:
         report.summary.append(
             f"{run.get('kind')} run of {run.get('dag_id')}" + (f", mode {run['mode']}" if run.get("mode") else "")
-            + f", status {run.get('status')}" + (f", approved by {run['approved_by']}" if run.get("approved_by")
-                                                  else "") + ".")
+            + (f", status {run['status']}" if run.get("status") != "running" else "")
+            + (f", approved by {run['approved_by']}" if run.get("approved_by") else "") + ".")
     report.summary.extend(audit_lines(counts))
     report.add("Per object", [{"object": r["source_object"], "landed": landed(r),
                                **{label: int(r[c] or 0) for c, label in COLUMNS}} for r in counts],
