@@ -79,9 +79,11 @@ def world(pair_pipeline, odoo_target):
         with pair_pipeline(PAIR, link, odoo_target, FULL) as pipe:
             sample = run(pipe, SAMPLE, sample_size=10)
             full = run(pipe, FULL)
+            tenant.reset_stats()
             rerun = run(pipe, RERUN)
+            requests = tenant.get_stats()["requests"]
             yield {"pipe": pipe, "link": link, "tenant": tenant, "hard": hard, "rpc": rpc, "users": users,
-                   "state": pipe.state, "sample": sample, "full": full, "rerun": rerun, "marks": marks, "nameless": nameless["id"],
+                   "state": pipe.state, "sample": sample, "full": full, "rerun": rerun, "requests": requests, "marks": marks, "nameless": nameless["id"],
                    "target": odoo_target}
     finally:
         link.stop()
@@ -300,6 +302,14 @@ def test_files_arrive_byte_for_byte_through_redirects(world):
             assert got["checksum"] == hashlib.sha1(data).hexdigest(), sid   # noqa: S324 - Odoo's checksum
         kind = {"deal": "deals", "company": "companies", "contact": "contacts"}[rec["related"]["type"]]
         assert got["res_id"] == ids(world, kind, [rec["related"]["id"]])[rec["related"]["id"]]
+
+
+def test_a_full_run_reads_each_resource_once_page_by_page(world):
+    tenant, requests = world["tenant"], world["requests"]
+    pages = {r: -(-len(tenant.tables[r]) // 100) for r in ("activities", "contact_companies", "contacts", "deals")}
+    # activities feed three objects (messages, activities, meetings) and links the contacts: one read each
+    assert {r: requests.get(f"/api/v1/{r}") for r in pages} == pages
+    assert not [p for p in requests if p.count("/") > 3 and p.startswith("/api/v1/")]     # no record by record
 
 
 def test_a_second_full_run_writes_nothing(world):
