@@ -28,14 +28,16 @@ DAG_FILE = textwrap.dedent('''
 def test_a_task_returning_a_report_gets_a_link_to_it_in_the_on_call_view(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW__CRM_MIGRATION__REPORTS_BASE", (tmp_path / "reports").as_uri())
     (tmp_path / "dags").mkdir()
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))     # dag.test() syncs that bundle
     (tmp_path / "dags" / "crm_report_link.py").write_text(DAG_FILE)
+    from airflow import settings
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
     from airflow.utils import db
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    # dag.test() syncs the dags-folder bundle (settings.DAGS_FOLDER, read once when Airflow loads): point it here
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path / "dags"))
     db.resetdb()
     bag = DagBag(dag_folder=str(tmp_path / "dags"))
     assert bag.import_errors == {}
