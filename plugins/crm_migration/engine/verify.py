@@ -27,14 +27,13 @@ import logging
 import re
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from html import escape
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from crm_migration.engine.values import canonical
 from crm_migration.hooks.odoo import MIGRATION_KEY
 from crm_migration.hooks.state import SCHEMA
 from crm_migration.mapping.spec import MISSING, ObjectSpec, get_path
+from crm_migration.mapping.transforms import html_clean
 
 if TYPE_CHECKING:
     from crm_migration.engine.pipeline import Pipeline
@@ -104,66 +103,9 @@ class ReconRow(TypedDict):
 
 # ---- comparable values -------------------------------------------------------------------------------
 
-_DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "applet", "frame", "frameset",
-                                "noscript", "template", "title"})
-_DROP_VOID = frozenset({"meta", "link", "base"})
-_DROP_TAG_ONLY = frozenset({"html", "head", "body", "form"})
-_VOID = frozenset({"br", "img", "hr", "input", "col", "area", "wbr", "source", "track", "param"})
-_URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "data"})
-_BAD_URL = ("javascript:", "vbscript:", "data:text/html")
-
-
-class _Normaliser(HTMLParser):
-    """Html as Odoo's sanitiser leaves it, in one spelling: active content and handlers dropped,
-    attributes sorted, entities resolved and re-escaped, void tags without an end tag."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.skip:
-            if tag == self.skip[-1]:
-                self.skip.append(tag)
-            return
-        if tag in _DROP_WITH_CONTENT:
-            self.skip.append(tag)
-            return
-        if tag in _DROP_VOID or tag in _DROP_TAG_ONLY:
-            return
-        kept = []
-        for name, value in attrs:
-            name = name.lower()
-            value = value or ""
-            if name.startswith("on"):
-                continue
-            if name in _URL_ATTRS and re.sub(r"[\s\x00-\x1f]", "", value).lower().startswith(_BAD_URL):
-                continue
-            kept.append(f' {name}="{escape(value, quote=True)}"')
-        self.out.append(f"<{tag}{''.join(sorted(kept))}>")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if not self.skip and tag not in _VOID | _DROP_WITH_CONTENT | _DROP_VOID | _DROP_TAG_ONLY:
-            self.out.append(f"</{tag}>")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.skip:
-            if tag == self.skip[-1]:
-                self.skip.pop()
-            return
-        if tag in _VOID or tag in _DROP_WITH_CONTENT or tag in _DROP_VOID or tag in _DROP_TAG_ONLY:
-            return
-        self.out.append(f"</{tag}>")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.out.append(escape(data, quote=False))
-
-
 def html_normal(value: Any) -> str | bool:
-    """``value`` (html) normalised the way Odoo's sanitiser changes it, whitespace collapsed.
+    """``value`` (html) in the form Odoo's sanitiser stores it (the loader's own sanitiser,
+    :func:`~crm_migration.mapping.transforms.html_clean`), whitespace collapsed.
 
     What we send and what Odoo stores after sanitising compare equal; a real change of text or
     markup does not. Empty → ``False``.
@@ -171,14 +113,8 @@ def html_normal(value: Any) -> str | bool:
     value = canonical(value, "html")
     if value is False:
         return False
-    parser = _Normaliser()
-    parser.feed(str(value))
-    parser.close()
-    text = re.sub(r"\s+", " ", "".join(parser.out))
-    text = re.sub(r">\s+<", "><", text).strip()
-    if text and not text.startswith("<"):
-        text = f"<p>{text}</p>"
-    return text or False
+    text = re.sub(r"\s+", " ", html_clean(str(value)) or "")
+    return re.sub(r">\s+<", "><", text).strip() or False
 
 
 def _sha1_of_b64(value: Any) -> str | bool:
