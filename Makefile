@@ -39,9 +39,11 @@ chromium:
 lint: $(STAMP)
 	$(BIN)/ruff check dags plugins include tests bench
 
-# the suite also runs on the real Odoo servers of ../shared/odoo17-server and ../shared/odoo19-server
+# the suite also runs on the real Odoo servers of ../shared/odoo17-server and ../shared/odoo19-server;
+# TEST_WORKERS pytest-xdist workers, each taking whole groups (a test module on one Odoo target)
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -9,13 +11,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CRM_SHARED_DIR", ROOT.parent / "shared"))
 
+#: set in a pytest-xdist worker (``make test`` runs two): each worker has its own Airflow home and state DB
+#: cluster; the real Odoo servers are shared, started under a lock and stopped by the controlling process
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+#: shared by the controlling process and its workers (inherited): who started which real server
+_RUN_DIR = Path(os.environ.get("CRM_TEST_RUN_DIR") or tempfile.mkdtemp(prefix="crm-test-run-"))
+os.environ["CRM_TEST_RUN_DIR"] = str(_RUN_DIR)
+
+
+def _airflow_env(home: Path) -> dict[str, str]:
+    return {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"}
+
+
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="crm-airflow-home-"))
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+_INHERITED = os.environ.get("CRM_TEST_AIRFLOW_HOME")
+for _key, _value in _airflow_env(_AIRFLOW_HOME).items():
+    if _WORKER and _INHERITED and os.environ.get(_key) == _airflow_env(Path(_INHERITED))[_key]:
+        os.environ[_key] = _value           # the controller's home: a worker gets its own
+    else:
+        os.environ.setdefault(_key, _value)
+os.environ["CRM_TEST_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_AIRFLOW_HOME / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 import pytest  # noqa: E402
@@ -77,7 +96,12 @@ def _real_server(name: str):
 
     if name not in _REAL:
         try:
-            _REAL[name] = RealOdoo(name).start()
+            with _lock(f"crm-{name}-start"):     # two workers must not start it twice
+                server = RealOdoo(name).start()
+            if server.started_here:               # the controlling process stops it when every worker is done
+                (_RUN_DIR / f"started-{name}").touch()
+                server.started_here = False
+            _REAL[name] = server
         except RealOdooUnavailable as exc:
             _REAL[name] = exc
     got = _REAL[name]
@@ -102,9 +126,24 @@ _DROP: list = []      # (server, database): dropped at the end of the session, n
 def pytest_sessionfinish(session, exitstatus):
     for server, db in _DROP:
         server.drop_db(db)
-    for server in _REAL.values():
-        if not isinstance(server, Exception):
-            server.stop()
+    if _WORKER:
+        return
+    from crm_sandbox.targets import RealOdoo
+
+    for marker in sorted(_RUN_DIR.glob("started-*")):   # started by this run (any worker): stopped now
+        RealOdoo(marker.name.removeprefix("started-"), started_here=True).stop()
+        marker.unlink()
+
+
+@contextlib.contextmanager
+def _lock(name: str):
+    """An exclusive lock across processes (pytest-xdist workers, parallel runs) on ``/tmp/<name>.lock``."""
+    with open(Path(tempfile.gettempdir()) / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +174,16 @@ def odoo_target(request, make_odoo_target):
     target, close = make_odoo_target(request.param, label)
     yield target
     close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``), a worker takes whole groups: a test module
+    on one Odoo target (its module-scoped world is built once, its tests run in order)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("odoo_target", "") if callspec else ""
+        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{target}" if target
+                                                else item.module.__name__))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
