@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -176,14 +177,29 @@ def odoo_target(request, make_odoo_target):
     close()
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``), a worker takes whole groups: a test module
-    on one Odoo target (its module-scoped world is built once, its tests run in order)."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        target = callspec.params.get("odoo_target", "") if callspec else ""
-        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{target}" if target
-                                                else item.module.__name__))
+#: the Odoo targets a test id may name (``test_x[odoo17]``, ``test_fault_case[odoo17-60-...]``)
+_TARGET_IDS = frozenset({"sandbox", "sandbox19", "odoo17", "odoo19"})
+
+
+def _xdist_group(nodeid: str) -> str:
+    """A test module on one Odoo target: what one pytest-xdist worker runs whole (its module-scoped world built
+    once, its tests in order)."""
+    module, _, rest = nodeid.partition("::")
+    params = rest[rest.find("[") + 1:-1].split("-") if rest.endswith("]") else []
+    target = next((p for p in params if p in _TARGET_IDS), "")
+    return f"{module}:{target}" if target else module
+
+
+if importlib.util.find_spec("xdist"):
+    def pytest_xdist_make_scheduler(config, log):
+        """``make test`` (``-n 2 --dist loadscope``): each worker takes whole groups (:func:`_xdist_group`)."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ModuleTargetScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return _xdist_group(nodeid)
+
+        return ModuleTargetScheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
