@@ -190,6 +190,21 @@ def _xdist_group(nodeid: str) -> str:
     return f"{module}:{target}" if target else module
 
 
+#: the slowest groups first (by path prefix), so that two workers end together: a DAG flow on a real server
+#: takes minutes, a unit module a second (``--durations`` shows the order to keep here)
+_FIRST = ("tests/dags/test_dag_runs.py", "tests/integration/engine/test_link_app_pair.py", "tests/dags/",
+          "tests/integration/engine/", "tests/integration/", "tests/")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Heavy modules first (a stable sort: a module's own order is kept); the same in every xdist worker."""
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, prefix in enumerate(_FIRST) if path.startswith(prefix)), len(_FIRST))
+
+    items.sort(key=rank)
+
+
 if importlib.util.find_spec("xdist"):
     def pytest_xdist_make_scheduler(config, log):
         """``make test`` (``-n 2 --dist loadscope``): each worker takes whole groups (:func:`_xdist_group`)."""
