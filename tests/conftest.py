@@ -83,8 +83,9 @@ def state_db(private_pg, monkeypatch):
 # The real servers are ../shared/odoo17-server/odoo-server and ../shared/odoo19-server/odoo-server (or
 # $ODOO17_SERVER / $ODOO19_SERVER), driven by crm_sandbox.targets.RealOdoo.
 
-#: the Odoo targets the integration, engine and DAG suites run on; the real server is the judge
-ODOO_TARGETS = ("sandbox", "odoo17")
+#: the Odoo targets the integration, engine and DAG suites run on; the real servers are the judge. A module bound
+#: to what a real Odoo 17 did (the replays of its captures) names its own ``ODOO_TARGETS``; the others are dropped
+ODOO_TARGETS = ("sandbox", "odoo17", "odoo19")
 #: the real servers a module may name as well (``odoo19``: JSON-2 with an API key); the summary counts each
 REAL_SERVERS = ("odoo17", "odoo19")
 
@@ -197,7 +198,18 @@ _FIRST = ("tests/dags/test_dag_runs.py", "tests/integration/engine/test_link_app
 
 
 def pytest_collection_modifyitems(config, items):
-    """Heavy modules first (a stable sort: a module's own order is kept); the same in every xdist worker."""
+    """A module's own ``ODOO_TARGETS`` honoured; heavy modules first (a stable sort: a module's own order is
+    kept); the same in every xdist worker."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("odoo_target") if callspec else None
+        wanted = getattr(item.module, "ODOO_TARGETS", None)
+        (dropped if target and wanted is not None and target not in wanted else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
     def rank(item) -> int:
         path = item.nodeid.split("::", 1)[0]
         return next((i for i, prefix in enumerate(_FIRST) if path.startswith(prefix)), len(_FIRST))
@@ -250,7 +262,7 @@ def pair_pipeline(private_pg):
     import psycopg2
 
     @contextlib.contextmanager
-    def make(pair, source, target, run_id: str, spec=None, transport: str = "xmlrpc"):
+    def make(pair, source, target, run_id: str, spec=None, transport: str | None = None):
         from crm_migration.engine.pipeline import Pipeline
         from crm_migration.hooks.odoo import OdooHook
         from crm_migration.hooks.state import MigrationStateHook
@@ -270,7 +282,9 @@ def pair_pipeline(private_pg):
                 mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", private_pg.airflow_conn.replace(
                     f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
                 mp.setenv(env, json.dumps(conn(source)))
-                mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(transport=transport))
+                # XML-RPC, or JSON-2 where the target has an API key (Odoo 19)
+                mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(
+                    transport=transport or ("json2" if target.api_key else "xmlrpc")))
                 state = MigrationStateHook()
                 state.migrate()
                 odoo = OdooHook()
@@ -293,7 +307,7 @@ def pair_pipeline(private_pg):
 def apto_pipeline(pair_pipeline):
     """``with apto_pipeline(apto, target, run_id, spec=None) as pipe:`` :func:`pair_pipeline` of the Apto pair."""
 
-    def make(apto, target, run_id: str, spec=None, transport: str = "xmlrpc"):
+    def make(apto, target, run_id: str, spec=None, transport: str | None = None):
         return pair_pipeline("apto_to_odoo", apto, target, run_id, spec=spec, transport=transport)
 
     return make

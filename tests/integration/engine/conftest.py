@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(params=("sandbox", "odoo17"))
+@pytest.fixture(params=("sandbox", "odoo17", "odoo19"))
 def odoo_target(request, make_odoo_target):
     """A fresh Odoo for each test: a new sandbox, or a new database of the real server."""
     target, close = make_odoo_target(request.param, "t_engine")
@@ -16,7 +16,7 @@ def odoo_target(request, make_odoo_target):
 
 @pytest.fixture
 def odoo_conn_json(odoo_target):
-    return odoo_target.conn_json(transport="xmlrpc")
+    return odoo_target.conn_json(transport="json2" if odoo_target.api_key else "xmlrpc")
 
 
 @pytest.fixture

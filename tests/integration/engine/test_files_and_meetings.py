@@ -20,7 +20,7 @@ LOADED = ("RecordType", "OpportunityStage", "Account", "Contact", "Opportunity",
           "ContentVersion", "Attachment")
 
 
-@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
+@pytest.fixture(scope="module", params=("sandbox", "odoo17", "odoo19"))
 def odoo_target(request, make_odoo_target):
     """One Odoo per target for the module (the engine suite's default is one per test)."""
     target, close = make_odoo_target(request.param, "t_files_meetings")

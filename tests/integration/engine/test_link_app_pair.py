@@ -23,7 +23,7 @@ MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason",
 COUNTED = ("created", "updated", "adopted", "superseded", "conflicts", "dead_lettered")
 
 
-@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
+@pytest.fixture(scope="module", params=("sandbox", "odoo17", "odoo19"))
 def odoo_target(request, make_odoo_target):
     """One Odoo per target for the module (the engine suite's default is one per test)."""
     target, close = make_odoo_target(request.param, "t_link_app_pair")

@@ -19,6 +19,8 @@ import pytest
 from crm_sandbox.odoo.testing import UID, Rpc, post_json
 
 pytestmark = pytest.mark.integration
+#: the captured behaviours of a real Odoo 17; Odoo 19's own: tests/integration/odoo_sandbox/test_odoo19_behaviours.py
+ODOO_TARGETS = ("sandbox", "odoo17")
 SHARED = Path(os.environ.get("CRM_SHARED_DIR", Path(__file__).resolve().parents[3].parent / "shared"))
 FACTS = json.loads((SHARED / "odoo17" / "behaviours.json").read_text())
 RECORDS = json.loads((SHARED / "odoo17" / "records.json").read_text())

@@ -25,6 +25,8 @@ import pytest
 from crm_sandbox.odoo.testing import Rpc, post_json
 
 pytestmark = pytest.mark.integration
+#: the captured faults of a real Odoo 17; Odoo 19's own: tests/integration/odoo_sandbox/test_odoo19_behaviours.py
+ODOO_TARGETS = ("sandbox", "odoo17")
 SHARED = Path(os.environ.get("CRM_SHARED_DIR", Path(__file__).resolve().parents[3].parent / "shared"))
 CASES = json.loads((SHARED / "odoo17" / "faults.json").read_text())
 

@@ -13,6 +13,8 @@ import pytest
 from crm_migration.mapping import transforms as T
 
 pytestmark = pytest.mark.integration
+#: how Odoo 17 stores html (19 keeps a <div>); Odoo 19's own: tests/integration/odoo_sandbox/test_odoo19_behaviours.py
+ODOO_TARGETS = ("sandbox", "odoo17")
 CTX = {"tracking_disable": True, "mail_create_nolog": True, "mail_create_nosubscribe": True, "mail_notrack": True,
        "mail_activity_quick_update": True}
 

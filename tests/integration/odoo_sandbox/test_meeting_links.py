@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 
 pytestmark = pytest.mark.integration
+#: Odoo 17's meeting links; Odoo 19's own: tests/integration/odoo_sandbox/test_odoo19_behaviours.py
+ODOO_TARGETS = ("sandbox", "odoo17")
 
 QUIET = {"tracking_disable": True, "mail_create_nolog": True, "mail_create_nosubscribe": True,
          "mail_notrack": True, "no_mail_to_attendees": True}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 pytestmark = pytest.mark.integration
+#: Odoo 17's address sync; Odoo 19's own: tests/integration/odoo_sandbox/test_odoo19_behaviours.py
+ODOO_TARGETS = ("sandbox", "odoo17")
 CTX = {"tracking_disable": True, "mail_create_nolog": True, "mail_create_nosubscribe": True, "mail_notrack": True}
 ADDR = ["street", "street2", "city", "zip", "state_id", "country_id"]
 

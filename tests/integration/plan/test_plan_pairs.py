@@ -29,6 +29,8 @@ apto_sandbox = pytest.importorskip("crm_sandbox.apto.server")
 link_sandbox = pytest.importorskip("crm_sandbox.link_app.server")
 
 pytestmark = pytest.mark.integration
+#: a world whose Odoo admin has an email: 19's template admin has none, so its matched owners would fall back
+ODOO_TARGETS = ("sandbox", "odoo17")
 
 PAIRS = ("apto_to_odoo", "link_app_to_odoo")
 PAGE = 25                      # the Link app connection's page size: several pages per resource
