@@ -8,15 +8,13 @@ run, newest first, down to the Odoo the world began with.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from dag_flow import MIGRATION_MODELS, airflow_world, audit, keyed, last_ids, mail_counts, run
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 # the windows of tests 4 to 7 lie in the past (before the full run: their changes are backdated); the watermark
 # tests (6b-6d) change the org after the full run and run windows after that
@@ -69,73 +67,21 @@ def world(private_pg, tmp_path_factory, odoo_target):
         "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
         "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils import db
+    with airflow_world(env) as bag:
+        from crm_migration.hooks.odoo import OdooHook
+        from crm_migration.hooks.state import MigrationStateHook
 
-    db.resetdb()
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    from crm_migration.hooks.odoo import OdooHook
-    from crm_migration.hooks.state import MigrationStateHook
-
-    rpc = odoo_target.rpc()
-    # two Apto brokers have an Odoo user: their records and open tasks are assigned to someone other than
-    # the migration user (Odoo would mail them an "assigned to you" for each activity)
-    for name, email in (("Marco Rossi", "marco.rossi@aptodemo.com"), ("Priya Patel", "priya.patel@aptodemo.com")):
-        rpc("res.users", "create", {"name": name, "login": email, "email": email})
-    # a domain on id: ir.attachment then counts the attachments of binary fields too (Odoo hides them otherwise)
-    baseline = {m: (rpc(m, "search", [("id", ">", 0)], order="id desc", limit=1, context={"active_test": False})
-                    or [0])[0] for m in MIGRATION_MODELS}
-    yield {"bag": bag, "apto": apto, "odoo": odoo_target, "hook": OdooHook(), "state": MigrationStateHook(),
-           "runs": {}, "baseline": baseline, "mail": _mail_counts(rpc), "rpc": rpc,
-           "bad": {"contact": bad_contact, "deal_other_pipeline": d_other, "deal_case": d_case,
-                   "pipeline": brokerage}}
+        rpc = odoo_target.rpc()
+        # two Apto brokers have an Odoo user: their records and open tasks are assigned to someone other than
+        # the migration user (Odoo would mail them an "assigned to you" for each activity)
+        for name, email in (("Marco Rossi", "marco.rossi@aptodemo.com"), ("Priya Patel", "priya.patel@aptodemo.com")):
+            rpc("res.users", "create", {"name": name, "login": email, "email": email})
+        baseline = last_ids(rpc)
+        yield {"bag": bag, "apto": apto, "odoo": odoo_target, "hook": OdooHook(), "state": MigrationStateHook(),
+               "runs": {}, "baseline": baseline, "mail": mail_counts(rpc), "rpc": rpc,
+               "bad": {"contact": bad_contact, "deal_other_pipeline": d_other, "deal_case": d_case,
+                       "pipeline": brokerage}}
     apto.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-#: every model the pair writes: no record of these may appear without its x_migration_key
-MIGRATION_MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message",
-                    "mail.activity", "calendar.event", "ir.attachment")
-
-
-def _mail_counts(rpc):
-    return (rpc("mail.mail", "search_count", [], context={"active_test": False}),
-            rpc("mail.message", "search_count", [("message_type", "=", "user_notification")]))
-
-
-def run(world, dag_id, **kw):
-    dr = world["bag"].dags[dag_id].test(**kw)
-    bad = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()
-           if str(getattr(ti.state, "value", ti.state)) not in ("success", "skipped")}
-    assert str(getattr(dr.state, "value", dr.state)) == "success", bad
-    # after any run: no mail queued, nobody notified, and every record created since the world began is keyed
-    assert _mail_counts(world["rpc"]) == world["mail"], f"{dag_id} queued mail or notified a user"
-    rpc = world["rpc"]
-    for model in MIGRATION_MODELS:
-        if "x_migration_key" not in rpc(model, "fields_get", [], attributes=["type"]):
-            continue
-        unkeyed = rpc(model, "search_read", [("id", ">", world["baseline"][model]), ("x_migration_key", "=", False)],
-                      fields=["display_name"], context={"active_test": False}, limit=5)
-        assert not unkeyed, f"{dag_id} left {model} records without x_migration_key: {unkeyed}"
-    return dr.run_id
-
-
-def keyed(world, model, prefix):
-    return world["hook"].call(model, "search_count", [[("x_migration_key", "=like", prefix + "%")]],
-                              {"context": {"active_test": False}})
-
-
-def audit(world, run_id):
-    rows = world["state"].get_records("SELECT action, count(*) FROM crm_migration.audit_log WHERE run_id = %s "
-                                      "GROUP BY action", parameters=(run_id,))
-    return dict(rows)
 
 
 def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):

@@ -25,6 +25,7 @@ from typing import Any, TypedDict
 
 from crm_migration.engine.extract import BatchRef, stage_stream
 from crm_migration.engine.load import LoadResult, Row, Target, load_batch
+from crm_migration.engine.rollback import DERIVED
 from crm_migration.engine.schema import migration_key_field, target_field_problems, target_major
 from crm_migration.engine.values import canonical
 from crm_migration.errors import ConfigurationError
@@ -711,16 +712,23 @@ class Pipeline:
             return {"archived": 0, "not_migrated": 0, "cannot_archive": 0}
         bound = self.state.lookup(self.pair, target.source_object, gone)
         ids = {s: b.odoo_id for s, b in bound.items() if b.odoo_model in (None, obj.model)}
-        if "active" not in self.odoo.fields_get(obj.model):
+        fields = self.odoo.fields_get(obj.model)
+        if "active" not in fields:
             self.log.warning("%s: %d records deleted in the source; %s cannot be archived, left as they are",
                              name, len(ids), obj.model)
             return {"archived": 0, "not_migrated": len(gone) - len(ids), "cannot_archive": len(ids)}
         if ids:
+            # what Odoo resets by itself on archiving (a deal's close date) is part of what a rollback gives back
+            prior = {oid: {"active": True} for oid in ids.values()}
+            derived = [f for f, triggers in DERIVED.get(obj.model, {}).items() if "active" in triggers and f in fields]
+            if derived:
+                for rec in self.odoo.read(obj.model, list(ids.values()), derived, context={"active_test": False}):
+                    prior[rec["id"]].update({f: canonical(rec[f], fields[f].get("type")) for f in derived})
             self.odoo.write_batch(obj.model, {oid: {"active": False} for oid in ids.values()}, context=target.ctx)
             self.state.record_batch(
                 run_id=run_id, pair=self.pair, source_object=target.source_object, odoo_model=obj.model,
                 links=[{"source_id": s, "odoo_id": o, "written": {"active": False}} for s, o in ids.items()],
-                manifest=[{"source_id": s, "odoo_id": o, "action": "archived", "prior_values": {"active": True},
+                manifest=[{"source_id": s, "odoo_id": o, "action": "archived", "prior_values": prior[o],
                            "new_values": {"active": False}} for s, o in ids.items()],
                 audit=[{"source_id": s, "odoo_id": o, "action": "archive", "message": "deleted in the source"}
                        for s, o in ids.items()])

@@ -1,0 +1,81 @@
+"""Helpers of the DAG flow suites (one per pair): run a DAG under ``dag.test()`` and check what every run must
+leave (no mail queued, nobody notified, every record created keyed), count keyed records, read a run's audit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: every model a pair writes: no record of these may appear without its x_migration_key
+MIGRATION_MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message",
+                    "mail.activity", "calendar.event", "ir.attachment")
+
+
+@contextlib.contextmanager
+def airflow_world(env):
+    """Set ``env`` (connections, Variables as ``AIRFLOW_*``), reset the Airflow metadata DB and yield the DagBag
+    of the project's dags folder; put the environment back after."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.utils import db
+
+        db.resetdb()
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        assert bag.import_errors == {}
+        yield bag
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def last_ids(rpc):
+    """``{model: highest id}`` of every migration model (archived included): the baseline ``run`` checks from."""
+    # a domain on id: ir.attachment then counts the attachments of binary fields too (Odoo hides them otherwise)
+    return {m: (rpc(m, "search", [("id", ">", 0)], order="id desc", limit=1, context={"active_test": False})
+                or [0])[0] for m in MIGRATION_MODELS}
+
+
+def mail_counts(rpc):
+    return (rpc("mail.mail", "search_count", [], context={"active_test": False}),
+            rpc("mail.message", "search_count", [("message_type", "=", "user_notification")]))
+
+
+def state_of(dr_or_ti):
+    return str(getattr(dr_or_ti.state, "value", dr_or_ti.state))
+
+
+def run(world, dag_id, **kw):
+    """``dag.test(**kw)`` of ``dag_id``, which must succeed; then no mail queued, nobody notified, and every
+    record created since the world began (``world["baseline"]``) keyed. Returns the run id."""
+    dr = world["bag"].dags[dag_id].test(**kw)
+    bad = {ti.task_id: state_of(ti) for ti in dr.get_task_instances() if state_of(ti) not in ("success", "skipped")}
+    assert state_of(dr) == "success", bad
+    assert mail_counts(world["rpc"]) == world["mail"], f"{dag_id} queued mail or notified a user"
+    rpc = world["rpc"]
+    for model in MIGRATION_MODELS:
+        if "x_migration_key" not in rpc(model, "fields_get", [], attributes=["type"]):
+            continue
+        unkeyed = rpc(model, "search_read", [("id", ">", world["baseline"][model]), ("x_migration_key", "=", False)],
+                      fields=["display_name"], context={"active_test": False}, limit=5)
+        assert not unkeyed, f"{dag_id} left {model} records without x_migration_key: {unkeyed}"
+    return dr.run_id
+
+
+def keyed(world, model, prefix):
+    return world["hook"].call(model, "search_count", [[("x_migration_key", "=like", prefix + "%")]],
+                              {"context": {"active_test": False}})
+
+
+def audit(world, run_id):
+    """``{action: count}`` of the run's audit log."""
+    rows = world["state"].get_records("SELECT action, count(*) FROM crm_migration.audit_log WHERE run_id = %s "
+                                      "GROUP BY action", parameters=(run_id,))
+    return dict(rows)

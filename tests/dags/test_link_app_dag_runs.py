@@ -1,0 +1,173 @@
+"""The Link app pair's DAGs under dag.test() against the Link app sandbox over HTTP and a private PostgreSQL.
+
+One module-scoped world per Odoo target (Airflow metadata DB, Link app tenant, Odoo, state DB); the tests run in
+file order: sample (with its field-level diff) -> full -> a rerun that writes nothing -> a delta carrying exactly
+the tenant's changes -> the delta's rollback giving back what Odoo held before it. Every run through ``run``
+also checks that no mail was queued and every record created is keyed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+from dag_flow import airflow_world, audit, keyed, last_ids, mail_counts, run
+
+pytestmark = pytest.mark.integration
+PAIR = "link_app_to_odoo"
+CONTACT_FIELDS = ["name", "function", "phone", "email", "parent_id", "active"]
+DEAL_FIELDS = ["name", "stage_id", "probability", "active", "lost_reason_id", "date_closed"]
+
+
+@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
+def odoo_target(request, make_odoo_target):
+    """The Odoo of this module: the sandbox, then a real Odoo 17 database."""
+    target, close = make_odoo_target(request.param, "t_link_app_dag_runs")
+    yield target
+    close()
+
+
+@pytest.fixture(scope="module")
+def world(private_pg, tmp_path_factory, odoo_target):
+    import psycopg2
+
+    from crm_sandbox.link_app.server import serve as link_serve
+
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS "linkdagruns" WITH (FORCE)')
+        cur.execute('CREATE DATABASE "linkdagruns"')
+    admin.close()
+    link = link_serve(port=0, scale=1, seed=7)
+    tenant = link.state
+    now = datetime.now(UTC)
+    env = {
+        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
+            f'"schema": "{private_pg.database}"', '"schema": "linkdagruns"'),
+        "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(tenant.airflow_conn(link.url)),
+        "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
+        "AIRFLOW_VAR_LINK_APP_TO_ODOO_CUTOVER_START": (now - timedelta(hours=1)).isoformat(),
+        "AIRFLOW_VAR_LINK_APP_TO_ODOO_CUTOVER_END": (now + timedelta(days=1)).isoformat(),
+        "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
+        "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
+    }
+    try:
+        with airflow_world(env) as bag:
+            from crm_migration.hooks.odoo import OdooHook
+            from crm_migration.hooks.state import MigrationStateHook
+
+            rpc = odoo_target.rpc()
+            # the tenant's owners with an Odoo user (one archived): their records and open activities are
+            # theirs, not the migration user's (Odoo would mail them an "assigned to you" for each activity)
+            users = {u["login"]: rpc("res.users", "create", {"name": u["name"], "login": u["login"],
+                                                             "email": f"{u['login']}@example.com"},
+                                     context={"no_reset_password": True}) for u in tenant.odoo_users()}
+            rpc("res.users", "write", [users["jonas.weber"]], {"active": False})
+            yield {"bag": bag, "tenant": tenant, "hard": tenant.hard_cases, "rpc": rpc, "hook": OdooHook(),
+                   "state": MigrationStateHook(), "baseline": last_ids(rpc), "mail": mail_counts(rpc),
+                   "users": users, "runs": {}}
+    finally:
+        link.stop()
+
+
+def odoo_id(world, scope, sid):
+    return world["state"].odoo_ids(PAIR, scope, [sid])[sid]
+
+
+def read(world, model, oid, fields):
+    (rec,) = world["hook"].read(model, [oid], fields, context={"active_test": False})
+    return rec
+
+
+def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):
+    rid = run(world, f"{PAIR}_migrate", run_conf={"mode": "sample", "sample_size": 10, "approved_by": "ci"})
+    row = world["state"].get_run(rid)
+    stats = row["stats"]
+    assert stats["fields_compared"] > 50 and stats["fields_differ"] == 0, stats["summary"]
+    assert stats["report"].startswith("file:///") and ObjectStoragePath(stats["report"]).is_file()
+    assert row["approved_by"].startswith("ci")
+    assert 0 < keyed(world, "res.partner", "link_app:contacts:") <= 10
+    assert 0 < keyed(world, "crm.lead", "link_app:deals:") <= 10
+    world["runs"]["sample"] = rid
+
+
+def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
+    tenant, hard = world["tenant"], world["hard"]
+    rid = run(world, f"{PAIR}_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    stats = world["state"].get_run(rid)["stats"]
+    assert stats["mismatches"] == 0 and not stats["dead_letters_over_limit"], stats
+    assert ObjectStoragePath(stats["report"]).is_file()
+    # every record once: no second copy of the sampled ones
+    for scope, model in (("contacts", "res.partner"), ("companies", "res.partner"), ("deals", "crm.lead")):
+        assert keyed(world, model, f"link_app:{scope}:") == len(tenant.tables[scope]), scope
+    # the only dead letter is the file the tenant lost
+    dead = world["state"].dead_letters(run_id=rid, pair=PAIR)
+    assert [(d["source_object"], d["source_id"]) for d in dead] == [("attachments", hard["attachment_missing"])]
+    # what a user sees in Odoo: won deals in a won stage at 100 %, lost ones archived at 0 % with their reason
+    for sid in hard["deal_won"]:
+        d = read(world, "crm.lead", odoo_id(world, "deals", sid), ["probability", "active"])
+        assert (d["probability"], d["active"]) == (100.0, True), sid
+    for sid in hard["deal_lost"]:
+        d = read(world, "crm.lead", odoo_id(world, "deals", sid), ["probability", "active", "lost_reason_id"])
+        assert (d["probability"], d["active"], d["lost_reason_id"][1]) == (
+            0.0, False, tenant.tables["deals"][sid]["lost_reason"]), sid
+    # a contact hangs on the company of its primary link; open activities of owners with a user are theirs
+    multi = hard["contact_multi_company"]
+    primary = next(lk["company_id"] for lk in tenant.tables["contact_companies"].values()
+                   if lk["contact_id"] == multi and lk["is_primary"])
+    assert read(world, "res.partner", odoo_id(world, "contacts", multi), ["parent_id"])["parent_id"][0] == odoo_id(
+        world, "companies", primary)
+    assert world["hook"].call("mail.activity", "search_count", [[("user_id", "in", list(world["users"].values())),
+                                                                 ("x_migration_key", "!=", False)]]) > 0
+    world["runs"]["full"] = rid
+
+
+def test_3_a_rerun_changes_nothing(world):
+    rid = run(world, f"{PAIR}_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    actions = audit(world, rid)
+    assert set(actions) <= {"skip", "error"}, actions
+    assert world["state"].get_run(rid)["stats"]["mismatches"] == 0
+
+
+def test_4_delta_carries_exactly_the_tenants_changes(world):
+    """An update, a create and a deletion in the tenant after the full run; the delta of the window covering them
+    updates the contact, creates the company and archives the deal, and writes nothing else."""
+    tenant, hard = world["tenant"], world["hard"]
+    linked = {lk["contact_id"] for lk in tenant.tables["contact_companies"].values()}
+    contact = next(c for c in sorted(tenant.tables["contacts"], reverse=True) if c not in linked
+                   and c not in (hard["contact_multi_company"], hard["contact_no_primary"]))
+    gone = hard["deal_open"][1]
+    ids = {"contact": odoo_id(world, "contacts", contact), "deal": odoo_id(world, "deals", gone)}
+    world["before_delta"] = {"contact": read(world, "res.partner", ids["contact"], CONTACT_FIELDS),
+                             "deal": read(world, "crm.lead", ids["deal"], DEAL_FIELDS)}
+    at = datetime.now(UTC).replace(microsecond=0)
+    tenant.mutate({"timestamp": at.isoformat(),
+                   "updates": {"contacts": [{"id": contact, "title": "Changed in the delta"}]},
+                   "creates": {"companies": [{"name": "Delta Newco LLC", "address": {"city": "Lyon", "country": "FR"}}]},
+                   "deletes": {"deals": [gone]}})
+    logical = at.replace(minute=at.minute - at.minute % 15, second=0) + timedelta(minutes=15)
+    assert logical - timedelta(minutes=15) <= at < logical                  # the window's interval covers them
+    rid = run(world, f"{PAIR}_delta", logical_date=logical)
+    acts = {k: v for k, v in audit(world, rid).items() if k != "skip"}
+    assert acts == {"update": 1, "create": 1, "archive": 1}, acts
+    assert read(world, "res.partner", ids["contact"], ["function"])["function"] == "Changed in the delta"
+    assert read(world, "crm.lead", ids["deal"], ["active"])["active"] is False          # deleted -> archived
+    (company,) = world["hook"].search_read("res.partner", [("name", "=", "Delta Newco LLC")],
+                                           ["x_migration_key", "city", "country_id", "is_company"])
+    assert company["x_migration_key"].startswith("link_app:companies:") and company["is_company"] is True
+    assert (company["city"], world["rpc"]("res.country", "read", [company["country_id"][0]], fields=["code"])[0][
+        "code"]) == ("Lyon", "FR")
+    world["runs"]["delta"], world["delta_ids"] = rid, ids
+
+
+def test_5_rollback_of_the_delta_restores_the_pre_delta_values(world):
+    ids, before = world["delta_ids"], world["before_delta"]
+    rid = run(world, f"{PAIR}_rollback", run_conf={"run_id": world["runs"]["delta"], "approved_by": "ci"})
+    assert world["state"].get_run(rid)["status"] == "rolled_back"
+    assert read(world, "res.partner", ids["contact"], CONTACT_FIELDS) == before["contact"]
+    assert read(world, "crm.lead", ids["deal"], DEAL_FIELDS) == before["deal"]
+    assert world["hook"].call("res.partner", "search_count", [[("name", "=", "Delta Newco LLC")]],
+                              {"context": {"active_test": False}}) == 0
