@@ -218,7 +218,7 @@ class Pipeline:
         if not new:
             return []
         target = Target(pair=self.pair, source=self.spec.source, source_object=spec.name, model=spec.model,
-                        conflict_policy=self.spec.settings.conflict_policy)
+                        conflict_policy="source_wins" if self.spec.settings.conflict_policy == "source_wins" else "report")
         field = spec.match[0] if spec.match else "name"
         rows: list[Row] = [{"source_id": n, "values": {field: n}} for n in new.values()]
         load_batch(self.odoo, self.state, target, rows, run_id=run_id, dry_run=dry_run, log=self.log)

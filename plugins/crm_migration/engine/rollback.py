@@ -80,6 +80,7 @@ class RollbackResult(TypedDict):
     refused: list[Refusal]
     blocked_by: list[str]        # later runs still in force that changed records of this run
     forced: bool                 # refused records rolled back anyway (force)
+    watermarks_back: list[dict[str, Any]]   # watermarks the run had moved, moved back (source_object, from, to)
     odoo_calls: int
     seconds: float
 
@@ -102,10 +103,11 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     calls_before = sum(odoo.calls.values())
     result: RollbackResult = {"run_id": run_id, "status": "nothing_to_do", "unlinked": {}, "restored": {},
                               "recreated": {}, "already_gone": {}, "refused": [], "blocked_by": [],
-                              "forced": False, "odoo_calls": 0, "seconds": 0.0}
+                              "forced": False, "odoo_calls": 0, "seconds": 0.0, "watermarks_back": []}
     rows = state.iter_manifest(run_id)
     if not rows:
         log.info("rollback of %s: nothing pending (never wrote anything, or already rolled back)", run_id)
+        _rewind(state, run_id, result, log)
         return _done(result, odoo, calls_before, started)
 
     by_model: dict[str, list[dict[str, Any]]] = {}
@@ -134,7 +136,20 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     for model, plan in plans.items():
         _undo(odoo, state, run_id, model, by_model[model], plan, result, log)
     result["status"] = "rolled_back"
+    _rewind(state, run_id, result, log)
     return _done(result, odoo, calls_before, started)
+
+
+def _rewind(state: MigrationStateHook, run_id: str, result: RollbackResult, log: Any) -> None:
+    """Move the watermarks the run moved back to where they were before it: what it read is no longer in Odoo
+    as it left it, so the next delta reads that span again (a watermark a later run moved is left alone: that
+    run is rolled back first, newest first)."""
+    back = state.rewind_watermarks(run_id)
+    result["watermarks_back"] = [{"source_object": b["source_object"], "from": b["from"], "to": b["to"]}
+                                 for b in back]
+    for b in back:
+        log.info("%s: watermark moved back from %s to %s (the next delta reads that span again)", b["source_object"],
+                 b["from"].isoformat(), b["to"].isoformat() if b["to"] else "none (no full run landed it)")
 
 
 class _Plan(NamedTuple):

@@ -147,7 +147,8 @@ WITH cw AS (
     ORDER BY 3, t.source_id
     ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
        SET field = EXCLUDED.field, reason = EXCLUDED.reason, record = EXCLUDED.record,
-           attempts = d.attempts + 1, updated_at = now(), resolved_at = NULL
+           attempts = d.attempts + 1, updated_at = now(), resolved_at = NULL, resolved_run_id = NULL,
+           resolution = NULL
     RETURNING 1
 ), done AS (
     SELECT COALESCE(t.source_object, %(obj)s) AS obj, t.source_id
@@ -162,7 +163,7 @@ WITH cw AS (
           FROM jsonb_to_recordset(%(dead)s::jsonb) AS t(source_object text, source_id text))
     RETURNING 1
 ), rs AS (
-    UPDATE {SCHEMA}.dead_letter SET resolved_at = now()
+    UPDATE {SCHEMA}.dead_letter SET resolved_at = now(), resolved_run_id = %(run)s, resolution = 'landed'
     WHERE pair = %(pair)s AND resolved_at IS NULL AND (source_object, source_id) IN (SELECT obj, source_id FROM done)
     RETURNING 1
 )
@@ -888,6 +889,123 @@ class MigrationStateHook(PostgresHook):
             self._execute(cur, f"SELECT * FROM {SCHEMA}.dead_letter WHERE {' AND '.join(where)} "
                                "ORDER BY source_object, source_id", args)
             return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    # --- dead letters: replay and resolution ----------------------------------------------------
+
+    def open_dead_letter_ids(self, pair: str, source_object: str, *, run_id: str | None = None) -> list[str]:
+        """The source ids of ``source_object`` (a crosswalk scope) with an open dead letter, in id order; with
+        ``run_id``, only those that run dead-lettered."""
+        def q(cur: Any) -> list[str]:
+            sql = (f"SELECT DISTINCT source_id FROM {SCHEMA}.dead_letter WHERE pair = %s AND source_object = %s "
+                   "AND resolved_at IS NULL")
+            args: list[Any] = [pair, source_object]
+            if run_id:
+                sql += " AND run_id = %s"
+                args.append(run_id)
+            self._execute(cur, sql + " ORDER BY source_id", args)
+            return [r[0] for r in cur.fetchall()]
+
+        return self.run_in_transaction(q)
+
+    def note_replayed(self, pair: str, source_object: str, source_ids: Collection[str], *, run_id: str) -> int:
+        """Record that run ``run_id`` replays the open dead letters of ``source_ids`` (``replayed_by``)."""
+        if not source_ids:
+            return 0
+
+        def q(cur: Any) -> int:
+            self._execute(cur, f"UPDATE {SCHEMA}.dead_letter SET replayed_by = %s WHERE pair = %s AND source_object = %s"
+                               " AND source_id = ANY(%s) AND resolved_at IS NULL",
+                          (run_id, pair, source_object, list(source_ids)))
+            return cur.rowcount
+
+        return self.run_in_transaction(q)
+
+    def resolve_dead_letters(self, pair: str, source_object: str, source_ids: Collection[str], *, run_id: str,
+                             resolution: str) -> int:
+        """Close the open dead letters of ``source_ids`` (e.g. ``gone from the source``); return how many."""
+        if not source_ids:
+            return 0
+
+        def q(cur: Any) -> int:
+            self._execute(cur, f"UPDATE {SCHEMA}.dead_letter SET resolved_at = now(), resolved_run_id = %s, "
+                               "resolution = %s WHERE pair = %s AND source_object = %s AND source_id = ANY(%s) "
+                               "AND resolved_at IS NULL",
+                          (run_id, resolution, pair, source_object, list(source_ids)))
+            return cur.rowcount
+
+        return self.run_in_transaction(q)
+
+    def dead_letter_tally(self, pair: str, *, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        """``{source object: {open, resolved, replayed}}``: distinct records with dead letters of the pair (of
+        ``run_id`` only, when given); ``replayed``: resolved by a replay or a later load."""
+        def q(cur: Any) -> dict[str, dict[str, int]]:
+            sql = (f"SELECT source_object, count(DISTINCT source_id) FILTER (WHERE resolved_at IS NULL), "
+                   "count(DISTINCT source_id) FILTER (WHERE resolved_at IS NOT NULL), "
+                   "count(DISTINCT source_id) FILTER (WHERE replayed_by IS NOT NULL) "
+                   f"FROM {SCHEMA}.dead_letter WHERE pair = %s")
+            args: list[Any] = [pair]
+            if run_id:
+                sql += " AND run_id = %s"
+                args.append(run_id)
+            self._execute(cur, sql + " GROUP BY source_object ORDER BY source_object", args)
+            return {o: {"open": a, "resolved": b, "replayed": c} for o, a, b, c in cur.fetchall()}
+
+        return self.run_in_transaction(q)
+
+    # --- completeness and conflicts -------------------------------------------------------------
+
+    def crosswalk_ids(self, pair: str, source_object: str, odoo_model: str) -> set[str]:
+        """The source ids the crosswalk binds to records of ``odoo_model`` (ids only)."""
+        def q(cur: Any) -> set[str]:
+            self._execute(cur, f"SELECT source_id FROM {SCHEMA}.crosswalk WHERE pair = %s AND source_object = %s "
+                               "AND odoo_model = %s", (pair, source_object, odoo_model))
+            return {r[0] for r in cur.fetchall()}
+
+        return self.run_in_transaction(q)
+
+    def conflicts(self, run_id: str, *, limit: int = 5000) -> list[dict[str, Any]]:
+        """The conflicts run ``run_id``'s loads met (a record edited in Odoo since the tool wrote it):
+        ``source_object, source_id, odoo_model, odoo_id, changes, message``; ``limit`` rows at most."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"SELECT source_object, source_id, odoo_model, odoo_id, changes, message "
+                               f"FROM {SCHEMA}.audit_log WHERE run_id = %s AND action = 'conflict' "
+                               "ORDER BY source_object, source_id, id LIMIT %s", (run_id, limit))
+            return [{**r, "changes": _as_obj(r["changes"])} for r in self._rows(cur)]
+
+        return self.run_in_transaction(q)
+
+    def rewind_watermarks(self, run_id: str) -> list[dict[str, Any]]:
+        """Run ``run_id`` is rolled back: each watermark it moved (still where its window put it) goes back to
+        where it was before the run (removed when it had none), so the next delta reads that span again; its
+        windows are no longer landed. Returns ``{pair, source_object, from, to}`` per watermark moved back."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"""
+                WITH back AS (
+                    SELECT r.pair, r.source_object, r.end_at, r.watermark,
+                           (SELECT o.run_id FROM {SCHEMA}.read_windows o WHERE o.pair = r.pair
+                              AND o.source_object = r.source_object AND o.end_at = r.watermark
+                              AND o.landed_at IS NOT NULL ORDER BY o.landed_at DESC LIMIT 1) AS before_run
+                    FROM {SCHEMA}.read_windows r
+                    JOIN {SCHEMA}.watermarks w ON w.pair = r.pair AND w.source_object = r.source_object
+                                              AND w.value = r.end_at
+                    WHERE r.run_id = %(run)s AND r.landed_at IS NOT NULL AND r.kind <> 'sample'
+                ), upd AS (
+                    UPDATE {SCHEMA}.watermarks w SET value = b.watermark, run_id = b.before_run, updated_at = now()
+                    FROM back b WHERE w.pair = b.pair AND w.source_object = b.source_object AND b.watermark IS NOT NULL
+                    RETURNING 1
+                ), del AS (
+                    DELETE FROM {SCHEMA}.watermarks w USING back b
+                    WHERE w.pair = b.pair AND w.source_object = b.source_object AND b.watermark IS NULL
+                    RETURNING 1
+                ), un AS (
+                    UPDATE {SCHEMA}.read_windows SET landed_at = NULL WHERE run_id = %(run)s RETURNING 1
+                )
+                SELECT pair, source_object, end_at AS "from", watermark AS "to",
+                       (SELECT count(*) FROM upd) + (SELECT count(*) FROM del) + (SELECT count(*) FROM un) AS n
+                FROM back ORDER BY pair, source_object""", {"run": run_id})
+            return [{k: v for k, v in r.items() if k != "n"} for r in self._rows(cur)]
 
         return self.run_in_transaction(q)
 

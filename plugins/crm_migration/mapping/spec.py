@@ -10,7 +10,7 @@ The file holds no code. Its shape (see ``include/pairs/apto_to_odoo.yaml`` for t
 
     pair: apto_to_odoo
     source: apto
-    settings: {fallback_user: admin, conflict_policy: report, on_missing_ref: error, ...}
+    settings: {fallback_user: admin, conflict_policy: source_wins, on_missing_ref: error, ...}
     lookups:  {owner: {model: res.users, match: email}, country: {...}, ...}
     x_fields: {res.partner: {x_apto_industry: {ttype: char, label: Industry}}, ...}
     custom_fields: {objects: {Account: res.partner}, type_map: {...}, overrides: {...}}
@@ -18,6 +18,7 @@ The file holds no code. Its shape (see ``include/pairs/apto_to_odoo.yaml`` for t
       Contact:
         stream: {kind: soql, fields: [Id, FirstName, ...], replication_key: SystemModstamp}
         target: {model: res.partner, key: "apto:Contact:{Id}"}
+        on_conflict: keep_odoo        # or source_wins (default: settings.conflict_policy)
         depends_on: [Account, User]
         fields:
           name:      {from: [FirstName, LastName], fn: join_name}
@@ -50,7 +51,10 @@ MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool_
 
 ON_MISSING = ("null", "error")
 ON_ERROR = ("error", "null")
-CONFLICT_POLICIES = ("report", "source_wins")
+#: what the load does with a record edited in Odoo since the tool wrote it: ``source_wins`` overwrites the edited
+#: fields with the source's values, ``keep_odoo`` keeps Odoo's (``report``: its older name); both report it
+CONFLICT_POLICIES = ("source_wins", "keep_odoo", "report")
+ON_CONFLICT = ("source_wins", "keep_odoo")
 EXTRA_COMPANY_MODES = ("child_contacts", "many2many")
 ACTIONS = ("load", "match", "none")
 _X_NAME_RE = re.compile(r"^x_[a-z0-9_]+$")
@@ -295,6 +299,7 @@ class ObjectSpec:
     enrich: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     custom_fields: bool = False
     on_missing: str = "error"
+    on_conflict: str | None = None      # None: settings.conflict_policy
     doc: str | None = None
 
     @property
@@ -354,7 +359,9 @@ class Settings:
     """Pair-wide choices.
 
     :param fallback_user: Odoo login of the user for records whose owner matches no Odoo user.
-    :param conflict_policy: ``report`` or ``source_wins`` (the loader's :class:`~crm_migration.engine.load.Target`).
+    :param conflict_policy: the default of each object's ``on_conflict``: ``source_wins`` (default) or ``keep_odoo``
+        (``report``, its older name, means the same): a record edited in Odoo since the tool wrote it is reported
+        with both values either way; ``source_wins`` overwrites the edited fields, ``keep_odoo`` leaves them.
     :param on_missing_ref: default for a ``ref`` to a record not (yet) migrated: ``error`` or ``null``.
     :param contact_extra_companies: ``child_contacts`` (one child partner per extra company) or ``many2many``.
     :param contact_own_address_type: the ``res.partner.type`` of a contact with its own address.
@@ -366,7 +373,7 @@ class Settings:
     """
 
     fallback_user: str = "admin"
-    conflict_policy: str = "report"
+    conflict_policy: str = "source_wins"
     on_missing_ref: str = "error"
     contact_extra_companies: str = "child_contacts"
     contact_own_address_type: str = "other"
@@ -567,7 +574,12 @@ class PairSpec:
         if obj.target.action != "load":
             raise SpecError(self.origin, f"{name} is not loaded into Odoo (action {obj.target.action})", obj=name)
         return {"pair": self.pair, "source": self.source, "source_object": obj.key_object, "model": obj.model,
-                "conflict_policy": self.settings.conflict_policy}
+                "conflict_policy": self.conflict_policy(name)}
+
+    def conflict_policy(self, name: str) -> str:
+        """Object ``name``'s conflict policy in the loader's words: ``source_wins`` or ``report`` (keep Odoo's)."""
+        policy = self.object(name).on_conflict or self.settings.conflict_policy
+        return "source_wins" if policy == "source_wins" else "report"
 
     #: the name of the chatter timeline (its batches are staged under this name)
     TIMELINE = "chatter"
@@ -651,7 +663,8 @@ _TOP_KEYS = frozenset({"pair", "source", "version", "description", "settings", "
 _TARGET_OVERRIDE_KEYS = frozenset({"doc", "x_fields", "objects"})
 _OBJ_OVERRIDE_KEYS = frozenset({"fields"})
 _OBJ_KEYS = frozenset({"source_object", "stream", "target", "depends_on", "fields", "conditions", "attach_to",
-                       "hierarchy", "id_prefix", "enrich", "custom_fields", "on_missing", "doc", "unknown_fields"})
+                       "hierarchy", "id_prefix", "enrich", "custom_fields", "on_missing", "on_conflict", "doc",
+                       "unknown_fields"})
 _FIELD_KEYS = frozenset({"from", "fn", "args", "ref", "lookup", "const", "default", "required", "on_missing",
                          "on_error", "when", "deferred", "fallback", "doc"})
 _TARGET_KEYS = frozenset({"model", "key", "action", "where", "context", "export", "match"})
@@ -772,7 +785,8 @@ def _settings(raw: Any, origin: str) -> Settings:
         known["on_missing_ref"] = "null"                                 # YAML null
     s = Settings(**known)
     if s.conflict_policy not in CONFLICT_POLICIES:
-        raise SpecError(origin, f"settings.conflict_policy must be one of {CONFLICT_POLICIES}")
+        raise SpecError(origin, f"settings.conflict_policy must be one of {ON_CONFLICT} (report: keep_odoo's older "
+                                f"name), not {s.conflict_policy!r}")
     if s.on_missing_ref not in ON_MISSING:
         raise SpecError(origin, f"settings.on_missing_ref must be one of {ON_MISSING}")
     if s.contact_extra_companies not in EXTRA_COMPANY_MODES:
@@ -1041,6 +1055,11 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
     on_missing = "null" if on_missing is None else on_missing         # YAML null
     if on_missing not in ON_MISSING:
         raise SpecError(where, f"on_missing must be one of {ON_MISSING}", obj=name)
+    on_conflict = raw.get("on_conflict")
+    if on_conflict is not None and on_conflict not in ON_CONFLICT:
+        raise SpecError(where, f"on_conflict must be one of {', '.join(ON_CONFLICT)} (what the load does with a "
+                               f"record edited in Odoo since the tool wrote it), not {on_conflict!r}",
+                        obj=name, field="on_conflict")
     id_prefix = raw.get("id_prefix")
     if id_prefix is not None and not re.fullmatch(r"[A-Za-z0-9]{3}", str(id_prefix)):
         raise SpecError(where, f"id_prefix {id_prefix!r} is a 3-character Salesforce key prefix", obj=name)
@@ -1049,7 +1068,8 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
         target=target, depends_on=tuple(str(d) for d in depends), fields=MappingProxyType(fields),
         conditions=MappingProxyType(conditions), attach=attach, hierarchy=hierarchy,
         id_prefix=str(id_prefix) if id_prefix is not None else None, enrich=_freeze(dict(raw.get("enrich") or {})),
-        custom_fields=bool(raw.get("custom_fields", False)), on_missing=on_missing, doc=raw.get("doc"))
+        custom_fields=bool(raw.get("custom_fields", False)), on_missing=on_missing, on_conflict=on_conflict,
+        doc=raw.get("doc"))
     _check_paths_read(obj, where)
     return obj
 

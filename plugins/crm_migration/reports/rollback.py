@@ -45,4 +45,12 @@ def write_rollback_report(result: Mapping[str, Any], *, pair: str, rollback_run_
              "a rollback, the link step). A later run still in force must be rolled back first (newest first); "
              "a field a person edited in Odoo refuses the rollback unless it is triggered again with force, "
              "which overwrites those edits.")
+    back = result.get("watermarks_back") or []
+    if back:
+        report.summary.append(f"{len(back)} watermark(s) moved back to where they were before the run: the next "
+                              "delta reads that span again.")
+    report.add("Watermarks moved back", [
+        {"object": b["source_object"], "from": cell(b["from"]), "back to": cell(b["to"]) or "none (a full run sets it)"}
+        for b in back], note="A watermark the run moved goes back to its value before the run, so the next delta "
+                             "reads again what the run had read (overlapping reads are harmless).")
     return report.write(root)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from crm_migration.hooks.link_app import LinkAppError, LinkAppHook
@@ -133,11 +133,7 @@ class LinkAppSource:
             live += 1
             yield record
         deleted = 0
-        if deleted_since is not None and deleted_since < datetime.now(UTC) - DELETIONS_KEPT:
-            log.warning("Link app %s (%s): the window starts %s, more than %d days ago; Link app lists deletions "
-                        "for %d days only, so records deleted before %s are not seen and stay active in Odoo",
-                        resource, obj.name, deleted_since.isoformat(), DELETIONS_KEPT.days, DELETIONS_KEPT.days,
-                        (datetime.now(UTC) - DELETIONS_KEPT).isoformat(timespec="seconds"))
+        # a start older than DELETIONS_KEPT is warned about once, by the read window (engine.windows, its report)
         if deleted_since is not None:
             for d in self.hook.iter_deleted(since=deleted_since):
                 if d.get("resource") != resource or not deleted_since <= _ts(str(d["deleted_at"])) < end:

@@ -240,6 +240,49 @@ def test_read_windows_are_fixed_by_the_first_attempt_and_move_each_watermark_onc
     assert any("Deal has no watermark" in w for w in stale["warnings"])
 
 
+def test_rolling_back_runs_newest_first_moves_their_watermarks_back(hook):
+    """A rolled-back run's watermarks go back to where they were before it (none: removed), so the next delta
+    reads that span again; a watermark a later run moved is not touched; a sample or a run that never landed
+    moves nothing."""
+    from crm_migration.engine import windows
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    full = windows.open_window(hook, object(), pair="rw", name="Contact", run_id="full", kind="full")
+    windows.open_window(hook, object(), pair="rw", name="Deal", run_id="full", kind="full")
+    windows.land(hook, pair="rw", run_id="full", names=["Contact", "Deal"])
+    d1 = windows.open_window(hook, object(), pair="rw", name="Contact", run_id="d1", kind="delta",
+                             interval_start=t0, interval_end=full["end"] + timedelta(minutes=15))
+    windows.land(hook, pair="rw", run_id="d1", names=["Contact"])
+    windows.open_window(hook, object(), pair="rw", name="Contact", run_id="never", kind="delta",
+                        interval_start=t0, interval_end=full["end"] + timedelta(hours=1))
+    assert hook.rewind_watermarks("never") == []
+    (back,) = hook.rewind_watermarks("d1")
+    assert (back["source_object"], back["from"], back["to"]) == ("Contact", d1["end"], full["end"])
+    assert hook.watermarks("rw")["Contact"]["run_id"] == "full"
+    assert hook.rewind_watermarks("d1") == []                          # once
+    assert {r["source_object"]: r["to"] for r in hook.rewind_watermarks("full")} == {"Contact": None, "Deal": None}
+    assert hook.watermarks("rw") == {}
+    assert not [w for w in hook.read_windows("full", "rw") if w["landed_at"]]
+
+
+def test_dead_letters_resolve_when_their_record_lands_or_is_gone_from_the_source(hook):
+    dl = [{"source_id": s, "field": "email", "reason": "refused", "record": {"Id": s}} for s in ("a", "b", "c")]
+    hook.record_batch(run_id="r1", pair="dl", source_object="Contact", odoo_model="res.partner", dead_letters=dl)
+    assert hook.open_dead_letter_ids("dl", "Contact") == ["a", "b", "c"]
+    assert hook.open_dead_letter_ids("dl", "Contact", run_id="r0") == []
+    assert hook.note_replayed("dl", "Contact", ["a", "b", "c"], run_id="replay") == 3
+    hook.record_batch(run_id="replay", pair="dl", source_object="Contact", odoo_model="res.partner",
+                      links=[{"source_id": "a", "odoo_id": 7, "written": {"name": "A"}}])
+    assert hook.resolve_dead_letters("dl", "Contact", ["c"], run_id="replay", resolution="gone from the source") == 1
+    rows = {d["source_id"]: d for d in hook.dead_letters(pair="dl", unresolved_only=False)}
+    assert (rows["a"]["resolution"], rows["a"]["resolved_run_id"]) == ("landed", "replay")
+    assert (rows["c"]["resolution"], rows["b"]["resolved_at"]) == ("gone from the source", None)
+    assert hook.dead_letter_tally("dl") == {"Contact": {"open": 1, "resolved": 2, "replayed": 3}}
+    # refused again: open again
+    hook.record_batch(run_id="r1", pair="dl", source_object="Contact", odoo_model="res.partner", dead_letters=dl[:1])
+    assert hook.open_dead_letter_ids("dl", "Contact") == ["a", "b"]
+
+
 def test_a_later_read_that_wrote_a_record_makes_an_earlier_runs_staged_version_stale(hook):
     from crm_migration.engine import windows
 

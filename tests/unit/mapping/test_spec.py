@@ -144,8 +144,23 @@ def test_the_chatter_timeline_is_every_message_object(pair, raw):
 
 def test_settings(pair):
     s = pair.settings
-    assert s.fallback_user == "admin" and s.conflict_policy == "report"
+    assert s.fallback_user == "admin" and s.conflict_policy == "keep_odoo"
     assert s.contact_extra_companies == "child_contacts" and s.contact_own_address_type == "other"
+
+
+def test_conflict_policy_per_object_over_the_pairs_default(raw):
+    """``on_conflict`` per object (source_wins | keep_odoo) over ``settings.conflict_policy`` (default
+    source_wins); the loader gets ``source_wins`` or ``report`` (keep Odoo's), ``report`` still read as keep_odoo."""
+    spec = parse_pair(_edit(_edit(raw, "objects/Contact/on_conflict", "source_wins"), "settings/conflict_policy",
+                            "keep_odoo"))
+    assert spec.target_kwargs("Contact")["conflict_policy"] == "source_wins"
+    assert spec.target_kwargs("Account")["conflict_policy"] == "report"
+    default = parse_pair(_edit(raw, "settings/conflict_policy", _DELETE))
+    assert default.settings.conflict_policy == "source_wins"
+    assert {default.conflict_policy(o.name) for o in default.loadable()} == {"source_wins"}
+    kept = parse_pair(_edit(_edit(raw, "objects/Account/on_conflict", "keep_odoo"), "settings/conflict_policy",
+                            "report"))
+    assert kept.conflict_policy("Account") == kept.conflict_policy("Contact") == "report"
 
 
 def test_deferred_fields_for_the_traps(pair):
@@ -258,7 +273,9 @@ _DELETE = object()
     ("objects/Event/fields/partner_ids/from", ["WhoId"], r"field partner_ids: a list of refs takes one from path per"),
     ("objects/Task/attach_to/objects", ["Opportunity", "Nope"], r"object Task, field attach_to: unknown attach_to object 'Nope'"),
     ("objects/Automation/target/export", _DELETE, r"object Automation, field target: target none needs export"),
-    ("settings/conflict_policy", "merge", r"settings.conflict_policy must be one of"),
+    ("settings/conflict_policy", "merge", r"settings.conflict_policy must be one of \('source_wins', 'keep_odoo'\)"),
+    ("objects/Contact/on_conflict", "odoo_wins",
+     r"object Contact, field on_conflict: on_conflict must be one of source_wins, keep_odoo .* not 'odoo_wins'"),
     ("settings/fallback_usr", "admin", r"unknown setting\(s\) \['fallback_usr'\]"),
     ("settings/contact_extra_companies", "tags", r"settings.contact_extra_companies must be one of"),
     ("x_fields/crm.lead/x_apto_priority", {"ttype": "varchar"}, r"x_fields.crm.lead.x_apto_priority: ttype 'varchar'"),
