@@ -19,7 +19,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from crm_migration.mapping.spec import load_pair
 from crm_migration.operators import tasks
-from crm_migration.operators.approval import MigrationApprovalOperator
+from crm_migration.operators.approval import MigrationApprovalOperator, approval_kwargs
 
 OWNER = "crm-migration"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -43,10 +43,10 @@ def _doc(pair: str, kind: str, text: str) -> str:
     return f"### {pair}_{kind}\n\n{text}\n\nBuilt from `include/pairs/{pair}.yaml` by `crm_migration.dag_factory`."
 
 
-def _approved_by() -> Param:
+def _approved_by(what: str = "confirms the mapping in force and approves this run") -> Param:
     return Param(None, type=["null", "string"], title="Approved by",
-                 description="A person's name: confirms the mapping in force and approves this run without "
-                             "waiting at the approval task (recorded like a person's approval).")
+                 description=f"A person's name: {what} without waiting at the approval step (for scripted runs; "
+                             "recorded in the state DB like a person's approval, as given by this Param).")
 
 
 def build_pair_dags(pair: str) -> dict[str, DAG]:
@@ -54,16 +54,30 @@ def build_pair_dags(pair: str) -> dict[str, DAG]:
     spec = load_pair(pair)
     pool = tasks.source_pool(spec.source)
     tags = ["crm-migration", pair, spec.source, "odoo"]
-    return {d.dag_id: d for d in (_plan(pair, tags, pool), _migrate(pair, spec, tags, pool),
-                                  _delta(pair, spec, tags, pool), _rollback(pair, tags))}
+    return {d.dag_id: d for d in (_plan(pair, spec, tags, pool), _migrate(pair, spec, tags, pool),
+                                  _delta(pair, spec, tags, pool), _rollback(pair, spec, tags))}
 
 
-def _plan(pair: str, tags: list[str], pool: str) -> DAG:
+def _plan(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+    params = {"approved_by": _approved_by("confirms the mapping in force")}
     with DAG(dag_id=f"{pair}_plan", schedule=None, start_date=START, catchup=False, max_active_runs=1,
-             tags=[*tags, "plan"], default_args=DEFAULT_ARGS,
+             tags=[*tags, "plan"], default_args=DEFAULT_ARGS, params=params,
              doc_md=_doc(pair, "plan", "Inventory of the source and the target, owner resolution, schema plan, "
-                         "cycles and bad data, and the automation export. Writes an HTML report and CSVs.")) as dag:
-        PythonOperator(task_id="plan", python_callable=tasks.plan, op_kwargs={"pair": pair}, pool=pool)
+                         "cycles and bad data, and the automation export. Writes an HTML report and CSVs, then "
+                         "waits at `confirm_mapping`: approve the mapping in force (or edit the YAML, then "
+                         f"approve); `{pair}_migrate` refuses to start on a mapping nobody confirmed.")) as dag:
+        plan = PythonOperator(task_id="plan", python_callable=tasks.plan, op_kwargs={"pair": pair}, pool=pool)
+        confirm = MigrationApprovalOperator(
+            task_id="confirm_mapping", pair=pair, what="mapping", **approval_kwargs(spec, "mapping"),
+            subject="{{ dag.dag_id }}: confirm the mapping in force",
+            body="The plan of run {{ run_id }} is written. Approve to confirm the mapping in force, or edit the "
+                 "YAML and approve: records move only with a confirmed mapping.",
+            report="{{ (ti.xcom_pull(task_ids='plan') or {}).get('report') or '' }}",
+            checks=["Blocking problems first (fields the target lacks), then the owners going to the fallback user.",
+                    "Each object's field map and the custom fields to create (the proposal and its diff against "
+                    "the mapping in force, where the plan shows one).",
+                    "Values outside a picklist's options and the records flagged as bad data."])
+        plan >> confirm
     return dag
 
 
@@ -139,11 +153,13 @@ def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
         start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
                                op_kwargs={"pair": pair, "kind": "migrate"})
         approve = MigrationApprovalOperator(
-            task_id="approve", what="{{ 'mapping' if params.mode == 'sample' else 'sample diff' }}",
-            subject="{{ dag.dag_id }}: approve the {{ 'mapping' if params.mode == 'sample' else "
-                    "'field-level diff of the sample' }} for a {{ params.mode }} run",
-            body="Run {{ run_id }} ({{ params.mode }}) waits for approval. Check the plan report (sample runs) "
-                 "or the sample's field-level diff report (full runs) before approving.")
+            task_id="approve", pair=pair, what="full_run", modes=("full",), **approval_kwargs(spec, "full_run"),
+            subject="{{ dag.dag_id }}: approve the full run",
+            body="Run {{ run_id }} (full) waits for approval before it writes every record of the pair to Odoo.",
+            report="{{ (ti.xcom_pull(task_ids='start_run') or {}).get('sample_report') or '' }}",
+            checks=["The sample's field-level diff (the report): every field holds what the source has.",
+                    "{{ (ti.xcom_pull(task_ids='start_run') or {}).get('sample_note') or '' }}",
+                    "{{ (ti.xcom_pull(task_ids='start_run') or {}).get('changes_note') or '' }}"])
         schema = PythonOperator(task_id="prepare_schema", python_callable=tasks.prepare_schema,
                                 op_kwargs={"pair": pair}, pool="odoo_api")
         start >> approve >> schema
@@ -153,9 +169,19 @@ def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
                                op_kwargs={"pair": pair, "kind": "migrate"}, trigger_rule=NONE_FAILED)
         verify = PythonOperator(task_id="verify", python_callable=tasks.verify, op_kwargs={"pair": pair},
                                 pool="odoo_api", trigger_rule=NONE_FAILED)
+        approve_diff = MigrationApprovalOperator(
+            task_id="approve_diff", pair=pair, what="sample_diff", modes=("sample",),
+            **approval_kwargs(spec, "sample_diff"),
+            subject="{{ dag.dag_id }}: approve the sample's field-level diff",
+            body="Sample run {{ run_id }} has landed and compared every field with what Odoo holds. Approve its "
+                 "diff: a full run of this mapping needs it.",
+            report="{{ (ti.xcom_pull(task_ids='verify') or {}).get('report') or '' }}",
+            checks=["The headline: fields compared and fields that differ (0 expected).",
+                    "Each differing field and record not landed, with its reason; the flagged values.",
+                    "Reject if a field is wrong: fix the mapping, confirm it at the plan, sample again."])
         for t in tails:
             t >> marks
-        marks >> verify
+        marks >> verify >> approve_diff
     return dag
 
 
@@ -196,7 +222,7 @@ def _delta(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
     return dag
 
 
-def _rollback(pair: str, tags: list[str]) -> DAG:
+def _rollback(pair: str, spec: Any, tags: list[str]) -> DAG:
     params = {
         "run_id": Param("", type="string", minLength=1, title="Run to roll back",
                         description="The Airflow run id of the _migrate or _delta run to undo."),
@@ -211,10 +237,14 @@ def _rollback(pair: str, tags: list[str]) -> DAG:
         start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
                                op_kwargs={"pair": pair, "kind": "rollback"})
         approve = MigrationApprovalOperator(
-            task_id="approve", what="rollback",
+            task_id="approve", pair=pair, what="rollback", **approval_kwargs(spec, "rollback"),
             subject="{{ dag.dag_id }}: approve the rollback of {{ params.run_id }}",
             body="Everything run {{ params.run_id }} created in Odoo will be deleted and what it changed "
-                 "written back.{{ ' Edits made in Odoo since then will be overwritten (force).' if params.force else '' }}")
+                 "written back.{{ ' Edits made in Odoo since then will be overwritten (force).' if params.force else '' }}",
+            report="{{ (ti.xcom_pull(task_ids='start_run') or {}).get('target_report') or '' }}",
+            checks=["What the run did, per object (the report: its audit summary): all of it is undone.",
+                    "{{ (ti.xcom_pull(task_ids='start_run') or {}).get('undo') or '' }}",
+                    "A later run that changed the same records must be rolled back first (the rollback refuses)."])
         undo = PythonOperator(task_id="rollback", python_callable=tasks.rollback, op_kwargs={"pair": pair},
                               pool="odoo_api")
         start >> approve >> undo

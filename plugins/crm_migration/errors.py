@@ -14,6 +14,11 @@ class ConfigurationError(CrmMigrationError):
     """A connection, Param, Variable or mapping file is missing or invalid."""
 
 
+class ApprovalRequired(ConfigurationError):
+    """A run may not start: the mapping in force is not confirmed, or a full run has no approved sample diff.
+    The message says which step (or Param) gives what is missing."""
+
+
 class StateDBError(CrmMigrationError):
     """The state database refused an operation or its schema is not as expected."""
 

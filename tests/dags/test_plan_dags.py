@@ -17,14 +17,23 @@ WATCHED = ("res.partner", "res.users", "crm.team", "crm.stage", "crm.lost.reason
 
 
 @pytest.fixture(scope="module")
-def world(make_odoo_target, tmp_path_factory):
+def world(make_odoo_target, tmp_path_factory, private_pg):
+    import psycopg2
+
     from crm_sandbox.apto.server import serve as serve_apto
     from crm_sandbox.link_app.server import serve as serve_link
 
     odoo, close = make_odoo_target("sandbox", "t_plan_dags")
     apto, link = serve_apto(port=0, scale=1, seed=7), serve_link(port=0, scale=1, seed=7)
     reports = tmp_path_factory.mktemp("reports")
-    env = {"AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url)),
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS "plandags" WITH (FORCE)')
+        cur.execute('CREATE DATABASE "plandags"')
+    admin.close()
+    env = {"AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
+               f'"schema": "{private_pg.database}"', '"schema": "plandags"'),"AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url)),
            "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(link.state.airflow_conn(link.url)),
            "AIRFLOW_CONN_ODOO_DEFAULT": odoo.conn_json(), "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(reports)}
     saved = {k: os.environ.get(k) for k in env}
@@ -35,7 +44,9 @@ def world(make_odoo_target, tmp_path_factory):
     db.resetdb()
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    yield {"bag": bag, "reports": reports, "rpc": odoo.rpc(),
+    from crm_migration.hooks.state import MigrationStateHook
+
+    yield {"bag": bag, "reports": reports, "rpc": odoo.rpc(), "state": MigrationStateHook(),
            "sources": {"apto_to_odoo": apto.state, "link_app_to_odoo": link.state}}
     apto.stop()
     link.stop()
@@ -52,12 +63,15 @@ def _odoo_state(rpc) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("pair", ["apto_to_odoo", "link_app_to_odoo"])
-def test_plan_dag_writes_the_report_and_nothing_to_odoo(world, pair):
+def test_plan_dag_writes_the_report_and_nothing_to_odoo_then_the_mapping_is_confirmed(world, pair):
+    from crm_migration.mapping.spec import read_pair_file
+
     before = _odoo_state(world["rpc"])
     world["sources"][pair].reset_stats()
-    dr = world["bag"].dags[f"{pair}_plan"].test()
-    (ti,) = dr.get_task_instances()
-    assert str(getattr(dr.state, "value", dr.state)) == "success", str(ti.state)
+    dr = world["bag"].dags[f"{pair}_plan"].test(run_conf={"approved_by": "Grace (scripted)"})
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
+    assert str(getattr(dr.state, "value", dr.state)) == "success", states
+    assert states == {"plan": "success", "confirm_mapping": "success"}
     (html,) = (world["reports"] / pair).glob("*/plan.html")          # the run's report folder (run id made safe)
     folder = html.parent
     text = (folder / "plan.html").read_text(encoding="utf-8")
@@ -68,3 +82,11 @@ def test_plan_dag_writes_the_report_and_nothing_to_odoo(world, pair):
     assert len(plan["source_requests"]) == world["sources"][pair].get_stats()["total"]
     assert (folder / "automation_reference.json").exists()
     assert _odoo_state(world["rpc"]) == before
+    # the confirm step, answered headlessly: the mapping in force is confirmed, with a snapshot of it, and the
+    # step pointed at the plan report
+    mf = read_pair_file(pair)
+    conf = world["state"].mapping_confirmation(pair, mf.sha256)
+    assert (conf["confirmed_by"], conf["how"], conf["run_id"]) == ("Grace (scripted)", "approved_by", dr.run_id)
+    assert conf["mapping_text"] == mf.text and conf["report"] == html.as_uri()
+    (decision,) = world["state"].approvals(dr.run_id)
+    assert (decision["what"], decision["decision"], decision["task_id"]) == ("mapping", "approved", "confirm_mapping")

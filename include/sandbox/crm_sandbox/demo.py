@@ -199,18 +199,18 @@ def _demo_pair(runs: Runs, key: str, source: object, base: Path, w0: datetime, w
     """plan -> sample (pre-approved) -> full -> a change in the source -> one delta window, for one pair."""
     pair, label = PAIRS[key]
     say(f"\n==== {pair}: {label} -> Odoo ====")
-    say("\n1/5 Plan: inventory, owners, schema plan, cycles, automation export")
-    runs.test(f"{pair}_plan")
+    say("\n1/5 Plan: inventory, owners, schema plan, cycles, automation export; the mapping confirmed by 'demo'")
+    runs.test(f"{pair}_plan", conf={"approved_by": "demo"})
     say(f"    report: {_latest(base / 'reports' / pair, 'plan.html')}")
 
-    say("\n2/5 Sample migration (pre-approved by 'demo'), with a field-level diff")
+    say("\n2/5 Sample migration, with a field-level diff (its approval: 'demo')")
     sample = runs.test(f"{pair}_migrate", conf={"mode": "sample", "sample_size": 20, "approved_by": "demo"})
     stats = runs.stats(sample)
     say(f"    {stats.get('fields_compared', 0)} fields compared, {stats.get('fields_differ', 0)} differ, "
         f"{stats.get('records_not_landed', 0)} records did not land (dead letters, with the reason)")
     say(f"    report: {stats.get('report')}")
 
-    say("\n3/5 Full migration (upserts over the sample: no second copy)")
+    say("\n3/5 Full migration of the approved sample's mapping (upserts over the sample: no second copy)")
     full = runs.test(f"{pair}_migrate", conf={"mode": "full", "approved_by": "demo"})
     say(f"    reconciliation report: {runs.stats(full).get('report')}")
 

@@ -366,16 +366,20 @@ class MigrationStateHook(PostgresHook):
     # --- runs -----------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, *, pair: str, dag_id: str, kind: str, mode: str | None = None,
-                  params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Register a run (idempotent: a retried task finds the row it wrote before)."""
+                  params: Mapping[str, Any] | None = None, mapping_sha256: str | None = None) -> dict[str, Any]:
+        """Register a run (idempotent: a retried task finds the row it wrote before).
+
+        :param mapping_sha256: the sha256 of the mapping file the run runs with (kept from the first attempt).
+        """
         def q(cur: Any) -> dict[str, Any]:
             self._execute(cur, f"""
-                INSERT INTO {SCHEMA}.runs (run_id, pair, dag_id, kind, mode, params)
-                VALUES (%s, %s, %s, %s, %s, %s::jsonb)
+                INSERT INTO {SCHEMA}.runs (run_id, pair, dag_id, kind, mode, params, mapping_sha256)
+                VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)
                 ON CONFLICT (run_id) DO UPDATE SET status = CASE WHEN {SCHEMA}.runs.status = 'running'
-                    THEN 'running' ELSE {SCHEMA}.runs.status END
-                RETURNING run_id, pair, dag_id, kind, mode, params, status, approved_by, started_at""",
-                (run_id, pair, dag_id, kind, mode, json.dumps(dict(params or {}), default=str)))
+                    THEN 'running' ELSE {SCHEMA}.runs.status END,
+                    mapping_sha256 = COALESCE({SCHEMA}.runs.mapping_sha256, EXCLUDED.mapping_sha256)
+                RETURNING run_id, pair, dag_id, kind, mode, params, status, approved_by, started_at, mapping_sha256""",
+                (run_id, pair, dag_id, kind, mode, json.dumps(dict(params or {}), default=str), mapping_sha256))
             return self._row(cur)
 
         return self.run_in_transaction(q)
@@ -388,6 +392,108 @@ class MigrationStateHook(PostgresHook):
                 raise StateDBError(f"run {run_id!r} is not registered in the state DB")
 
         self.run_in_transaction(q)
+
+    # --- approvals and the confirmation of the mapping in force -------------------------------------
+
+    def record_approval(self, *, run_id: str, pair: str, what: str, decision: str, decided_by: str, how: str,
+                        task_id: str | None = None, decided_by_id: str | None = None, report: str | None = None,
+                        mapping_sha256: str | None = None) -> dict[str, Any]:
+        """Record one decision at an approval step (``how``: ``person`` or ``approved_by``), in one statement; an
+        approval also becomes the run's ``approved_by`` (``<who> (<what>)``) when the run is registered."""
+        def q(cur: Any) -> dict[str, Any]:
+            self._execute(cur, f"""
+                WITH a AS (
+                    INSERT INTO {SCHEMA}.approvals (run_id, pair, task_id, what, decision, decided_by, decided_by_id,
+                                                    how, report, mapping_sha256)
+                    VALUES (%(run)s, %(pair)s, %(task)s, %(what)s, %(decision)s, %(by)s, %(by_id)s, %(how)s,
+                            %(report)s, %(sha)s)
+                    RETURNING *
+                ), r AS (
+                    UPDATE {SCHEMA}.runs SET approved_by = %(by)s || ' (' || %(what)s || ')', approved_at = now()
+                    WHERE run_id = %(run)s AND %(decision)s = 'approved'
+                    RETURNING 1
+                )
+                SELECT a.*, (SELECT count(*) FROM r) AS run_updated FROM a""",
+                {"run": run_id, "pair": pair, "task": task_id, "what": what, "decision": decision, "by": decided_by,
+                 "by_id": decided_by_id, "how": how, "report": report, "sha": mapping_sha256})
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    def approvals(self, run_id: str) -> list[dict[str, Any]]:
+        """The decisions taken at the run's approval steps, oldest first."""
+        def q(cur: Any) -> list[dict[str, Any]]:
+            self._execute(cur, f"SELECT * FROM {SCHEMA}.approvals WHERE run_id = %s ORDER BY decided_at, id",
+                          (run_id,))
+            return self._rows(cur)
+
+        return self.run_in_transaction(q)
+
+    def confirm_mapping(self, *, pair: str, mapping_sha256: str, mapping_file: str, mapping_text: str,
+                        confirmed_by: str, how: str, confirmed_by_id: str | None = None, run_id: str | None = None,
+                        report: str | None = None) -> dict[str, Any]:
+        """Record that ``confirmed_by`` confirmed the mapping file whose bytes hash to ``mapping_sha256`` (with a
+        snapshot of it); ``how``: ``person`` (the plan's confirm step) or ``approved_by`` (a scripted run)."""
+        def q(cur: Any) -> dict[str, Any]:
+            self._execute(cur, f"""
+                INSERT INTO {SCHEMA}.mapping_confirmations (pair, mapping_sha256, mapping_file, mapping_text,
+                                                            confirmed_by, confirmed_by_id, how, run_id, report)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *""",
+                (pair, mapping_sha256, mapping_file, mapping_text, confirmed_by, confirmed_by_id, how, run_id,
+                 report))
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    def mapping_confirmation(self, pair: str, mapping_sha256: str) -> dict[str, Any] | None:
+        """The latest confirmation of that mapping (who, when, how, snapshot), or None."""
+        def q(cur: Any) -> dict[str, Any] | None:
+            self._execute(cur, f"SELECT * FROM {SCHEMA}.mapping_confirmations WHERE pair = %s AND mapping_sha256 = %s "
+                               "ORDER BY confirmed_at DESC, id DESC LIMIT 1", (pair, mapping_sha256))
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    def approved_sample(self, pair: str, mapping_sha256: str) -> dict[str, Any] | None:
+        """The latest sample run of ``pair`` that ran with that mapping and whose diff was approved: ``run_id``,
+        ``report`` (its diff report), ``decided_by``, ``how``, ``decided_at``; or None."""
+        def q(cur: Any) -> dict[str, Any] | None:
+            self._execute(cur, f"""
+                SELECT r.run_id, r.stats->>'report' AS report, a.decided_by, a.how, a.decided_at
+                FROM {SCHEMA}.runs r JOIN {SCHEMA}.approvals a
+                  ON a.run_id = r.run_id AND a.what = 'sample_diff' AND a.decision = 'approved'
+                WHERE r.pair = %s AND r.kind = 'migrate' AND r.mode = 'sample' AND r.mapping_sha256 = %s
+                ORDER BY r.started_at DESC, a.decided_at DESC LIMIT 1""", (pair, mapping_sha256))
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    def previous_run_mapping(self, pair: str, run_id: str) -> dict[str, Any] | None:
+        """The migrate run of ``pair`` before ``run_id`` (the latest other one that recorded its mapping) with its
+        mapping's confirmed snapshot: ``run_id``, ``mode``, ``mapping_sha256``, ``mapping_text`` (None when that
+        mapping was never confirmed); or None."""
+        def q(cur: Any) -> dict[str, Any] | None:
+            self._execute(cur, f"""
+                SELECT r.run_id, r.mode, r.mapping_sha256,
+                       (SELECT c.mapping_text FROM {SCHEMA}.mapping_confirmations c
+                        WHERE c.pair = r.pair AND c.mapping_sha256 = r.mapping_sha256
+                        ORDER BY c.confirmed_at DESC LIMIT 1) AS mapping_text
+                FROM {SCHEMA}.runs r
+                WHERE r.pair = %(pair)s AND r.kind = 'migrate' AND r.run_id <> %(run)s AND r.mapping_sha256 IS NOT NULL
+                  AND r.started_at <= COALESCE((SELECT started_at FROM {SCHEMA}.runs WHERE run_id = %(run)s), now())
+                ORDER BY r.started_at DESC LIMIT 1""", {"pair": pair, "run": run_id})
+            return self._row(cur)
+
+        return self.run_in_transaction(q)
+
+    def manifest_counts(self, run_id: str) -> dict[str, int]:
+        """``{action: records}`` of the run's manifest rows not rolled back yet (what its rollback would undo)."""
+        def q(cur: Any) -> dict[str, int]:
+            self._execute(cur, f"SELECT action, count(*) FROM {SCHEMA}.rollback_manifest WHERE run_id = %s "
+                               "AND rolled_back_at IS NULL GROUP BY action", (run_id,))
+            return {a: int(n) for a, n in cur.fetchall()}
+
+        return self.run_in_transaction(q)
 
     def finish_run(self, run_id: str, *, status: str, stats: Mapping[str, Any] | None = None) -> None:
         def q(cur: Any) -> None:
@@ -1023,7 +1129,7 @@ class MigrationStateHook(PostgresHook):
     def count(self, table: str, **where: Any) -> int:
         """Count rows of a state table matching equality filters (for reports and tests)."""
         if table not in {"runs", "crosswalk", "watermarks", "staging", "audit_log", "rollback_manifest",
-                         "dead_letter", "pending", "read_windows"}:
+                         "dead_letter", "pending", "read_windows", "approvals", "mapping_confirmations"}:
             raise StateDBError(f"unknown state table {table!r}")
         cols = list(where)
 

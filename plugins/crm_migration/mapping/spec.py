@@ -43,8 +43,8 @@ from crm_migration.mapping import transforms as T
 
 __all__ = [
     "AttachSpec", "ConditionSpec", "CustomField", "CustomFieldRules", "FieldSpec", "FnStep", "HierarchySpec",
-    "LookupSpec", "ObjectSpec", "PairSpec", "Settings", "SpecError", "TargetSpec", "expand_namespace",
-    "get_path", "load_pair", "parse_pair",
+    "ApprovalStep", "Approvals", "LookupSpec", "MappingFile", "ObjectSpec", "PairSpec", "Settings", "SpecError",
+    "TargetSpec", "expand_namespace", "get_path", "load_pair", "parse_pair", "read_pair_file",
 ]
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
@@ -382,6 +382,49 @@ class Settings:
     max_dead_letter_share: float = 0.01
 
 
+
+#: the approval steps a pair file's ``approvals.steps`` may configure
+APPROVAL_STEPS = ("mapping", "sample_diff", "full_run", "rollback")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalStep:
+    """Who may answer an approval step, and who is told it waits.
+
+    :param assigned_users: Airflow users who may respond (``{"id": ..., "name": ...}``: the id is the login of
+        Airflow's simple auth manager, the user id of FAB's); empty: anyone allowed to act on the DAG.
+    :param notifiers: notifiers called when the step starts waiting: ``{"class": "<module>.<Class>", **kwargs}``
+        (any Airflow ``BaseNotifier``, e.g. ``airflow.providers.smtp.notifications.smtp.SmtpNotifier``).
+    """
+
+    assigned_users: tuple[Mapping[str, str], ...] = ()
+    notifiers: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approvals:
+    """The pair file's ``approvals:`` section: defaults for every step, and per-step overrides
+    (``steps: {mapping | sample_diff | full_run | rollback: {assigned_users, notifiers}}``: a key given there
+    replaces the default's)."""
+
+    default: ApprovalStep = field(default_factory=ApprovalStep)
+    steps: Mapping[str, ApprovalStep] = field(default_factory=lambda: MappingProxyType({}))
+
+    def step(self, what: str) -> ApprovalStep:
+        return self.steps.get(what) or self.default
+
+
+@dataclass(frozen=True)
+class MappingFile:
+    """A mapping file as read: where from, its text, and the sha256 of its bytes (what a confirmation names)."""
+
+    origin: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
 SF_TYPE_MAP = {
     "string": "char", "textarea": "text", "picklist": "char", "multipicklist": "char", "combobox": "char",
     "double": "float", "currency": "float", "percent": "float", "int": "integer", "long": "float",
@@ -543,6 +586,7 @@ class PairSpec:
     raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
     #: the target's major version whose ``targets:`` overrides are applied (None: not resolved yet; 0: unknown)
     target_version: int | None = None
+    approvals: Approvals = field(default_factory=Approvals)
 
     def order(self) -> list[str]:
         """The object names, dependencies first (ties in file order)."""
@@ -658,7 +702,7 @@ class PairSpec:
 # ---- parsing -------------------------------------------------------------------------------------------
 
 _TOP_KEYS = frozenset({"pair", "source", "version", "description", "settings", "lookups", "x_fields",
-                       "custom_fields", "objects", "targets"})
+                       "custom_fields", "objects", "targets", "approvals"})
 #: what a ``targets.<version>`` override may change
 _TARGET_OVERRIDE_KEYS = frozenset({"doc", "x_fields", "objects"})
 _OBJ_OVERRIDE_KEYS = frozenset({"fields"})
@@ -673,24 +717,29 @@ _SETTINGS_KEYS = frozenset({"fallback_user", "conflict_policy", "on_missing_ref"
                             "max_dead_letter_share"})
 
 
-def load_pair(name_or_path: str | Path) -> PairSpec:
-    """Read and validate a pair file: a pair name (``apto_to_odoo``) or a path to a YAML file."""
+def read_pair_file(name_or_path: str | Path) -> MappingFile:
+    """The mapping file of a pair name (``apto_to_odoo``: ``crm_migration/pairs/<pair>.yaml``) or a path, as read
+    now: the one place that finds a pair's file (:func:`load_pair` parses it; a confirmation hashes it)."""
     text_path = str(name_or_path)
     if isinstance(name_or_path, Path) or text_path.endswith((".yaml", ".yml")) or "/" in text_path:
         path = Path(text_path)
         if not path.is_file():
             raise SpecError(text_path, "no such mapping file")
-        raw_text, origin = path.read_text(encoding="utf-8"), str(path)
-    else:
-        res = files("crm_migration") / "pairs" / f"{text_path}.yaml"
-        if not res.is_file():
-            raise SpecError(f"pairs/{text_path}.yaml", "no such pair (include/pairs/<pair>.yaml)")
-        raw_text, origin = res.read_text(encoding="utf-8"), f"pairs/{text_path}.yaml"
+        return MappingFile(str(path), path.read_text(encoding="utf-8"))
+    res = files("crm_migration") / "pairs" / f"{text_path}.yaml"
+    if not res.is_file():
+        raise SpecError(f"pairs/{text_path}.yaml", "no such pair (include/pairs/<pair>.yaml)")
+    return MappingFile(f"pairs/{text_path}.yaml", res.read_text(encoding="utf-8"))
+
+
+def load_pair(name_or_path: str | Path) -> PairSpec:
+    """Read and validate a pair file: a pair name (``apto_to_odoo``) or a path to a YAML file."""
+    mf = read_pair_file(name_or_path)
     try:
-        raw = yaml.safe_load(raw_text)
+        raw = yaml.safe_load(mf.text)
     except yaml.YAMLError as exc:
-        raise SpecError(origin, f"not valid YAML: {exc}") from None
-    return parse_pair(raw, origin=origin)
+        raise SpecError(mf.origin, f"not valid YAML: {exc}") from None
+    return parse_pair(raw, origin=mf.origin)
 
 
 def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = None) -> PairSpec:
@@ -716,10 +765,11 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
     objects = _link(objects)
     order = _toposort(objects, origin)
     _check_targets(raw.get("targets"), raw, origin, namespace)
+    approvals = _approvals(raw.get("approvals"), origin)
     pair = PairSpec(pair=str(raw["pair"]), source=source, settings=settings,
                     objects=MappingProxyType({n: objects[n] for n in order}), lookups=MappingProxyType(lookups),
                     x_fields=_freeze(x_fields), custom_fields=custom, origin=origin, namespace=namespace,
-                    raw=_freeze(dict(raw)))
+                    raw=_freeze(dict(raw)), approvals=approvals)
     return pair
 
 
@@ -801,6 +851,59 @@ def _settings(raw: Any, origin: str) -> Settings:
                                 "(0.01 = 1 %)")
     return s
 
+
+
+def _approval_step(raw: Any, where: str, origin: str, base: ApprovalStep | None = None) -> ApprovalStep:
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, f"{where} must be a mapping with assigned_users and/or notifiers")
+    if unknown := sorted(set(raw) - {"assigned_users", "notifiers", "steps"} - ({"steps"} if base else set())):
+        raise SpecError(origin, f"{where}: unknown key(s) {unknown}; known: assigned_users, notifiers"
+                                + ("" if base else ", steps"))
+    users, notifiers = (base.assigned_users, base.notifiers) if base else ((), ())
+    if "assigned_users" in raw:
+        given = raw["assigned_users"] or []
+        if not isinstance(given, list):
+            raise SpecError(origin, f"{where}.assigned_users must be a list of Airflow users (a login, or "
+                                    "{id, name})")
+        users = []
+        for i, u in enumerate(given):
+            if isinstance(u, str | int) and not isinstance(u, bool) and str(u).strip():
+                users.append(MappingProxyType({"id": str(u).strip(), "name": str(u).strip()}))
+            elif isinstance(u, Mapping) and u.get("id") not in (None, "") and not set(u) - {"id", "name"}:
+                users.append(MappingProxyType({"id": str(u["id"]), "name": str(u.get("name") or u["id"])}))
+            else:
+                raise SpecError(origin, f"{where}.assigned_users[{i}]: {u!r} is not an Airflow user (a login, or "
+                                        "{id, name})")
+        users = tuple(users)
+    if "notifiers" in raw:
+        given = raw["notifiers"] or []
+        if not isinstance(given, list):
+            raise SpecError(origin, f"{where}.notifiers must be a list of {{class: <module>.<Class>, ...kwargs}}")
+        out = []
+        for i, n in enumerate(given):
+            cls = n.get("class") if isinstance(n, Mapping) else None
+            if not isinstance(cls, str) or not re.fullmatch(r"[A-Za-z_][\w.]*[.:][A-Za-z_]\w*", cls):
+                raise SpecError(origin, f"{where}.notifiers[{i}]: needs class: <module>.<Class> (an Airflow "
+                                        f"notifier, e.g. airflow.providers.smtp.notifications.smtp.SmtpNotifier); "
+                                        f"got {n!r}")
+            out.append(_freeze(dict(n)))
+        notifiers = tuple(out)
+    return ApprovalStep(assigned_users=users, notifiers=notifiers)
+
+
+def _approvals(raw: Any, origin: str) -> Approvals:
+    if raw is None:
+        return Approvals()
+    default = _approval_step(raw, "approvals", origin)
+    steps_raw = raw.get("steps") or {}
+    if not isinstance(steps_raw, Mapping):
+        raise SpecError(origin, f"approvals.steps must be a mapping of step ({', '.join(APPROVAL_STEPS)}) → "
+                                "{assigned_users, notifiers}")
+    if unknown := sorted(set(steps_raw) - set(APPROVAL_STEPS)):
+        raise SpecError(origin, f"approvals.steps: unknown step(s) {unknown}; known: {', '.join(APPROVAL_STEPS)}")
+    steps = {str(k): _approval_step(v or {}, f"approvals.steps.{k}", origin, base=default)
+             for k, v in steps_raw.items()}
+    return Approvals(default=default, steps=MappingProxyType(steps))
 
 def _lookups(raw: Any, origin: str) -> dict[str, LookupSpec]:
     if not isinstance(raw, Mapping):

@@ -84,19 +84,62 @@ def _sync_now(context: dict[str, Any]) -> bool:
 
 
 def start_run(*, pair: str, kind: str, **context: Any) -> dict[str, Any]:
-    """Create/upgrade the state schema and register the run (idempotent)."""
+    """Create/upgrade the state schema and register the run (idempotent).
+
+    A migrate run first checks what it needs (:func:`crm_migration.engine.approvals.check_migrate_run`): a
+    confirmed mapping, and for a full run an approved sample diff of it (or ``approved_by``); without them it
+    fails here, before anything moves, saying which step gives what is missing. A rollback run returns what the
+    approval step shows: the run's audit report and what its rollback undoes."""
+    from crm_migration.engine import approvals
+    from crm_migration.errors import ApprovalRequired
+    from crm_migration.mapping.changes import summary
+    from crm_migration.mapping.spec import read_pair_file
+
     state = MigrationStateHook()
     state.migrate()
     params = _params(context)
-    row = state.start_run(context["run_id"], pair=pair, dag_id=context["dag"].dag_id, kind=kind,
-                          mode=params.get("mode"), params={k: v for k, v in params.items() if k != "approved_by"})
-    if kind != "rollback":
+    run_id = context["run_id"]
+    mapping = read_pair_file(pair) if kind != "rollback" else None
+    row = state.start_run(run_id, pair=pair, dag_id=context["dag"].dag_id, kind=kind,
+                          mode=params.get("mode"), params={k: v for k, v in params.items() if k != "approved_by"},
+                          mapping_sha256=mapping.sha256 if mapping else None)
+    out: dict[str, Any] = {"run_id": row["run_id"], "kind": kind}
+    if kind == "migrate" and mapping is not None:
+        try:
+            gate = approvals.check_migrate_run(state, pair=pair, mapping=mapping, run_id=run_id,
+                                               mode=params.get("mode") or "sample",
+                                               approved_by=(params.get("approved_by") or "").strip() or None, log=log)
+        except ApprovalRequired as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            state.finish_run(run_id, status="refused", stats={"refused": str(exc)})
+            state.close()
+            raise AirflowFailException(f"{pair}: {exc}") from None      # not retried: a retry finds the same
+        state.update_run_stats(run_id, gate)
+        out.update(mapping_sha256=gate["mapping_sha256"], sample_report=gate.get("sample_report"),
+                   sample_run=gate.get("sample_run"))
+        if gate.get("sample_run"):
+            out["sample_note"] = (f"Approved by {gate['sample_approved_by']} in sample run {gate['sample_run']}; the "
+                                  f"mapping was confirmed by {gate['mapping_confirmed_by']}.")
+        if changes := gate.get("mapping_changes"):
+            out["changes_note"] = (f"Mapping changed since run {changes['since_run']}: "
+                                   f"{changes.get('note') or summary(changes['rows'])} (this run's audit report "
+                                   "lists them).")
+    if kind == "rollback":
+        target = (params.get("run_id") or "").strip()
+        done = state.get_run(target) or {}
+        counts = state.manifest_counts(target) if target else {}
+        out["target_report"] = (done.get("stats") or {}).get("audit_report")
+        out["undo"] = (f"It deletes the {counts.get('created', 0):,} record(s) the run created, writes back the prior "
+                       f"values of the {counts.get('updated', 0) + counts.get('archived', 0):,} it changed or "
+                       f"archived and creates again the {counts.get('deleted', 0):,} it removed.")
+    else:
         meta = pipeline(pair).source_meta()
-        state.update_run_stats(context["run_id"], {"source_meta": meta})
+        state.update_run_stats(run_id, {"source_meta": meta})
         log.info("source: namespace %r, custom fields of %s", meta["namespace"], ", ".join(meta["describes"]) or "-")
     state.close()
-    log.info("%s run %s registered (%s)", kind, context["run_id"], ", ".join(f"{k}={v}" for k, v in params.items()))
-    return {"run_id": row["run_id"], "kind": kind}
+    log.info("%s run %s registered (%s)", kind, run_id, ", ".join(f"{k}={v}" for k, v in params.items()))
+    return out
 
 
 def prepare_schema(*, pair: str, **context: Any) -> dict[str, Any]:

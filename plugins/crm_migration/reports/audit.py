@@ -72,10 +72,31 @@ def write_audit_report(state: MigrationStateHook, *, pair: str, run_id: str,
             + (f", status {run['status']}" if run.get("status") != "running" else "")
             + (f", approved by {run['approved_by']}" if run.get("approved_by") else "") + ".")
     report.summary.extend(audit_lines(counts))
+    stats = run.get("stats") or {}
+    if stats.get("mapping_sha256"):
+        report.summary.append(f"Mapping {stats.get('mapping_file')} (sha256 {str(stats['mapping_sha256'])[:12]}), "
+                              f"confirmed by {stats.get('mapping_confirmed_by')}.")
+    changes = stats.get("mapping_changes")
+    if changes:
+        from crm_migration.mapping.changes import summary
+
+        report.summary.append(f"Mapping changed since run {changes['since_run']}: "
+                              f"{changes.get('note') or summary(changes['rows'])}.")
     report.add("Per object", [{"object": r["source_object"], "landed": landed(r),
                                **{label: int(r[c] or 0) for c, label in COLUMNS}} for r in counts],
                note="From the audit log of the run (every create, update, skip, archive, flag, conflict), its "
                     "staging (the source records it read) and its dead letters.")
+    report.add("Approvals", [{"step": a.get("task_id") or "", "what": str(a["what"]).replace("_", " "),
+                              "decision": a["decision"], "by": a["decided_by"],
+                              "how": "approved_by Param" if a["how"] == "approved_by" else "in the Airflow UI",
+                              "user id": a.get("decided_by_id") or "", "at": a["decided_at"],
+                              "report checked": a.get("report") or ""} for a in state.approvals(run_id)],
+               note="Every decision at the run's approval steps: a person's in Airflow's Required actions, or the "
+                    "approved_by Param of a scripted run (recorded as such).")
+    if changes and changes.get("rows"):
+        report.add(f"Mapping changes since run {changes['since_run']}", changes["rows"],
+                   note="This run's mapping against the confirmed snapshot of the previous run's. A field added or "
+                        "changed is written only to the records whose mapped value differs from what was written.")
     report.add("Dead letters", [{"object": d["source_object"], "source id": d["source_id"],
                                  "odoo model": d.get("odoo_model") or "", "field": d.get("field") or "",
                                  "reason": d["reason"], "attempts": d.get("attempts"),
