@@ -1,4 +1,5 @@
-"""Figures for the plan step of both pairs: source requests, Odoo calls and seconds per plan, by org/tenant scale.
+"""Figures for the plan step of both pairs: source requests, Odoo calls and seconds per plan, by org/tenant scale;
+the proposed mapping's precision and recall against the pair file and the seconds it took.
 
     .venv/bin/python bench/bench_plan.py [--scales 1,10] [--page-size 100] [--pairs apto_to_odoo,link_app_to_odoo]
 
@@ -63,6 +64,14 @@ def bench(pair: str, scale: int, page_size: int) -> None:
         srv.stop()
         odoo.stop()
     live = sum(o["live"] or 0 for o in plan.objects)
+    if plan.proposal:
+        from crm_migration.mapping.propose import precision_recall
+
+        truth = load_pair(pair).with_namespace(plan.namespace or None)
+        score = precision_recall(plan.proposal["rows"], plan.proposal["entries"], truth)
+        print(f"{pair:<17} scale={scale:<3} proposed mapping: {len(plan.proposal['rows'])} source fields, "
+              f"field -> Odoo field vs include/pairs/{pair}.yaml precision {score['precision']:.2f} recall "
+              f"{score['recall']:.2f}, {plan.proposal['seconds']:.2f} s")
     top = sorted(plan.requests_per_path().items(), key=lambda kv: -kv[1])[:3]
     print(f"{pair:<17} scale={scale:<3} {live:>7} source records planned"
           + (f" ({records} in the source)" if records else "") + ", "

@@ -43,7 +43,7 @@ from crm_migration.engine.schema import target_field_problems, target_major
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooError
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.mapper import break_cycles, resolve_owners, sf_prefix
-from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec, SpecError, get_path
+from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec, SpecError, get_path, thaw
 
 if TYPE_CHECKING:
     from crm_migration.hooks.odoo import OdooHook
@@ -107,6 +107,10 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     source_requests: list[dict[str, Any]] = field(default_factory=list)
     odoo_calls: dict[str, int] = field(default_factory=dict)
+    #: the proposed mapping (:mod:`crm_migration.mapping.propose`): ``rows`` (every source field of the record
+    #: objects: target, transform, confidence, reasons), ``yaml`` (the proposed pair file), ``in_force_yaml``
+    #: (the mapping in force written the same way), ``diff`` (unified), ``changes``, ``summary``, ``error``
+    proposal: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +147,9 @@ class Sample:
         ``picklistValues``) whose sampled values are checked against their options.
     :param emails: paths holding an email the mapping copies without validating (Salesforce ``email`` fields).
     :param findings: bad-data rows only this source can find (same columns as :attr:`Plan.bad_data`).
+    :param schema: describe-like dicts of every field the source holds for the object (``name, label, type,
+        custom, picklistValues, referenceTo, length``; the records hold them all), for the mapping proposer;
+        empty: the object is not proposed.
     """
 
     records: list[dict[str, Any]]
@@ -150,6 +157,7 @@ class Sample:
     picklists: list[Mapping[str, Any]] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    schema: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 class PlanReader(Protocol):
@@ -491,6 +499,7 @@ class _Planner:
         self._odoo_fields: dict[str, dict[str, Any] | None] = {}
         self.stages_by_pipeline: dict[str, list[str]] = {}
         self.pipeline_names: dict[str, str] = {}
+        self.samples: dict[str, Sample] = {}
 
     # ---- Odoo ------------------------------------------------------------------------------------------
 
@@ -805,6 +814,7 @@ class _Planner:
             sample = self.reader.sample(obj)
             if sample is None:
                 continue
+            self.samples[obj.name] = sample
             self.plan.profile.extend(value_profile(obj.name, sample.records,
                                                    [c for c in sample.columns if c != self.reader.id_field]))
             self._check_sample(obj, sample)
@@ -831,6 +841,36 @@ class _Planner:
         bad += missing_required(obj, records, id_field=id_field)
         bad += sample.findings
         self.plan.bad_data.extend(bad)
+
+    # ---- the proposed mapping --------------------------------------------------------------------------
+
+    def propose(self, base: PairSpec) -> None:
+        """The proposed pair file from the sampled objects' fields, their values and the target's fields_get
+        (:func:`crm_migration.mapping.propose.propose`); ``base`` is the mapping file as written."""
+        from crm_migration.mapping.propose import dump_pair, field_changes, propose, unified_diff
+
+        wanted = {n: s for n, s in self.samples.items() if s.schema and self.pair.objects[n].custom_fields}
+        targets = {m: f for m in {self.pair.objects[n].model for n in wanted}
+                   if m and (f := self.odoo_fields(m)) is not None}
+        if not wanted or not targets:
+            return
+        t0 = time.perf_counter()
+        result = propose(self.pair, {n: s.schema for n, s in wanted.items()},
+                         {n: s.records for n, s in wanted.items()}, targets, base=base)
+        in_force = thaw(base.raw)
+        in_force_yaml = dump_pair(in_force)
+        self.plan.proposal = {
+            "rows": result.rows, "entries": result.entries, "yaml": result.yaml, "in_force_yaml": in_force_yaml,
+            "diff": unified_diff(in_force_yaml, result.yaml, pair=self.pair.pair),
+            "changes": field_changes(in_force, result), "summary": result.summary(), "error": result.error,
+            "seconds": round(time.perf_counter() - t0, 3)}
+        if result.error:
+            self.plan.problem("warning", "proposal", f"the proposed mapping does not validate: {result.error}")
+        outside = [r for r in result.rows if r.get("outside options")]
+        for r in outside:
+            self.plan.problem("info", "proposal", f"{r['object']}.{r['source field']}: "
+                              f"{sum(r['outside options'].values())} sampled value(s) outside its options ("
+                              + ", ".join(f"{v} x{n}" for v, n in list(r["outside options"].items())[:5]) + ")")
 
     # ---- 5. automations --------------------------------------------------------------------------------
 
@@ -895,6 +935,8 @@ def build_plan(source: Any, odoo: OdooHook, pair: PairSpec, *, sample_limit: int
         planner.cycles()
         planner.sample()
         planner.lost_reasons()                  # after the sample: values outside the picklist may come from it
+        logger.info("Plan %s: proposed mapping", pair.pair)
+        planner.propose(pair)
         logger.info("Plan %s: automations", pair.pair)
         planner.automations()
         _summarise_problems(plan)

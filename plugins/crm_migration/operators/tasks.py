@@ -374,7 +374,7 @@ def rollback(*, pair: str, **context: Any) -> dict[str, Any]:
 def plan(*, pair: str, **context: Any) -> dict[str, Any]:
     """Audit the pair's source and Odoo (reads only) and write the plan report."""
     from crm_migration.engine.plan import build_plan
-    from crm_migration.reports.plan import summary_lines, write_plan_report
+    from crm_migration.reports.plan import PROPOSAL_FILE, summary_lines, write_plan_report
 
     spec = load_pair(pair)
     hook_path, source_path, _ = SOURCES.get(spec.source) or (None, None, None)
@@ -386,6 +386,10 @@ def plan(*, pair: str, **context: Any) -> dict[str, Any]:
     for line in summary_lines(result):
         log.info("%s", line)
     log.info("plan report: %s", path)
-    return {"report": str(path), "source_requests": result.source_calls, "odoo_calls": result.odoo_call_count,
+    proposal = str(path.parent / PROPOSAL_FILE) if result.proposal else None
+    if proposal:
+        log.info("proposed mapping: %s", proposal)
+    return {"report": str(path), "proposal": proposal, "source_requests": result.source_calls,
+            "odoo_calls": result.odoo_call_count,
             "problems": len(result.problems),
             "blocking": sum(1 for p in result.problems if p["severity"] == "blocking")}

@@ -19,10 +19,16 @@ from crm_migration.reports.writer import Report
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-__all__ = ["AUTOMATION_FILE", "PLAN_FILE", "summary_lines", "write_plan_report"]
+__all__ = ["AUTOMATION_FILE", "IN_FORCE_FILE", "PLAN_FILE", "PROPOSAL_DIFF", "PROPOSAL_FILE", "PROPOSAL_PAGE",
+           "summary_lines", "write_plan_report", "write_proposal"]
 
 AUTOMATION_FILE = "automation_reference.json"
 PLAN_FILE = "plan.json"
+#: the proposed mapping, the mapping in force written the same way, their unified diff, the readable page
+PROPOSAL_FILE = "proposal.yaml"
+IN_FORCE_FILE = "mapping_in_force.yaml"
+PROPOSAL_DIFF = "proposal.diff"
+PROPOSAL_PAGE = "proposal.html"
 _SEVERITY = {"blocking": "bad", "warning": "warn", "info": "note"}
 
 
@@ -116,6 +122,15 @@ def summary_lines(plan: Plan) -> list[str]:
     by_type = Counter(a["type"] for a in plan.automations)
     lines.append(f"{len(plan.automations)} automation(s) exported to {AUTOMATION_FILE} for rebuilding in Odoo, "
                  "none migrated: " + (", ".join(f"{n} {t}" for t, n in sorted(by_type.items())) or "none found") + ".")
+    if plan.proposal:
+        sm = plan.proposal["summary"]
+        changes = plan.proposal.get("changes") or []
+        lines.append(f"Proposed mapping ({PROPOSAL_FILE}, diff in {PROPOSAL_PAGE}): {sm['source fields']} source field(s) "
+                     f"of the record objects: {sm['existing']} to an existing Odoo field, {sm['custom rule']} to their "
+                     f"x_ field by the custom field rules, {sm['new x_']} to a new x_ field, {sm['not migrated']} not "
+                     f"migrated (each with its reason); {len(changes)} field(s) differ from the mapping in force; "
+                     f"{sm['values outside options']} sampled value(s) outside their declared options"
+                     + ("." if sm["valid"] else f". It does not validate: {plan.proposal.get('error')}."))
     per_path = plan.requests_per_path()
     busiest = ", ".join(f"{p} {n}" for p, n in sorted(per_path.items(), key=lambda kv: -kv[1])[:5])
     lines.append(f"This plan cost {plan.source_calls} {src} API request(s) ({len(per_path)} path(s); most: "
@@ -134,6 +149,9 @@ def write_plan_report(plan: Plan, *, pair: str, run_id: str,
     report.actions.extend(f"{p['message']}" for p in blocking)
     report.summary.extend(lines[:1] + lines[2:])
     report.files.extend([(AUTOMATION_FILE, AUTOMATION_FILE), (PLAN_FILE, PLAN_FILE)])
+    if plan.proposal:
+        report.files.extend([("proposed mapping", PROPOSAL_FILE), ("its diff (page)", PROPOSAL_PAGE),
+                             ("its diff (unified)", PROPOSAL_DIFF), ("mapping in force", IN_FORCE_FILE)])
     report.add("Problems to act on", plan.problems, note="blocking: fix before migrating; warning: records will "
                "be dead-lettered or reassigned; info: nothing to do, but know it.")
     report.add("Objects", plan.objects, note="live and deleted counts with the stream's filters (see each row's "
@@ -153,6 +171,9 @@ def write_plan_report(plan: Plan, *, pair: str, run_id: str,
     report.add("Sales teams (one per pipeline)", plan.teams)
     report.add("Stages per team", plan.stages)
     report.add("Lost reasons", plan.lost_reasons)
+    if plan.proposal:
+        report.add("Proposed mapping: fields that differ from the mapping in force", plan.proposal.get("changes") or [],
+                   note=f"the whole proposal, every source field with its target, confidence and reasons: {PROPOSAL_PAGE}")
     report.add("Company hierarchy: cycles and self-parents", plan.cycles,
                note="Deterministic: a self-parent loses its parent; in a cycle the record with the smallest id "
                     "loses its link, the rest hangs below it.")
@@ -173,4 +194,49 @@ def write_plan_report(plan: Plan, *, pair: str, run_id: str,
                                                      default=str), encoding="utf-8")
     (folder / PLAN_FILE).write_text(json.dumps(plan.to_dict(), indent=1, ensure_ascii=False, default=str),
                                     encoding="utf-8")
+    if plan.proposal:
+        write_proposal(plan, pair=pair, run_id=run_id, root=root)
+    return path
+
+
+def _rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{"object": r["object"], "source field": r["source field"], "source type": r["source type"],
+             "custom": r["custom"], "target": r["target"] or "", "kind": r["kind"], "transform": r["transform"],
+             "confidence": r["confidence"], "empty %": r["empty %"],
+             "outside options": ", ".join(f"{v} x{n}" for v, n in (r.get("outside options") or {}).items()),
+             "reasons": "; ".join(r["reasons"])} for r in rows]
+
+
+def write_proposal(plan: Plan, *, pair: str, run_id: str, root: str | ObjectStoragePath | None = None
+                   ) -> ObjectStoragePath:
+    """Write the proposed mapping next to the mapping in force, in the plan's folder: ``proposal.yaml``,
+    ``mapping_in_force.yaml`` (the file in force written the same way, so their diff shows fields, not
+    formatting), ``proposal.diff`` (unified) and ``proposal.html`` (the fields that differ, then every
+    source field with its target, transform, confidence and reasons; values outside their options)."""
+    prop = plan.proposal
+    sm = prop["summary"]
+    report = Report(title=f"Proposed mapping: {pair}", pair=pair, run_id=run_id, kind="proposal")
+    changes = prop.get("changes") or []
+    report.headline = (f"{len(changes)} field(s) differ from the mapping in force; review {PROPOSAL_FILE}, edit it "
+                       "if needed, and confirm it before migrating." if prop.get("error") is None else
+                       f"The proposal does not validate: {prop['error']}")
+    report.tone = "warn" if changes or prop.get("error") else "ok"
+    report.summary.append(f"{sm['source fields']} source field(s) of the record objects: {sm['existing']} to an "
+                          f"existing Odoo field, {sm['custom rule']} to their x_ field by the pair's custom field "
+                          f"rules, {sm['new x_']} to a new x_ field, {sm['not migrated']} not migrated, each with its "
+                          "reason. Confidence is in [0, 1]: name similarity, type fit and the sampled values.")
+    report.files.extend([("proposed mapping", PROPOSAL_FILE), ("mapping in force", IN_FORCE_FILE),
+                         ("unified diff", PROPOSAL_DIFF), ("plan", "plan.html")])
+    report.add("Fields that differ from the mapping in force", changes)
+    outside = [r for r in prop["rows"] if r.get("outside options")]
+    report.add("Values outside their declared options (sample)", [
+        {"object": r["object"], "source field": r["source field"], "value": v, "records in sample": n}
+        for r in outside for v, n in r["outside options"].items()])
+    report.add("Every source field and its target", _rows(prop["rows"]))
+    report.add("Unified diff", [{"line": line} for line in prop["diff"].splitlines()], limit=2000)
+    path = report.write(root)
+    folder = path.parent
+    (folder / PROPOSAL_FILE).write_text(prop["yaml"], encoding="utf-8")
+    (folder / IN_FORCE_FILE).write_text(prop["in_force_yaml"], encoding="utf-8")
+    (folder / PROPOSAL_DIFF).write_text(prop["diff"], encoding="utf-8")
     return path

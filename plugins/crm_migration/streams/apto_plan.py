@@ -25,6 +25,8 @@ __all__ = ["AUTOMATION_OBJECTS", "AptoPlanReader", "automation_entry"]
 AUTOMATION_OBJECTS = ("WorkflowRule", "ValidationRule", "FlowDefinitionView", "ApexTrigger")
 #: Tooling fields never selected: compound metadata is only readable one row at a time.
 _TOOLING_SKIP = frozenset({"Metadata", "FullName"})
+#: field types a sample does not select (file bytes, compound fields)
+_NOT_SAMPLED = frozenset({"base64", "address", "location"})
 
 
 class AptoPlanReader:
@@ -347,13 +349,18 @@ class AptoPlanReader:
         for f in (*picklists, *emails):
             if f["name"].lower() not in {c.lower() for c in cols}:
                 cols.append(f["name"])
+        # a record object's every field (the mapping proposer profiles them); not the profile's columns
+        schema = [f for f in fmap.values() if f.get("type") not in _NOT_SAMPLED] if obj.custom_fields else []
+        have = {c.lower() for c in cols}
+        select = cols + [f["name"] for f in schema if f["name"].lower() not in have]
         where = self.filters(obj)
-        soql = (f"SELECT {', '.join(cols)} FROM {obj.source_object}"
+        soql = (f"SELECT {', '.join(select)} FROM {obj.source_object}"
                 + (f" WHERE {' AND '.join(where)}" if where else "")
                 + f" ORDER BY Id LIMIT {int(self.sample_limit)}")
         records = list(self.apto.query(soql))
         self.samples[obj.name] = records
-        return Sample(records=records, columns=cols, picklists=picklists, emails=[f["name"] for f in emails])
+        return Sample(records=records, columns=cols, picklists=picklists, emails=[f["name"] for f in emails],
+                      schema=schema)
 
     # ---- lost reasons ----------------------------------------------------------------------------------
 

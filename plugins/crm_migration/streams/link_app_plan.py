@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_migration.engine.plan import PICKLIST_TYPES, Plan, Sample, lookup_fields, owner_fields
 from crm_migration.mapping.mapper import matches
+from crm_migration.mapping.propose import infer_fields
 from crm_migration.mapping.spec import ObjectSpec, PairSpec, get_path
 from crm_migration.streams.link_app_source import _singular, nested_items, nested_stream
 
@@ -318,8 +319,21 @@ class LinkAppPlanReader:
                                  "records in sample": n, "example id": s.custom_example[key],
                                  "consequence": "not migrated: no x_ field (define it in Link app, or map the key "
                                                 "in the pair file)"})
+        schema: list[dict[str, Any]] = []
+        if obj.custom_fields:        # every field the records hold (the mapping proposer profiles them)
+            assert self.pair is not None
+            resources = [_resource(o) for o in self.pair.objects.values()]
+            schema = infer_fields(s.sample, resources=resources, skip=obj.enrich)
+            schema += [dict(f) for f in fields]
+            undefined = [{"name": f"custom_fields.{key}", "custom": False, "label": key, "picklistValues": [],
+                          "referenceTo": []} for key in sorted(s.custom_keys) if key not in defined]
+            for u in undefined:                       # typed from its values, as a field without a describe
+                (typed,) = infer_fields([{"v": get_path(r, u["name"])} for r in s.sample]) or ({"type": "string"},)
+                u["type"] = typed["type"]
+            schema += undefined
         return Sample(records=s.sample, columns=cols,
-                      picklists=[f for f in fields if f.get("type") in PICKLIST_TYPES], findings=findings)
+                      picklists=[f for f in fields if f.get("type") in PICKLIST_TYPES], findings=findings,
+                      schema=schema)
 
     # ---- lost reasons ----------------------------------------------------------------------------------
 

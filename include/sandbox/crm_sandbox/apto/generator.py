@@ -779,9 +779,58 @@ def default_as_of() -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def generate_org(scale: int = 1, seed: int = 7, namespace: str = "McLabs2", as_of: datetime | None = None) -> OrgData:
-    """Generate the org's records (deterministic for ``scale``, ``seed``, ``namespace`` and ``as_of``)."""
+#: the org profiles: ``default``, and ``variant``, an org whose fields differ from the default (see :func:`_variant`)
+PROFILES = ("default", "variant")
+#: the variant org's second managed package
+VARIANT_NAMESPACE = "Brokerly"
+
+
+def generate_org(scale: int = 1, seed: int = 7, namespace: str = "McLabs2", as_of: datetime | None = None,
+                 profile: str = "default") -> OrgData:
+    """Generate the org's records (deterministic for ``scale``, ``seed``, ``namespace``, ``as_of`` and ``profile``)."""
     if scale < 1:
         raise ValueError("scale must be >= 1")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}")
     as_of = (as_of or default_as_of()).astimezone(UTC)
-    return _Gen(scale, seed, namespace, as_of).run()
+    data = _Gen(scale, seed, namespace, as_of).run()
+    if profile == "variant":
+        _variant(data, random.Random(seed * 31 + 1))
+    return data
+
+
+def _variant(data: OrgData, rnd: random.Random) -> None:
+    """An org whose fields differ from the default profile (``hard_cases["variant"]`` names them):
+
+    - a renamed standard field: Account ``Phone`` is ``MainPhone`` (label "Main Phone");
+    - two of the customer's own custom fields, outside any package namespace: Account ``Tenant_Count__c``
+      (a number) and Contact ``Pronouns__c`` (text);
+    - another package's namespace (``Brokerly``): Account ``Brokerly__Market__c`` (text, the same API name as
+      the Apto package's ``Market__c``) and Opportunity ``Brokerly__Score__c`` (a number).
+    """
+    ns = VARIANT_NAMESPACE
+    acc, con, opp = data.schema["Account"], data.schema["Contact"], data.schema["Opportunity"]
+    phone = acc.field("Phone")
+    assert phone is not None
+    phone.name, phone.label = "MainPhone", "Main Phone"
+    acc.fields += [S.FieldDef("Tenant_Count__c", "double", "Tenant Count", precision=6, scale=0),
+                   S.FieldDef(f"{ns}__Market__c", "string", "Market (Brokerly)", length=80)]
+    con.fields.append(S.FieldDef("Pronouns__c", "string", "Pronouns", length=20))
+    opp.fields.append(S.FieldDef(f"{ns}__Score__c", "double", "Deal Score", precision=5, scale=1))
+    for odef in (acc, con, opp):
+        odef.__post_init__()
+    for rec in data.tables["Account"].values():
+        rec["MainPhone"] = rec.pop("Phone", None)
+        rec["Tenant_Count__c"] = float(rnd.randint(0, 40)) if rnd.random() < 0.6 else None
+        rec[f"{ns}__Market__c"] = rnd.choice(("Downtown", "Suburban", "Rural", None))
+    for rec in data.tables["Contact"].values():
+        rec["Pronouns__c"] = rnd.choice(("she/her", "he/him", "they/them", None, None))
+    for rec in data.tables["Opportunity"].values():
+        rec[f"{ns}__Score__c"] = round(rnd.uniform(0, 100), 1) if rnd.random() < 0.7 else None
+    lic = dict(next(iter(data.tables["PackageLicense"].values())))
+    lic.update(Id=data.ids.new("050"), NamespacePrefix=ns, UsedLicenses=3)
+    data.tables["PackageLicense"][lic["Id"]] = lic
+    data.hard_cases["variant"] = {
+        "renamed": {"Account.Phone": "Account.MainPhone"},
+        "customer_fields": ["Account.Tenant_Count__c", "Contact.Pronouns__c"],
+        "other_namespace": ns, "other_namespace_fields": [f"Account.{ns}__Market__c", f"Opportunity.{ns}__Score__c"]}

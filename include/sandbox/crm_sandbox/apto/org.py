@@ -129,14 +129,17 @@ class AptoOrg:
     :param api_limit: daily API request limit (``Sforce-Limit-Info: api-usage=N/M``).
     :param as_of: the generator's reference time (default: today 00:00 UTC).
     :param session_timeout: seconds after which a token answers 401 INVALID_SESSION_ID (default: never).
+    :param profile: ``default``, or ``variant``: an org with a renamed standard field, two custom fields of the
+        customer's own and another package's namespace (``generator._variant``).
     """
 
     def __init__(self, scale: int = 1, seed: int = 7, *, namespace: str = "McLabs2",
                  client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
                  users: Mapping[str, tuple[str, str]] | None = None, api_limit: int = 100_000,
                  as_of: datetime | None = None, instance_url: str = "",
-                 session_timeout: float | None = None) -> None:
+                 session_timeout: float | None = None, profile: str = "default") -> None:
         self.scale, self.seed, self.namespace, self.as_of = scale, seed, namespace, as_of
+        self.profile = profile
         self.client_id, self.client_secret = client_id, client_secret
         self.users = dict(users or {DEFAULT_USERNAME: (DEFAULT_PASSWORD, DEFAULT_SECURITY_TOKEN)})
         self.api_limit = self._initial_api_limit = api_limit
@@ -145,7 +148,7 @@ class AptoOrg:
         self.lock = threading.RLock()
         self.clock: datetime | None = None      # set to freeze "now"
         self.tokens: dict[str, dict[str, Any]] = {}
-        self._load(generate_org(scale, seed, namespace, as_of))
+        self._load(generate_org(scale, seed, namespace, as_of, profile))
 
     # ------------------------------------------------------------------------------------- state
     def _load(self, data: OrgData) -> None:
@@ -173,7 +176,7 @@ class AptoOrg:
     def reset(self) -> None:
         """Regenerate the org as first generated; reset API usage and limit, faults, stats, cursors (tokens stay valid)."""
         with self.lock:
-            self._load(generate_org(self.scale, self.seed, self.namespace, self.data.as_of))
+            self._load(generate_org(self.scale, self.seed, self.namespace, self.data.as_of, self.profile))
 
     def now(self) -> datetime:
         return self.clock or datetime.now(UTC)

@@ -4,7 +4,7 @@
     with serve(port=0, scale=1, seed=7) as srv:       # a started SandboxServer, stopped on exit
         srv.url, srv.state                           # base URL, the AptoOrg
 
-    crm-sandbox apto --port 8081 --scale 1 --seed 7
+    crm-sandbox apto --port 8081 --scale 1 --seed 7 [--profile variant]
 
 Salesforce endpoints (``vNN.N`` = any API version): ``POST /services/oauth2/token``,
 ``GET /services/data/``, ``/services/data/vNN.N/`` ``sobjects``, ``sobjects/{obj}[/describe]``,
@@ -340,12 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--namespace", default="McLabs2")
+    ap.add_argument("--profile", default="default", choices=("default", "variant"),
+                    help="variant: a renamed standard field, customer custom fields, another package namespace")
     ap.add_argument("--api-limit", type=int, default=100_000)
     ap.add_argument("--client-id", default=None)
     ap.add_argument("--client-secret", default=None)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
-    opts: dict[str, Any] = {"namespace": args.namespace, "api_limit": args.api_limit}
+    opts: dict[str, Any] = {"namespace": args.namespace, "api_limit": args.api_limit, "profile": args.profile}
     if args.client_id:
         opts["client_id"] = args.client_id
     if args.client_secret:
