@@ -1,12 +1,15 @@
-"""A full Apto -> Odoo run through the pipeline engine at two scales: records/s and peak RSS.
+"""A full Apto -> Odoo run through the pipeline engine at two scales: records/s and peak RSS; then the same
+run again with nothing changed in the org (a rerun) and a delta over an empty window, as shares of the full run.
 
 The Apto and Odoo sandboxes run in their own processes, so this process is the loader alone (what an
 Airflow worker runs: extract, map, load, link). Prints figures; asserts nothing about time.
-Run: make bench  (or .venv/bin/python bench/bench_full_run.py [scale ...])
+Run: make bench  (or .venv/bin/python bench/bench_full_run.py [scale ...] [--profile FILE])
+``--profile FILE`` writes a cProfile of the rerun to FILE (read it with ``python -m pstats FILE``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -16,12 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _env import machine, start_sandbox  # noqa: E402
+from _env import machine, migrate_all, start_sandbox  # noqa: E402
 
 from crm_sandbox.pg import private_postgres  # noqa: E402
 
 
-def run(scale: int, batch_size: int = 500) -> None:
+def run(scale: int, batch_size: int = 500, profile: str | None = None) -> None:
+    import httpx
+
     apto, apto_url = start_sandbox("apto", "--scale", str(scale), "--seed", "7")
     odoo, odoo_url = start_sandbox("odoo")
     try:
@@ -40,39 +45,47 @@ def run(scale: int, batch_size: int = 500) -> None:
 
             state = MigrationStateHook()
             state.migrate()
-            pipe = Pipeline("apto_to_odoo", AptoSource(AptoHook()), OdooHook(), state, log=_Quiet())
-            t0 = time.perf_counter()
-            pipe.prepare_schema(run_id="bench")
-            end = datetime.now(UTC)
-            total = landed = 0
-            chatter = {o.name for o in pipe.spec.timeline()}
-            for name in pipe.loadable():           # as the migrate DAG does it
-                refs = pipe.extract(name, run_id="bench", start=None, end=end, batch_size=batch_size)
-                if name in chatter:
-                    continue                       # loaded below, as one timeline
-                for b in refs:
-                    r = pipe.load(name, run_id="bench", batch_no=b["batch_no"])
-                    total += r["rows"]
-                    landed += r["created"] + r["updated"]
-                pipe.link(name, run_id="bench")
-            t_chatter = time.perf_counter()
-            messages = 0
-            for b in pipe.order_timeline(run_id="bench", batch_size=batch_size):
-                r = pipe.load_timeline(run_id="bench", batch_no=b["batch_no"])
-                total += r["rows"]
-                messages += r["rows"]
-                landed += r["created"] + r["updated"]
-            t_chatter = time.perf_counter() - t_chatter
-            wall = time.perf_counter() - t0
+
+            def pipe() -> Pipeline:     # one per run, as each task builds its own
+                return Pipeline("apto_to_odoo", AptoSource(AptoHook()), OdooHook(), state, log=_Quiet())
+
+            full = migrate_all(pipe(), "bench-full", batch_size=batch_size, schema=True)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"scale {scale}: {total:,} source records ({landed:,} landed) in {wall:.1f} s = "
-                  f"{total / wall:,.0f} records/s; peak RSS of the loader process {rss:.0f} MB; "
-                  f"chatter timeline: {messages:,} messages in {t_chatter:.1f} s", flush=True)
+            print(f"scale {scale}: {full.rows:,} source records ({full.landed:,} landed) in {full.wall:.1f} s = "
+                  f"{full.rows / full.wall:,.0f} records/s; peak RSS of the loader process {rss:.0f} MB; "
+                  f"chatter timeline: {full.chatter_rows:,} messages in {full.chatter_wall:.1f} s", flush=True)
+            stats = f"{apto_url}/sandbox/stats"
+            httpx.post(f"{stats}/reset")
+            prof = None
+            if profile:
+                import cProfile
+
+                prof = cProfile.Profile()
+                prof.enable()
+            rerun = migrate_all(pipe(), "bench-rerun", batch_size=batch_size)
+            if prof is not None:
+                prof.disable()
+                prof.dump_stats(profile)
+            rerun_api = httpx.get(stats).json()
+            since = datetime.now(UTC)
+            time.sleep(1.1)
+            httpx.post(f"{stats}/reset")
+            delta = migrate_all(pipe(), "bench-delta", batch_size=batch_size, start=since)
+            delta_api = httpx.get(stats).json()
+            for label, r, api in (("rerun, nothing changed", rerun, rerun_api), ("empty delta window", delta, delta_api)):
+                print(f"    {label}: {r.wall:.2f} s = {100 * r.wall / full.wall:.1f} % of the full run; "
+                      f"{r.landed} written, {r.odoo_calls} Odoo calls ({r.odoo_writes} writes); "
+                      f"Apto requests {_requests(api)}", flush=True)
             state.close()
     finally:
         for p in (apto, odoo):
             p.terminate()
             p.wait(timeout=10)
+
+
+def _requests(stats: dict) -> str:
+    calls = stats["calls"]
+    return f"{sum(calls.values())} ({calls.get('blob', 0)} file downloads)"
 
 
 class _Quiet:
@@ -81,6 +94,10 @@ class _Quiet:
 
 
 if __name__ == "__main__":
-    for s in [int(a) for a in sys.argv[1:]] or [1, 10]:
-        run(s)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scales", nargs="*", type=int, default=[1, 10])
+    ap.add_argument("--profile", help="write a cProfile of the rerun to this file")
+    args = ap.parse_args()
+    for s in args.scales:
+        run(s, profile=args.profile)
     print(f"machine: {machine()}; sandboxes in their own processes on loopback; private PostgreSQL (fsync off)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from crm_migration.hooks.state import MigrationStateHook
@@ -28,8 +28,11 @@ class BatchRef(TypedDict):
 
 def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]], *, run_id: str, pair: str,
                  source_object: str, batch_size: int, id_field: str = "Id",
-                 deleted: Callable[[Mapping[str, Any]], bool] | None = None, log: Any = None) -> list[BatchRef]:
+                 deleted: Callable[[Mapping[str, Any]], bool] | None = None, log: Any = None,
+                 volatile: Sequence[str] = ()) -> list[BatchRef]:
     """Stage ``records`` in batches of ``batch_size``; return one :class:`BatchRef` per batch.
+
+    :param volatile: record keys left out of each row's source hash (see :meth:`MigrationStateHook.stage`).
 
     :param deleted: tells a deleted source record (staged with ``deleted = true``) from a live one.
     """
@@ -46,7 +49,8 @@ def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]]
         if not buf:
             return
         batch_no = len(refs)
-        state.stage(run_id=run_id, pair=pair, source_object=source_object, batch_no=batch_no, rows=list(buf.values()))
+        state.stage(run_id=run_id, pair=pair, source_object=source_object, batch_no=batch_no, rows=list(buf.values()),
+                    volatile=volatile)
         refs.append({"source_object": source_object, "batch_no": batch_no, "count": len(buf), "of": 0})
         log.info("%s: staged batch %d (%d records, %d so far, %.1f s)", source_object, batch_no, len(buf), total,
                  time.perf_counter() - started)

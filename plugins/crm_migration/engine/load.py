@@ -76,6 +76,7 @@ class Row(TypedDict, total=False):
     error: tuple[str | None, str]      # (field, reason) when mapping failed: dead-lettered as is
     warnings: list[tuple[str, str]]    # (field, reason): landed, repaired or as is, and flagged in the audit log
     target: Target                     # another object of the same model (a mixed timeline batch)
+    source_hash: str                   # the source version mapped ('': map it again next time), recorded when it lands
 
 
 class LoadResult(TypedDict):
@@ -183,6 +184,8 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             b: Bound = bound[r]
             if b.content_hash == content_hash(_full(row)):
                 plan.skipped.append(r)
+                if "source_hash" in row:
+                    plan.stamps.append({"source_object": r[0], "source_id": r[1], "source_hash": row["source_hash"]})
             else:
                 to_check.append((row, b.odoo_id, b.written))
         elif (oid := found.get(tgt(row).key(row["source_id"]))) is not None:
@@ -282,7 +285,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
         odoo.unlink(old_model, [i for i in ids if (old_model, i) in old_values], context=target.ctx)
 
     counts = state.record_batch(run_id=run_id, pair=target.pair, source_object=target.source_object,
-                                odoo_model=model, **plan.state_rows(fields))
+                                odoo_model=model, stamps=plan.stamps, **plan.state_rows(fields))
     result = plan.result(rows, calls=sum(odoo.calls.values()) - calls_before, started=started)
     log.info("%s -> %s: %d rows: %d created, %d updated, %d unchanged, %d adopted, %d replaced, %d conflicts, "
              "%d flagged fields, %d dead letters%s; %d Odoo calls, %.2f s", target.source_object, model, result["rows"],
@@ -360,6 +363,14 @@ def _read_superseded(odoo: OdooHook, old: Mapping[Rid, Bound]) -> dict[tuple[str
     return out
 
 
+def _source_hash(row: Row, *, partial: bool = False) -> dict[str, str]:
+    """The crosswalk's ``source_hash`` of a row that landed: its own ('' when only partly landed: mapped again
+    next time); nothing when the row carries none (the crosswalk keeps what it had)."""
+    if "source_hash" not in row:
+        return {}
+    return {"source_hash": "" if partial else row["source_hash"]}
+
+
 def _full(row: Row) -> dict[str, Any]:
     """All the values a row sets, the deferred ones included (what is hashed and compared)."""
     return {**row["values"], **(row.get("deferred") or {})}
@@ -426,6 +437,7 @@ class _Plan:
         self.conflicts: list[tuple[Row, int, list[str], dict[str, Any]]] = []
         self.dead_letters: list[DeadLetter] = []
         self.superseded: dict[Rid, tuple[str, int, dict[str, Any] | None]] = {}   # (old model, old id, values)
+        self.stamps: list[dict[str, Any]] = []   # unchanged in Odoo: the source version now known to be there
 
     def tgt(self, row: Row) -> Target:
         return row.get("target") or self.target
@@ -449,7 +461,8 @@ class _Plan:
             full = row["values"] if oid in self.partial else _full(row)
             vals = canonical_vals(full, fields)
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "written": vals,
-                          "content_hash": None if oid in self.partial else content_hash(full)})
+                          "content_hash": None if oid in self.partial else content_hash(full),
+                          **_source_hash(row, partial=oid in self.partial)})
             audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "create",
                           "changes": vals})
             manifest.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "created",
@@ -462,7 +475,7 @@ class _Plan:
             if oid in adopted_ids:
                 written = canonical_vals(_full(row), fields)
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid,
-                          "content_hash": content_hash(_full(row)), "written": written})
+                          "content_hash": content_hash(_full(row)), "written": written, **_source_hash(row)})
             if oid in adopted_ids:
                 audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "adopt",
                               "changes": written,

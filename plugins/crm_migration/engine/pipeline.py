@@ -356,7 +356,7 @@ class Pipeline:
             records = self._enriched(obj, records, batch_size, staged=False)
         return stage_stream(self.state, records, run_id=run_id, pair=self.pair, source_object=name,
                             batch_size=batch_size, id_field="_source_id", log=self.log,
-                            deleted=lambda r: bool(r.get("IsDeleted")))
+                            deleted=lambda r: bool(r.get("IsDeleted")), volatile=_volatile(obj))
 
     def siblings(self, obj: ObjectSpec) -> list[str]:
         """The loadable objects that read the same source stream as ``obj`` (one resource split by ``where``
@@ -507,6 +507,40 @@ class Pipeline:
                 kept += 1
                 yield r
 
+    # ---- what landed: known before any download or mapping ------------------------------------------------
+
+    def fingerprint(self, name: str) -> str:
+        """The mapping in force for object ``name``, as a short hash: its spec, the pair's settings and lookups,
+        the target's version, and the owner map when its fields look owners up (an owner given an Odoo user
+        later maps again). The crosswalk records ``<fingerprint>:<md5 of the staged record>`` of what landed,
+        so a record is mapped again when its source changed *or* the mapping did."""
+        if name not in self._fingerprints:
+            obj = self.spec.object(name)
+            parts: list[Any] = [obj, self.spec.settings, self.spec.lookups, self.spec.target_version]
+            looked_up = {f.lookup for f in obj.fields.values() if f.lookup}
+            if looked_up & {"owner", "owner_partner"}:
+                parts.append(sorted((str(k), repr(v)) for k, v in self.owners.items()))
+            self._fingerprints[name] = hashlib.sha1(repr(parts).encode()).hexdigest()[:12]  # noqa: S324 - a tag
+        return self._fingerprints[name]
+
+    @cached_property
+    def _fingerprints(self) -> dict[str, str]:
+        return {}
+
+    def _known(self, name: str) -> tuple[str, str]:
+        """``(crosswalk scope, fingerprint)`` of object ``name``: what a batch read compares with."""
+        return self.target(name).source_object, self.fingerprint(name)
+
+    def _record_unchanged(self, name: str | None, unchanged: list[dict[str, Any]], *, run_id: str) -> None:
+        """Audit ``skip`` rows for the staged records a batch read found unchanged (one statement); ``name``: the
+        object, None for a timeline batch (each row names its object)."""
+        scopes = {n: self.target(n).source_object for n in {name or u["object"] for u in unchanged}}
+        model = self.spec.object(name).model if name else "mail.message"
+        self.state.record_batch(run_id=run_id, pair=self.pair, source_object=next(iter(scopes.values())),
+                                odoo_model=model or "",
+                                audit=[{"source_object": scopes[name or u["object"]], "source_id": u["source_id"],
+                                        "action": "skip"} for u in unchanged])
+
     # ---- load -----------------------------------------------------------------------------------------------
 
     def self_ref_fields(self, obj: ObjectSpec) -> list[str]:
@@ -521,9 +555,14 @@ class Pipeline:
             return obj
         return replace(obj, fields=MappingProxyType({k: v for k, v in obj.fields.items() if k not in self_refs}))
 
-    def mapped_rows(self, name: str, records: list[dict[str, Any]]) -> tuple[ObjectSpec, list[Any], dict[str, bytes]]:
+    def mapped_rows(self, name: str, records: list[dict[str, Any]], *,
+                    source_hashes: Mapping[str, str | None] | None = None
+                    ) -> tuple[ObjectSpec, list[Any], dict[str, bytes]]:
         """Map staged records exactly as a load does: file bytes attached, references pre-fetched.
 
+        :param source_hashes: ``{source id: source hash}`` of the staged records: each row carries its own, which
+            the load records with what landed (a flagged row none: it is mapped again next time, a reference
+            that was missing may be there by then).
         :return: ``(object spec used, loader rows, {source id: file bytes})``.
         """
         obj = self.load_spec(name)
@@ -541,6 +580,8 @@ class Pipeline:
         rows = map_batch(obj, records, self.refs_for(obj, records))
         for row in rows:
             row["record"] = _small(row.get("record") or {})
+            if source_hashes is not None:
+                row["source_hash"] = "" if row.get("warnings") else (source_hashes.get(row["source_id"]) or "")
             if missing := gone.get(row["source_id"]):
                 row["record"]["_blob"] = f"<missing: HTTP {missing.status}>"
                 if not row.get("error"):
@@ -569,17 +610,31 @@ class Pipeline:
         started = time.perf_counter()
         obj = self.spec.object(name)
         staged = self.newest_only(name, run_id, self.state.read_batch(run_id=run_id, pair=self.pair,
-                                                                     source_object=name, batch_no=batch_no))
+                                                                     source_object=name, batch_no=batch_no,
+                                                                     known=self._known(name)))
+        unchanged = [s for s in staged if s["unchanged"]]
+        if unchanged and not dry_run:
+            self._record_unchanged(name, unchanged, run_id=run_id)
+        staged = [s for s in staged if not s["unchanged"]]
         records = [s["record"] for s in staged if not s["deleted"]]
         if len(records) < len(staged) and not dry_run:
             self._archive(name, [s["source_id"] for s in staged if s["deleted"]], run_id=run_id)
         if not records:
-            return _empty_result(name, obj.model or "", len(staged))
+            result = _empty_result(name, obj.model or "", len(staged) + len(unchanged))
+            if unchanged:
+                result["skipped"] = len(unchanged)
+                self.log.info("%s batch %d: %d records unchanged in the source since they landed: nothing fetched "
+                              "or mapped", name, batch_no, len(unchanged))
+            return result
         self.ensure_lookup_records(obj, records, run_id=run_id, dry_run=dry_run)
-        obj, rows, blobs = self.mapped_rows(name, records)
+        obj, rows, blobs = self.mapped_rows(name, records,
+                                            source_hashes={s["source_id"]: s["source_hash"] for s in staged})
         self._extend_selections(obj, rows, dry_run=dry_run)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
                             log=self.log)
+        if unchanged:
+            result = {**result, "rows": result["rows"] + len(unchanged),
+                      "skipped": result["skipped"] + len(unchanged)}
         if blobs and not dry_run and obj.model == "ir.attachment":
             self._verify_checksums(name, run_id, blobs)
         self.log.info("%s batch %d%s done in %.2f s", name, batch_no, f" ({batch_no + 1} of {of})" if of else "",
@@ -764,7 +819,8 @@ class Pipeline:
                     date, parent = timeline_position(obj, row["record"])
                     pointers.append({"source_id": f"{name}/{row['source_id']}", "deleted": row["deleted"],
                                      "batch_no": zlib.crc32((parent or row["source_id"]).encode()) % n,
-                                     "record": {"o": name, "b": b["batch_no"], "id": row["source_id"], "d": date}})
+                                     "record": {"o": name, "b": b["batch_no"], "id": row["source_id"], "d": date,
+                                                "p": parent}})
                 self.state.stage(run_id=run_id, pair=self.pair, source_object=scope, batch_no=0, rows=pointers)
         cut = self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=scope)
         refs: list[BatchRef] = [{"source_object": scope, "batch_no": b["batch_no"], "count": b["count"], "of": len(cut)}
@@ -776,8 +832,14 @@ class Pipeline:
     def load_timeline(self, *, run_id: str, batch_no: int, dry_run: bool = False, of: int | None = None) -> LoadResult:
         """Map and load one timeline batch in one create call, oldest first (ids follow the dates)."""
         started = time.perf_counter()
+        members = [o.name for o in self.spec.timeline()]
         staged = self.state.read_timeline_batch(run_id=run_id, pair=self.pair, timeline=self.spec.TIMELINE,
-                                                batch_no=batch_no)
+                                                batch_no=batch_no, known={n: self._known(n) for n in members})
+        # unchanged, and so is everything posted on the same record: no record read, nothing mapped or compared
+        unchanged = [s for s in staged if s["unchanged"] and s["record"] is None]
+        if unchanged and not dry_run:
+            self._record_unchanged(None, unchanged, run_id=run_id)
+        staged = [s for s in staged if not (s["unchanged"] and s["record"] is None)]
         for name in {s["object"] for s in staged}:
             keep = {s["source_id"] for s in self.newest_only(name, run_id, [s for s in staged if s["object"] == name])}
             staged = [s for s in staged if s["object"] != name or s["source_id"] in keep]
@@ -787,23 +849,31 @@ class Pipeline:
             if s["deleted"]:
                 gone.setdefault(s["object"], []).append(s["source_id"])
             else:
-                live.setdefault(s["object"], []).append((pos, s["record"]))
+                live.setdefault(s["object"], []).append((pos, s))
         if not dry_run:
             for name, ids in gone.items():
                 self._archive(name, ids, run_id=run_id)
         placed: list[tuple[int, Row]] = []
         for name, items in live.items():
-            _obj, rows, _blobs = self.mapped_rows(name, [r for _, r in items])
+            _obj, rows, _blobs = self.mapped_rows(name, [s["record"] for _, s in items],
+                                                  source_hashes={s["source_id"]: s["source_hash"] for _, s in items})
             target = self.target(name)
             for (pos, _), row in zip(items, rows, strict=True):
                 row["target"] = target
                 placed.append((pos, row))
         placed.sort(key=lambda p: p[0])
         if not placed:
-            return _empty_result(self.spec.TIMELINE, "mail.message", len(staged))
+            result = _empty_result(self.spec.TIMELINE, "mail.message", len(staged) + len(unchanged))
+            result["skipped"] = len(unchanged)
+            self.log.info("chatter batch %d: %d messages unchanged in the source since they landed: nothing mapped",
+                          batch_no, len(unchanged))
+            return result
         first = placed[0][1]["target"]          # any member's target: the batch's pair, model and context
         result = load_batch(self.odoo, self.state, first, [row for _, row in placed], run_id=run_id,
                             dry_run=dry_run, log=self.log, order_group=_posted_on)
+        if unchanged:
+            result = {**result, "rows": result["rows"] + len(unchanged),
+                      "skipped": result["skipped"] + len(unchanged)}
         self.log.info("chatter batch %d%s done in %.2f s (%s)", batch_no, f" ({batch_no + 1} of {of})" if of else "",
                       time.perf_counter() - started,
                       ", ".join(f"{name} {len(items)}" for name, items in live.items()))
@@ -820,6 +890,13 @@ def _staged_enrichments(obj: ObjectSpec) -> dict[str, Mapping[str, Any]]:
     """The object's enrichments taken from the staging table (``staged: true``): children a source lists
     only by date (Link app's contact_companies), staged before the object and matched to it by a field."""
     return {k: v for k, v in obj.enrich.items() if k != "_blob" and isinstance(v, Mapping) and v.get("staged")}
+
+
+def _volatile(obj: ObjectSpec) -> list[str]:
+    """The keys of a staged record left out of its source hash: a file's download URL (it may be signed afresh
+    on every read; the file's own stamps, ``updated_at`` and ``size_bytes`` or ``Checksum``, say when it changed)."""
+    blob = obj.enrich.get("_blob")
+    return [str(blob["url_field"])] if isinstance(blob, Mapping) and blob.get("url_field") else []
 
 
 def _posted_on(row: Row) -> tuple[Any, Any]:

@@ -276,13 +276,16 @@ def _follow(moved: Mapping[int, int], oid: int) -> int:
 
 
 def _writes(rows: Iterable[Mapping[str, Any]]) -> list[_Write]:
-    """The tool's writes recorded by manifest rows: each run's values, and each rollback's prior values."""
+    """The tool's writes recorded by manifest rows: each run's values, and each rollback's prior values (but a
+    file's fingerprint: a rollback cannot write back bytes it does not keep, the file stays as the run left it)."""
     out = []
     for h in rows:
         if h["action"] != "deleted":
             out.append(_Write(h["recorded_at"], h["seq"], 0, h["run_id"], h["new_values"] or {}))
         if h["rolled_back_at"] is not None and (h["action"] in ("updated", "archived") or h.get("recreated_id")):
-            out.append(_Write(h["rolled_back_at"], h["seq"], 1, h["run_id"], h["prior_values"] or {}))
+            prior = {f: v for f, v in (h["prior_values"] or {}).items()
+                     if not (isinstance(v, str) and v.startswith("sha1:"))}
+            out.append(_Write(h["rolled_back_at"], h["seq"], 1, h["run_id"], prior))
     return out
 
 

@@ -35,6 +35,7 @@ class Link(TypedDict, total=False):
     odoo_id: int
     content_hash: str | None
     written: Mapping[str, Any] | None  # merged into the stored values (only the fields written now)
+    source_hash: str                   # the source version that landed ('' forgets it; absent: kept as is)
     source_object: str                 # optional on every row type: the batch's source object by default
     odoo_model: str                    # optional on every row type: the batch's model by default
 
@@ -102,15 +103,17 @@ def migration_files() -> list[tuple[str, str, str]]:
 _RECORD_BATCH = f"""
 WITH cw AS (
     INSERT INTO {SCHEMA}.crosswalk AS c
-           (pair, source_object, source_id, odoo_model, odoo_id, content_hash, written, run_id)
+           (pair, source_object, source_id, odoo_model, odoo_id, content_hash, written, run_id, source_hash)
     SELECT %(pair)s, COALESCE(t.source_object, %(obj)s), t.source_id, COALESCE(t.odoo_model, %(model)s), t.odoo_id,
-           t.content_hash, t.written, %(run)s
+           t.content_hash, t.written, %(run)s, t.source_hash
     FROM jsonb_to_recordset(%(links)s::jsonb)
-         AS t(source_object text, source_id text, odoo_model text, odoo_id bigint, content_hash text, written jsonb)
+         AS t(source_object text, source_id text, odoo_model text, odoo_id bigint, content_hash text, written jsonb,
+              source_hash text)
     ORDER BY 2, t.source_id
     ON CONFLICT (pair, source_object, source_id) DO UPDATE
        SET content_hash = CASE WHEN c.odoo_model = EXCLUDED.odoo_model
                                THEN COALESCE(EXCLUDED.content_hash, c.content_hash) ELSE EXCLUDED.content_hash END,
+           source_hash = COALESCE(EXCLUDED.source_hash, c.source_hash),
            written = CASE WHEN c.odoo_model = EXCLUDED.odoo_model THEN COALESCE(c.written, '{{}}'::jsonb) ELSE '{{}}'::jsonb END
                      || COALESCE(EXCLUDED.written, '{{}}'::jsonb),
            odoo_id = EXCLUDED.odoo_id, odoo_model = EXCLUDED.odoo_model, run_id = EXCLUDED.run_id, updated_at = now()
@@ -150,6 +153,12 @@ WITH cw AS (
            attempts = d.attempts + 1, updated_at = now(), resolved_at = NULL, resolved_run_id = NULL,
            resolution = NULL
     RETURNING 1
+), st AS (
+    UPDATE {SCHEMA}.crosswalk c SET source_hash = t.source_hash
+    FROM jsonb_to_recordset(%(stamps)s::jsonb) AS t(source_object text, source_id text, source_hash text)
+    WHERE c.pair = %(pair)s AND c.source_object = COALESCE(t.source_object, %(obj)s) AND c.source_id = t.source_id
+      AND c.source_hash IS DISTINCT FROM t.source_hash
+    RETURNING 1
 ), done AS (
     SELECT COALESCE(t.source_object, %(obj)s) AS obj, t.source_id
     FROM jsonb_to_recordset(%(links)s::jsonb) AS t(source_object text, source_id text)
@@ -168,7 +177,7 @@ WITH cw AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM cw), (SELECT count(*) FROM au), (SELECT count(*) FROM mf),
-       (SELECT count(*) FROM dl), (SELECT count(*) FROM rs), (SELECT count(*) FROM pd)
+       (SELECT count(*) FROM dl), (SELECT count(*) FROM rs), (SELECT count(*) FROM pd), (SELECT count(*) FROM st)
 """
 
 _RECORD_ROLLBACK = f"""
@@ -182,7 +191,7 @@ WITH mf AS (
     DELETE FROM {SCHEMA}.crosswalk WHERE odoo_model = %(model)s AND odoo_id = ANY(%(forget)s::bigint[])
     RETURNING 1
 ), rs AS (
-    UPDATE {SCHEMA}.crosswalk c SET content_hash = NULL, updated_at = now(),
+    UPDATE {SCHEMA}.crosswalk c SET content_hash = NULL, source_hash = NULL, updated_at = now(),
            written = COALESCE(c.written, '{{}}'::jsonb) || t.prior
     FROM jsonb_to_recordset(%(restored)s::jsonb) AS t(odoo_id bigint, prior jsonb)
     WHERE c.odoo_model = %(model)s AND c.odoo_id = t.odoo_id
@@ -193,7 +202,7 @@ WITH mf AS (
     FROM jsonb_to_recordset(%(recreated)s::jsonb) AS t(source_object text, source_id text, odoo_id bigint, written jsonb)
     ORDER BY t.source_object, t.source_id
     ON CONFLICT (pair, source_object, source_id) DO UPDATE
-       SET odoo_model = EXCLUDED.odoo_model, odoo_id = EXCLUDED.odoo_id, content_hash = NULL,
+       SET odoo_model = EXCLUDED.odoo_model, odoo_id = EXCLUDED.odoo_id, content_hash = NULL, source_hash = NULL,
            written = EXCLUDED.written, run_id = EXCLUDED.run_id, updated_at = now()
     RETURNING 1
 ), au AS (
@@ -231,13 +240,22 @@ SELECT sid, NULL, NULL, NULL, NULL FROM new_ids WHERE sid NOT IN (SELECT source_
 """
 
 _STAGE = f"""
-INSERT INTO {SCHEMA}.staging AS s (run_id, pair, source_object, source_id, batch_no, record, deleted)
-SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, COALESCE(t.batch_no, %(batch)s), t.record, COALESCE(t.deleted, false)
+INSERT INTO {SCHEMA}.staging AS s (run_id, pair, source_object, source_id, batch_no, record, deleted, source_hash)
+SELECT %(run)s, %(pair)s, %(obj)s, t.source_id, COALESCE(t.batch_no, %(batch)s), t.record, COALESCE(t.deleted, false),
+       md5((t.record - %(volatile)s::text[])::text)
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(source_id text, batch_no integer, record jsonb, deleted boolean)
 ORDER BY t.source_id
 ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
-   SET record = EXCLUDED.record, deleted = EXCLUDED.deleted, batch_no = EXCLUDED.batch_no, extracted_at = now()
+   SET record = EXCLUDED.record, deleted = EXCLUDED.deleted, batch_no = EXCLUDED.batch_no, extracted_at = now(),
+       source_hash = EXCLUDED.source_hash
 """
+
+#: a staged row whose source version is the one that landed under the same mapping: ``(unchanged)``. An open
+#: dead letter, a deletion, or a crosswalk entry without a source hash (a rollback wrote it back, a flagged
+#: row) is not unchanged.
+_UNCHANGED = f"""(s.source_hash IS NOT NULL AND NOT s.deleted AND c.source_hash = %(fp)s || ':' || s.source_hash
+     AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d WHERE d.pair = s.pair AND d.source_object = c.source_object
+                     AND d.source_id = s.source_id AND d.resolved_at IS NULL))"""
 
 
 class MigrationStateHook(PostgresHook):
@@ -561,11 +579,15 @@ class MigrationStateHook(PostgresHook):
 
     def record_batch(self, *, run_id: str, pair: str, source_object: str, odoo_model: str,
                      links: Sequence[Link] = (), audit: Sequence[AuditRow] = (),
-                     manifest: Sequence[ManifestRow] = (), dead_letters: Sequence[DeadLetter] = ()) -> dict[str, int]:
+                     manifest: Sequence[ManifestRow] = (), dead_letters: Sequence[DeadLetter] = (),
+                     stamps: Sequence[Mapping[str, Any]] = ()) -> dict[str, int]:
         """Record one loaded batch atomically: crosswalk + audit + rollback manifest + dead letters.
 
         One statement (one round trip); all of it lands or none of it does. Duplicate keys within
         the batch keep the last row. Returns the row counts written per table.
+
+        :param stamps: ``{source_id, source_hash, source_object?}`` of records found unchanged in Odoo: only
+            their crosswalk ``source_hash`` is set (the source version now known to be the one Odoo holds).
         """
         dedup_links = list({(lk.get("source_object"), lk["source_id"]): lk for lk in links}.values())
         dedup_manifest = list({(m.get("odoo_model"), m["odoo_id"]): m for m in manifest}.values())
@@ -573,25 +595,28 @@ class MigrationStateHook(PostgresHook):
         params = {
             "run": run_id, "pair": pair, "obj": source_object, "model": odoo_model,
             "links": _json(dedup_links), "audit": _json(audit),
-            "manifest": _json(dedup_manifest), "dead": _json(dedup_dead),
+            "manifest": _json(dedup_manifest), "dead": _json(dedup_dead), "stamps": _json(stamps),
         }
 
         def q(cur: Any) -> dict[str, int]:
             self._execute(cur, _RECORD_BATCH, params)
-            cw, au, mf, dl, rs, pd = cur.fetchone()
-            return {"crosswalk": cw, "audit": au, "manifest": mf, "dead_letter": dl, "resolved": rs, "pending": pd}
+            cw, au, mf, dl, rs, pd, st = cur.fetchone()
+            return {"crosswalk": cw, "audit": au, "manifest": mf, "dead_letter": dl, "resolved": rs, "pending": pd,
+                    "stamped": st}
 
         return self.run_in_transaction(q)
 
     # --- staging --------------------------------------------------------------------------------
 
     def stage(self, *, run_id: str, pair: str, source_object: str, batch_no: int,
-              rows: Sequence[Mapping[str, Any]]) -> int:
+              rows: Sequence[Mapping[str, Any]], volatile: Sequence[str] = ()) -> int:
         """Store one extracted batch (``rows`` of ``{source_id, record, deleted?, batch_no?}``; a row's own
-        ``batch_no`` wins over the argument); idempotent."""
+        ``batch_no`` wins over the argument); idempotent. Each row's ``source_hash`` is an md5 of its record
+        but the ``volatile`` keys (a file's signed URL): what a rerun compares with the crosswalk."""
         if not rows:
             return 0
-        params = {"run": run_id, "pair": pair, "obj": source_object, "batch": batch_no, "rows": _json(rows)}
+        params = {"run": run_id, "pair": pair, "obj": source_object, "batch": batch_no, "rows": _json(rows),
+                  "volatile": list(volatile)}
 
         def q(cur: Any) -> int:
             self._execute(cur, _STAGE, params)
@@ -609,13 +634,34 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
-    def read_batch(self, *, run_id: str, pair: str, source_object: str, batch_no: int) -> list[dict[str, Any]]:
-        """Return the staged rows of one batch as ``{source_id, record, deleted}``, by source id."""
+    def read_batch(self, *, run_id: str, pair: str, source_object: str, batch_no: int,
+                   known: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Return the staged rows of one batch as ``{source_id, record, deleted, source_hash, unchanged}``, by
+        source id.
+
+        :param known: ``(crosswalk scope, mapping fingerprint)``: a row whose source version is the one that
+            landed under that mapping is ``unchanged`` and comes without its record (nothing to map or fetch).
+            ``source_hash`` is then ``<fingerprint>:<md5 of the staged record>``, what the load records.
+        """
+        scope, fp = known or ("", "")
+
         def q(cur: Any) -> list[dict[str, Any]]:
-            self._execute(cur, f"""SELECT source_id, record, deleted FROM {SCHEMA}.staging
-                                   WHERE run_id = %s AND pair = %s AND source_object = %s AND batch_no = %s
-                                   ORDER BY source_id""", (run_id, pair, source_object, batch_no))
-            return [{"source_id": s, "record": _as_obj(r), "deleted": d} for s, r, d in cur.fetchall()]
+            self._execute(cur, f"""SELECT s.source_id, CASE WHEN u THEN NULL ELSE s.record END, s.deleted,
+                                          s.source_hash, u
+                                   FROM {SCHEMA}.staging s
+                                   LEFT JOIN LATERAL (      -- one index probe per staged row (LIMIT: not flattened)
+                                       SELECT c.source_object, c.source_hash FROM {SCHEMA}.crosswalk c
+                                       WHERE c.pair = s.pair AND c.source_object = %(scope)s
+                                         AND c.source_id = s.source_id AND %(known)s LIMIT 1) c ON true
+                                   CROSS JOIN LATERAL (SELECT COALESCE({_UNCHANGED}, false) AS u) k
+                                   WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(obj)s
+                                     AND s.batch_no = %(batch)s
+                                   ORDER BY s.source_id""",
+                          {"scope": scope, "fp": fp, "known": known is not None, "run": run_id, "pair": pair,
+                           "obj": source_object, "batch": batch_no})
+            return [{"source_id": s, "record": _as_obj(r) if r is not None else None, "deleted": d,
+                     "source_hash": f"{fp}:{h}" if known and h else None, "unchanged": bool(u)}
+                    for s, r, d, h, u in cur.fetchall()]
 
         return self.run_in_transaction(q)
 
@@ -687,28 +733,59 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
-    def read_timeline_batch(self, *, run_id: str, pair: str, timeline: str, batch_no: int) -> list[dict[str, Any]]:
-        """Return one batch of a timeline, oldest first: ``{object, source_id, record, deleted}``.
+    def read_timeline_batch(self, *, run_id: str, pair: str, timeline: str, batch_no: int,
+                            known: Mapping[str, tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+        """Return one batch of a timeline, oldest first: ``{object, source_id, record, deleted, source_hash,
+        unchanged}``.
 
-        A timeline's staged rows are pointers ``{o: object, b: batch, id: source id, d: sort date}`` to the staged
-        records of its member objects; the records are joined in, in date order (ties: object, id).
+        A timeline's staged rows are pointers ``{o: object, b: batch, id: source id, d: sort date, p: the record
+        it is posted on}`` to the staged records of its member objects; the records are joined in, in date
+        order (ties: object, id).
+
+        :param known: ``{object: (crosswalk scope, mapping fingerprint)}``: as :meth:`read_batch`, a row whose
+            source version landed under that mapping is ``unchanged``; it comes without its record only when
+            every row posted on the same record is unchanged too (a new message among them is created in date
+            order, which may move them: they are mapped).
         """
+        fps = {o: {"scope": scope, "fp": fp} for o, (scope, fp) in (known or {}).items()}
+
         def q(cur: Any) -> list[dict[str, Any]]:
             # one index probe per pointer, on (object, batch, id): right after staging the table has no
             # statistics, and a join planned from them degenerates into scans of whole batches
-            self._execute(cur, f"""SELECT p.record->>'o', s.source_id, s.record, s.deleted
-                                   FROM {SCHEMA}.staging p
-                                   CROSS JOIN LATERAL (
-                                       SELECT source_id, record, deleted FROM {SCHEMA}.staging s
-                                       WHERE s.run_id = p.run_id AND s.pair = p.pair
-                                         AND s.source_object = p.record->>'o' AND s.batch_no = (p.record->>'b')::integer
-                                         AND s.source_id = p.record->>'id'
-                                       LIMIT 1) s
-                                   WHERE p.run_id = %s AND p.pair = %s AND p.source_object = %s AND p.batch_no = %s
-                                   ORDER BY p.record->>'d', p.record->>'o', s.source_id""",
-                          (run_id, pair, timeline, batch_no))
-            return [{"object": o, "source_id": sid, "record": _as_obj(r), "deleted": d}
-                    for o, sid, r, d in cur.fetchall()]
+            self._execute(cur, f"""
+                SELECT o, source_id, CASE WHEN bool_and(u) OVER (PARTITION BY grp) THEN NULL ELSE record END,
+                       deleted, source_hash, fp, u
+                FROM (
+                    SELECT p.record->>'o' AS o, s.source_id, s.record, s.deleted, s.source_hash,
+                           COALESCE(NULLIF(p.record->>'p', ''), s.source_id) AS grp, k.fp,
+                           COALESCE(s.source_hash IS NOT NULL AND NOT s.deleted
+                                    AND c.source_hash = k.fp || ':' || s.source_hash
+                                    AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d
+                                                    WHERE d.pair = p.pair AND d.source_object = k.scope
+                                                      AND d.source_id = s.source_id AND d.resolved_at IS NULL),
+                                    false) AS u,
+                           p.record->>'d' AS d
+                    FROM {SCHEMA}.staging p
+                    CROSS JOIN LATERAL (
+                        SELECT source_id, record, deleted, source_hash FROM {SCHEMA}.staging s
+                        WHERE s.run_id = p.run_id AND s.pair = p.pair
+                          AND s.source_object = p.record->>'o' AND s.batch_no = (p.record->>'b')::integer
+                          AND s.source_id = p.record->>'id'
+                        LIMIT 1) s
+                    LEFT JOIN LATERAL (
+                        SELECT t.scope, t.fp FROM jsonb_to_record(%(known)s::jsonb -> (p.record->>'o'))
+                                                  AS t(scope text, fp text)) k ON true
+                    LEFT JOIN LATERAL (
+                        SELECT c.source_hash FROM {SCHEMA}.crosswalk c
+                        WHERE c.pair = p.pair AND c.source_object = k.scope AND c.source_id = s.source_id
+                        LIMIT 1) c ON true
+                    WHERE p.run_id = %(run)s AND p.pair = %(pair)s AND p.source_object = %(tl)s
+                      AND p.batch_no = %(batch)s) rows
+                ORDER BY d, o, source_id""",
+                          {"known": json.dumps(fps), "run": run_id, "pair": pair, "tl": timeline, "batch": batch_no})
+            return [{"object": o, "source_id": sid, "record": _as_obj(r) if r is not None else None, "deleted": d,
+                     "source_hash": f"{fp}:{h}" if fp and h else None, "unchanged": bool(u)}
+                    for o, sid, r, d, h, fp, u in cur.fetchall()]
 
         return self.run_in_transaction(q)
 

@@ -9,6 +9,7 @@ full run left. Tests run in file order and read what Odoo holds.
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 PAIR = "link_app_to_odoo"
 SAMPLE, FULL, RERUN, DELTA = "link-sample", "link-full", "link-rerun", "link-delta"
+CHANGED = "link-rerun-changed"
 MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message", "mail.activity",
           "calendar.event", "ir.attachment")
 COUNTED = ("created", "updated", "adopted", "superseded", "conflicts", "dead_lettered")
@@ -318,6 +320,48 @@ def test_a_second_full_run_writes_nothing(world):
             [*COUNTED[:-1], *(["links"] if "links" in counts else [])], 0), name
 
 
+def test_a_second_full_run_downloads_no_file_that_landed(world):
+    # unchanged since they landed (updated_at, size_bytes): known from the crosswalk before any download; only
+    # the file that answered 404 is asked again (its dead letter is open)
+    downloads = {p: n for p, n in world["requests"].items() if p.startswith("/cdn/")}
+    assert list(downloads) == [p for p in downloads if world["hard"]["attachment_missing"] in p], downloads
+
+
+@pytest.fixture(scope="module")
+def changed(world):
+    """A contact and a file changed in the tenant after the rerun, then a full run again: only they are fetched
+    and written."""
+    tenant, hard = world["tenant"], world["hard"]
+    skip = {hard["attachment_missing"], hard["attachment_empty"], hard["attachment_non_ascii"],
+            *hard["attachment_redirect"]}
+    # a JPEG stays a JPEG: Odoo guesses an attachment's mimetype from new bytes written alone
+    att = next(a for a in sorted(tenant.tables["attachments"], key=int)
+               if a not in skip and tenant.tables["attachments"][a]["content_type"] == "image/jpeg")
+    contact = next(c for c in sorted(tenant.tables["contacts"], key=int)
+                   if c != str(world["nameless"]) and tenant.tables["contacts"][c].get("title"))
+    data = b"\xff\xd8\xff\xe0 changed after the first load" * 7
+    tenant.update("attachments", [{"id": att, "_content_base64": base64.b64encode(data).decode()}])
+    tenant.update("contacts", [{"id": contact, "title": "Head of Rerun Testing"}])
+    tenant.reset_stats()
+    counts = run(world["pipe"], CHANGED)
+    return {"counts": counts, "att": att, "data": data, "contact": contact,
+            "requests": tenant.get_stats()["requests"]}
+
+
+def test_a_full_run_after_a_change_fetches_and_writes_only_the_changed_records(world, changed):
+    import hashlib
+
+    written = {name: {k: v for k, v in c.items() if v and k != "dead_lettered"} for name, c in changed["counts"].items()}
+    assert {n: c for n, c in written.items() if c} == {"contacts": {"updated": 1}, "attachments": {"updated": 1}}
+    assert one(world, "contacts", changed["contact"], ["function"])["function"] == "Head of Rerun Testing"
+    got = one(world, "attachments", changed["att"], ["checksum", "file_size"])
+    assert (got["checksum"], got["file_size"]) == (hashlib.sha1(changed["data"]).hexdigest(),  # noqa: S324
+                                                   len(changed["data"]))
+    downloads = sorted(p for p in changed["requests"] if p.startswith("/cdn/"))
+    assert [p for p in downloads if world["hard"]["attachment_missing"] not in p] == [
+        p for p in downloads if f"/{changed['att']}/" in p] != []
+
+
 # ---- a delta, then its rollback --------------------------------------------------------------------------
 
 
@@ -388,7 +432,7 @@ def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
 def test_rolling_back_every_run_leaves_no_keyed_record(world, delta):
     from crm_migration.engine.rollback import rollback_run
 
-    for run_id in (RERUN, FULL, SAMPLE):              # newest first
+    for run_id in (CHANGED, RERUN, FULL, SAMPLE):              # newest first
         result = rollback_run(world["pipe"].odoo, world["state"], run_id)
         assert result["status"] in ("rolled_back", "nothing_to_do"), result
     rpc = world["rpc"]
