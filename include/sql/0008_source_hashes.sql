@@ -7,5 +7,5 @@
 ALTER TABLE crm_migration.staging ADD COLUMN IF NOT EXISTS source_hash text;
 ALTER TABLE crm_migration.crosswalk ADD COLUMN IF NOT EXISTS source_hash text;
 -- an open dead letter makes its record load again, whatever its hash: probed per batch
-CREATE INDEX IF NOT EXISTS dead_letter_open_idx ON crm_migration.dead_letter (pair, source_object, source_id)
+CREATE INDEX IF NOT EXISTS dead_letter_open_id_idx ON crm_migration.dead_letter (pair, source_object, source_id)
     WHERE resolved_at IS NULL;
