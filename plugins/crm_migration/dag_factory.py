@@ -10,16 +10,33 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from crm_migration.mapping.spec import load_pair
+from crm_migration.hooks.odoo import OdooHook
+from crm_migration.hooks.state import MigrationStateHook
+from crm_migration.mapping.spec import PairSpec, locate_pair
 from crm_migration.operators import tasks
 from crm_migration.operators.approval import MigrationApprovalOperator, approval_kwargs
+from crm_migration.operators.migration import (
+    ExtractObjectOperator,
+    InCutoverWindowOperator,
+    LinkOperator,
+    LoadBatchOperator,
+    LoadTimelineOperator,
+    OrderTimelineOperator,
+    PlanOperator,
+    PrepareSchemaOperator,
+    RollbackOperator,
+    SetWatermarksOperator,
+    StartRunOperator,
+    VerifyOperator,
+)
 
 OWNER = "crm-migration"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -39,8 +56,8 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", name.lower())
 
 
-def _doc(pair: str, kind: str, text: str) -> str:
-    return f"### {pair}_{kind}\n\n{text}\n\nBuilt from `include/pairs/{pair}.yaml` by `crm_migration.dag_factory`."
+def _doc(p: _Pair, kind: str, text: str) -> str:
+    return f"### {p.name}_{kind}\n\n{text}\n\nBuilt from `{p.spec.origin}` by `crm_migration.dag_factory`."
 
 
 def _approved_by(what: str = "confirms the mapping in force and approves this run") -> Param:
@@ -49,26 +66,74 @@ def _approved_by(what: str = "confirms the mapping in force and approves this ru
                              "recorded in the state DB like a person's approval, as given by this Param).")
 
 
-def build_pair_dags(pair: str) -> dict[str, DAG]:
-    """Return ``{dag_id: DAG}`` for the pair (``globals().update(build_pair_dags("apto_to_odoo"))``)."""
-    spec = load_pair(pair)
-    pool = tasks.source_pool(spec.source)
-    tags = ["crm-migration", pair, spec.source, "odoo"]
-    return {d.dag_id: d for d in (_plan(pair, spec, tags, pool), _migrate(pair, spec, tags, pool),
-                                  _delta(pair, spec, tags, pool), _rollback(pair, spec, tags))}
+def _objects(spec: PairSpec, what: str) -> Param:
+    """The ``objects`` Param: a subset of the pair's loaded objects (default: all of them). A name the mapping
+    lacks is refused when the run is triggered (JSON schema ``items.enum``), never a green run that did nothing."""
+    names = [o.name for o in spec.loadable()]
+    return Param(names, type="array", items={"type": "string", "enum": names}, uniqueItems=True, minItems=1,
+                 examples=names, title="Objects", description=f"The objects of the mapping {what} (default: all).")
 
 
-def _plan(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+def conn_ids(spec: PairSpec, *, source_conn_id: str | None = None, odoo_conn_id: str | None = None,
+             state_conn_id: str | None = None) -> dict[str, Any]:
+    """The connection ids the pair's tasks use: the arguments, else the pair file's ``connections:``, else
+    DESIGN.md's defaults (the source's default connection, ``odoo_default``, ``crm_migration_state``)."""
+    conns = spec.connections
+    return {"source_conn_id": source_conn_id or conns.get("source"),
+            "odoo_conn_id": odoo_conn_id or conns.get("odoo") or OdooHook.default_conn_name,
+            "state_conn_id": state_conn_id or conns.get("state") or MigrationStateHook.default_conn_name}
+
+
+def build_pair_dags(pair: str | Path, *, source_conn_id: str | None = None, odoo_conn_id: str | None = None,
+                    state_conn_id: str | None = None) -> dict[str, DAG]:
+    """Return ``{dag_id: DAG}`` for the pair (``globals().update(build_pair_dags("apto_to_odoo"))``).
+
+    :param pair: a pair name (its ``<pair>.yaml`` in ``[crm_migration] pairs_folder``, else the bundled one) or
+        the path of a mapping file; the file's ``pair:`` names the DAGs.
+    :param source_conn_id: the source connection (default: the pair file's ``connections.source``, else
+        ``apto_default`` / ``link_app_default``); likewise ``odoo_conn_id`` and ``state_conn_id``.
+    """
+    spec = tasks.pair_spec(pair)
+    ctx = _Pair(name=spec.pair, ref=locate_pair(pair), spec=spec, pool=tasks.source_pool(spec.source),
+                tags=["crm-migration", spec.pair, spec.source, "odoo"],
+                conns=conn_ids(spec, source_conn_id=source_conn_id, odoo_conn_id=odoo_conn_id,
+                               state_conn_id=state_conn_id))
+    return {d.dag_id: d for d in (_plan(ctx), _migrate(ctx), _delta(ctx), _rollback(ctx))}
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """What the four DAGs of a pair are built from."""
+
+    name: str                  # the pair's name (its DAG ids, Variables, state rows)
+    ref: str                   # what its operators load: the pair name, or the mapping file's path
+    spec: PairSpec
+    pool: str
+    tags: list[str]
+    conns: dict[str, Any]
+
+    def args(self) -> dict[str, Any]:
+        """The pair and connection arguments every migration operator takes."""
+        return {"pair": self.ref, **self.conns}
+
+    def approval(self, what: str) -> dict[str, Any]:
+        """The arguments of a :class:`MigrationApprovalOperator` of step ``what``: the pair, its mapping file, the
+        state connection, who may answer and who is told (the pair file's ``approvals:``)."""
+        return {"pair": self.name, "mapping": self.ref, "what": what, "state_conn_id": self.conns["state_conn_id"],
+                **approval_kwargs(self.spec, what)}
+
+
+def _plan(p: _Pair) -> DAG:
     params = {"approved_by": _approved_by("confirms the mapping in force")}
-    with DAG(dag_id=f"{pair}_plan", schedule=None, start_date=START, catchup=False, max_active_runs=1,
-             tags=[*tags, "plan"], default_args=DEFAULT_ARGS, params=params,
-             doc_md=_doc(pair, "plan", "Inventory of the source and the target, owner resolution, schema plan, "
+    with DAG(dag_id=f"{p.name}_plan", schedule=None, start_date=START, catchup=False, max_active_runs=1,
+             tags=[*p.tags, "plan"], default_args=DEFAULT_ARGS, params=params,
+             doc_md=_doc(p, "plan", "Inventory of the source and the target, owner resolution, schema plan, "
                          "cycles and bad data, and the automation export. Writes an HTML report and CSVs, then "
                          "waits at `confirm_mapping`: approve the mapping in force (or edit the YAML, then "
-                         f"approve); `{pair}_migrate` refuses to start on a mapping nobody confirmed.")) as dag:
-        plan = PythonOperator(task_id="plan", python_callable=tasks.plan, op_kwargs={"pair": pair}, pool=pool)
+                         f"approve); `{p.name}_migrate` refuses to start on a mapping nobody confirmed.")) as dag:
+        plan = PlanOperator(task_id="plan", pool=p.pool, **p.args())
         confirm = MigrationApprovalOperator(
-            task_id="confirm_mapping", pair=pair, what="mapping", **approval_kwargs(spec, "mapping"),
+            task_id="confirm_mapping", **p.approval("mapping"),
             subject="{{ dag.dag_id }}: confirm the mapping in force",
             body="The plan of run {{ run_id }} is written. Approve to confirm the mapping in force, or edit the "
                  "YAML and approve: records move only with a confirmed mapping.",
@@ -81,20 +146,22 @@ def _plan(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
     return dag
 
 
-def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -> list[Any]:
+def _object_tasks(p: _Pair, after: Any, *, mode: str, **extract: Any) -> list[Any]:
     """extract → load (mapped over batches) → link, per loadable object, in dependency order.
 
     The chatter objects (:meth:`PairSpec.timeline`) are extracted each on its own, then cut into one
     timeline (``order_chatter``) and loaded by ``load_chatter``, mapped over its batches, oldest first.
     """
+    spec = p.spec
     last: dict[str, Any] = {}
     timeline = {o.name for o in spec.timeline()}
     extracts: list[Any] = []
     first_read: dict[tuple[str, str], Any] = {}     # objects reading one stream: the first reads it for all
     for obj in spec.loadable():
         slug = _slug(obj.name)
-        ex = PythonOperator(task_id=f"extract_{slug}", python_callable=tasks.extract, pool=pool,
-                            op_kwargs={"pair": pair, "name": obj.name, "delta": delta}, trigger_rule=NONE_FAILED)
+        ex = ExtractObjectOperator(task_id=f"extract_{slug}", pool=p.pool, trigger_rule=NONE_FAILED,
+                                   source_object=obj.name, mode=mode, batch_size="{{ params.batch_size }}",
+                                   objects="{{ params.objects }}", **extract, **p.args())
         stream = (obj.source_object, repr(sorted(dict(obj.stream).items())))
         if stream in first_read:
             first_read[stream] >> ex
@@ -107,8 +174,9 @@ def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -
                 d >> ex
             extracts.append(ex)
             continue
-        ld = task(tasks.load, task_id=f"load_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED
-                  ).partial(pair=pair, name=obj.name).expand(batch=ex.output)
+        ld = LoadBatchOperator.partial(task_id=f"load_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED,
+                                       source_object=obj.name, dry_run="{{ params.dry_run }}", **p.args()
+                                       ).expand(batch=ex.output)
         # what it refers to, and what its records hang on (files and notes need their parents' ids)
         deps = list({id(last[d]): last[d] for d in needs if d in last}.values()) or [after]
         for d in deps:
@@ -116,16 +184,17 @@ def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -
         ex >> ld
         tail = ld
         if any(obj.name in fs.ref for fs in obj.fields.values()):
-            lk = PythonOperator(task_id=f"link_{slug}", python_callable=tasks.link, pool="odoo_api",
-                                op_kwargs={"pair": pair, "name": obj.name}, trigger_rule=NONE_FAILED)
+            lk = LinkOperator(task_id=f"link_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED,
+                              source_object=obj.name, objects="{{ params.objects }}", dry_run="{{ params.dry_run }}",
+                              **p.args())
             ld >> lk
             tail = lk
         last[obj.name] = tail
     if extracts:
-        order = PythonOperator(task_id=f"order_{spec.TIMELINE}", python_callable=tasks.order_timeline,
-                               op_kwargs={"pair": pair}, trigger_rule=NONE_FAILED)
-        load = task(tasks.load_timeline, task_id=f"load_{spec.TIMELINE}", pool="odoo_api", trigger_rule=NONE_FAILED
-                    ).partial(pair=pair).expand(batch=order.output)
+        order = OrderTimelineOperator(task_id=f"order_{spec.TIMELINE}", trigger_rule=NONE_FAILED,
+                                      batch_size="{{ params.batch_size }}", **p.args())
+        load = LoadTimelineOperator.partial(task_id=f"load_{spec.TIMELINE}", pool="odoo_api", trigger_rule=NONE_FAILED,
+                                            dry_run="{{ params.dry_run }}", **p.args()).expand(batch=order.output)
         for ex in extracts:
             ex >> order
         order >> load
@@ -134,44 +203,43 @@ def _object_tasks(pair: str, spec: Any, pool: str, after: Any, *, delta: bool) -
     return list({id(t): t for t in last.values()}.values())
 
 
-def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+def _migrate(p: _Pair) -> DAG:
     params = {
         "mode": Param("sample", enum=["sample", "full"], title="Mode",
                       description="sample: a representative slice and a field-level diff; full: everything."),
         "sample_size": Param(200, type="integer", minimum=1, title="Sample size (records per object)"),
-        "objects": Param("all", type=["string", "array"], title="Objects",
-                         description="all, or a comma-separated list / array of object names of the mapping"),
+        "objects": _objects(p.spec, "to migrate"),
         "batch_size": Param(500, type="integer", minimum=1, maximum=5000, title="Batch size"),
         "dry_run": Param(False, type="boolean", title="Dry run (nothing is written to Odoo)"),
         "approved_by": _approved_by(),
     }
-    with DAG(dag_id=f"{pair}_migrate", schedule=None, start_date=START, catchup=False, max_active_runs=1,
-             tags=[*tags, "migrate"], default_args=DEFAULT_ARGS, params=params, render_template_as_native_obj=False,
-             doc_md=_doc(pair, "migrate", "Sample or full migration: preflight, approval, schema, then per object "
+    with DAG(dag_id=f"{p.name}_migrate", schedule=None, start_date=START, catchup=False, max_active_runs=1,
+             tags=[*p.tags, "migrate"], default_args=DEFAULT_ARGS, params=params, render_template_as_native_obj=False,
+             doc_md=_doc(p, "migrate", "Sample or full migration: preflight, approval, schema, then per object "
                          "extract → load (mapped over batches) → link, then the field-level diff (sample) or "
                          "the reconciliation (full).")) as dag:
-        start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
-                               op_kwargs={"pair": pair, "kind": "migrate"})
+        start = StartRunOperator(task_id="start_run", kind="migrate", mode="{{ params.mode }}",
+                                 approved_by="{{ params.approved_by or '' }}", **p.args())
         approve = MigrationApprovalOperator(
-            task_id="approve", pair=pair, what="full_run", modes=("full",), **approval_kwargs(spec, "full_run"),
+            task_id="approve", modes=("full",), **p.approval("full_run"),
             subject="{{ dag.dag_id }}: approve the full run",
             body="Run {{ run_id }} (full) waits for approval before it writes every record of the pair to Odoo.",
             report="{{ (ti.xcom_pull(task_ids='start_run') or {}).get('sample_report') or '' }}",
             checks=["The sample's field-level diff (the report): every field holds what the source has.",
                     "{{ (ti.xcom_pull(task_ids='start_run') or {}).get('sample_note') or '' }}",
                     "{{ (ti.xcom_pull(task_ids='start_run') or {}).get('changes_note') or '' }}"])
-        schema = PythonOperator(task_id="prepare_schema", python_callable=tasks.prepare_schema,
-                                op_kwargs={"pair": pair}, pool="odoo_api")
+        schema = PrepareSchemaOperator(task_id="prepare_schema", pool="odoo_api", dry_run="{{ params.dry_run }}",
+                                       **p.args())
         start >> approve >> schema
-        tails = _object_tasks(pair, spec, pool, schema, delta=False)
+        tails = _object_tasks(p, schema, mode="{{ params.mode }}", sample_size="{{ params.sample_size }}")
         # a full run's objects, once all landed: each watermark at the moment its extraction began
-        marks = PythonOperator(task_id="set_watermarks", python_callable=tasks.set_watermarks,
-                               op_kwargs={"pair": pair, "kind": "migrate"}, trigger_rule=NONE_FAILED)
-        verify = PythonOperator(task_id="verify", python_callable=tasks.verify, op_kwargs={"pair": pair},
-                                pool="odoo_api", trigger_rule=NONE_FAILED)
+        marks = SetWatermarksOperator(task_id="set_watermarks", kind="migrate", dry_run="{{ params.dry_run }}",
+                                      trigger_rule=NONE_FAILED, **p.args())
+        verify = VerifyOperator(task_id="verify", pool="odoo_api", trigger_rule=NONE_FAILED,
+                                check="{{ 'diff' if params.mode == 'sample' else 'reconciliation' }}",
+                                objects="{{ params.objects }}", **p.args())
         approve_diff = MigrationApprovalOperator(
-            task_id="approve_diff", pair=pair, what="sample_diff", modes=("sample",),
-            **approval_kwargs(spec, "sample_diff"),
+            task_id="approve_diff", modes=("sample",), **p.approval("sample_diff"),
             subject="{{ dag.dag_id }}: approve the sample's field-level diff",
             body="Sample run {{ run_id }} has landed and compared every field with what Odoo holds. Approve its "
                  "diff: a full run of this mapping needs it.",
@@ -185,22 +253,21 @@ def _migrate(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
     return dag
 
 
-def _delta(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
+def _delta(p: _Pair) -> DAG:
     params = {
         "batch_size": Param(500, type="integer", minimum=1, maximum=5000, title="Batch size"),
-        "objects": Param("all", type=["string", "array"], title="Objects",
-                         description="all, or a comma-separated list / array of object names of the mapping: only "
-                                     "their watermarks move"),
+        "objects": _objects(p.spec, "to sync: only their watermarks move"),
         "dry_run": Param(False, type="boolean", title="Dry run"),
         "sync_now": Param(None, type=["null", "boolean"], title="Sync now",
                           description="Read every object from its watermark to now (e.g. at go-live). Empty: yes "
                                       "when triggered by hand without a logical date, else the run's data interval; "
                                       "true/false forces it."),
     }
+    pair = p.name
     with DAG(dag_id=f"{pair}_delta", schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
-             start_date=START, catchup=False, max_active_runs=1, tags=[*tags, "delta"], default_args=DEFAULT_ARGS,
+             start_date=START, catchup=False, max_active_runs=1, tags=[*p.tags, "delta"], default_args=DEFAULT_ARGS,
              params=params,
-             doc_md=_doc(pair, "delta", f"Every 15 minutes inside the cutover window (Variables "
+             doc_md=_doc(p, "delta", f"Every 15 minutes inside the cutover window (Variables "
                          f"`{pair}_cutover_start` / `{pair}_cutover_end`): the creates, updates and deletions "
                          "(archived in Odoo) since each object's watermark (how far the source was read and "
                          "landed), never later than `data_interval_start`, up to `data_interval_end`: a failed, "
@@ -208,21 +275,19 @@ def _delta(pair: str, spec: Any, tags: list[str], pool: str) -> DAG:
                          "date (or with `sync_now`), it is a sync now: from the watermarks to now, whatever the "
                          "cutover window. Watermarks move once every object of the run has landed. A record "
                          "edited in Odoo since the last load is reported as a conflict, not overwritten.")) as dag:
-        gate = ShortCircuitOperator(task_id="in_cutover_window", python_callable=tasks.in_cutover_window,
-                                    op_kwargs={"pair": pair}, ignore_downstream_trigger_rules=True)
-        start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
-                               op_kwargs={"pair": pair, "kind": "delta"})
+        gate = InCutoverWindowOperator(task_id="in_cutover_window", pair=p.ref, sync_now="{{ params.sync_now }}")
+        start = StartRunOperator(task_id="start_run", kind="delta", **p.args())
         gate >> start
-        tails = _object_tasks(pair, spec, pool, start, delta=True)
+        tails = _object_tasks(p, start, mode="delta", sync_now="{{ params.sync_now }}")
         # none_failed: a quiet object's load is skipped (no batch), and its watermark moves all the same
-        marks = PythonOperator(task_id="set_watermarks", python_callable=tasks.set_watermarks,
-                               op_kwargs={"pair": pair, "kind": "delta"}, trigger_rule=NONE_FAILED)
+        marks = SetWatermarksOperator(task_id="set_watermarks", kind="delta", dry_run="{{ params.dry_run }}",
+                                      trigger_rule=NONE_FAILED, **p.args())
         for t in tails:
             t >> marks
     return dag
 
 
-def _rollback(pair: str, spec: Any, tags: list[str]) -> DAG:
+def _rollback(p: _Pair) -> DAG:
     params = {
         "run_id": Param("", type="string", minLength=1, title="Run to roll back",
                         description="The Airflow run id of the _migrate or _delta run to undo."),
@@ -230,14 +295,14 @@ def _rollback(pair: str, spec: Any, tags: list[str]) -> DAG:
                        description="Roll back even records edited in Odoo after the run (their edits are lost)."),
         "approved_by": _approved_by(),
     }
-    with DAG(dag_id=f"{pair}_rollback", schedule=None, start_date=START, catchup=False, max_active_runs=1,
-             tags=[*tags, "rollback"], default_args=DEFAULT_ARGS, params=params,
-             doc_md=_doc(pair, "rollback", "Undo one run: unlink what it created, write back what it changed, "
+    with DAG(dag_id=f"{p.name}_rollback", schedule=None, start_date=START, catchup=False, max_active_runs=1,
+             tags=[*p.tags, "rollback"], default_args=DEFAULT_ARGS, params=params,
+             doc_md=_doc(p, "rollback", "Undo one run: unlink what it created, write back what it changed, "
                          "newest first; refused if records were edited after the run, unless forced.")) as dag:
-        start = PythonOperator(task_id="start_run", python_callable=tasks.start_run,
-                               op_kwargs={"pair": pair, "kind": "rollback"})
+        start = StartRunOperator(task_id="start_run", kind="rollback", target_run_id="{{ params.run_id }}",
+                                 **p.args())
         approve = MigrationApprovalOperator(
-            task_id="approve", pair=pair, what="rollback", **approval_kwargs(spec, "rollback"),
+            task_id="approve", **p.approval("rollback"),
             subject="{{ dag.dag_id }}: approve the rollback of {{ params.run_id }}",
             body="Everything run {{ params.run_id }} created in Odoo will be deleted and what it changed "
                  "written back.{{ ' Edits made in Odoo since then will be overwritten (force).' if params.force else '' }}",
@@ -245,7 +310,7 @@ def _rollback(pair: str, spec: Any, tags: list[str]) -> DAG:
             checks=["What the run did, per object (the report: its audit summary): all of it is undone.",
                     "{{ (ti.xcom_pull(task_ids='start_run') or {}).get('undo') or '' }}",
                     "A later run that changed the same records must be rolled back first (the rollback refuses)."])
-        undo = PythonOperator(task_id="rollback", python_callable=tasks.rollback, op_kwargs={"pair": pair},
-                              pool="odoo_api")
+        undo = RollbackOperator(task_id="rollback", pool="odoo_api", target_run_id="{{ params.run_id }}",
+                                force="{{ params.force }}", **p.args())
         start >> approve >> undo
     return dag

@@ -115,6 +115,16 @@ CONFIG: dict[str, Any] = {
                 "example": "s3://aws_default@my-bucket/crm-migration/reports",
                 "default": "",
             },
+            "pairs_folder": {
+                "description": "A folder of your own mapping files (<pair>.yaml): build_pair_dags(\"<pair>\") "
+                               "reads <pairs_folder>/<pair>.yaml when it exists, else the bundled include/pairs "
+                               "file. Workers and the DAG processor need the same folder. Empty: the bundled "
+                               "pairs only.",
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "/opt/airflow/include/my_pairs",
+                "default": "",
+            },
         },
     },
 }

@@ -375,7 +375,7 @@ def test_6d_a_window_failed_half_way_is_caught_up_by_the_next_and_its_rerun_puts
     not written back; nothing is duplicated and no watermark moves (once, never back)."""
     _only_sandbox_and_odoo17(world)
     from crm_migration.engine import windows
-    from crm_migration.operators import tasks
+    from crm_migration.operators.migration import LoadBatchOperator, SetWatermarksOperator
 
     org, state, hook = world["apto"].state, world["state"], world["hook"]
     (contact, contact_id), = _spare_contacts(world, 1)
@@ -421,11 +421,12 @@ def test_6d_a_window_failed_half_way_is_caught_up_by_the_next_and_its_rerun_puts
 
     # the failed run's load_attachment cleared and rerun with what follows it (set_watermarks): same run, same
     # staged batch, holding the older name
-    context = {"run_id": dr.run_id, "params": {}}
+    context = {"run_id": dr.run_id}
     for b in state.staged_batches(run_id=dr.run_id, pair="apto_to_odoo", source_object="Attachment"):
-        result = tasks.load(pair="apto_to_odoo", name="Attachment", batch={**b, "of": 1}, **context)
+        result = LoadBatchOperator(task_id="load_attachment", pair="apto_to_odoo", source_object="Attachment",
+                                   batch={**b, "of": 1}).execute(context)
         assert (result["created"], result["updated"]) == (0, 0), result
-    tasks.set_watermarks(pair="apto_to_odoo", kind="delta", **context)
+    SetWatermarksOperator(task_id="set_watermarks", pair="apto_to_odoo", kind="delta").execute(context)
     assert hook.read("ir.attachment", [att_id], ["name"])[0]["name"] == "Renamed again.pdf"
     for model, key in (("res.partner", f"apto:Contact:{contact}"), ("ir.attachment", f"apto:Attachment:{att}")):
         assert keyed(world, model, key) == 1, key

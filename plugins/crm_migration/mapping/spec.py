@@ -28,6 +28,7 @@ The file holds no code. Its shape (see ``include/pairs/apto_to_odoo.yaml`` for t
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,7 +45,8 @@ from crm_migration.mapping import transforms as T
 __all__ = [
     "AttachSpec", "ConditionSpec", "CustomField", "CustomFieldRules", "FieldSpec", "FnStep", "HierarchySpec",
     "ApprovalStep", "Approvals", "LookupSpec", "MappingFile", "ObjectSpec", "PairSpec", "Settings", "SpecError",
-    "TargetSpec", "expand_namespace", "get_path", "load_pair", "parse_pair", "read_pair_file",
+    "TargetSpec", "expand_namespace", "get_path", "load_pair", "locate_pair", "pairs_folder", "parse_pair",
+    "read_pair_file",
 ]
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
@@ -587,6 +589,8 @@ class PairSpec:
     #: the target's major version whose ``targets:`` overrides are applied (None: not resolved yet; 0: unknown)
     target_version: int | None = None
     approvals: Approvals = field(default_factory=Approvals)
+    #: the Airflow connection ids the file names (``source``, ``odoo``, ``state``); an absent one: the default
+    connections: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def order(self) -> list[str]:
         """The object names, dependencies first (ties in file order)."""
@@ -702,7 +706,10 @@ class PairSpec:
 # ---- parsing -------------------------------------------------------------------------------------------
 
 _TOP_KEYS = frozenset({"pair", "source", "version", "description", "settings", "lookups", "x_fields",
-                       "custom_fields", "objects", "targets", "approvals"})
+                       "custom_fields", "objects", "targets", "approvals", "connections"})
+#: ``connections:`` keys: the source, Odoo and state-DB connection ids
+CONNECTION_KEYS = ("source", "odoo", "state")
+_CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 #: what a ``targets.<version>`` override may change
 _TARGET_OVERRIDE_KEYS = frozenset({"doc", "x_fields", "objects"})
 _OBJ_OVERRIDE_KEYS = frozenset({"fields"})
@@ -717,11 +724,40 @@ _SETTINGS_KEYS = frozenset({"fallback_user", "conflict_policy", "on_missing_ref"
                             "max_dead_letter_share"})
 
 
-def read_pair_file(name_or_path: str | Path) -> MappingFile:
-    """The mapping file of a pair name (``apto_to_odoo``: ``crm_migration/pairs/<pair>.yaml``) or a path, as read
-    now: the one place that finds a pair's file (:func:`load_pair` parses it; a confirmation hashes it)."""
+#: a folder of the user's own ``<pair>.yaml`` files, looked up before the bundled pairs: the Airflow option
+#: ``[crm_migration] pairs_folder``, i.e. this environment variable
+PAIRS_FOLDER_ENV = "AIRFLOW__CRM_MIGRATION__PAIRS_FOLDER"
+
+
+def pairs_folder() -> Path | None:
+    """The ``[crm_migration] pairs_folder`` option (read from the environment where Airflow is absent)."""
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover - Airflow is a dependency; the engine runs without it in tools
+        folder = os.environ.get(PAIRS_FOLDER_ENV, "")
+    else:
+        folder = conf.get("crm_migration", "pairs_folder", fallback="") or ""
+    return Path(folder.strip()).expanduser() if folder.strip() else None
+
+
+def locate_pair(name_or_path: str | Path) -> str:
+    """Where a pair's file is: a path (``.yaml``/``.yml``, or with a ``/``) as given; a pair name's
+    ``<pairs_folder>/<name>.yaml`` when it exists; else the name itself (the bundled ``include/pairs`` file)."""
     text_path = str(name_or_path)
     if isinstance(name_or_path, Path) or text_path.endswith((".yaml", ".yml")) or "/" in text_path:
+        return text_path
+    folder = pairs_folder()
+    if folder is not None and (folder / f"{text_path}.yaml").is_file():
+        return str(folder / f"{text_path}.yaml")
+    return text_path
+
+
+def read_pair_file(name_or_path: str | Path) -> MappingFile:
+    """The mapping file of a pair name (``<pairs_folder>/<pair>.yaml``, else the bundled
+    ``crm_migration/pairs/<pair>.yaml``) or a path, as read now: the one place that finds a pair's file
+    (:func:`load_pair` parses it; a confirmation hashes it)."""
+    text_path = locate_pair(name_or_path)
+    if text_path.endswith((".yaml", ".yml")) or "/" in text_path:
         path = Path(text_path)
         if not path.is_file():
             raise SpecError(text_path, "no such mapping file")
@@ -753,6 +789,7 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
             raise SpecError(origin, f"missing {key!r}")
     source = str(raw["source"])
     settings = _settings(raw.get("settings") or {}, origin)
+    connections = _connections(raw.get("connections") or {}, origin)
     lookups = _lookups(raw.get("lookups") or {}, origin)
     x_fields = _x_fields(raw.get("x_fields") or {}, origin)
     objects_raw = raw["objects"]
@@ -769,7 +806,7 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
     pair = PairSpec(pair=str(raw["pair"]), source=source, settings=settings,
                     objects=MappingProxyType({n: objects[n] for n in order}), lookups=MappingProxyType(lookups),
                     x_fields=_freeze(x_fields), custom_fields=custom, origin=origin, namespace=namespace,
-                    raw=_freeze(dict(raw)), approvals=approvals)
+                    raw=_freeze(dict(raw)), approvals=approvals, connections=MappingProxyType(connections))
     return pair
 
 
@@ -823,6 +860,23 @@ def _check_targets(raw: Any, whole: Mapping[str, Any], origin: str, namespace: s
                                         f"({{fields: {{odoo_field: spec or null}}}})")
         merged = _merge(merged, over)
         parse_pair(merged, origin=f"{origin} ({where} applied)", namespace=namespace)
+
+
+def _connections(raw: Any, origin: str) -> dict[str, str]:
+    """``connections: {source: apto_eu, odoo: odoo_eu, state: crm_migration_state}``: Airflow connection ids."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(origin, f"connections must be a mapping of {', '.join(CONNECTION_KEYS)} → connection id")
+    if unknown := sorted(set(map(str, raw)) - set(CONNECTION_KEYS)):
+        raise SpecError(origin, f"connections: unknown key(s) {unknown}; known: {list(CONNECTION_KEYS)}")
+    out: dict[str, str] = {}
+    for key, conn_id in raw.items():
+        if conn_id is None:
+            continue
+        if not isinstance(conn_id, str) or not _CONN_ID_RE.match(conn_id):
+            raise SpecError(origin, f"connections.{key} must be an Airflow connection id (letters, digits, "
+                                    f"'_', '.', '-'), not {conn_id!r}")
+        out[str(key)] = conn_id
+    return out
 
 
 def _settings(raw: Any, origin: str) -> Settings:

@@ -9,7 +9,6 @@ as needing action and do not count.
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -24,7 +23,7 @@ RUN = "dead-letter-limit-run"
 
 
 @pytest.fixture(scope="module")
-def world(private_pg, make_odoo_target):
+def world(private_pg, make_odoo_target, tmp_path_factory):
     import psycopg2
 
     from crm_migration.engine.pipeline import Pipeline
@@ -38,6 +37,8 @@ def world(private_pg, make_odoo_target):
     raw = yaml.safe_load((files("crm_migration") / "pairs" / "apto_to_odoo.yaml").read_text(encoding="utf-8"))
     raw["objects"]["OpportunityHistory"]["fields"]["message_type"] = {"const": "bogus"}  # not a message type
     raw.setdefault("settings", {})["max_dead_letter_share"] = 0.05
+    mapping = tmp_path_factory.mktemp("pairs") / "apto_dead_letters.yaml"   # a user's own mapping file
+    mapping.write_text(yaml.safe_dump(raw), encoding="utf-8")
     spec = parse_pair(raw, origin="test:dead_letter_limit")
     dbname = f"t_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
@@ -62,7 +63,7 @@ def world(private_pg, make_odoo_target):
             for b in pipe.extract(name, run_id=RUN, start=None, end=end, batch_size=200):
                 pipe.load(name, run_id=RUN, batch_no=b["batch_no"])
             pipe.link(name, run_id=RUN)
-        yield {"pipe": pipe, "apto": apto, "names": names}
+        yield {"pipe": pipe, "apto": apto, "names": names, "mapping": mapping}
         state.close()
         odoo.close()
     apto.stop()
@@ -116,24 +117,24 @@ def test_gaps_in_the_source_do_not_count_but_are_listed_as_needing_action(world,
     assert rows["Contact"]["dead_letters"] == 0 and not any(ln.startswith("Contact: ") for ln in action)
 
 
-def test_the_verify_task_fails_naming_the_objects(world, monkeypatch, caplog, tmp_path):
+def test_the_verify_task_fails_naming_the_objects(world, monkeypatch, capsys, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from crm_migration.operators import tasks
+    from crm_migration.operators.migration import VerifyOperator
 
     pipe = world["pipe"]
     pipe.state.start_run(RUN, pair="apto_to_odoo", dag_id="apto_to_odoo_migrate", kind="migrate", mode="full")
-    monkeypatch.setattr(tasks, "pipeline", lambda pair, logger=None, *, run_id=None: pipe)
     monkeypatch.setenv("AIRFLOW__CRM_MIGRATION__REPORTS_BASE", str(tmp_path))
-    caplog.set_level(logging.INFO, logger="crm_migration.tasks")
+    verify = VerifyOperator(task_id="verify", pair=world["mapping"], check="reconciliation",
+                            objects=list(world["names"]))
     with pytest.raises(AirflowFailException) as err:
-        tasks.verify(pair="apto_to_odoo", run_id=RUN, params={"mode": "full", "objects": list(world["names"])})
+        verify.execute({"run_id": RUN})
     text = str(err.value)
     assert text.startswith("1 object over the dead-letter limit (settings.max_dead_letter_share): "
                            "OpportunityHistory: ")
     assert "× message_type: ValueError: Wrong value for mail.message.message_type" in text
     assert "Attachment" not in text
-    assert "Attachment: 1 dead letter needs action" in caplog.text  # under the limit: a warning
+    assert "Attachment: 1 dead letter needs action" in capsys.readouterr().out  # under the limit: a warning (the task log)
     run = pipe.state.get_run(RUN)
     assert run["status"] == "failed" and len(run["stats"]["dead_letters_over_limit"]) == 1
     html = ObjectStoragePath(run["stats"]["report"]).read_text(encoding="utf-8")
