@@ -15,20 +15,27 @@ MIGRATION_MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.los
 
 
 @contextlib.contextmanager
-def airflow_world(env):
+def airflow_world(env, dag_folder=None):
     """Set ``env`` (connections, Variables as ``AIRFLOW_*``), reset the Airflow metadata DB and yield the DagBag
-    of the project's dags folder; put the environment back after."""
+    of the project's dags folder (or of ``dag_folder``: ``dag.test()`` then syncs that folder as the dags
+    bundle); put the environment back after."""
+    from airflow import settings
+
     saved = {k: os.environ.get(k) for k in env}
+    saved_folder = settings.DAGS_FOLDER
     os.environ.update(env)
     try:
         from airflow.dag_processing.dagbag import DagBag
         from airflow.utils import db
 
+        if dag_folder is not None:
+            settings.DAGS_FOLDER = str(dag_folder)
         db.resetdb()
-        bag = DagBag(dag_folder=str(ROOT / "dags"))
+        bag = DagBag(dag_folder=str(dag_folder or ROOT / "dags"))
         assert bag.import_errors == {}
         yield bag
     finally:
+        settings.DAGS_FOLDER = saved_folder
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
