@@ -85,7 +85,8 @@ def run(scale: int, batch_size: int = 500, profile: str | None = None) -> None:
 
 def _requests(stats: dict) -> str:
     calls = stats["calls"]
-    return f"{sum(calls.values())} ({calls.get('blob', 0)} file downloads)"
+    return (f"{sum(calls.values())} ({calls.get('blob', 0)} file downloads; "
+            + ", ".join(f"{k} {v}" for k, v in calls.items() if k != "blob") + ")")
 
 
 class _Quiet:

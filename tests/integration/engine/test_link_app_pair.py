@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 PAIR = "link_app_to_odoo"
 SAMPLE, FULL, RERUN, DELTA = "link-sample", "link-full", "link-rerun", "link-delta"
-CHANGED = "link-rerun-changed"
+CHANGED, EMPTY = "link-rerun-changed", "link-empty-delta"
 MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message", "mail.activity",
           "calendar.event", "ir.attachment")
 COUNTED = ("created", "updated", "adopted", "superseded", "conflicts", "dead_lettered")
@@ -362,6 +365,37 @@ def test_a_full_run_after_a_change_fetches_and_writes_only_the_changed_records(w
         p for p in downloads if f"/{changed['att']}/" in p] != []
 
 
+@pytest.fixture(scope="module")
+def empty_delta(world, changed):
+    """A delta over a window in which nothing changed in the tenant: what it asks of the tenant and of Odoo."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(1.1)
+    world["tenant"].reset_stats()
+    pipe = world["pipe"]
+    calls = sum(pipe.odoo.calls.values())
+    counts = run(pipe, EMPTY, start=start)
+    return {"counts": counts, "odoo_calls": sum(pipe.odoo.calls.values()) - calls,
+            "requests": world["tenant"].get_stats()["requests"]}
+
+
+def test_an_empty_delta_window_costs_one_listing_per_stream_and_no_odoo_call(world, empty_delta):
+    pipe = world["pipe"]
+    assert empty_delta["odoo_calls"] == 0
+    assert all(not any(c.values()) for c in empty_delta["counts"].values()), empty_delta["counts"]
+    # per stream one page of its resource's window (the activities read once for their three objects, the
+    # links once for the contacts; a pipeline's stages come nested in it: all pipelines, a handful), and, per
+    # windowed stream, one page of the deletions since the window's start; nothing else: no file, no record
+    streams: dict[tuple[str, str], Any] = {}
+    for name in pipe.loadable():
+        obj = pipe.spec.object(name)
+        for o in [*(pipe.spec.object(str(e["object"])) for e in obj.enrich.values()
+                    if isinstance(e, Mapping) and e.get("staged")), obj]:
+            streams.setdefault((o.source_object, repr(sorted(dict(o.stream).items()))), o.stream)
+    want = Counter(f"/api/v1/{st.get('resource')}" for st in streams.values())
+    want["/api/v1/deleted"] = sum(st.get("kind") == "rest" for st in streams.values())
+    assert empty_delta["requests"] == dict(want)
+
+
 # ---- a delta, then its rollback --------------------------------------------------------------------------
 
 
@@ -394,8 +428,11 @@ def delta(world):
                                     "occurred_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                                     "related": {"type": "deal", "id": open_deal}}]},
         "deletes": {"deals": [gone]}})
+    calls = Counter(world["pipe"].odoo.calls)
+    tenant.reset_stats()
     counts = run(world["pipe"], DELTA, start=start)
-    return {"counts": counts, "open_deal": open_deal, "new_stage": new_stage, "gone": gone, "before": before,
+    calls = Counter(world["pipe"].odoo.calls) - calls
+    return {"counts": counts, "odoo_calls": calls, "requests": tenant.get_stats()["requests"], "open_deal": open_deal, "new_stage": new_stage, "gone": gone, "before": before,
             "phone_contact": phone_contact, "multi": multi, "new_primary": new_primary["company_id"]}
 
 
@@ -412,6 +449,15 @@ def test_a_delta_carries_exactly_the_changes(world, delta):
     np = delta["new_primary"]
     assert one(world, "contacts", delta["multi"], ["parent_id"])["parent_id"][0] == ids(world, "companies", [np])[np]
     assert world["rpc"]("mail.mail", "search_count", [], context={"active_test": False}) == 0
+
+
+def test_a_delta_costs_odoo_calls_for_its_changes_only_and_one_listing_per_stream(world, delta, empty_delta):
+    # 6 changes (a stage, a phone, a primary link, a new company, a new note, a deletion) in an org of ~1,000
+    # records: the calls are the changed records' batches (create, read-compare, write), not the org's
+    changes = 6
+    assert 0 < sum(delta["odoo_calls"].values()) <= 3 * changes, dict(delta["odoo_calls"])
+    assert {m for _model, m in delta["odoo_calls"]} <= {"create", "write", "read", "search_read", "load", "unlink"}
+    assert delta["requests"] == empty_delta["requests"]          # the same listings: one page each, no file
 
 
 def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
