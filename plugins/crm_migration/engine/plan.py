@@ -847,7 +847,8 @@ class _Planner:
     def propose(self, base: PairSpec) -> None:
         """The proposed pair file from the sampled objects' fields, their values and the target's fields_get
         (:func:`crm_migration.mapping.propose.propose`); ``base`` is the mapping file as written."""
-        from crm_migration.mapping.propose import dump_pair, field_changes, propose, unified_diff
+        from crm_migration.mapping.changes import field_changes
+        from crm_migration.mapping.propose import dump_pair, propose, unified_diff
 
         wanted = {n: s for n, s in self.samples.items() if s.schema and self.pair.objects[n].custom_fields}
         targets = {m: f for m in {self.pair.objects[n].model for n in wanted}
@@ -862,15 +863,19 @@ class _Planner:
         self.plan.proposal = {
             "rows": result.rows, "entries": result.entries, "yaml": result.yaml, "in_force_yaml": in_force_yaml,
             "diff": unified_diff(in_force_yaml, result.yaml, pair=self.pair.pair),
-            "changes": field_changes(in_force, result), "summary": result.summary(), "error": result.error,
+            "changes": [{**c, "why": (result.comments.get(c["object"]) or {}).get(c["field"], "")}
+                        for c in field_changes(in_force_yaml, result.yaml)],
+            "summary": result.summary(), "error": result.error,
             "seconds": round(time.perf_counter() - t0, 3)}
         if result.error:
             self.plan.problem("warning", "proposal", f"the proposed mapping does not validate: {result.error}")
         outside = [r for r in result.rows if r.get("outside options")]
-        for r in outside:
-            self.plan.problem("info", "proposal", f"{r['object']}.{r['source field']}: "
-                              f"{sum(r['outside options'].values())} sampled value(s) outside its options ("
-                              + ", ".join(f"{v} x{n}" for v, n in list(r["outside options"].items())[:5]) + ")")
+        if outside:
+            self.plan.problem("info", "proposal", f"{sum(sum(r['outside options'].values()) for r in outside)} sampled "
+                              "value(s) outside their declared options: " + "; ".join(
+                                  f"{r['object']}.{r['source field']} " + ", ".join(
+                                      f"{v} x{n}" for v, n in list(r["outside options"].items())[:3])
+                                  for r in outside) + f" (every value in {'proposal.html'})")
 
     # ---- 5. automations --------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 import yaml
@@ -48,9 +49,12 @@ from crm_migration.mapping.spec import (
     thaw,
 )
 
+#: libyaml's C dumper and loader where PyYAML has them (a pair file's worth of YAML in milliseconds)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 __all__ = [
-    "VOCABULARY", "Proposal", "Suggester", "dump_pair", "field_changes", "field_profile", "infer_fields",
-    "mapping_edges",
+    "VOCABULARY", "Proposal", "Suggester", "dump_pair", "field_profile", "infer_fields", "mapping_edges",
     "precision_recall", "propose", "unified_diff",
 ]
 
@@ -82,6 +86,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "priority": ("priority",),
     "lost reason": ("loss reason", "lost reason"),
     "stage date": ("last stage change date", "last stage update", "stage entered at"),
+    "closed": ("closed", "is closed"),
+    "won": ("won", "is won"),
 }
 #: option words that mean the same selection value (Link app's ``urgent`` is Odoo's ``Very High``)
 VALUE_SYNONYMS = {"urgent": "very high", "critical": "very high", "normal": "medium"}
@@ -285,6 +291,7 @@ def _resource_of(stem: str, singular: Mapping[str, str]) -> str | None:
 # --------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def _words(name: str) -> str:
     """``McLabs2__Cap_Rate__c`` -> ``cap rate``; ``BillingPostalCode`` -> ``postal code``; ``address.zip`` -> ``address zip``."""
     base = name[:-3] if name.lower().endswith("__c") else name
@@ -300,13 +307,15 @@ def _words(name: str) -> str:
 
 
 def _concepts(*texts: str) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for t in texts:
-        t = t.strip().lower()
-        for concept, words in VOCABULARY.items():
-            if t in words:
-                out.add(concept)
+        out |= _concepts_of(t.strip().lower())
     return out
+
+
+@lru_cache(maxsize=4096)
+def _concepts_of(text: str) -> frozenset[str]:
+    return frozenset(concept for concept, words in VOCABULARY.items() if text in words)
 
 
 def _name_score(src: Mapping[str, Any], tgt_name: str, tgt: Mapping[str, Any]) -> tuple[float, str]:
@@ -456,7 +465,7 @@ def propose(pair: PairSpec, schemas: Mapping[str, Sequence[Mapping[str, Any]]],
     prop.yaml = dump_pair(raw, comments=prop.comments, not_migrated=prop.not_migrated,
                           header=f"Proposed by the plan for {pair.pair}: review, edit and confirm before migrating.")
     try:
-        parse_pair(yaml.safe_load(prop.yaml), origin="proposal.yaml")
+        parse_pair(yaml.load(prop.yaml, Loader=_LOADER), origin="proposal.yaml")  # noqa: S506 - a safe loader
     except SpecError as exc:
         prop.error = str(exc)
     return prop
@@ -513,6 +522,7 @@ class _ObjectMatcher:
             self.profiles[str(f["name"])] = field_profile([get_path(r, str(f["name"])) for r in records],
                                                           options=opts, multi=f.get("type") == "multipicklist")
         self.candidates = {n: t for n, t in target.items() if self._candidate(n, t)}
+        self._selections: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
         self.ns = pair.namespace or None
 
     @staticmethod
@@ -601,6 +611,12 @@ class _ObjectMatcher:
         return fit, f"{stype} -> {ttype}", None
 
     def _selection_map(self, src: Mapping[str, Any], t: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+        key = (str(src["name"]), id(t))
+        if key not in self._selections:
+            self._selections[key] = self._selection_map_of(src, t)
+        return self._selections[key]
+
+    def _selection_map_of(self, src: Mapping[str, Any], t: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
         opts = [str(v.get("value")) for v in src.get("picklistValues") or () if v.get("active", True)]
         prof = self.profiles.get(str(src["name"])) or {}
         if not opts and prof.get("distinct", 99) <= 12:     # a value field with few values (a status)
@@ -676,6 +692,7 @@ class _ObjectMatcher:
             best_seen.setdefault(fname, (total, tname, why))
         taken: dict[str, str] = {}
         self._names(rows, taken)
+        status = self._deal_status(rows, taken)
         for total, fname, tname, why, extra in scored:
             row = rows[fname]
             if row["kind"] != "pending":
@@ -693,6 +710,8 @@ class _ObjectMatcher:
                 continue
             taken[tname] = fname
             self._accept(row, rows, tname, self.candidates[tname], total, why, extra, taken)
+        if status:
+            self._closed_fields(rows, *status)
         for fname, row in rows.items():
             if row["kind"] != "pending" or row["custom"]:
                 continue
@@ -720,6 +739,54 @@ class _ObjectMatcher:
             if row["target"] and row["kind"] == "existing":
                 self.comments.setdefault(row["target"], f"{row['confidence']:.2f}: " + "; ".join(
                     r.split(" (")[0] for r in row["reasons"][:3]))
+
+    def _flag(self, concept: str) -> str | None:
+        return next((n for n, f in self.by_name.items() if f.get("type") == "boolean"
+                     and concept in _concepts(_words(n))), None)
+
+    def _deal_status(self, rows: dict[str, dict[str, Any]], taken: dict[str, str]) -> tuple[str, str] | None:
+        """A deal's status from its closed and won flags (vocabulary): closed and not won is lost, which Odoo
+        archives (``active``: deal_active); its probability is 100 when won, 0 when lost, else the source's
+        (deal_probability)."""
+        closed, won = self._flag("closed"), self._flag("won")
+        if "active" not in self.candidates:
+            return None
+        if not closed or not won:             # a status field whose values are won, lost (and open ones)
+            status = next((n for n in self.by_name if {"won", "lost"} <= {str(v).lower() for v in
+                                                                         self.profiles[n].get("values") or ()}), None)
+            if status:
+                lost = next(str(v) for v in self.profiles[status]["values"] if str(v).lower() == "lost")
+                self.entries["active"] = {"from": status, "fn": "selection",
+                                          "args": {"mapping": {lost: False}, "default": True}}
+                taken["active"] = status
+                rows[status].update(kind="existing", target="active", transform="selection", confidence=0.9,
+                                    reasons=["vocabulary: a lost deal is archived in Odoo (active false)"])
+            return None
+        why = ["vocabulary: a deal closed and not won is lost (archived in Odoo), won is probability 100"]
+        self.entries["active"] = {"from": [closed, won], "fn": "deal_active"}
+        taken["active"] = closed
+        for flag in (closed, won):
+            rows[flag].update(kind="existing", target="active", transform="deal_active", confidence=0.9, reasons=why)
+        prob = next((n for n, f in self.by_name.items() if "probability" in _concepts(_words(n))
+                     and f.get("type") in ("percent", "double", "int")), None)
+        if prob and "probability" in self.candidates:
+            self.entries["probability"] = {"from": [prob, closed, won], "fn": "deal_probability"}
+            taken["probability"] = prob
+            rows[prob].update(kind="existing", target="probability", transform="deal_probability", confidence=0.95,
+                              reasons=why)
+        return closed, won
+
+    def _closed_fields(self, rows: dict[str, dict[str, Any]], closed: str, won: str) -> None:
+        """With a deal's closed and won flags: its lost reason only when lost (if_lost); its closing date, when
+        closed, in ``date_closed`` (written after the record: Odoo sets it on a stage or probability write)."""
+        lost = self.entries.get("lost_reason_id")
+        if lost and "lookup" in lost and isinstance(lost.get("from"), str):
+            lost.update({"from": [lost["from"], closed, won], "fn": "if_lost"})
+        deadline = self.entries.get("date_deadline")
+        if deadline and isinstance(deadline.get("from"), str) and "date_closed" in self.candidates \
+                and "date_closed" not in self.entries:
+            self.entries["date_closed"] = {"from": [deadline["from"], closed], "fn": ["if_closed", "date_to_datetime"],
+                                           "deferred": True}
 
     def _names(self, rows: dict[str, dict[str, Any]], taken: dict[str, str]) -> None:
         """A person's name from its parts (first and last name) when the source has both."""
@@ -877,7 +944,8 @@ _TOP_ORDER = ("pair", "source", "version", "description", "settings", "lookups",
 
 
 def _flow(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000, sort_keys=False).strip()
+    return yaml.dump(value, Dumper=_DUMPER, default_flow_style=True, allow_unicode=True, width=10_000,
+                     sort_keys=False).strip()
 
 
 def dump_pair(raw: Mapping[str, Any], *, comments: Mapping[str, Mapping[str, str]] | None = None,
@@ -889,14 +957,16 @@ def dump_pair(raw: Mapping[str, Any], *, comments: Mapping[str, Mapping[str, str
     for key in [k for k in _TOP_ORDER if k in raw] + [k for k in raw if k not in _TOP_ORDER]:
         value = raw[key]
         if key != "objects":
-            lines.append(yaml.safe_dump({key: value}, allow_unicode=True, sort_keys=False, width=110).rstrip())
+            lines.append(yaml.dump({key: value}, Dumper=_DUMPER, allow_unicode=True, sort_keys=False,
+                                   width=110).rstrip())
             continue
         lines.append("objects:")
         for oname, obj in value.items():
             lines.append(f"  {oname}:")
             for okey, ovalue in obj.items():
                 if okey != "fields":
-                    dumped = yaml.safe_dump({okey: ovalue}, allow_unicode=True, sort_keys=False, width=110).rstrip()
+                    dumped = yaml.dump({okey: ovalue}, Dumper=_DUMPER, allow_unicode=True, sort_keys=False,
+                                       width=110).rstrip()
                     lines.extend("    " + ln for ln in dumped.splitlines())
                     continue
                 lines.append("    fields:")
@@ -928,25 +998,6 @@ def _strip_comments(text: str) -> str:
             continue
         out.append(re.sub(r"\s+# .*$", "", line.rstrip("\n")) + "\n")
     return "".join(out)
-
-
-def field_changes(in_force: Mapping[str, Any], proposal: Proposal) -> list[dict[str, Any]]:
-    """Per object and Odoo field, the entry in force and the one proposed, and what changed."""
-    out = []
-    for oname, obj in (proposal.raw.get("objects") or {}).items():
-        old = dict(((in_force.get("objects") or {}).get(oname) or {}).get("fields") or {})
-        new = dict(obj.get("fields") or {})
-        if oname not in proposal.entries:
-            continue
-        for fname in list(dict.fromkeys([*old, *new])):
-            a, b = old.get(fname), new.get(fname)
-            change = "same" if a == b else "added" if a is None else "removed" if b is None else "changed"
-            if change == "same":
-                continue
-            out.append({"object": oname, "odoo field": fname, "change": change,
-                        "in force": _flow(a) if a is not None else "", "proposed": _flow(b) if b is not None else "",
-                        "why": (proposal.comments.get(oname) or {}).get(fname, "")})
-    return out
 
 
 # --------------------------------------------------------------------------------------------------

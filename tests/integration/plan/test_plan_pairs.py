@@ -20,6 +20,7 @@ from crm_migration.engine.plan import build_plan
 from crm_migration.hooks.apto import AptoHook
 from crm_migration.hooks.link_app import LinkAppHook
 from crm_migration.hooks.odoo import OdooHook
+from crm_migration.mapping.propose import precision_recall
 from crm_migration.mapping.spec import load_pair, parse_pair, thaw
 from crm_migration.reports.plan import AUTOMATION_FILE, PLAN_FILE, write_plan_report
 from crm_migration.streams.apto_source import AptoSource
@@ -342,6 +343,19 @@ def test_report_names_what_the_plan_found_and_no_secret(run):
         body = path.read_text(encoding="utf-8")
         assert not any(s in body for s in world.secrets()), path.name
         assert "Bearer" not in body
+
+
+def test_the_proposed_mapping_agrees_with_the_pair_file_on_each_target(run):
+    """The plan's proposed mapping from this target's own fields_get (the real Odoo 17 too): valid, every field of
+    the record objects with a target or a reason, and the standard fields as the pair file maps them
+    (tests/integration/plan/test_propose.py measures it in detail on the sandbox)."""
+    plan = run["plan"]
+    prop = plan.proposal
+    assert prop["error"] is None
+    assert all(r["target"] or (r["kind"] == "not migrated" and r["reasons"]) for r in prop["rows"])
+    score = precision_recall(prop["rows"], prop["entries"], load_pair(run["world"].pair).with_namespace(
+        plan.namespace or None))
+    assert score["precision"] >= 0.95 and score["recall"] >= 0.85, score
 
 
 def test_link_app_field_no_record_holds_is_a_warning(plans, worlds, odoo_target):

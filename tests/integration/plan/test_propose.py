@@ -38,9 +38,10 @@ link_sandbox = pytest.importorskip("crm_sandbox.link_app.server")
 pytestmark = pytest.mark.integration
 #: the proposer reads only fields_get of the target: the sandbox's is captured from a real Odoo 17
 ODOO_TARGETS = ("sandbox",)
-#: the floors the proposer reaches on the sandboxes (measured: Apto 1.00 / 0.73, Link app 1.00 / 0.83); what it
-#: misses are the pair's composite rules (a deal's status from IsClosed and IsWon, a partner's address type)
-FLOORS = {"apto_to_odoo": (0.95, 0.7), "link_app_to_odoo": (0.95, 0.8)}
+#: the floors the proposer reaches on the sandboxes (measured: Apto 1.00 / 0.875, Link app 1.00 / 0.851); what it
+#: misses: a partner's address type (the pair's rule for Odoo's address copying), the stage-entered time from the
+#: stage history, the raw values the pair keeps in x_ fields besides the mapped ones
+FLOORS = {"apto_to_odoo": (0.95, 0.85), "link_app_to_odoo": (0.95, 0.85)}
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ LEAD = {
     "priority": t("selection", "Priority", selection=[["0", "Low"], ["1", "Medium"], ["2", "High"], ["3", "Very High"]]),
     "type": t("selection", "Type", selection=[["lead", "Lead"], ["opportunity", "Opportunity"]]),
     "lost_reason_id": t("many2one", "Lost Reason", "crm.lost.reason"), "probability": t("float", "Probability"),
+    "active": t("boolean", "Active"), "date_closed": t("datetime", "Closed Date", readonly=True),
 }
 TARGETS = {"res.partner": PARTNER, "crm.lead": LEAD}
 
@@ -81,10 +82,13 @@ OPPORTUNITY = [
     f("Amount", "currency"), f("CloseDate", "date"), f("OwnerId", "reference", ref=["User"]),
     f("Type", "picklist", label="Opportunity Type", options=["Sale", "Lease"]),
     f("McLabs2__Priority__c", "picklist", label="Priority", options=["Low", "Medium", "High", "Critical"]),
+    f("IsClosed", "boolean", label="Closed"), f("IsWon", "boolean", label="Won"), f("Probability", "percent"),
+    f("McLabs2__Loss_Reason__c", "picklist", label="Loss Reason", options=["Price"]),
 ]
 OPPS = [{"Id": f"006{i:015d}", "Name": f"Deal {i}", "AccountId": f"001{i:015d}", "ContactId": None,
          "RecordTypeId": "012000000000001AAA", "StageName": "New", "Amount": 1000.0 * i, "CloseDate": "2025-01-31",
-         "OwnerId": f"005{i:015d}", "Type": "Sale", "McLabs2__Priority__c": ["Low", "High", "Urgent!!"][i % 3]}
+         "OwnerId": f"005{i:015d}", "Type": "Sale", "McLabs2__Priority__c": ["Low", "High", "Urgent!!"][i % 3],
+         "IsClosed": i > 3, "IsWon": i == 4, "Probability": 10.0, "McLabs2__Loss_Reason__c": "Price" if i > 4 else None}
         for i in range(1, 7)]
 
 
@@ -132,6 +136,12 @@ def test_references_lookups_and_selections_on_a_deal():
     assert entries["partner_id"]["from"][0] in ("AccountId", "ContactId") and len(entries["partner_id"]["from"]) == 2
     assert entries["priority"]["fn"] == "selection"
     assert entries["priority"]["args"]["mapping"] == {"Low": "0", "Medium": "1", "High": "2", "Critical": "3"}
+    # a deal's status from its closed and won flags; its lost reason only when lost; its closing date when closed
+    assert entries["active"] == {"from": ["IsClosed", "IsWon"], "fn": "deal_active"}
+    assert entries["probability"] == {"from": ["Probability", "IsClosed", "IsWon"], "fn": "deal_probability"}
+    assert entries["lost_reason_id"] == {"from": ["McLabs2__Loss_Reason__c", "IsClosed", "IsWon"], "fn": "if_lost",
+                                         "lookup": "lost_reason"}
+    assert entries["date_closed"]["from"] == ["CloseDate", "IsClosed"] and entries["date_closed"]["deferred"]
     # the deal's Type (Sale, Lease) fits none of crm.lead.type's options (lead, opportunity): not mapped there
     assert opp["Type"]["target"] != "type" and opp["Type"]["kind"] == "not migrated"
     # a custom field mapped to a standard field keeps its raw value in its x_ field too (the rule is not skipped)
