@@ -95,7 +95,8 @@ class Pipeline:
             ns = self.meta["namespace"] if "namespace" in self.meta else self.source.namespace
             spec = spec.with_namespace(ns)
         if spec.target_version is None:
-            spec = spec.for_target(target_major(self.odoo))
+            spec = spec.for_target(self.meta["target_version"] if "target_version" in self.meta
+                                   else target_major(self.odoo))
         return spec
 
     @cached_property
@@ -109,12 +110,24 @@ class Pipeline:
         by_name = {o.name: describes[o.source_object] for o in spec.objects.values() if o.custom_fields}
         return spec.plan_custom_fields(by_name)
 
-    def source_meta(self) -> dict[str, Any]:
-        """The source facts the mapping depends on (namespace, custom fields), to hand to later tasks."""
+    def source_meta(self, *, reuse_target_version: bool = False) -> dict[str, Any]:
+        """The source facts the mapping depends on (namespace, custom fields) and the target's major version, to
+        hand to later tasks.
+
+        :param reuse_target_version: take the target's version from the pair's latest run that recorded it (a
+            delta: a window with nothing to load then makes no Odoo call at all); asked of Odoo when none did.
+        """
+        if reuse_target_version and "target_version" not in self.meta:
+            pair = self._pair.pair if isinstance(self._pair, PairSpec) else self._pair
+            for run in self.state.runs(pair=pair, limit=20):
+                recorded = ((run.get("stats") or {}).get("source_meta") or {})
+                if recorded.get("target_version") is not None:
+                    self.meta["target_version"] = recorded["target_version"]
+                    break
         spec = self.base_spec
         wanted = [o.source_object for o in spec.objects.values() if o.custom_fields]
         describes = self.source.describes(wanted) if wanted else {}
-        return {"namespace": spec.namespace or "",
+        return {"namespace": spec.namespace or "", "target_version": spec.target_version,
                 "describes": {o: [f for f in fields if f.get("custom")] for o, fields in describes.items()}}
 
     @cached_property

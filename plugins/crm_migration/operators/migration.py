@@ -243,7 +243,7 @@ class StartRunOperator(MigrationOperator):
                            f"prior values of the {counts.get('updated', 0) + counts.get('archived', 0):,} it changed "
                            f"or archived and creates again the {counts.get('deleted', 0):,} it removed.")
         else:
-            meta = self.pipeline().source_meta()
+            meta = self.pipeline().source_meta(reuse_target_version=kind == "delta")
             state.update_run_stats(run_id, {"source_meta": meta})
             self.log.info("source: namespace %r, custom fields of %s", meta["namespace"],
                           ", ".join(meta["describes"]) or "-")
