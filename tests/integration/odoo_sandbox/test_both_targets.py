@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from crm_migration.hooks.odoo import OdooMissingRecord, OdooRecordError
+
 pytestmark = pytest.mark.integration
 
 
@@ -93,3 +95,52 @@ def test_a_stage_write_resets_the_stage_and_close_dates_written_with_it(rpc):
     rpc("crm.lead", "write", [lead], {"date_closed": "2020-02-02 00:00:00", "date_last_stage_update": "2020-01-01 00:00:00"})
     (got,) = rpc("crm.lead", "read", [lead], ["date_closed", "date_last_stage_update"])
     assert (got["date_closed"], got["date_last_stage_update"]) == ("2020-02-02 00:00:00", "2020-01-01 00:00:00")
+
+
+def test_distinct_values_per_record_are_written_in_one_load_call(rpc, hook):
+    """Loader trap 9: ``write`` sends one set of values to every id; ``load()`` with a ``.id`` column writes a
+    value per record in one call. The hook's ``write_batch`` uses it for records whose values differ (an
+    archived record too), and a refused value raises naming the field, with nothing of that call written."""
+    partners = hook.create_batch("res.partner", [{"name": f"Load target {i}"} for i in range(3)])
+    leads = hook.create_batch("crm.lead", [{"name": f"Loaded deal {i}", "type": "opportunity"} for i in range(12)])
+    rpc("crm.lead", "write", [leads[-1]], {"active": False})
+    wanted = {lead: {"date_last_stage_update": f"2019-03-{i + 1:02d} {i:02d}:{i + 10}:07",
+                     "partner_id": partners[i % 3] if i % 4 else False, "probability": i * 1.5,
+                     "description": f"<p>deal {i}</p>"} for i, lead in enumerate(leads)}
+    hook.fields_get("crm.lead")                                    # cached: the types load() needs
+    before = dict(hook.calls)
+    assert hook.write_batch("crm.lead", wanted) == 1
+    assert {k: n - before.get(k, 0) for k, n in hook.calls.items() if n != before.get(k, 0)} == {("crm.lead", "load"): 1}
+    got = {r["id"]: r for r in rpc("crm.lead", "read", leads, ["date_last_stage_update", "partner_id", "probability",
+                                                                "description"], context={"active_test": False})}
+    assert {i: (g["date_last_stage_update"], g["partner_id"] and g["partner_id"][0], g["probability"],
+                g["description"]) for i, g in got.items()} == {
+        i: (w["date_last_stage_update"], w["partner_id"], w["probability"], w["description"]) for i, w in wanted.items()}
+    with pytest.raises(OdooRecordError) as refused:
+        hook.write_batch("crm.lead", {leads[0]: {"date_last_stage_update": "2018-01-01 00:00:00"},
+                                      leads[1]: {"date_last_stage_update": "2018-13-01 00:00:00"}})
+    assert refused.value.field == "date_last_stage_update" and "2018-13-01" in refused.value.message
+    assert rpc("crm.lead", "read", [leads[0]], ["date_last_stage_update"])[0]["date_last_stage_update"] == \
+        wanted[leads[0]]["date_last_stage_update"]                 # nothing of the refused call was written
+    with pytest.raises(OdooMissingRecord) as gone:
+        hook.write_batch("crm.lead", {leads[0]: {"date_last_stage_update": "2018-01-01 00:00:00"},
+                                      999999: {"date_last_stage_update": "2018-02-01 00:00:00"}})
+    assert gone.value.ids == (999999,)
+
+
+def test_load_reads_datetimes_in_the_context_time_zone_and_finds_ids_under_active_test(rpc):
+    """What the hook's ``load()`` call relies on: it passes ``tz: UTC`` and ``active_test: False``."""
+    lead = rpc("crm.lead", "create", {"name": "Zoned deal", "type": "opportunity"})
+    cols = [".id", "date_last_stage_update"]
+    done = rpc("crm.lead", "load", cols, [[str(lead), "2020-06-01 12:00:00"]], context={"tz": "Europe/Brussels"})
+    assert done["ids"] == [lead] and done["messages"] == []
+    assert rpc("crm.lead", "read", [lead], ["date_last_stage_update"])[0]["date_last_stage_update"] == \
+        "2020-06-01 10:00:00"                                          # Brussels summer time is UTC+2
+    rpc("crm.lead", "write", [lead], {"active": False})
+    hidden = rpc("crm.lead", "load", cols, [[str(lead), "2020-06-02 12:00:00"]], context={"tz": "UTC"})
+    assert hidden["ids"] is False                  # (Odoo then tries the row as a new record: more errors follow)
+    first = hidden["messages"][0]
+    assert (first["type"], first["field"], first["message"]) == ("error", ".id", f"Unknown database identifier '{lead}'")
+    found = rpc("crm.lead", "load", cols, [[str(lead), "2020-06-02 12:00:00"]],
+                context={"tz": "UTC", "active_test": False})
+    assert found["ids"] == [lead] and found["messages"] == []

@@ -9,7 +9,7 @@ import xmlrpc.client
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -615,6 +615,55 @@ def test_write_batch_groups_identical_values(make_hook, caplog):
         ([1, 3], {"active": True, "stage_id": 4}), ([2], {"stage_id": 5})]
     assert all(s.kwargs["context"] == MIGRATION_CONTEXT for s in server.calls("write"))
     assert len([r for r in caplog.records if "crm.lead.write" in r.getMessage()]) == 1  # one line per batch
+
+
+@pytest.mark.parametrize("transport", ["xmlrpc", "json2"])
+def test_write_batch_sends_distinct_values_in_one_load_call(make_hook, transport):
+    hook, server, _ = make_hook(transport, FakeOdoo(version=19) if transport == "json2" else None)
+    server.handlers[("crm.lead", "fields_get")] = lambda a, kw: {
+        "date_last_stage_update": {"type": "datetime"}, "partner_id": {"type": "many2one"},
+        "tag_ids": {"type": "many2many"}, "probability": {"type": "float"}, "active": {"type": "boolean"}}
+    server.handlers[("crm.lead", "load")] = lambda a, kw: {"ids": [7, 8, 9], "messages": [], "nextrow": 0}
+    n = hook.write_batch("crm.lead", {
+        7: {"date_last_stage_update": datetime(2019, 3, 1, 10, 0, tzinfo=UTC), "partner_id": 3, "tag_ids": [(6, 0, [1, 2])],
+            "probability": 12.5, "active": True},
+        8: {"date_last_stage_update": "2019-03-02 11:00:00", "partner_id": None, "tag_ids": [], "probability": 0,
+            "active": False},
+        9: {"date_last_stage_update": None, "partner_id": 4, "tag_ids": [5], "probability": 1.0, "active": True}})
+    assert n == 1 and not server.calls("write")
+    (sent,) = server.calls("load")
+    fields, data = (sent.call_args if transport == "xmlrpc" else [sent.kwargs["fields"], sent.kwargs["data"]])
+    assert fields == [".id", "active", "date_last_stage_update", "partner_id/.id", "probability", "tag_ids/.id"]
+    assert data == [["7", "1", "2019-03-01 10:00:00", "3", "12.5", "1,2"], ["8", "0", "2019-03-02 11:00:00", "", "0", ""],
+                    ["9", "1", "", "4", "1.0", "5"]]
+    assert sent.kwargs["context"] == {**MIGRATION_CONTEXT, "tz": "UTC", "active_test": False}
+
+
+def test_a_load_error_is_a_record_error_naming_the_field_and_the_record(make_hook):
+    hook, server, _ = make_hook("jsonrpc")
+    server.handlers[("res.partner", "fields_get")] = lambda a, kw: {"parent_id": {"type": "many2one"}}
+    server.handlers[("res.partner", "load")] = lambda a, kw: {"ids": False, "nextrow": 0, "messages": [
+        {"type": "error", "record": 1, "field": "parent_id", "rows": {"from": 1, "to": 1},
+         "message": "No matching record found for database id '99' in field 'Related Company'"}]}
+    with pytest.raises(OdooRecordError) as refused:
+        hook.write_batch("res.partner", {5: {"parent_id": 1}, 6: {"parent_id": 99}})
+    assert refused.value.field == "parent_id" and "(record 6)" in refused.value.message
+    server.handlers[("res.partner", "load")] = lambda a, kw: {"ids": False, "nextrow": 0, "messages": [
+        {"type": "error", "record": 0, "field": ".id", "rows": {"from": 0, "to": 0},
+         "message": "Unknown database identifier '5'"}]}
+    with pytest.raises(OdooMissingRecord) as gone:
+        hook.write_batch("res.partner", {5: {"parent_id": 1}, 6: {"parent_id": 2}})
+    assert gone.value.ids == (5,)
+
+
+def test_ten_ids_sharing_values_are_one_write_the_rest_one_load(make_hook):
+    hook, server, _ = make_hook("xmlrpc")
+    server.handlers[("res.partner", "fields_get")] = lambda a, kw: {"parent_id": {"type": "many2one"}}
+    server.handlers[("res.partner", "load")] = lambda a, kw: {"ids": [r[0] for r in a[1]], "messages": [], "nextrow": 0}
+    updates = {i: {"parent_id": 1} for i in range(10, 20)} | {i: {"parent_id": i} for i in range(30, 35)}
+    assert hook.write_batch("res.partner", updates) == 2
+    assert [s.call_args for s in server.calls("write")] == [[list(range(10, 20)), {"parent_id": 1}]]
+    assert [len(s.call_args[1]) for s in server.calls("load")] == [5]
 
 
 def _paged_partners(total: int):

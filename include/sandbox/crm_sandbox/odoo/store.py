@@ -11,6 +11,7 @@ import inspect
 import re
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from . import errors as E
@@ -1310,12 +1311,18 @@ class Core:
                     xmlid = cell or None
                     continue
                 if col == ".id":
-                    dbid = int(cell) if cell else None
+                    dbid = int(cell) if cell and str(cell).isdigit() else (cell or None)
+                    # Odoo checks the id with a search: archived records are unknown unless active_test is off
+                    if dbid is not None and not (isinstance(dbid, int) and dbid in M.rows and not (
+                            M.has_active and ctx.get("active_test", True) and not M.rows[dbid].get("active", True))):
+                        row_msgs.append({"field": ".id", "message": f"Unknown database identifier '{dbid}'",
+                                         "record": i, "rows": {"from": i, "to": i}, "type": "error"})
+                        dbid = None
                     continue
                 fname, _, sub = col.partition("/")
                 f = M.fields[fname]
                 try:
-                    vals[fname] = self._load_value(M, f, sub, cell, i)
+                    vals[fname] = self._load_value(M, f, sub, cell, i, ctx)
                 except _LoadError as err:
                     row_msgs.append(err.message)
             for col, cell in zip(fields, row, strict=False):
@@ -1352,7 +1359,7 @@ class Core:
             return {"ids": False, "messages": messages, "nextrow": 0}
         return {"ids": ids, "messages": messages, "nextrow": 0}
 
-    def _load_value(self, M: Model, f: Field, sub: str, cell: Any, i: int) -> Any:
+    def _load_value(self, M: Model, f: Field, sub: str, cell: Any, i: int, ctx: dict[str, Any]) -> Any:
         def fail(message: str, moreinfo: Any = None) -> _LoadError:
             msg: dict[str, Any] = {"field": f.name, "field_name": f.string, "message": message, "record": i,
                                    "rows": {"from": i, "to": i}, "type": "error"}
@@ -1415,17 +1422,36 @@ class Core:
                 raise fail(f"'{cell}' does not seem to be a number for field '{f.string}'") from None
         if f.type in ("date", "datetime"):
             try:
-                return to_date_str(cell) if f.type == "date" else to_datetime_str(cell)
+                value = to_date_str(cell) if f.type == "date" else to_datetime_str(cell)
             except E.OdooError:
-                fmt = "YYYY-MM-DD" if f.type == "date" else "YYYY-MM-DD HH:MM:SS"
-                raise fail(f"'{cell}' does not seem to be a valid {f.type} for field '{f.string}'. "
+                fmt = "2012-12-31" if f.type == "date" else "2012-12-31 23:59:59"
+                raise fail(f"'{cell}' does not seem to be a valid {f.type} for field '{f.string}'",
                            f"Use the format '{fmt}'") from None
+            # Odoo's import reads a datetime in the context's time zone, else the user's, else UTC
+            tz = self._load_tz(ctx)
+            if f.type == "datetime" and tz is not None and value:
+                local = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)
+                value = local.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            return value
         if f.type == "binary":
             try:
                 base64.b64decode(cell)
             except Exception:  # noqa: BLE001
                 raise fail(f"Invalid binary value for field '{f.string}'") from None
         return cell
+
+
+    def _load_tz(self, ctx: dict[str, Any]) -> Any:
+        """The time zone ``load()`` reads datetimes in (``tz`` of the context, else the user's); None for UTC."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        for name in (ctx.get("tz"), (self.models["res.users"].rows.get(self.uid) or {}).get("tz")):
+            if name:
+                try:
+                    return None if name == "UTC" else ZoneInfo(str(name))
+                except (ZoneInfoNotFoundError, ValueError):
+                    continue
+        return None
 
 
 class _LoadError(Exception):
