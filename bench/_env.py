@@ -6,6 +6,8 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 _home = tempfile.mkdtemp(prefix="crm-bench-airflow-")
 os.environ.setdefault("AIRFLOW_HOME", _home)
@@ -40,48 +42,85 @@ def start_sandbox(*args: str, timeout: float = 120) -> tuple[object, str]:
     raise RuntimeError(f"crm-sandbox {' '.join(args)} did not announce its URL")
 
 
+
+class Quiet:
+    """A pipeline log that says nothing (the benches print their own figures)."""
+
+    def info(self, *a: object, **k: object) -> None: ...
+    def warning(self, *a: object, **k: object) -> None: ...
+
+
+WRITE_METHODS = ("create", "write", "unlink", "load")
+
+
 class RunFigures:
-    """What :func:`migrate_all` measured: records mapped, written, seconds, Odoo calls."""
+    """What :func:`migrate_all` measured: records mapped, written, seconds, Odoo calls; per load phase too
+    (``objects``: an object's extract, batches and link; the timeline under its objects' names joined by
+    ``+``), each ``{"rows", "landed", "extract_s", "load_s", "calls"}`` (``calls``: Odoo calls of its loads)."""
 
     def __init__(self) -> None:
         self.rows = self.landed = self.chatter_rows = 0
         self.wall = self.chatter_wall = 0.0
         self.odoo_calls = self.odoo_writes = 0
+        self.objects: dict[str, dict[str, Any]] = {}
+
+    def phase(self, name: str) -> dict[str, Any]:
+        return self.objects.setdefault(name, {"rows": 0, "landed": 0, "extract_s": 0.0, "load_s": 0.0, "calls": 0})
 
 
-def migrate_all(pipe, run_id: str, *, batch_size: int = 500, start=None, schema: bool = False) -> RunFigures:
+def migrate_all(pipe: Any, run_id: str, *, batch_size: int = 500, start: Any = None, schema: bool = False,
+                after: Callable[[str, dict[str, Any]], None] | None = None) -> RunFigures:
     """Run every object of ``pipe``'s pair as the migrate DAG does (a delta DAG when ``start`` is given): per
     object extract, load its batches, link; the chatter as one timeline at the end. The one run loop of the
-    benchmarks."""
+    benchmarks. ``after(phase, figures)`` is called when a load phase is done (a bench measuring something
+    against it, e.g. the raw create of the same records, does it there)."""
     from datetime import UTC, datetime
 
     out = RunFigures()
-    calls0 = sum(pipe.odoo.calls.values())
-    writes0 = sum(n for (_m, meth), n in pipe.odoo.calls.items() if meth in ("create", "write", "unlink", "load"))
+    calls = pipe.odoo.calls
+    calls0 = sum(calls.values())
+    writes0 = sum(n for (_m, meth), n in calls.items() if meth in WRITE_METHODS)
     t0 = time.perf_counter()
     if schema:
         pipe.prepare_schema(run_id=run_id)
     end = datetime.now(UTC)
-    chatter = {o.name for o in pipe.spec.timeline()}
+    chatter = [o.name for o in pipe.spec.timeline()]
+    timeline = "+".join(chatter)
     for name in pipe.loadable():
+        t = time.perf_counter()
         refs = pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=batch_size,
                             with_deleted=start is not None)
+        figures = out.phase(timeline if name in chatter else name)
+        figures["extract_s"] += time.perf_counter() - t
         if name in chatter:
-            continue
+            continue                              # loaded below, as one timeline
+        t, before = time.perf_counter(), sum(calls.values())
         for b in refs:
             r = pipe.load(name, run_id=run_id, batch_no=b["batch_no"])
             out.rows += r["rows"]
             out.landed += r["created"] + r["updated"]
+            figures["rows"] += r["rows"]
+            figures["landed"] += r["created"] + r["updated"]
         pipe.link(name, run_id=run_id)
-    tc = time.perf_counter()
+        figures["load_s"] += time.perf_counter() - t
+        figures["calls"] += sum(calls.values()) - before
+        if after:
+            after(name, figures)
+    tc, before = time.perf_counter(), sum(calls.values())
     for b in pipe.order_timeline(run_id=run_id, batch_size=batch_size):
         r = pipe.load_timeline(run_id=run_id, batch_no=b["batch_no"])
         out.rows += r["rows"]
         out.chatter_rows += r["rows"]
         out.landed += r["created"] + r["updated"]
     out.chatter_wall = time.perf_counter() - tc
+    if chatter:
+        figures = out.phase(timeline)
+        figures.update(rows=figures["rows"] + out.chatter_rows, load_s=figures["load_s"] + out.chatter_wall,
+                       calls=figures["calls"] + sum(calls.values()) - before)
+        figures["landed"] = out.landed - sum(f["landed"] for n, f in out.objects.items() if n != timeline)
+        if after:
+            after(timeline, figures)
     out.wall = time.perf_counter() - t0
-    out.odoo_calls = sum(pipe.odoo.calls.values()) - calls0
-    out.odoo_writes = sum(n for (_m, meth), n in pipe.odoo.calls.items()
-                          if meth in ("create", "write", "unlink", "load")) - writes0
+    out.odoo_calls = sum(calls.values()) - calls0
+    out.odoo_writes = sum(n for (_m, meth), n in calls.items() if meth in WRITE_METHODS) - writes0
     return out

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _env import machine, migrate_all, start_sandbox  # noqa: E402
+from _env import Quiet, machine, migrate_all, start_sandbox  # noqa: E402
 
 from crm_sandbox.pg import private_postgres  # noqa: E402
 
@@ -47,7 +47,7 @@ def run(scale: int, batch_size: int = 500, profile: str | None = None) -> None:
             state.migrate()
 
             def pipe() -> Pipeline:     # one per run, as each task builds its own
-                return Pipeline("apto_to_odoo", AptoSource(AptoHook()), OdooHook(), state, log=_Quiet())
+                return Pipeline("apto_to_odoo", AptoSource(AptoHook()), OdooHook(), state, log=Quiet())
 
             full = migrate_all(pipe(), "bench-full", batch_size=batch_size, schema=True)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -87,11 +87,6 @@ def _requests(stats: dict) -> str:
     calls = stats["calls"]
     return (f"{sum(calls.values())} ({calls.get('blob', 0)} file downloads; "
             + ", ".join(f"{k} {v}" for k, v in calls.items() if k != "blob") + ")")
-
-
-class _Quiet:
-    def info(self, *a: object, **k: object) -> None: ...
-    def warning(self, *a: object, **k: object) -> None: ...
 
 
 if __name__ == "__main__":

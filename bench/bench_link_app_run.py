@@ -14,14 +14,12 @@ import json
 import os
 import resource
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _env import machine, start_sandbox  # noqa: E402
+from _env import Quiet, machine, migrate_all, start_sandbox  # noqa: E402
 
 from crm_sandbox.pg import private_postgres  # noqa: E402
 
@@ -47,26 +45,9 @@ def run(scale: int, page_size: int, batch_size: int = 500) -> None:
             httpx.post(f"{link_url}/sandbox/stats/reset")
             state = MigrationStateHook()
             state.migrate()
-            pipe = Pipeline("link_app_to_odoo", LinkAppSource(LinkAppHook()), OdooHook(), state, log=_Quiet())
-            t0 = time.perf_counter()
-            pipe.prepare_schema(run_id="bench")
-            end = datetime.now(UTC)
-            total = landed = 0
-            chatter = {o.name for o in pipe.spec.timeline()}
-            for name in pipe.loadable():           # as the migrate DAG does it
-                refs = pipe.extract(name, run_id="bench", start=None, end=end, batch_size=batch_size)
-                if name in chatter:
-                    continue                       # loaded below, as one timeline
-                for b in refs:
-                    r = pipe.load(name, run_id="bench", batch_no=b["batch_no"])
-                    total += r["rows"]
-                    landed += r["created"] + r["updated"]
-                pipe.link(name, run_id="bench")
-            for b in pipe.order_timeline(run_id="bench", batch_size=batch_size):
-                r = pipe.load_timeline(run_id="bench", batch_no=b["batch_no"])
-                total += r["rows"]
-                landed += r["created"] + r["updated"]
-            wall = time.perf_counter() - t0
+            pipe = Pipeline("link_app_to_odoo", LinkAppSource(LinkAppHook()), OdooHook(), state, log=Quiet())
+            run_ = migrate_all(pipe, "bench", batch_size=batch_size, schema=True)
+            total, landed, wall = run_.rows, run_.landed, run_.wall
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             staged = state.get_records("SELECT count(*) FROM crm_migration.staging WHERE run_id = 'bench' "
                                        "AND source_object <> 'chatter' AND source_object NOT LIKE '%:read%'")[0][0]
@@ -83,11 +64,6 @@ def run(scale: int, page_size: int, batch_size: int = 500) -> None:
         for p in (link, odoo):
             p.terminate()
             p.wait(timeout=10)
-
-
-class _Quiet:
-    def info(self, *a: object, **k: object) -> None: ...
-    def warning(self, *a: object, **k: object) -> None: ...
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""The Link app pair's first load into a REAL Odoo, per object, against Odoo's own ceiling: a raw batched
+``create`` of the same records (same values, same server, same run), then a rerun with nothing changed and
+a delta over an empty window.
+
+Per object (the chatter timeline as ``activities``): records, seconds of its load tasks (map, Odoo calls,
+state DB; its extract apart), records/s, Odoo calls per 1,000 records, the raw create of the same records and
+the ratio of the two; the rerun's seconds (extract and load) as a share of the first load's, and the empty
+delta's seconds and Odoo calls. The raw create sends, in one ``create`` per batch of the load, each record's
+full values: what the loader created plus what it wrote after (a deal's stage date, a company's parent, a
+meeting's deal), with the same context, into the same database (keys prefixed ``raw:``), right after the
+object's load. Prints figures; asserts nothing about time (the machine is shared: compare ratios of one run).
+
+The server is ``../shared/odoo17-server`` (``--target odoo19``: ``../shared/odoo19-server``, JSON-2), started if
+needed (and then stopped), a fresh database per scale, dropped at the end (``--keep`` keeps it).
+Run: make bench  (or .venv/bin/python bench/bench_odoo_real.py [scale ...] [--target odoo19] [--keep])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _env import Quiet, RunFigures, machine, migrate_all, start_sandbox  # noqa: E402
+
+from crm_sandbox.pg import private_postgres  # noqa: E402
+from crm_sandbox.targets import RealOdoo, RealOdooUnavailable  # noqa: E402
+
+TOKEN = "link-sandbox-token"
+#: the Link app pair's objects shown, in load order (pipelines and stages are a handful of records)
+SHOWN = ("companies", "contacts", "deals", "activities", "open_activities", "meetings", "attachments")
+
+
+def recording_hook() -> Any:
+    """An OdooHook that keeps what it created and wrote (the values of the raw create)."""
+    from crm_migration.hooks.odoo import OdooHook
+
+    class Recording(OdooHook):
+        def __init__(self) -> None:
+            super().__init__()
+            self.created: list[tuple[str, list[dict[str, Any]], list[str], dict[str, Any], list[int]]] = []
+            self.written: dict[tuple[str, int], dict[str, Any]] = {}
+            self.seconds: dict[tuple[str, str], float] = {}     # time in Odoo calls, per (model, method)
+
+        def call(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().call(model, method, *args, **kw)
+            finally:
+                self.seconds[(model, method)] = self.seconds.get((model, method), 0.0) + time.perf_counter() - started
+
+        def create_batch(self, model: str, vals_list: Sequence[Mapping[str, Any]], *,
+                         keys: Sequence[str] | None = None, context: Mapping[str, Any] | None = None) -> list[int]:
+            ids = super().create_batch(model, vals_list, keys=keys, context=context)
+            self.created.append((model, [dict(v) for v in vals_list], list(keys or []), dict(context or {}), ids))
+            return ids
+
+        def write_batch(self, model: str, updates: Mapping[int, Mapping[str, Any]], **kw: Any) -> int:
+            n = super().write_batch(model, updates, **kw)
+            for oid, vals in updates.items():
+                self.written.setdefault((model, int(oid)), {}).update(vals)
+            return n
+
+    return Recording()
+
+
+class RawCeiling:
+    """After each load phase, create the same records again with one raw ``create`` per batch of the load."""
+
+    def __init__(self, pipe: Any, raw: Any, *, verbose: bool = False) -> None:
+        self.pipe, self.raw, self.seen, self.verbose = pipe, raw, 0, verbose
+        self.spent: dict[tuple[str, str], float] = {}
+
+    def __call__(self, phase: str, figures: dict[str, Any]) -> None:
+        rec = self.pipe.odoo
+        model = self.pipe.spec.object(phase.split("+")[0]).model
+        calls = [c for c in rec.created[self.seen:] if c[0] == model]
+        self.seen = len(rec.created)
+        started, n = time.perf_counter(), 0
+        for _model, vals_list, keys, ctx, ids in calls:
+            full = [{**v, **rec.written.get((model, oid), {})} for v, oid in zip(vals_list, ids, strict=True)]
+            self.raw.create_batch(model, full, keys=[f"raw:{k}" for k in keys] if keys else None, context=ctx)
+            n += len(full)
+        figures["raw_s"], figures["raw_records"] = time.perf_counter() - started, n
+        for c in calls:                     # the values are no longer needed (files are large)
+            c[1].clear()
+        if self.verbose:                    # where the load's time went: Odoo calls by method, the rest
+            now = dict(rec.seconds)
+            spent = {k: v - self.spent.get(k, 0.0) for k, v in now.items() if v - self.spent.get(k, 0.0) > 0.05}
+            self.spent = now
+            print(f"  {phase}: load {figures['load_s']:.1f} s, raw {figures['raw_s']:.1f} s; Odoo calls: "
+                  + ", ".join(f"{m}.{meth} {v:.1f} s" for (m, meth), v in sorted(spent.items(), key=lambda kv: -kv[1])),
+                  flush=True)
+
+
+def run(scale: int, target: str, *, batch_size: int = 500, keep: bool = False, verbose: bool = False) -> None:
+    real = RealOdoo(target)
+    try:
+        real.start()
+    except RealOdooUnavailable as exc:
+        print(f"scale {scale}: skipped, no real {target} server: {exc}")
+        return
+    link, link_url = start_sandbox("link-app", "--scale", str(scale), "--seed", "7")
+    db = real.new_db(f"bench_{scale}")
+    key = real.api_key(db) if real.version >= 19 else None
+    try:
+        with private_postgres() as pg:
+            os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = pg.airflow_conn
+            os.environ["AIRFLOW_CONN_LINK_APP_DEFAULT"] = json.dumps({
+                "conn_type": "link_app", "host": link_url, "password": TOKEN, "extra": {"page_size": 100}})
+            os.environ["AIRFLOW_CONN_ODOO_DEFAULT"] = json.dumps({
+                "conn_type": "odoo", "host": real.url, "schema": db, "login": "admin", "password": key or "admin"})
+            from crm_migration.engine.pipeline import Pipeline
+            from crm_migration.hooks.link_app import LinkAppHook
+            from crm_migration.hooks.odoo import OdooHook
+            from crm_migration.hooks.state import MigrationStateHook
+            from crm_migration.streams.link_app_source import LinkAppSource
+
+            state = MigrationStateHook()
+            state.migrate()
+
+            def pipe(odoo: Any = None) -> Any:          # one per run, as each task builds its own
+                return Pipeline("link_app_to_odoo", LinkAppSource(LinkAppHook()), odoo or OdooHook(), state,
+                                log=Quiet())
+
+            first_pipe = pipe(recording_hook())
+            first = migrate_all(first_pipe, "bench-full", batch_size=batch_size, schema=True,
+                                after=RawCeiling(first_pipe, OdooHook(), verbose=verbose))
+            window = datetime.now(UTC)
+            rerun = migrate_all(pipe(), "bench-rerun", batch_size=batch_size)
+            delta = migrate_all(pipe(), "bench-delta", batch_size=batch_size, start=window)
+            report(scale, target, first, rerun, delta)
+            state.close()
+    finally:
+        link.terminate()
+        link.wait(timeout=10)
+        if not keep:
+            real.drop_db(db)
+        real.stop()                                     # only if this process started it
+
+
+def report(scale: int, target: str, first: RunFigures, rerun: RunFigures, delta: RunFigures) -> None:
+    """The table: one line per object, then the three objects the issue names and the whole run."""
+    print(f"\nscale {scale} on the real {target}: first load {first.rows:,} records in {first.wall:.1f} s "
+          f"({first.odoo_calls:,} Odoo calls); rerun {rerun.wall:.1f} s ({rerun.odoo_writes} Odoo writes); "
+          f"empty delta {delta.wall:.1f} s ({delta.odoo_calls} Odoo calls)")
+    head = (f"{'object':<16}{'records':>8}{'load s':>8}{'rec/s':>7}{'calls/1k':>9}{'raw s':>7}{'ratio':>7}"
+            f"{'extract s':>10}{'rerun %':>8}{'delta s':>8}{'delta calls':>12}")
+    print(head)
+    print("-" * len(head))
+
+    def line(name: str, objs: Sequence[str]) -> None:
+        f = [first.objects[o] for o in objs if o in first.objects]
+        rows, load_s = sum(x["rows"] for x in f), sum(x["load_s"] for x in f)
+        raw_s, ext = sum(x.get("raw_s", 0.0) for x in f), sum(x["extract_s"] for x in f)
+        calls = sum(x["calls"] for x in f)
+        again = sum(rerun.objects[o]["extract_s"] + rerun.objects[o]["load_s"] for o in objs if o in rerun.objects)
+        d = [delta.objects[o] for o in objs if o in delta.objects]
+        ratio = f"{load_s / raw_s:.2f}" if raw_s else "-"
+        print(f"{name:<16}{rows:>8,}{load_s:>8.1f}{rows / load_s if load_s else 0:>7.0f}"
+              f"{1000 * calls / rows if rows else 0:>9.1f}{raw_s:>7.1f}{ratio:>7}{ext:>10.1f}"
+              f"{100 * again / (load_s + ext) if load_s + ext else 0:>7.0f}%"
+              f"{sum(x['extract_s'] + x['load_s'] for x in d):>8.1f}{sum(x['calls'] for x in d):>12}")
+
+    for name in SHOWN:
+        line(name, [name])
+    line("3 core objects", ["companies", "contacts", "deals"])
+    line("all shown", list(SHOWN))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scales", nargs="*", type=int, default=[2, 5])
+    ap.add_argument("--target", default="odoo17", choices=["odoo17", "odoo19"])
+    ap.add_argument("--keep", action="store_true", help="keep the bench databases")
+    ap.add_argument("--verbose", action="store_true", help="where each load's time went (Odoo calls by method)")
+    args = ap.parse_args()
+    for s in args.scales:
+        run(s, args.target, keep=args.keep, verbose=args.verbose)
+    print(f"\nmachine: {machine()}; the real {args.target} server (one Odoo process, its own PostgreSQL) and the "
+          "Link app sandbox on loopback; private PostgreSQL for the state DB (fsync off); ratios within one run")
