@@ -12,17 +12,26 @@ import json
 import math
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
+from proposal_checks import FLOORS, check_custom_types, score
 
 from crm_migration.engine.plan import build_plan
 from crm_migration.hooks.apto import AptoHook
 from crm_migration.hooks.link_app import LinkAppHook
 from crm_migration.hooks.odoo import OdooHook
-from crm_migration.mapping.propose import precision_recall
 from crm_migration.mapping.spec import load_pair, parse_pair, thaw
-from crm_migration.reports.plan import AUTOMATION_FILE, PLAN_FILE, write_plan_report
+from crm_migration.reports.plan import (
+    AUTOMATION_FILE,
+    IN_FORCE_FILE,
+    PLAN_FILE,
+    PROPOSAL_DIFF,
+    PROPOSAL_FILE,
+    PROPOSAL_PAGE,
+    write_plan_report,
+)
 from crm_migration.streams.apto_source import AptoSource
 from crm_migration.streams.link_app_source import LinkAppSource
 
@@ -345,17 +354,33 @@ def test_report_names_what_the_plan_found_and_no_secret(run):
         assert "Bearer" not in body
 
 
-def test_the_proposed_mapping_agrees_with_the_pair_file_on_each_target(run):
-    """The plan's proposed mapping from this target's own fields_get (the real Odoo 17 too): valid, every field of
-    the record objects with a target or a reason, and the standard fields as the pair file maps them
-    (tests/integration/plan/test_propose.py measures it in detail on the sandbox)."""
-    plan = run["plan"]
+def test_the_proposed_mapping_reproduces_the_pair_file(run):
+    """The plan's proposed mapping from this target's own fields_get: valid, every field of the record objects with a
+    target or a reason, and the standard fields as the hand-written pair file maps them (precision and recall of
+    field -> Odoo field printed, held to a floor); every custom field's type holds every value the source holds."""
+    plan, world = run["plan"], run["world"]
     prop = plan.proposal
     assert prop["error"] is None
     assert all(r["target"] or (r["kind"] == "not migrated" and r["reasons"]) for r in prop["rows"])
-    score = precision_recall(prop["rows"], prop["entries"], load_pair(run["world"].pair).with_namespace(
-        plan.namespace or None))
-    assert score["precision"] >= 0.95 and score["recall"] >= 0.85, score
+    result = score(plan, world.pair)
+    floor_p, floor_r = FLOORS[world.pair]
+    assert result["precision"] >= floor_p and result["recall"] >= floor_r, result
+    check_custom_types(plan, world.server.state, apto=world.pair == "apto_to_odoo")
+
+
+def test_the_proposal_is_written_next_to_the_mapping_in_force(run):
+    folder, plan = run["html"].parent, run["plan"]
+    spec = load_pair(Path((folder / PROPOSAL_FILE).path))          # a pair file the loader accepts
+    assert set(spec.objects) == set(load_pair(run["world"].pair).objects)
+    assert (folder / IN_FORCE_FILE).read_text(encoding="utf-8").startswith("pair: ")
+    assert (folder / PROPOSAL_DIFF).exists()
+    page = (folder / PROPOSAL_PAGE).read_text(encoding="utf-8")
+    assert "Every source field and its target" in page and "Values outside their declared options" in page
+    plan_page = run["html"].read_text(encoding="utf-8")
+    assert f'href="{PROPOSAL_FILE}"' in plan_page and f'href="{PROPOSAL_PAGE}"' in plan_page
+    assert "Proposed mapping (" in plan_page
+    outside = [r for r in plan.proposal["rows"] if r["outside options"]]
+    assert outside and all(f">{r['source field']}<" in page for r in outside)
 
 
 def test_link_app_field_no_record_holds_is_a_warning(plans, worlds, odoo_target):

@@ -548,9 +548,48 @@ class _Gen:
         self.deleted.append({"resource": resource, "id": rec["id"], "deleted_at": iso(when)})
 
 
-def generate_tenant(scale: int = 1, seed: int = 7, as_of: datetime | None = None) -> TenantData:
-    """Generate the tenant for ``(scale, seed, as_of)``; ``as_of`` defaults to today 00:00 UTC."""
+#: the tenant profiles: ``default``, and ``variant``, a tenant whose fields differ (see :func:`_variant`)
+PROFILES = ("default", "variant")
+
+
+def generate_tenant(scale: int = 1, seed: int = 7, as_of: datetime | None = None,
+                    profile: str = "default") -> TenantData:
+    """Generate the tenant for ``(scale, seed, as_of, profile)``; ``as_of`` defaults to today 00:00 UTC."""
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}")
     as_of = (as_of or default_as_of()).astimezone(UTC).replace(microsecond=0)
-    return _Gen(scale, seed, as_of).run()
+    data = _Gen(scale, seed, as_of).run()
+    if profile == "variant":
+        _variant(data, random.Random(seed * 31 + 2))
+    return data
+
+
+def _variant(data: TenantData, rnd: random.Random) -> None:
+    """A tenant whose fields differ from the default profile (``hard_cases["variant"]`` names them): a contact's
+    ``title`` is ``job_title`` (a renamed field), two more custom field definitions (a company's ``account_tier``
+    picklist, a deal's ``renewal_date``), and a custom value no definition names (a deal's ``legacy_region``).
+    The tenant's mutations still take ``title`` (the default field list)."""
+    for rec in data.tables["contacts"].values():
+        rec["job_title"] = rec.pop("title", None)
+    defs = data.tables["custom_fields"]
+    first = next(iter(defs.values()))
+    for obj, key, label, kind, options in (("company", "account_tier", "Account tier", "picklist",
+                                            ["Gold", "Silver", "Bronze"]),
+                                           ("deal", "renewal_date", "Renewal date", "date", None)):
+        rid = str(data.next_ids["custom_fields"])
+        data.next_ids["custom_fields"] += 1
+        defs[rid] = {**first, "id": rid, "object": obj, "key": key, "label": label, "type": kind, "options": options}
+    for rec in data.tables["companies"].values():
+        if rnd.random() < 0.7:
+            rec["custom_fields"]["account_tier"] = rnd.choice(("Gold", "Silver", "Bronze", "Platinum"))
+    for rec in data.tables["deals"].values():
+        if rnd.random() < 0.6:
+            rec["custom_fields"]["renewal_date"] = f"2026-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}"
+        if rnd.random() < 0.3:
+            rec["custom_fields"]["legacy_region"] = rnd.choice(("EMEA", "AMER", "APAC"))
+    data.hard_cases["variant"] = {"renamed": {"contacts.title": "contacts.job_title"},
+                                  "new_definitions": ["companies.custom_fields.account_tier",
+                                                      "deals.custom_fields.renewal_date"],
+                                  "undefined": ["deals.custom_fields.legacy_region"]}

@@ -230,11 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--as-of", default=None, help="reference time of the generated data (ISO 8601; default today)")
     ap.add_argument("--token", default=DEFAULT_TOKEN)
     ap.add_argument("--rate-limit", type=int, default=10_000, help="requests per minute before 429")
+    ap.add_argument("--profile", default="default", choices=("default", "variant"),
+                    help="variant: a renamed field, more custom field definitions, a custom value without one")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     as_of = parse_ts(args.as_of) if args.as_of else None
     server = serve(args.port, args.scale, args.seed, as_of, args.token, host=args.host, verbose=args.verbose,
-                   rate_limit=args.rate_limit)
+                   rate_limit=args.rate_limit, profile=args.profile)
     tenant: LinkAppTenant = server.state
     print(f"Link app sandbox listening on {server.url}", flush=True)
     print(f"token: {tenant.token}", flush=True)

@@ -147,18 +147,19 @@ class LinkAppTenant:
     :param token: the bearer token the API accepts.
     :param rate_limit: requests per ``rate_window`` seconds before ``429`` (``X-RateLimit-Remaining``).
     :param base_url: the server's URL, for attachment ``url`` fields outside a request.
+    :param profile: ``default``, or ``variant``: a renamed field and more custom fields (``generator._variant``).
     """
 
     def __init__(self, scale: int = 1, seed: int = 7, *, as_of: datetime | None = None,
                  token: str = DEFAULT_TOKEN, rate_limit: int = 10_000, rate_window: float = 60.0,
-                 base_url: str = "") -> None:
-        self.scale, self.seed = scale, seed
+                 base_url: str = "", profile: str = "default") -> None:
+        self.scale, self.seed, self.profile = scale, seed, profile
         self.token, self.base_url = token, base_url
         self.lock = threading.RLock()
         self.clock: datetime | None = None            # set to freeze "now" (mutation stamps, retention)
         self._secret = hashlib.sha256(f"link-app-sandbox:{seed}".encode()).digest()
         self._initial_rate = (rate_limit, rate_window)
-        self._load(generate_tenant(scale, seed, as_of))
+        self._load(generate_tenant(scale, seed, as_of, profile))
 
     # ------------------------------------------------------------------------------------- state
     def _load(self, data: TenantData) -> None:
@@ -176,7 +177,7 @@ class LinkAppTenant:
         """Regenerate the tenant as first generated; clear faults, stats, the rate-limit window and the clock."""
         with self.lock:
             self.clock = None
-            self._load(generate_tenant(self.scale, self.seed, self.data.as_of))
+            self._load(generate_tenant(self.scale, self.seed, self.data.as_of, self.profile))
 
     @property
     def as_of(self) -> datetime:
