@@ -17,6 +17,14 @@ def _raw() -> dict:
     return yaml.safe_load((files("crm_migration") / "pairs" / "apto_to_odoo.yaml").read_text(encoding="utf-8"))
 
 
+@pytest.fixture(scope="module")
+def apto_dags():
+    """The bundled Apto pair's four DAGs, as the factory builds them (built once: a test may render its tasks)."""
+    from crm_migration.dag_factory import build_pair_dags
+
+    return build_pair_dags("apto_to_odoo")
+
+
 def _render(op, dag, **params):
     op.render_template_fields({"params": {**dag.params.validate(), **params}, "run_id": "manual__1"},
                               jinja_env=dag.get_template_env())
@@ -84,17 +92,14 @@ def test_an_object_outside_the_mapping_is_an_error_naming_it():
         op.execute({"run_id": "manual__1"})
 
 
-def test_the_objects_param_is_an_enum_of_the_pairs_objects_and_refuses_a_typo():
+def test_the_objects_param_is_an_enum_of_the_pairs_objects_and_refuses_a_typo(apto_dags):
     """What triggering a run does with its conf (``SerializedDAG.create_dagrun``: ``params.deep_merge(conf)
     .validate()``, a 400 from the API, an error from the CLI) on the DAG as the scheduler holds it."""
     from airflow.exceptions import ParamValidationError
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from crm_migration.dag_factory import build_pair_dags
-
-    dags = build_pair_dags("apto_to_odoo")
     for dag_id in ("apto_to_odoo_migrate", "apto_to_odoo_delta"):
-        params = DagSerialization.from_dict(DagSerialization.to_dict(dags[dag_id])).params
+        params = DagSerialization.from_dict(DagSerialization.to_dict(apto_dags[dag_id])).params
         schema = params.get_param("objects").schema
         assert "Contact" in schema["items"]["enum"] and "Opportunity" in schema["items"]["enum"]
         assert params.validate()["objects"] == schema["items"]["enum"]          # default: all of them
@@ -104,11 +109,10 @@ def test_the_objects_param_is_an_enum_of_the_pairs_objects_and_refuses_a_typo():
                 params.deep_merge({"objects": bad}).validate()
 
 
-def test_the_factory_builds_the_dags_from_the_operators_with_templated_params():
-    from crm_migration.dag_factory import build_pair_dags
+def test_the_factory_builds_the_dags_from_the_operators_with_templated_params(apto_dags):
     from crm_migration.operators.migration import MigrationOperator
 
-    dags = build_pair_dags("apto_to_odoo")
+    dags = apto_dags
     migrate = dags["apto_to_odoo_migrate"]
     ops = [t for t in migrate.tasks if isinstance(t, MigrationOperator) or t.task_id.startswith("load_")]
     assert {t.task_id for t in migrate.tasks} - {t.task_id for t in ops} == {"approve", "approve_diff"}
