@@ -86,3 +86,16 @@ def audit(world, run_id):
     rows = world["state"].get_records("SELECT action, count(*) FROM crm_migration.audit_log WHERE run_id = %s "
                                       "GROUP BY action", parameters=(run_id,))
     return dict(rows)
+
+
+def refused(world, dag_id, **kw):
+    """``dag.test(**kw)`` of ``dag_id``'s first task (``start_run``: the rest of the run would never start), which
+    must fail before anything moves; returns the refusal the run recorded (what the task's error says)."""
+    dag = world["bag"].dags[dag_id].partial_subset(task_ids=["start_run"], include_downstream=False,
+                                                  include_upstream=False)
+    dr = dag.test(**kw)
+    (ti,) = dr.get_task_instances()
+    assert state_of(dr) == "failed" and state_of(ti) == "failed", state_of(ti)
+    row = world["state"].get_run(dr.run_id)
+    assert row["status"] == "refused", row
+    return row["stats"]["refused"]

@@ -84,6 +84,29 @@ def world(private_pg, tmp_path_factory, odoo_target):
     apto.stop()
 
 
+#: three custom fields a customer added to Account in Setup (one of each kind), and the x_ fields they become
+CUSTOM = {"Cust_Note__c": ("string", "x_cust_note", "char"), "Cust_Score__c": ("double", "x_cust_score", "float"),
+          "Cust_Since__c": ("date", "x_cust_since", "date")}
+
+
+def test_0_the_plan_is_confirmed_headlessly_with_the_customers_three_new_custom_fields(world):
+    """(The refusals of an unconfirmed mapping and of a full run without an approved sample diff happen in
+    ``start_run``, before the pair's source or Odoo is touched: test_link_app_dag_runs.py checks them.)"""
+    from crm_migration.mapping.spec import read_pair_file
+
+    org = world["apto"].state
+    for name, (kind, _, _) in CUSTOM.items():
+        org.add_custom_field("Account", name, kind, label=name[:-3].replace("_", " "))
+    accounts = sorted(i for i, r in org.tables["Account"].items() if not r.get("IsDeleted"))[:3]
+    values = [{"Cust_Note__c": f"Prefers calls, Zoë {n}", "Cust_Score__c": 70.5 + n, "Cust_Since__c": f"201{n}-04-01"}
+              for n in range(3)]
+    org.update("Account", [{"Id": i, **v} for i, v in zip(accounts, values, strict=True)], at=W0 - timedelta(days=1))
+    plan = run(world, "apto_to_odoo_plan", run_conf={"approved_by": "ci"})
+    conf = world["state"].mapping_confirmation("apto_to_odoo", read_pair_file("apto_to_odoo").sha256)
+    assert (conf["confirmed_by"], conf["how"], conf["run_id"]) == ("ci", "approved_by", plan)
+    world["custom"] = dict(zip(accounts, values, strict=True))
+
+
 def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):
     rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "sample", "sample_size": 10, "approved_by": "ci"})
     stats = world["state"].get_run(rid)["stats"]
@@ -97,6 +120,7 @@ def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):
 def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
     org = world["apto"].state
     rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    assert world["state"].get_run(rid)["stats"]["sample_run"] == world["runs"]["sample"]    # its approved diff
     live = [r for r in org.tables["Account"].values() if not r.get("IsDeleted")]
     assert keyed(world, "res.partner", "apto:Account:") == len(live)      # no second copy of sampled ones
     stats = world["state"].get_run(rid)["stats"]
@@ -204,6 +228,18 @@ def test_2c_a_file_missing_in_the_source_is_dead_lettered_and_the_run_goes_on(wo
     assert hook.call("ir.attachment", "search_count", [[("x_migration_key", "in", keys)]]) == 0
     landed = hook.call("ir.attachment", "search_count", [[("x_migration_key", "=like", "apto:Attachment:%")]])
     assert landed == len(state.odoo_ids("apto_to_odoo", "Attachment", list(org.tables["Attachment"]))) >= 8
+
+
+def test_2c_the_customers_three_custom_fields_are_created_and_filled(world):
+    rpc = world["rpc"]
+    made = {f["name"]: f["ttype"] for f in rpc("ir.model.fields", "search_read", [
+        ("model", "=", "res.partner"), ("name", "in", [x for _, x, _ in CUSTOM.values()])], fields=["name", "ttype"])}
+    assert made == {x: t for _, x, t in CUSTOM.values()}
+    ids = world["state"].odoo_ids("apto_to_odoo", "Account", list(world["custom"]))
+    for sid, want in world["custom"].items():
+        (rec,) = world["hook"].read("res.partner", [ids[sid]], list(made))
+        assert (rec["x_cust_note"], rec["x_cust_score"], rec["x_cust_since"]) == (
+            want["Cust_Note__c"], want["Cust_Score__c"], want["Cust_Since__c"]), sid
 
 
 def test_3_a_rerun_changes_nothing(world):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from dag_flow import airflow_world, audit, keyed, last_ids, mail_counts, run
+from dag_flow import airflow_world, audit, keyed, last_ids, mail_counts, refused, run
 
 pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
@@ -66,7 +66,7 @@ def world(private_pg, tmp_path_factory, odoo_target):
                                                              "email": f"{u['login']}@example.com"},
                                      context={"no_reset_password": True}) for u in tenant.odoo_users()}
             rpc("res.users", "write", [users["jonas.weber"]], {"active": False})
-            yield {"bag": bag, "tenant": tenant, "hard": tenant.hard_cases, "rpc": rpc, "hook": OdooHook(),
+            yield {"bag": bag, "tenant": tenant, "odoo": odoo_target, "hard": tenant.hard_cases, "rpc": rpc, "hook": OdooHook(),
                    "state": MigrationStateHook(), "baseline": last_ids(rpc), "mail": mail_counts(rpc),
                    "users": users, "runs": {}}
     finally:
@@ -80,6 +80,44 @@ def odoo_id(world, scope, sid):
 def read(world, model, oid, fields):
     (rec,) = world["hook"].read(model, [oid], fields, context={"active_test": False})
     return rec
+
+
+#: three custom fields a user added to companies in the tenant (one of each kind), and the x_ fields they become
+CUSTOM = {"cust_note": ("text", "x_link_app_cust_note", "char"), "cust_score": ("number", "x_link_app_cust_score", "float"),
+          "cust_tier": ("picklist", "x_link_app_cust_tier", "selection")}
+
+
+def test_0_records_move_only_on_a_confirmed_mapping_and_a_full_run_on_an_approved_sample_diff(world):
+    from crm_migration.mapping.spec import read_pair_file
+
+    if world["odoo"].kind != "sandbox":
+        pytest.skip("refused before Odoo is touched: checked once, on the sandbox")
+    why = refused(world, f"{PAIR}_migrate", run_conf={"mode": "full", "approved_by": ""})
+    assert "has no recorded confirmation" in why and f"{PAIR}_plan" in why and "confirm_mapping" in why, why
+    assert "x_migration_key" not in world["rpc"]("res.partner", "fields_get", [], attributes=["type"])  # nothing ran
+    mf = read_pair_file(PAIR)
+    world["state"].confirm_mapping(pair=PAIR, mapping_sha256=mf.sha256, mapping_file=mf.origin, mapping_text=mf.text,
+                                   confirmed_by="Ada", how="person")
+    why = refused(world, f"{PAIR}_migrate", run_conf={"mode": "full"})
+    assert "needs an approved sample diff" in why and "mode=sample" in why and "approve_diff" in why, why
+
+
+def test_0b_the_plan_is_confirmed_headlessly_with_three_new_custom_fields(world):
+    from crm_migration.mapping.spec import read_pair_file
+
+    tenant = world["tenant"]
+    tenant.create("custom_fields", [{"object": "company", "key": key, "label": key.replace("_", " ").title(),
+                                     "type": kind, "options": ["Gold", "Silver"] if kind == "picklist" else None}
+                                    for key, (kind, _, _) in CUSTOM.items()])
+    companies = sorted(tenant.tables["companies"], key=int)[:3]
+    values = [{"cust_note": f"Prefers calls, Zoë {n}", "cust_score": 70.5 + n, "cust_tier": ("Gold", "Silver")[n % 2]}
+              for n in range(3)]
+    tenant.update("companies", [{"id": c, "custom_fields": {**(tenant.tables["companies"][c]["custom_fields"] or {}),
+                                                            **v}} for c, v in zip(companies, values, strict=True)])
+    plan = run(world, f"{PAIR}_plan", run_conf={"approved_by": "ci"})
+    conf = world["state"].mapping_confirmation(PAIR, read_pair_file(PAIR).sha256)
+    assert (conf["confirmed_by"], conf["how"], conf["run_id"]) == ("ci", "approved_by", plan)
+    world["custom"] = dict(zip(companies, values, strict=True))
 
 
 def test_1_sample_migrates_a_consistent_slice_and_writes_a_diff(world):
@@ -99,6 +137,7 @@ def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
     rid = run(world, f"{PAIR}_migrate", run_conf={"mode": "full", "approved_by": "ci"})
     stats = world["state"].get_run(rid)["stats"]
     assert stats["mismatches"] == 0 and not stats["dead_letters_over_limit"], stats
+    assert stats["sample_run"] == world["runs"]["sample"]               # the sample whose diff was approved
     assert ObjectStoragePath(stats["report"]).is_file()
     # every record once: no second copy of the sampled ones
     for scope, model in (("contacts", "res.partner"), ("companies", "res.partner"), ("deals", "crm.lead")):
@@ -123,6 +162,16 @@ def test_2_full_run_upserts_over_the_sample_and_reconciles(world):
     assert world["hook"].call("mail.activity", "search_count", [[("user_id", "in", list(world["users"].values())),
                                                                  ("x_migration_key", "!=", False)]]) > 0
     world["runs"]["full"] = rid
+
+
+def test_2b_the_three_custom_fields_are_created_and_filled(world):
+    rpc = world["rpc"]
+    made = {f["name"]: f["ttype"] for f in rpc("ir.model.fields", "search_read", [
+        ("model", "=", "res.partner"), ("name", "in", [x for _, x, _ in CUSTOM.values()])], fields=["name", "ttype"])}
+    assert made == {x: t for _, x, t in CUSTOM.values()}
+    for sid, want in world["custom"].items():
+        rec = read(world, "res.partner", odoo_id(world, "companies", sid), list(made))
+        assert [rec[x] for _, x, _ in CUSTOM.values()] == [want[k] for k in CUSTOM], sid
 
 
 def test_3_a_rerun_changes_nothing(world):

@@ -23,7 +23,7 @@ from . import soql
 from .bulk import BulkQueries
 from .generator import OrgData, generate_org
 from .ids import is_id, make_id, to18
-from .schema import MASTER_RECORD_TYPE, ObjectDef, describe_global_entry, describe_object
+from .schema import MASTER_RECORD_TYPE, FieldDef, ObjectDef, describe_global_entry, describe_object
 from .soql import Column, FieldMeta, SoqlError, format_datetime, parse_sf_datetime
 
 API_VERSIONS = {"55.0": "Summer '22", "56.0": "Winter '23", "57.0": "Spring '23", "58.0": "Summer '23",
@@ -604,6 +604,23 @@ class AptoOrg:
                     "Probability": rec.get("Probability"), "ForecastCategory": rec.get("ForecastCategory"),
                     "PrevAmount": None, "PrevCloseDate": None}
                 self.index[hid] = "OpportunityHistory"
+
+    def add_custom_field(self, obj: str, name: str, type: str, label: str = "",  # noqa: A002 - Salesforce's word
+                         picklist: Sequence[str] = ()) -> dict[str, Any]:
+        """Add a customer's custom field (``name`` ends in ``__c``, no namespace) to ``obj``, as an admin does in
+        Setup: describe lists it from now on, every record has it empty until updated. Returns its describe."""
+        if not name.endswith("__c") or not name[:-3].replace("_", "").isalnum():
+            raise ApiError(400, "INVALID_FIELD", f"a custom field's API name ends in __c: {name!r}")
+        with self.lock:
+            odef = self.object_def(obj)
+            if odef.has(name):
+                raise ApiError(400, "DUPLICATE_DEVELOPER_NAME", f"{odef.name} already has a field {name}")
+            fdef = FieldDef(name, type, label, picklist=tuple(picklist))
+            odef.fields.append(fdef)
+            odef.__post_init__()                      # the field indexes
+            for rec in self.tables[odef.name].values():
+                rec.setdefault(fdef.name, None)
+            return fdef.describe()
 
     def create(self, obj: str, rows: Sequence[Mapping[str, Any]], at: str | datetime | None = None,
                blobs: Sequence[bytes | None] | None = None) -> list[str]:

@@ -301,6 +301,15 @@ class AptoHandler(SandboxHandler):
             self.send_json(200, {"failing": org.bulk.fail_next(int(body.get("count", 1)), body.get("message"))})
         elif what in {"expire-tokens", "expire_tokens"} and method == "POST":
             self.send_json(200, {"expired": org.expire_tokens()})
+        elif what == "fields" and method == "POST":
+            try:
+                made = org.add_custom_field(str(body.get("object") or ""), str(body.get("name") or ""),
+                                            str(body.get("type") or "string"), str(body.get("label") or ""),
+                                            body.get("picklist") or ())
+            except ApiError as e:
+                self.send_json(e.status, e.payload)
+                return
+            self.send_json(200, made)
         elif what == "clock" and method == "POST":
             at = body.get("now")
             org.clock = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else None
