@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
 SAMPLE, FULL, RERUN, DELTA = "link-sample", "link-full", "link-rerun", "link-delta"
 CHANGED, EMPTY = "link-rerun-changed", "link-empty-delta"
+REMAP = "link-remap"          # a rerun of the companies after a person changed their mapping
 MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message", "mail.activity",
           "calendar.event", "ir.attachment")
 COUNTED = ("created", "updated", "adopted", "superseded", "conflicts", "dead_lettered")
@@ -405,6 +406,36 @@ def test_an_empty_delta_window_costs_one_listing_per_stream_and_no_odoo_call(wor
     assert empty_delta["requests"] == dict(want)
 
 
+def test_a_changed_mapping_rewrites_only_the_records_whose_mapped_values_differ(world, changed, empty_delta):
+    """A person edits the mapping after the full run (street2 cut to five characters): the rerun writes street2 to
+    the companies that have one, and only street2; the others are skipped by their checksum, no write."""
+    import yaml
+
+    from crm_migration.engine.pipeline import Pipeline
+    from crm_migration.mapping.spec import parse_pair, read_pair_file
+
+    raw = yaml.safe_load(read_pair_file(PAIR).text)
+    raw["objects"]["companies"]["fields"]["street2"] = {"from": "address.street2", "fn": "truncate",
+                                                        "args": {"length": 5}}
+    pipe0 = world["pipe"]
+    pipe = Pipeline(parse_pair(raw, origin="edited.yaml"), pipe0.source, pipe0.odoo, pipe0.state)
+    refs = pipe.extract("companies", run_id=REMAP, start=None, end=datetime.now(UTC) + timedelta(minutes=1),
+                        batch_size=50)
+    results = [pipe.load("companies", run_id=REMAP, batch_no=b["batch_no"]) for b in refs]
+    pipe.link("companies", run_id=REMAP)
+    companies = world["tenant"].tables["companies"]
+    with_street2 = {sid for sid, c in companies.items() if (c.get("address") or {}).get("street2")}
+    assert with_street2 and len(with_street2) < len(companies)
+    assert (sum(r["created"] for r in results), sum(r["updated"] for r in results)) == (0, len(with_street2))
+    updates = world["state"].get_records(
+        "SELECT source_id, changes FROM crm_migration.audit_log WHERE run_id = %s AND action = 'update'",
+        parameters=(REMAP,))
+    assert {sid for sid, _ in updates} == with_street2
+    assert all(set(changes) == {"street2"} for _, changes in updates)
+    sid = min(with_street2, key=int)
+    assert one(world, "companies", sid, ["street2"])["street2"] == companies[sid]["address"]["street2"][:5].rstrip()
+
+
 # ---- a delta, then its rollback --------------------------------------------------------------------------
 
 
@@ -487,7 +518,7 @@ def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
 def test_rolling_back_every_run_leaves_no_keyed_record(world, delta):
     from crm_migration.engine.rollback import rollback_run
 
-    for run_id in (CHANGED, RERUN, FULL, SAMPLE):              # newest first
+    for run_id in (REMAP, CHANGED, RERUN, FULL, SAMPLE):       # newest first
         result = rollback_run(world["pipe"].odoo, world["state"], run_id)
         assert result["status"] in ("rolled_back", "nothing_to_do"), result
     rpc = world["rpc"]
