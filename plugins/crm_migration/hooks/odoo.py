@@ -607,6 +607,7 @@ class OdooHook(BaseHook):
         self._request_id = 0
         self._fields: dict[tuple[str, tuple[str, ...]], dict[str, dict[str, Any]]] = {}
         self._xmlids: dict[str, tuple[str, int]] = {}
+        self._field_ids: dict[tuple[str, str], int] = {}      # (model, custom field) -> ir.model.fields id
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(odoo_conn_id={self.odoo_conn_id!r})"
@@ -1084,8 +1085,11 @@ class OdooHook(BaseHook):
         """Add options to custom selection fields (``{field: [value, ...]}``; the label is the value), after
         the existing ones, in one call; values the field already has are skipped. Returns how many were added."""
         fields = self.fields_get(model)
-        ids = {r["name"]: r["id"] for r in self.search_read(
-            "ir.model.fields", [("model", "=", model), ("name", "in", sorted(values))], ["name"])}
+        ids = {n: i for (m, n), i in self._field_ids.items() if m == model and n in values}
+        if set(values) - set(ids):
+            for r in self.search_read("ir.model.fields", [("model", "=", model), ("name", "in", sorted(values))],
+                                      ["name"]):
+                ids[r["name"]] = self._field_ids[(model, r["name"])] = r["id"]
         rows: list[dict[str, Any]] = []
         for name, wanted in sorted(values.items()):
             if name not in ids:
@@ -1097,7 +1101,16 @@ class OdooHook(BaseHook):
         if not rows:
             return 0
         self.create_batch("ir.model.fields.selection", rows)
-        self._fields = {k: v for k, v in self._fields.items() if k[0] != model}
+        # the cached fields_get learns the new options (fetching it again costs a call as heavy as the create)
+        added: dict[str, list[str]] = {}
+        for name in values:
+            added[name] = [r["value"] for r in rows if r["field_id"] == ids[name]]
+        for (m, attrs), cached in self._fields.items():
+            if m != model:
+                continue
+            for name, new in added.items():
+                if name in cached and "selection" in attrs:
+                    cached[name]["selection"] = [*(cached[name].get("selection") or ()), *([v, v] for v in new)]
         self.log.info("Odoo: %d option(s) added to %s selection fields %s", len(rows), model, ", ".join(sorted(values)))
         return len(rows)
 

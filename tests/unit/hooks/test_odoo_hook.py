@@ -666,6 +666,20 @@ def test_ten_ids_sharing_values_are_one_write_the_rest_one_load(make_hook):
     assert [len(s.call_args[1]) for s in server.calls("load")] == [5]
 
 
+def test_selection_options_added_are_learnt_by_the_cached_fields_not_fetched_again(make_hook):
+    hook, server, _ = make_hook("jsonrpc")
+    server.handlers[("res.partner", "fields_get")] = lambda a, kw: {
+        "x_tier": {"type": "selection", "selection": [["gold", "gold"]]}}
+    server.handlers[("ir.model.fields", "search_read")] = lambda a, kw: [{"id": 41, "name": "x_tier"}]
+    assert hook.add_selection_values("res.partner", {"x_tier": ["gold", "silver"]}) == 1
+    assert hook.fields_get("res.partner")["x_tier"]["selection"] == [["gold", "gold"], ["silver", "silver"]]
+    assert hook.add_selection_values("res.partner", {"x_tier": ["silver", "bronze"]}) == 1
+    assert [s.call_args[0] for s in server.calls("create")] == [
+        [{"field_id": 41, "value": "silver", "name": "silver", "sequence": 1}],
+        [{"field_id": 41, "value": "bronze", "name": "bronze", "sequence": 2}]]
+    assert len(server.calls("fields_get")) == 1 and len(server.calls("search_read")) == 1   # both learnt once
+
+
 def _paged_partners(total: int):
     rows = [{"id": i, "name": f"P{i}"} for i in range(1, total + 1)]
 
