@@ -574,8 +574,8 @@ class Pipeline:
         """Map staged records exactly as a load does: file bytes attached, references pre-fetched.
 
         :param source_hashes: ``{source id: source hash}`` of the staged records: each row carries its own, which
-            the load records with what landed (a flagged row none: it is mapped again next time, a reference
-            that was missing may be there by then).
+            the load records with what landed (a row flagged on a reference or a lookup none: it is mapped again
+            next time, what was missing may be there by then).
         :return: ``(object spec used, loader rows, {source id: file bytes})``.
         """
         obj = self.load_spec(name)
@@ -594,7 +594,7 @@ class Pipeline:
         for row in rows:
             row["record"] = _small(row.get("record") or {})
             if source_hashes is not None:
-                row["source_hash"] = "" if row.get("warnings") else (source_hashes.get(row["source_id"]) or "")
+                row["source_hash"] = "" if _may_resolve(obj, row) else (source_hashes.get(row["source_id"]) or "")
             if missing := gone.get(row["source_id"]):
                 row["record"]["_blob"] = f"<missing: HTTP {missing.status}>"
                 if not row.get("error"):
@@ -903,6 +903,16 @@ def _staged_enrichments(obj: ObjectSpec) -> dict[str, Mapping[str, Any]]:
     """The object's enrichments taken from the staging table (``staged: true``): children a source lists
     only by date (Link app's contact_companies), staged before the object and matched to it by a field."""
     return {k: v for k, v in obj.enrich.items() if k != "_blob" and isinstance(v, Mapping) and v.get("staged")}
+
+
+def _may_resolve(obj: ObjectSpec, row: Row) -> bool:
+    """Whether a row landed with a flag a later run may clear without a source change: a reference or a lookup
+    that found nothing (the record or the user may land by then), or a field the object does not map itself."""
+    for field, _reason in row.get("warnings") or ():
+        fspec = obj.fields.get(field)
+        if fspec is None or fspec.ref or fspec.lookup or fspec.fallback:
+            return True
+    return False
 
 
 def _volatile(obj: ObjectSpec) -> list[str]:
