@@ -101,6 +101,14 @@ def test_the_next_run_names_the_fields_changed_since_the_previous_runs_mapping(s
     changes = out["mapping_changes"]
     assert changes["since_run"] == "r1"
     assert [(r["object"], r["field"], r["change"]) for r in changes["rows"]] == [(first, "x_loyalty", "added")]
+    # the run's audit report says which fields changed, and who approved what, how
+    from crm_migration.reports.audit import write_audit_report
+
+    state.update_run_stats("r2", out)
+    html = write_audit_report(state, pair=PAIR, run_id="r2", root=tmp_path / "reports").read_text(encoding="utf-8")
+    assert f"Mapping changed since run r1: 1 mapping change(s): {first}.x_loyalty added." in html
+    assert "Mapping changes since run r1" in html and "custom_fields.loyalty" in html
+    assert "Approvals" in html and "approved_by Param" in html
     # the same mapping again: nothing to report
     assert "mapping_changes" not in gate(state, "r3", "sample", read_pair_file(edited))
 
