@@ -1,7 +1,8 @@
 """The mapping file of a pair, as typed, validated, frozen objects.
 
-``load_pair("apto_to_odoo")`` reads ``crm_migration/pairs/apto_to_odoo.yaml`` (a symlink to
-``include/pairs``) or a path, checks it and returns a :class:`PairSpec`. Every error names the object
+``load_pair("apto_to_odoo")`` reads ``<pairs_folder>/apto_to_odoo.yaml`` (the Airflow option
+``[crm_migration] pairs_folder``, when that file exists) or ``crm_migration/pairs/apto_to_odoo.yaml`` (a symlink to
+``include/pairs``), or a path, checks it and returns a :class:`PairSpec`. Every error names the object
 and the field it is about (:class:`SpecError`): unknown transform or transform argument, unknown
 ``ref`` object or lookup, a dependency cycle between objects, a missing target model, a bad key
 template, a ``from`` field the stream does not read, an ``x_`` field that is not declared.
@@ -11,6 +12,7 @@ The file holds no code. Its shape (see ``include/pairs/apto_to_odoo.yaml`` for t
     pair: apto_to_odoo
     source: apto
     settings: {fallback_user: admin, conflict_policy: source_wins, on_missing_ref: error, ...}
+    connections: {source: apto_eu, odoo: odoo_eu, state: crm_migration_state}   # optional; default: DESIGN.md's
     lookups:  {owner: {model: res.users, match: email}, country: {...}, ...}
     x_fields: {res.partner: {x_apto_industry: {ttype: char, label: Industry}}, ...}
     custom_fields: {objects: {Account: res.partner}, type_map: {...}, overrides: {...}}
@@ -769,7 +771,8 @@ def read_pair_file(name_or_path: str | Path) -> MappingFile:
 
 
 def load_pair(name_or_path: str | Path) -> PairSpec:
-    """Read and validate a pair file: a pair name (``apto_to_odoo``) or a path to a YAML file."""
+    """Read and validate a pair file: a pair name (``apto_to_odoo``: ``[crm_migration] pairs_folder`` first, then
+    the bundled pairs) or a path to a YAML file."""
     mf = read_pair_file(name_or_path)
     try:
         raw = yaml.safe_load(mf.text)
