@@ -21,7 +21,10 @@ users are, its pipelines, its automations) is asked of the source adapter's plan
    records per object): invalid emails, values outside their picklist, deals whose stage is not one of
    their pipeline's stages, required values missing, plus what the reader finds (Link app: custom values
    without a definition);
-5. **automations**: the source's automations shaped as a rebuild reference; nothing is migrated.
+5. **automations**: the source's automations shaped as a rebuild reference; nothing is migrated;
+6. **proposed mapping**: from the sampled record objects' every field (``Sample.schema``), their values and the
+   target's ``fields_get``, :func:`crm_migration.mapping.propose.propose` proposes the pair file
+   (``Plan.proposal``; written next to the mapping in force by :func:`crm_migration.reports.plan.write_plan_report`).
 
 Every source request is recorded in ``Plan.source_requests`` (method, path and SOQL, never a header:
 an httpx event hook on the reader's ``hook.client``) and the Odoo calls in ``Plan.odoo_calls``.

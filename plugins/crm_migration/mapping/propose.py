@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import yaml
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.spec import (
@@ -624,12 +624,14 @@ class _ObjectMatcher:
         choices = [(str(k), str(label)) for k, label in (t.get("selection") or ())]
         if not opts or not choices:
             return {}, 0.0
+        # each option to the selection value whose key or label is closest (rapidfuzz's extractOne, C speed)
+        texts = [c[1].lower() for c in choices] + [c[0].lower() for c in choices]
         mapping: dict[str, Any] = {}
         for o in opts:
             want = VALUE_SYNONYMS.get(o.lower().strip(), o.lower().strip())
-            best = max(choices, key=lambda c: max(fuzz.ratio(want, c[1].lower()), fuzz.ratio(want, c[0].lower())))
-            if max(fuzz.ratio(want, best[1].lower()), fuzz.ratio(want, best[0].lower())) >= 85:
-                mapping[o] = best[0]
+            hit = process.extractOne(want, texts, scorer=fuzz.ratio, score_cutoff=85)
+            if hit is not None:
+                mapping[o] = choices[hit[2] % len(choices)][0]
         return mapping, len(mapping) / len(opts)
 
     def _value_fit(self, src: Mapping[str, Any], tname: str, t: Mapping[str, Any]) -> tuple[float, str]:
