@@ -262,6 +262,14 @@ def _delta(p: _Pair) -> DAG:
                           description="Read every object from its watermark to now (e.g. at go-live). Empty: yes "
                                       "when triggered by hand without a logical date, else the run's data interval; "
                                       "true/false forces it."),
+        "replay_dead_letters": Param(None, type=["null", "string"], title="Replay dead letters",
+                                     description="all, an object name, or the run id that dead-lettered them: re-read "
+                                                 "those open dead letters from the source by id, map and load them "
+                                                 "with this run (after a fix); the ones that land are resolved."),
+        "reconcile": Param(None, type=["null", "boolean"], title="Reconcile",
+                           description="Compare the ids alive in the source with Odoo's keys after the run (is the "
+                                       "cutover complete?). Empty: yes for a sync now or a replay, no for a scheduled "
+                                       "window."),
     }
     pair = p.name
     with DAG(dag_id=f"{pair}_delta", schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
@@ -274,16 +282,26 @@ def _delta(p: _Pair) -> DAG:
                          "skipped or paused window is caught up by the next. Triggered by hand without a logical "
                          "date (or with `sync_now`), it is a sync now: from the watermarks to now, whatever the "
                          "cutover window. Watermarks move once every object of the run has landed. A record "
-                         "edited in Odoo since the last load is reported as a conflict, not overwritten.")) as dag:
+                         "edited in Odoo since the last load is reported as a conflict with both values (each "
+                         "object's on_conflict: source_wins or keep_odoo). Param replay_dead_letters re-reads open "
+                         "dead letters by id after a fix; a sync now or a replay ends with the reconciliation: is "
+                         "the cutover complete?")) as dag:
         gate = InCutoverWindowOperator(task_id="in_cutover_window", pair=p.ref, sync_now="{{ params.sync_now }}")
         start = StartRunOperator(task_id="start_run", kind="delta", **p.args())
         gate >> start
-        tails = _object_tasks(p, start, mode="delta", sync_now="{{ params.sync_now }}")
+        tails = _object_tasks(p, start, mode="delta", sync_now="{{ params.sync_now }}",
+                              replay_dead_letters="{{ params.replay_dead_letters }}")
         # none_failed: a quiet object's load is skipped (no batch), and its watermark moves all the same
         marks = SetWatermarksOperator(task_id="set_watermarks", kind="delta", dry_run="{{ params.dry_run }}",
                                       trigger_rule=NONE_FAILED, **p.args())
+        # a sync now or a replay (or Param reconcile): the reconciliation says whether the cutover is complete
+        verify = VerifyOperator(task_id="verify", pool="odoo_api", check="reconciliation", delta=True,
+                                objects="{{ params.objects }}", reconcile="{{ params.reconcile }}",
+                                sync_now="{{ params.sync_now }}",
+                                replay_dead_letters="{{ params.replay_dead_letters }}", **p.args())
         for t in tails:
             t >> marks
+        marks >> verify
     return dag
 
 

@@ -99,3 +99,17 @@ def refused(world, dag_id, **kw):
     row = world["state"].get_run(dr.run_id)
     assert row["status"] == "refused", row
     return row["stats"]["refused"]
+
+
+def report_table(uri, title):
+    """The rows of the table ``title`` of the report at ``uri`` (its CSV next to the page), as dicts."""
+    import csv
+    import re
+
+    from airflow.sdk import ObjectStoragePath
+
+    page = ObjectStoragePath(uri)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", title).strip("_").lower()
+    (path,) = [p for p in page.parent.iterdir() if p.name.endswith(f"_{slug}.csv")]
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

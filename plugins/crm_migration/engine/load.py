@@ -216,7 +216,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                 edited = [f for f in delta if f in written and f in now
                           and canonical(now[f], _type(fields, f)) != canonical(written[f], _type(fields, f))]
                 if edited:
-                    plan.conflict(row, oid, edited, now, fields)
+                    plan.conflict(row, oid, edited, now, fields, written=written, sent=vals)
                     if tgt(row).conflict_policy == "report":
                         delta = {f: v for f, v in delta.items() if f not in edited}
                 delta = changed_fields(delta, now, fields)   # no-op writes are skipped
@@ -434,7 +434,7 @@ class _Plan:
         self.prior: dict[int, dict[str, Any]] = {}
         self.failed_updates: set[int] = set()
         self.partial: set[int] = set()           # created, but a deferred write failed
-        self.conflicts: list[tuple[Row, int, list[str], dict[str, Any]]] = []
+        self.conflicts: list[tuple[Row, int, list[str], dict[str, Any]]] = []    # (row, id, fields, both values)
         self.dead_letters: list[DeadLetter] = []
         self.superseded: dict[Rid, tuple[str, int, dict[str, Any] | None]] = {}   # (old model, old id, values)
         self.stamps: list[dict[str, Any]] = []   # unchanged in Odoo: the source version now known to be there
@@ -448,8 +448,14 @@ class _Plan:
                                   "record": dict(row.get("record") or row.get("values") or {})})
 
     def conflict(self, row: Row, oid: int, edited: list[str], now: Mapping[str, Any],
-                 fields: Mapping[str, Mapping[str, Any]]) -> None:
-        self.conflicts.append((row, oid, edited, {f: canonical(now.get(f), _type(fields, f)) for f in edited}))
+                 fields: Mapping[str, Mapping[str, Any]], *, written: Mapping[str, Any],
+                 sent: Mapping[str, Any]) -> None:
+        """A record edited in Odoo since the tool wrote it: per edited field, what the tool wrote, what Odoo has
+        and what the source sends now (the audit row's ``changes``; the conflicts report shows them)."""
+        self.conflicts.append((row, oid, edited, {f: {"tool_wrote": canonical(written.get(f), _type(fields, f)),
+                                                      "odoo": canonical(now.get(f), _type(fields, f)),
+                                                      "source": canonical(sent.get(f), _type(fields, f))}
+                                                  for f in edited}))
 
     def state_rows(self, fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         links: list[Link] = []

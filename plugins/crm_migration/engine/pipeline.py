@@ -16,7 +16,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -343,10 +343,12 @@ class Pipeline:
     # ---- extract -----------------------------------------------------------------------------------------
 
     def extract(self, name: str, *, run_id: str, start: datetime | None, end: datetime, batch_size: int,
-                sample_size: int | None = None, with_deleted: bool = False) -> list[BatchRef]:
+                sample_size: int | None = None, with_deleted: bool = False,
+                replay: Sequence[str] = ()) -> list[BatchRef]:
         """Stage the object's records of ``[start, end)`` in batches (a sample: at most ``sample_size``
         records whose references are in the sample too; ``with_deleted``: records deleted in the window
-        come along, flagged, in the same single query per stream)."""
+        come along, flagged, in the same single query per stream; ``replay``: source ids of dead letters to
+        re-read by id and stage too, see :mod:`~crm_migration.engine.replay`)."""
         obj = self.spec.object(name)
         staged = _staged_enrichments(obj)
         for spec in staged.values():            # children the source cannot list per parent: staged first
@@ -356,6 +358,10 @@ class Pipeline:
             else None
         records: Iterable[dict[str, Any]] = self._read(obj, run_id=run_id, start=start, end=end,
                                                        parent_ids=parent_ids, with_deleted=with_deleted)
+        if replay:
+            from crm_migration.engine.replay import replayed
+
+            records = replayed(self, obj, records, replay, run_id=run_id)
         # a deletion may carry only its id (Link app): it passes `where`; archiving looks at what it was bound to
         records = self._keyed(obj, (r for r in records if r.get("IsDeleted") or matches(obj, r)), run_id)
         full_run = run_id if start is None else None
@@ -382,6 +388,10 @@ class Pipeline:
         """The object's source records of the window: from the source, or, when other objects read the same
         stream, from the run's one read of it (the first of them to extract stages the stream whole under
         ``<source object>:read``; the others read it back from the staging table, not from the source)."""
+        if start is not None and start >= end:
+            self.log.info("%s: the window [%s, %s) is empty: nothing to read", obj.name, start.isoformat(),
+                          end.isoformat())
+            return iter(())
         if parent_ids is not None or len(self.siblings(obj)) < 2:
             return self.source.records(obj, start=start, end=end, parent_ids=parent_ids, with_deleted=with_deleted)
         return self._read_once(obj, run_id=run_id, start=start, end=end, with_deleted=with_deleted)
@@ -454,7 +464,8 @@ class Pipeline:
         """Stage the records of object ``name`` of the window (deletions too in a delta) for the objects that
         take them from the staging table (``enrich: {<name>: {object, match, staged: true}}``)."""
         obj = self.spec.object(name)
-        records = self.source.records(obj, start=start, end=end, with_deleted=with_deleted)
+        empty = start is not None and start >= end
+        records = iter(()) if empty else self.source.records(obj, start=start, end=end, with_deleted=with_deleted)
         return stage_stream(self.state, self._keyed(obj, records, run_id), run_id=run_id, pair=self.pair,
                             source_object=name, batch_size=max(batch_size, 1000), id_field="_source_id",
                             log=self.log, deleted=lambda r: bool(r.get("IsDeleted")))

@@ -29,6 +29,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from crm_migration.engine.completeness import NAMED, Completeness, check, source_ids
 from crm_migration.engine.values import canonical
 from crm_migration.hooks.odoo import MIGRATION_KEY
 from crm_migration.hooks.state import SCHEMA
@@ -99,6 +100,9 @@ class ReconRow(TypedDict):
     dead_letter_share: float      # dead_letters_counted / (crosswalk + dead_letters): the object's records
     dead_letter_limit: float      # settings.max_dead_letter_share in force
     dead_letter_reasons: list[list[Any]]  # [reason (ids cut), count, counted?], most frequent first
+    differences: list[dict[str, Any]]     # every differing field (up to completeness.NAMED): source_id, odoo_id,
+                                          # field, crosswalk (what the tool wrote), odoo (Odoo now)
+    completeness: Completeness | None     # the id sets compared (reconcile(completeness=True)), else None
 
 
 # ---- comparable values -------------------------------------------------------------------------------
@@ -556,7 +560,8 @@ def dead_letter_verdict(rows: Sequence[ReconRow]) -> tuple[list[str], list[str]]
 
 
 def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = None,
-              page_size: int = PAGE, max_dead_letter_share: float | None = None) -> list[ReconRow]:
+              page_size: int = PAGE, max_dead_letter_share: float | None = None,
+              completeness: bool = False) -> list[ReconRow]:
     """Reconcile each loadable object (or ``objects``) after run ``run_id``.
 
     Counts: records staged in the run, landed of those, crosswalk rows (all runs), Odoo records with the
@@ -570,6 +575,10 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
     counted against ``max_dead_letter_share`` (default: the pair's ``settings.max_dead_letter_share``) of
     the object's records (crosswalk + dead letters); over it, the object is a mismatch and
     :func:`dead_letter_verdict` names it.
+
+    ``completeness``: also compare the ids alive in the source now with the keys in Odoo and the crosswalk
+    (:mod:`~crm_migration.engine.completeness`): a record missing from Odoo or extra in it (deleted in the
+    source, still active) makes the object a mismatch; what the next delta lands is counted, not a mismatch.
     """
     wanted = list(objects) if objects is not None else pipe.loadable()
     limit = (float(max_dead_letter_share) if max_dead_letter_share is not None
@@ -578,6 +587,11 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
     scopes = {name: pipe.target(name).source_object for name in pipe.loadable()}
     staged_ids = staged_refs(pipe, dead_all, run_id)
     memo: dict[tuple[str, str], bool] = {}
+    ids = None
+    if completeness:
+        from crm_migration.engine.windows import now
+
+        ids = source_ids(pipe, wanted, at=now(), marks={n: pipe.state.get_watermark(pipe.pair, n) for n in wanted})
     out: list[ReconRow] = []
     for name in wanted:
         started = time.perf_counter()
@@ -591,6 +605,7 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         h_cw, h_odoo = hashlib.sha256(), hashlib.sha256()
         compared = differing = missing = 0
         examples: list[dict[str, Any]] = []
+        differences: list[dict[str, Any]] = []
         for page in _crosswalk_pages(pipe, scope, model, page_size):
             names = sorted({f for _, _, w in page for f in w})
             known = [f for f in names if f in fields]
@@ -611,6 +626,10 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
                 h_odoo.update(_line(sid, theirs))
                 if theirs != mine:
                     differing += 1
+                    if len(differences) < NAMED:
+                        differences.extend(
+                            {"source_id": sid, "odoo_id": oid, "field": f, "crosswalk": mine[f], "odoo": theirs[f]}
+                            for f in sorted(mine) if theirs is not None and mine[f] != theirs[f])
                     if len({e["source_id"] for e in examples}) < EXAMPLES:
                         if theirs is None:
                             examples.append({"source_id": sid, "odoo_id": oid, "field": "",
@@ -632,13 +651,25 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         share = counted / (cw_count + dead) if counted else 0.0
         if share > limit:
             problems.append(f"{counted} dead letters, {share:.1%} of its records (limit {limit:.1%})")
+        comp = None
+        if ids is not None:
+            comp = check(pipe, name, ids[name], dead={sid for (o, sid), (m, _, _) in dead_all.items()
+                                                      if o == scope and m in (model, None)})
+            if comp["missing_count"]:
+                problems.append(f"{comp['missing_count']} record{'s' * (comp['missing_count'] != 1)} alive in the "
+                                "source not in Odoo (missing)")
+            if extra := comp["extra_count"] - comp["extra_kept"]:
+                problems.append(f"{extra} record{'s' * (extra != 1)} active in Odoo not alive in the source (extra)")
+            if comp["duplicates"]:
+                problems.append(f"{comp['duplicates']} key{'s' * (comp['duplicates'] != 1)} on more than one Odoo "
+                                "record")
         row = ReconRow(object=name, model=model, scope=scope, staged=staged, landed=landed, crosswalk=cw_count,
                        odoo=odoo_count, dead_letters=dead, unaccounted=unaccounted, moved=moved, compared=compared,
                        differing=differing, missing_in_odoo=missing, checksum_crosswalk=cs_cw,
                        checksum_odoo=cs_odoo, examples=examples, problems=problems,
                        status="mismatch" if problems else "ok", seconds=round(time.perf_counter() - started, 3),
                        dead_letters_counted=counted, dead_letter_share=round(share, 6), dead_letter_limit=limit,
-                       dead_letter_reasons=reasons)
+                       dead_letter_reasons=reasons, differences=differences, completeness=comp)
         pipe.log.info("reconcile %s: staged %d, landed %d, crosswalk %d, Odoo %d, dead letters %d; checksum %s; "
                       "%s (%.2f s)", name, staged, landed, cw_count, odoo_count, dead,
                       "ok" if cs_cw == cs_odoo else f"MISMATCH ({differing} records)", row["status"],

@@ -54,8 +54,9 @@ def resolve(kind: str, *, watermark: datetime | None, interval_start: datetime |
         raise ValueError(f"unknown window kind {kind!r} (known: {', '.join(KINDS)})")
     if kind in ("sample", "full"):
         return None, at
-    if kind == "sync_now":
-        return (watermark if watermark is not None else interval_start), at
+    if kind == "sync_now":                     # a watermark past now (a window that ended later): nothing to read
+        start = watermark if watermark is not None else interval_start
+        return start, (at if start is None or start < at else start)
     if interval_start is None or interval_end is None:
         raise ValueError("a scheduled delta window needs data_interval_start and data_interval_end")
     start = interval_start if watermark is None else min(watermark, interval_start)

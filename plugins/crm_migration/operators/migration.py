@@ -297,21 +297,23 @@ class ExtractObjectOperator(MigrationOperator):
     :param objects: the objects the run takes (``None``: all); an object not among them extracts nothing.
         (templated)
     :param sync_now: delta only: read up to now (``None``: when the run has no data interval). (templated)
+    :param replay_dead_letters: delta only: ``all``, an object name or a run id: also re-read the open dead letters
+        it selects from the source by id and stage them (:mod:`crm_migration.engine.replay`). (templated)
     """
 
     template_fields: Sequence[str] = (*MigrationOperator.template_fields, "source_object", "mode", "sample_size",
-                                      "batch_size", "objects", "sync_now")
+                                      "batch_size", "objects", "sync_now", "replay_dead_letters")
 
     def __init__(self, *, source_object: str, mode: str = "full", sample_size: int | str = 200,
                  batch_size: int | str = 500, objects: Sequence[str] | str | None = None,
-                 sync_now: bool | str | None = None, **kwargs: Any) -> None:
+                 sync_now: bool | str | None = None, replay_dead_letters: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _one_of(mode, MODES, name="mode")
         self.source_object, self.mode, self.sample_size, self.batch_size = source_object, mode, sample_size, batch_size
-        self.objects, self.sync_now = objects, sync_now
+        self.objects, self.sync_now, self.replay_dead_letters = objects, sync_now, replay_dead_letters
 
     def execute(self, context: Context) -> list[BatchRef]:
-        from crm_migration.engine import windows
+        from crm_migration.engine import replay, windows
 
         _one_of(self.mode, MODES, name="mode")
         name, spec = self.source_object, self.pair_spec()
@@ -328,9 +330,10 @@ class ExtractObjectOperator(MigrationOperator):
         win = windows.open_window(pipe.state, pipe.source, pair=pair, name=name, run_id=run_id, kind=kind,
                                   interval_start=context.get("data_interval_start"),
                                   interval_end=context.get("data_interval_end"), with_deleted=delta, log=self.log)
+        again = replay.to_replay(pipe, name, replay.choice(_literal(self.replay_dead_letters))) if delta else []
         refs = pipe.extract(name, run_id=run_id, start=win["start"], end=win["end"],
                             batch_size=as_int(self.batch_size, name="batch_size", default=500), sample_size=sample,
-                            with_deleted=delta)
+                            with_deleted=delta, replay=again)
         count = sum(r["count"] for r in refs)
         pipe.state.note_window(run_id=run_id, pair=pair, source_object=name, records=count,
                                warning="\n".join(win["warnings"]) or None)
@@ -476,27 +479,50 @@ class SetWatermarksOperator(MigrationOperator):
 
 class VerifyOperator(MigrationOperator):
     """Check what landed and write the report: the field-level diff (source value vs the value read back from
-    Odoo: sample runs) or the reconciliation (counts per object: full runs); then the run's audit summary. The
-    run is recorded finished; a run whose dead letters exceed ``settings.max_dead_letter_share`` fails here,
-    naming the objects and the reasons (not retried).
+    Odoo: sample runs) or the reconciliation (counts and checksums per object, and the cutover's completeness:
+    ids alive in the source against Odoo's keys, one line saying whether the cutover is complete) with the
+    conflicts report (both values per field); then the run's audit summary. The run is recorded finished; a run
+    whose dead letters exceed ``settings.max_dead_letter_share`` fails here, naming the objects and the reasons
+    (not retried).
 
     :param check: ``diff`` or ``reconciliation``. (templated)
     :param objects: the objects to check (``None``: all). (templated)
+    :param delta: the check of a delta run: it reconciles when ``reconcile`` says so, else when the run is a sync
+        now or replays dead letters (not every scheduled window); the run's report stays its windows report.
+    :param reconcile: delta only: ``True``/``False`` forces the reconciliation; ``None``: see ``delta``. (templated)
+    :param sync_now: delta only: as :class:`ExtractObjectOperator`'s. (templated)
+    :param replay_dead_letters: delta only: as :class:`ExtractObjectOperator`'s. (templated)
     """
 
-    template_fields: Sequence[str] = (*MigrationOperator.template_fields, "check", "objects")
+    template_fields: Sequence[str] = (*MigrationOperator.template_fields, "check", "objects", "reconcile", "sync_now",
+                                      "replay_dead_letters")
     operator_extra_links = (ReportLink(),)
 
     def __init__(self, *, check: str = "reconciliation", objects: Sequence[str] | str | None = None,
-                 **kwargs: Any) -> None:
+                 delta: bool = False, reconcile: bool | str | None = None, sync_now: bool | str | None = None,
+                 replay_dead_letters: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _one_of(check, CHECKS, name="check")
         self.check, self.objects = check, objects
+        self.delta, self.reconcile, self.sync_now, self.replay_dead_letters = (delta, reconcile, sync_now,
+                                                                               replay_dead_letters)
+
+    def _reconciles(self, context: Context) -> bool:
+        from crm_migration.engine.replay import choice
+
+        wanted = as_bool(self.reconcile, name="reconcile")
+        if wanted is not None:
+            return wanted
+        return is_sync_now(self.sync_now, context) or choice(_literal(self.replay_dead_letters)) is not None
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_migration.engine import verify as v
 
         _one_of(self.check, CHECKS, name="check")
+        if self.delta and not self._reconciles(context):
+            self.log.info("a scheduled delta window: no reconciliation (a sync now or a replay reconciles; Param "
+                          "reconcile forces it)")
+            return {"reconciled": False}
         run_id, spec = context["run_id"], self.pair_spec()
         pipe, pair = self.pipeline(context, spec), spec.pair
         objects = [n for n in pipe.loadable() if self.selected(self.objects, n, spec)]
@@ -515,9 +541,14 @@ class VerifyOperator(MigrationOperator):
                      "summary": diff_summary(rows)[:2], "report": str(path)}
             stats["audit_report"] = self._audit_report(pipe, pair, run_id)
         else:
-            from crm_migration.reports.reconcile import summary_lines, write_reconciliation_report
+            from crm_migration.reports.reconcile import (
+                cutover_line,
+                summary_lines,
+                write_conflicts_report,
+                write_reconciliation_report,
+            )
 
-            rows = v.reconcile(pipe, run_id=run_id, objects=objects)
+            rows = v.reconcile(pipe, run_id=run_id, objects=objects, completeness=True)
             flags = pipe.state.flags(run_id)
             path = write_reconciliation_report(rows, pair=pair, run_id=run_id, flags=flags)
             if flags:
@@ -530,6 +561,10 @@ class VerifyOperator(MigrationOperator):
                 self.log.warning("%s", line)
             stats = {"objects": len(rows), "mismatches": sum(1 for r in rows if r.get("status") != "ok"),
                      "report": str(path), "dead_letters_over_limit": over, "dead_letters_need_action": action}
+            stats.update(self._cutover(pipe, rows, cutover_line(rows), write_conflicts_report, pair=pair,
+                                       run_id=run_id))
+            if self.delta:                  # the run's report stays its windows report
+                stats["reconciliation_report"] = stats.pop("report")
             stats["audit_report"] = self._audit_report(pipe, pair, run_id)
             if over:
                 self._fail_over_dead_letter_limit(run_id, over, stats)
@@ -537,6 +572,24 @@ class VerifyOperator(MigrationOperator):
         state.finish_run(run_id, status="success", stats=stats)
         state.close()
         return stats
+
+    def _cutover(self, pipe: Pipeline, rows: list[Any], line: str | None, write_conflicts: Any, *, pair: str,
+                 run_id: str) -> dict[str, Any]:
+        """Log whether the cutover is complete and the dead letters open and resolved; write the conflicts
+        report."""
+        from crm_migration.engine.completeness import summary
+
+        if line:
+            (self.log.info if line.startswith("Cutover complete") else self.log.warning)("%s", line)
+        tally = pipe.state.dead_letter_tally(pair)
+        self.log.info("dead letters: %d open, %d resolved (%d replayed)", sum(t["open"] for t in tally.values()),
+                      sum(t["resolved"] for t in tally.values()), sum(t["replayed"] for t in tally.values()))
+        policies = {n: pipe.spec.conflict_policy(n).replace("report", "keep_odoo") for n in pipe.loadable()}
+        conflicts = write_conflicts(rows, pipe.state.conflicts(run_id), pair=pair, run_id=run_id, policies=policies)
+        self.log.info("conflicts report: %s", conflicts)
+        return {"cutover": line, "cutover_complete": bool(line and line.startswith("Cutover complete")),
+                "conflicts_report": str(conflicts), "dead_letters": tally,
+                "completeness": {r["object"]: summary(r["completeness"]) for r in rows if r.get("completeness")}}
 
     def _audit_report(self, pipe: Pipeline, pair: str, run_id: str) -> str:
         """Write the run's audit summary report; log and return its URI."""

@@ -1,11 +1,14 @@
-"""The reconciliation report at the end of a full run: counts and checksums per object, the records
-that differ, and short summary lines for the DAG log and the demo."""
+"""The reconciliation report at the end of a full run or a delta: counts and checksums per object, the records
+that differ, the completeness of the cutover (ids alive in the source against keys in Odoo: missing, extra,
+different), one line saying whether the cutover is complete, and short summary lines for the DAG log and the demo.
+Also the conflicts report: each record edited in Odoo since the tool wrote it, both values per field."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from crm_migration.engine.completeness import complete
 from crm_migration.engine.verify import ReconRow, dead_letter_verdict
 from crm_migration.reports.writer import Report
 from crm_migration.reports.writer import cell as _cell
@@ -38,6 +41,54 @@ def summary_lines(rows: Iterable[ReconRow]) -> list[str]:
             parts.append(f"{r['moved']:,} since moved to another model by a later run")
         out.append(f"{r['object']}: " + ", ".join(parts))
     return out
+
+
+def _objects(rows: Sequence[ReconRow], key: Any) -> str:
+    names = [r["object"] for r in rows if key(r)]
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def cutover_line(rows: Sequence[ReconRow]) -> str | None:
+    """One line: is the cutover complete (every record alive in the source in Odoo as the source has it, nothing
+    extra, nothing different, no open dead letter)? None when the ids were not compared (``completeness``)."""
+    checked = [r for r in rows if r.get("completeness") and r["completeness"]["checked"]]
+    if not checked:
+        return None
+    unchecked = [r["object"] for r in rows if not (r.get("completeness") and r["completeness"]["checked"])]
+    tail = f" ({', '.join(unchecked)}: counts and checksums only)" if unchecked else ""
+
+    def total(k: str) -> int:
+        return sum(r["completeness"][k] for r in checked)                # type: ignore[index]
+
+    missing, pending, changed = total("missing_count"), total("pending"), total("changed_count")
+    extra = total("extra_count") - total("extra_kept")
+    dup = total("duplicates")
+    differing = sum(r["differing"] for r in rows)
+    dead = sum(r["dead_letters"] for r in rows)
+    alive = total("source_alive")
+    if all(complete(r["completeness"], differing=r["differing"], dead_letters=r["dead_letters"])  # type: ignore[arg-type]
+           for r in checked):
+        kept = total("extra_kept")
+        return (f"Cutover complete: all {alive:,} records alive in the source are in Odoo as the source has them, "
+                f"none extra, none different, no open dead letter{tail}."
+                + (f" ({kept:,} deleted in the source stay on models Odoo cannot archive.)" if kept else ""))
+    parts = []
+    if missing:
+        parts.append(f"{missing:,} missing ({_objects(checked, lambda r: r['completeness']['missing_count'])})")
+    if extra:
+        parts.append(f"{extra:,} extra ({_objects(checked, lambda r: r['completeness']['extra_count'] - r['completeness']['extra_kept'])})")
+    if differing:
+        parts.append(f"{differing:,} different in Odoo from what the tool wrote ({_objects(rows, lambda r: r['differing'])})")
+    if dead:
+        parts.append(f"{dead:,} open dead letters ({_objects(rows, lambda r: r['dead_letters'])})")
+    if dup:
+        parts.append(f"{dup:,} keys on two records")
+    if pending or changed:
+        parts.append(f"{pending + changed:,} created or changed in the source since the last landed read, which the "
+                     "next delta lands ("
+                     + _objects(checked, lambda r: r['completeness']['pending'] + r['completeness']['changed_count'])
+                     + ")")
+    return f"Cutover NOT complete: {'; '.join(parts)}{tail}."
 
 
 def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: str,
@@ -75,6 +126,11 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
                           f"records compared with Odoo field by field "
                           f"({sum(r['seconds'] for r in rows):.1f} s).")
     report.summary.extend(summary_lines(rows))
+    verdict = cutover_line(rows)
+    if verdict:
+        report.headline = f"{verdict} {report.headline}"
+        if verdict.startswith("Cutover NOT"):
+            report.tone = "bad" if bad else "warn"
     report.add("Per object", [{
         "object": r["object"], "model": r["model"],
         "status": f"needs action ({r['dead_letters']:,} open dead letters)" if r in waiting else r["status"],
@@ -102,5 +158,79 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
         for r in rows for e in r["examples"]],
         note="Up to five records per object. A record edited in Odoo after the load shows here; the next load "
              "reports it as a conflict (or overwrites it, with conflict_policy source_wins).")
+    checked = [r for r in rows if r.get("completeness")]
+    if checked:
+        report.add("Completeness: source ids against Odoo's keys", [{
+            "object": r["object"], "model": r["model"],
+            "complete": ("yes" if complete(c, differing=r["differing"], dead_letters=r["dead_letters"]) else "no")
+            if c["checked"] else "not checked",
+            "alive in the source": c["source_alive"], "keyed in Odoo (archived incl.)": c["odoo"],
+            "active in Odoo": c["odoo_active"], "missing": c["missing_count"], "extra": c["extra_count"],
+            "different (Odoo vs the tool's write)": r["differing"],
+            "changed in the source since the last read": c["changed_count"],
+            "not in Odoo: open dead letter": c["dead_lettered"], "not in Odoo: next delta": c["pending"],
+            "keys on two records": c["duplicates"], "note": c["note"],
+        } for r in checked if (c := r["completeness"])],
+            note="alive in the source = the ids an id-only read of the object finds now (its where applied); missing "
+                 "= alive in the source, no keyed record in Odoo; extra = active in Odoo, not alive in the source "
+                 "(deleted there); different = Odoo's values differ from what the tool wrote (edited in Odoo); "
+                 "changed in the source = its replication key is past the object's watermark (the next delta).")
+        report.add("Missing, extra and different records", [
+            *({"object": r["object"], "source id": sid, "is": "missing", "why": why}
+              for r in checked for sid, why in r["completeness"]["missing"]),
+            *({"object": r["object"], "source id": sid, "is": "extra", "why": why}
+              for r in checked for sid, why in r["completeness"]["extra"]),
+            *({"object": r["object"], "source id": sid, "is": "different",
+               "why": "changed in the source since the last landed read (the next delta brings it)"}
+              for r in checked for sid in r["completeness"]["changed_in_source"]),
+            *({"object": r["object"], "source id": d["source_id"], "is": "different",
+               "why": f"{d['field']}: the tool wrote {_cell(d['crosswalk'])!s:.80}, Odoo now {_cell(d['odoo'])!s:.80}"}
+              for r in rows for d in (r.get("differences") or [])),
+        ], note="Ids, up to 5,000 per object and kind (the counts above are exact). A missing record: run a delta "
+                "(sync now) or replay its dead letter; an extra one: deleted in the source after the last read, "
+                "the next delta archives it; a different one: see the conflicts report.")
     report.add_flags(flags)
+    return report.write(root)
+
+
+def write_conflicts_report(rows: Sequence[ReconRow], conflicts: Sequence[Mapping[str, Any]], *, pair: str,
+                           run_id: str, policies: Mapping[str, str] | None = None,
+                           root: str | ObjectStoragePath | None = None) -> ObjectStoragePath:
+    """Records edited in Odoo since the tool wrote them, both values per field: those the run's loads met
+    (``MigrationStateHook.conflicts``: the tool wrote, Odoo had, the source sent, what the policy did) and those
+    the reconciliation finds (``ReconRow.differences``: the tool wrote, Odoo now). ``policies``: the
+    ``on_conflict`` of each object (by crosswalk scope and by name)."""
+    policies = dict(policies or {})
+    report = Report(title=f"Conflicts of {run_id}", pair=pair, run_id=run_id, kind="conflicts")
+    met = [c for c in conflicts]
+    found = [(r, d) for r in rows for d in (r.get("differences") or [])]
+    records = {(c["source_object"], c["source_id"]) for c in met} | {(r["scope"], d["source_id"]) for r, d in found}
+    if not records:
+        report.headline = "No conflict: no record was edited in Odoo since the tool wrote it."
+    else:
+        report.tone = "warn"
+        report.headline = (f"{len(records):,} record(s) were edited in Odoo since the tool wrote them: "
+                           f"{len(met):,} met by this run's loads, {len({(r['scope'], d['source_id']) for r, d in found}):,} "
+                           "differ from the tool's last write now.")
+        report.actions.append("Check each field below: keep Odoo's value (on_conflict: keep_odoo) or let the source "
+                              "win (on_conflict: source_wins, per object in the pair file); the rollback refuses to "
+                              "undo a field a person edited unless forced.")
+    load_rows = []
+    for c in met:
+        changes = c.get("changes") or {}
+        for field, v in sorted(changes.items()):
+            both = v if isinstance(v, Mapping) and "odoo" in v else {"odoo": v}
+            load_rows.append({"object": c["source_object"], "source id": c["source_id"], "odoo model": c["odoo_model"],
+                              "odoo id": c["odoo_id"], "field": field, "the tool wrote": _cell(both.get("tool_wrote")),
+                              "Odoo had": _cell(both.get("odoo")), "the source sent": _cell(both.get("source")),
+                              "applied": c.get("message") or ""})
+    report.add("Conflicts met by the load", load_rows,
+               note="A record the source changed whose field was also edited in Odoo since the tool wrote it. "
+                    "source_wins overwrote Odoo's value with the source's; keep_odoo left it.")
+    report.add("Edited in Odoo since the tool wrote them", [
+        {"object": r["object"], "source id": d["source_id"], "odoo model": r["model"], "odoo id": d["odoo_id"],
+         "field": d["field"], "the tool wrote": _cell(d["crosswalk"]), "Odoo now": _cell(d["odoo"]),
+         "policy (on_conflict)": policies.get(r["object"], "")} for r, d in found],
+        note="The reconciliation's read-back: Odoo's value differs from the tool's last write. If the source "
+             "changes the record, the next load applies the object's policy.")
     return report.write(root)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from crm_migration.hooks.apto import AptoApiError, AptoHook, chunked, soql_in
+from crm_migration.hooks.apto import AptoApiError, AptoHook, chunked, parse_sf_datetime, soql_in
 from crm_migration.mapping.mapper import get_path
 from crm_migration.mapping.spec import ObjectSpec
 from crm_migration.streams import MISSING_STATUS, MissingFile
@@ -97,6 +97,30 @@ class AptoSource:
                     yield {"ToolingObject": tooling_object, **row}
         else:
             raise ValueError(f"{obj.name}: unknown stream kind {kind!r}")
+
+    def id_records(self, obj: ObjectSpec, *, fields: Sequence[str], end: datetime) -> Iterator[dict[str, Any]]:
+        """The object's records alive now, with ``fields`` (and the primary and replication keys) only: the
+        object's own stream (filters, read path) with a short select list. Not for a ``parent_filter`` stream
+        (:meth:`needs_parents`); another kind is read whole (:meth:`records`)."""
+        if obj.stream.get("kind", "soql") != "soql":
+            yield from self.records(obj, start=None, end=end)
+            return
+        spec = {**dict(obj.stream), "fields": list(fields)}
+        yield from stream_from_spec(spec, source_object=obj.source_object).records(self.hook, None, end)
+
+    def records_by_id(self, obj: ObjectSpec, ids: Sequence[str]) -> Iterator[dict[str, Any]] | None:
+        """The live records of ``ids`` (the object's own ids: its key is its primary key), or None when the object
+        cannot be read by id (a composite key, another stream kind)."""
+        pk = str(obj.stream.get("primary_key") or "Id")
+        if obj.stream.get("kind", "soql") != "soql" or obj.target.id_template != f"{{{pk}}}":
+            return None
+        return stream_from_spec(obj.stream, source_object=obj.source_object).records_by_id(self.hook, ids)
+
+    def changed_at(self, obj: ObjectSpec, record: Mapping[str, Any]) -> datetime | None:
+        """When the record last changed (its replication key), or None when the stream has none."""
+        rk = obj.stream.get("replication_key", "SystemModstamp")
+        value = record.get(rk) if rk else None
+        return parse_sf_datetime(value) if isinstance(value, str) and "T" in value else None
 
     def needs_parents(self, obj: ObjectSpec) -> bool:
         return obj.stream.get("kind", "soql") == "soql" and bool(obj.stream.get("parent_filter"))

@@ -161,6 +161,19 @@ class LinkAppSource:
             yield row
         log.info("Link app %s (%s): %d %s", resource, obj.name, count, what)
 
+    def records_by_id(self, obj: ObjectSpec, ids: Sequence[str]) -> Iterator[dict[str, Any]] | None:
+        """The live records of ``ids`` (``GET /<resource>/<id>``, one request each: a 404 is a record the tenant
+        no longer has), or None when the object cannot be read by id (not a ``rest`` stream keyed by ``{id}``)."""
+        if obj.stream.get("kind") != "rest" or obj.target.id_template != "{id}":
+            return None
+        resource = str(obj.stream.get("resource") or obj.source_object)
+        return (rec for rec in (self.hook.get(resource, i) for i in dict.fromkeys(ids)) if rec)
+
+    def changed_at(self, obj: ObjectSpec, record: Mapping[str, Any]) -> datetime | None:
+        """When the record last changed (``updated_at``), or None (a nested item has none)."""
+        value = record.get(REPLICATION_KEY)
+        return _ts(value) if isinstance(value, str) and value else None
+
     def needs_parents(self, obj: ObjectSpec) -> bool:
         """Always false: no Link app listing filters by parent ids (attachments carry ``related``)."""
         return False

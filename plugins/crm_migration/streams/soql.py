@@ -121,8 +121,14 @@ class SoqlStream:
         return tuple(expand_namespace(f, ns) for f in self.fields)
 
     def _where(self, start: datetime | None, end: datetime | None, ns: str,
-               parent_ids: Sequence[str] | None) -> list[str]:
+               parent_ids: Sequence[str] | None, ids: Sequence[str] | None = None) -> list[str]:
         where: list[str] = []
+        if ids is not None:                     # records by id: no window, no parent filter
+            bad = [i for i in ids if not is_sf_id(i)]
+            if bad:
+                raise ValueError(f"{self.source_object}: not Salesforce ids: {bad[:5]}")
+            return [*(f"({expand_namespace(c, ns)})" for c in self.filters),
+                    f"{expand_namespace(self.primary_key, ns)} IN {soql_in(ids)}"]
         if self.replication_key:
             rk = expand_namespace(self.replication_key, ns)
             if start is not None:
@@ -140,15 +146,16 @@ class SoqlStream:
         return where
 
     def soql(self, start: datetime | None, end: datetime | None, ns: str, *,
-             parent_ids: Sequence[str] | None = None) -> str:
+             parent_ids: Sequence[str] | None = None, ids: Sequence[str] | None = None) -> str:
         """Return the SOQL for the window ``[start, end)``, ordered by replication key then id.
 
         ``start=None`` reads from the beginning; ``parent_ids`` fills ``parent_filter IN (...)``
-        (one chunk: :meth:`records` chunks for you).
+        (one chunk: :meth:`records` chunks for you); ``ids``: the records of those primary keys instead of a
+        window (one chunk: :meth:`records_by_id`), the stream's filters still applied.
         """
         if start is not None and end is not None and soql_datetime(start) >= soql_datetime(end):
             raise ValueError(f"{self.source_object}: empty window [{soql_datetime(start)}, {soql_datetime(end)})")
-        where = self._where(start, end, ns, parent_ids)
+        where = self._where(start, end, ns, parent_ids, ids)
         order = [expand_namespace(k, ns) for k in (self.replication_key, self.primary_key) if k]
         text = f"SELECT {', '.join(self.field_names(ns))} FROM {self.object_name(ns)}"
         if where:
@@ -196,6 +203,13 @@ class SoqlStream:
         if skipped:
             hook.log.warning("%s: %d record(s) outside [%s, %s) dropped (left for their window)",
                              self.source_object, skipped, start and soql_datetime(start), soql_datetime(end))
+
+    def records_by_id(self, hook: AptoHook, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Yield the live records of ``ids`` (primary keys), whenever they changed: REST queries of
+        ``primary_key IN (...)`` in chunks of ``ID_CHUNK`` (a replay of dead letters re-reads them)."""
+        ns = hook.namespace
+        for chunk in chunked(list(dict.fromkeys(ids)), ID_CHUNK):
+            yield from hook.query(self.soql(None, None, ns, ids=chunk), batch_size=self.batch_size)
 
     def _use_bulk(self, hook: AptoHook, start: datetime | None, queries: Sequence[str], *,
                   chunked_ids: bool) -> bool:

@@ -55,7 +55,8 @@ def _totals(counts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 def _reports(run: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
     stats = run.get("stats") or {}
     out = []
-    for key, label in (("report", "report"), ("audit_report", "audit summary")):
+    for key, label in (("report", "report"), ("reconciliation_report", "reconciliation"),
+                       ("conflicts_report", "conflicts"), ("audit_report", "audit summary")):
         if uri := stats.get(key):
             out.append({"label": label, "uri": uri, "href": report_href(uri, prefix)})
     return out

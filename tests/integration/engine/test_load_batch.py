@@ -115,6 +115,11 @@ def test_an_edit_in_odoo_is_a_conflict_reported_not_overwritten(odoo, state):
     assert result["conflicts"] == 1 and result["updated"] == 0
     assert keyed(odoo)["apto:Contact:003000000000002"]["email"] == "edited.in.odoo@example.org"
     assert state.count("audit_log", run_id="run-2", action="conflict") == 1
+    (met,) = state.conflicts("run-2")                   # both values per field, for the conflicts report
+    assert (met["source_id"], met["odoo_id"], met["changes"]) == ("003000000000002", oid, {"email": {
+        "tool_wrote": rows(5)[2]["values"]["email"], "odoo": "edited.in.odoo@example.org",
+        "source": "changed.in.source@example.org"}})
+    assert "kept, not overwritten" in met["message"]
 
     src[2]["values"]["email"] = "changed.again@example.org"
     wins = Target(pair="apto_to_odoo", source="apto", source_object="Contact", model="res.partner",

@@ -22,6 +22,7 @@ DS, DE = datetime(2026, 12, 6, 11, 45, tzinfo=UTC), datetime(2026, 12, 6, 12, 0,
     ("delta", DE + timedelta(hours=1), (DS, DE)),                  # ahead (a late retry): never later than DS
     ("sync_now", DS - timedelta(days=2), (DS - timedelta(days=2), AT)),
     ("sync_now", None, (DS, AT)),
+    ("sync_now", AT + timedelta(minutes=30), (AT + timedelta(minutes=30),) * 2),   # a mark past now: empty window
 ])
 def test_a_window_reads_from_the_watermark_never_later_than_its_interval(kind, mark, want):
     assert resolve(kind, watermark=mark, interval_start=DS, interval_end=DE, at=AT) == want
