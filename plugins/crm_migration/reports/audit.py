@@ -57,11 +57,13 @@ def write_audit_report(state: MigrationStateHook, *, pair: str, run_id: str,
     if total["open_dead_letters"]:
         report.tone = "bad"
         report.actions.append(f"{total['open_dead_letters']:,} record(s) did not land (open dead letters): each "
-                              "is listed below with its reason; fix the data or the mapping and load again.")
+                              "is listed below with its reason; fix the data or the mapping, then replay them "
+                              "(delta Param replay_dead_letters).")
     if total["conflicts"]:
         report.tone = "bad" if report.tone == "bad" else "warn"
-        report.actions.append(f"{total['conflicts']:,} record(s) were edited in Odoo since the tool wrote them and "
-                              "were not overwritten (conflicts): review them in the audit log.")
+        report.actions.append(f"{total['conflicts']:,} record(s) were edited in Odoo since the tool wrote them "
+                              "(conflicts; the object's on_conflict kept Odoo's value or let the source win): both "
+                              "values per field are in the run's conflicts report.")
     if total["flags"]:
         report.tone = "bad" if report.tone == "bad" else "warn"
         report.actions.append(f"{total['flags']:,} value(s) landed repaired or as written and are flagged: see "
