@@ -156,13 +156,25 @@ def make_odoo_target():
     its password): JSON-2."""
     from crm_sandbox.targets import SANDBOXES, OdooTarget, sandbox_target
 
+    keyed: dict[str, tuple[str, str]] = {}     # server -> (a database of this session with an API key, the key)
+
     def make(kind: str, label: str = "t"):
         if kind in SANDBOXES:
             return sandbox_target(kind)
         real = _real_server(kind)
-        db = real.new_db(label)
-        # 19+: JSON-2 needs an API key (about 2.5 s: a second Odoo process); the key is the password too
-        key = real.api_key(db) if real.version >= 19 else None
+        key = None
+        if real.version >= 19:
+            # 19+: JSON-2 needs an API key (``api-key``: about 2.5 s, a second Odoo process); made once per session
+            # in a database of its own that no test uses, then every database is a copy of it (the key, stored
+            # hashed, comes along); the key is the password too
+            if kind not in keyed:
+                source = real.new_db(f"keyed_{_WORKER or 'main'}")
+                keyed[kind] = (source, real.api_key(source))
+                _DROP.append((real, source))
+            source, key = keyed[kind]
+            db = real.copy_db(source, label)
+        else:
+            db = real.new_db(label)
         target = OdooTarget(kind, real.url, db, version=real.version, password=key or "admin", api_key=key)
         return target, lambda: _DROP.append((real, db))
 
@@ -221,6 +233,10 @@ if importlib.util.find_spec("xdist"):
     def pytest_xdist_make_scheduler(config, log):
         """``make test`` (``-n 2 --dist loadscope``): each worker takes whole groups (:func:`_xdist_group`)."""
         from xdist.scheduler import LoadScopeScheduling
+
+        # the groups in the order pytest_collection_modifyitems gave them (the slowest first), not xdist's
+        # default reorder by number of tests (which would start a DAG flow of 15 tests after unit modules of 60)
+        config.option.loadscopereorder = False
 
         class ModuleTargetScheduling(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:

@@ -1,10 +1,12 @@
-"""Helpers of the DAG flow suites (one per pair): run a DAG under ``dag.test()`` and check what every run must
-leave (no mail queued, nobody notified, every record created keyed), count keyed records, read a run's audit."""
+"""Helpers of the DAG flow suites (one per pair): build a pair's world (:func:`flow_world`), run a DAG under
+``dag.test()`` and check what every run must leave (no mail queued, nobody notified, every record created keyed),
+count keyed records, read a run's audit."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +43,42 @@ def airflow_world(env, dag_folder=None):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def flow_world(private_pg, odoo_target, reports, *, pair: str, source_conn: dict[str, str],
+               cutover: tuple[datetime, datetime]):
+    """The world of ``pair``'s DAG flow on ``odoo_target``: a fresh state database of its own on the private cluster,
+    the connections (the source's ``{env name: JSON}``, the Odoo target's, the state DB's), the pair's cutover
+    window as its Variables, the reports base ``reports`` and short retry waits, an Airflow metadata DB reset.
+    Yields ``{"bag", "odoo", "rpc", "hook", "state", "runs"}``; the caller adds its ``baseline``
+    (:func:`last_ids`) and ``mail`` (:func:`mail_counts`) once its own setup is written to Odoo."""
+    import psycopg2
+
+    dbname = pair.replace("_to_odoo", "").replace("_", "") + "dagruns"
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    admin.close()
+    env = {
+        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
+            f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'),
+        **source_conn,
+        "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
+        f"AIRFLOW_VAR_{pair.upper()}_CUTOVER_START": cutover[0].isoformat(),
+        f"AIRFLOW_VAR_{pair.upper()}_CUTOVER_END": cutover[1].isoformat(),
+        "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(reports),
+        "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
+    }
+    with airflow_world(env) as bag:
+        from crm_migration.hooks.odoo import OdooHook
+        from crm_migration.hooks.state import MigrationStateHook
+
+        state = MigrationStateHook()
+        yield {"bag": bag, "odoo": odoo_target, "rpc": odoo_target.rpc(), "hook": OdooHook(), "state": state,
+               "runs": {}}
 
 
 def last_ids(rpc):

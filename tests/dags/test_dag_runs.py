@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from dag_flow import MIGRATION_MODELS, airflow_world, audit, keyed, last_ids, mail_counts, report_table, run
+from dag_flow import MIGRATION_MODELS, audit, flow_world, keyed, last_ids, mail_counts, report_table, run
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -22,27 +22,15 @@ W1 = NOW.replace(minute=NOW.minute - NOW.minute % 15) - timedelta(minutes=30)
 W0 = W1 - timedelta(minutes=15)
 
 
-@pytest.fixture(scope="module", params=("sandbox", "odoo17", "odoo19"))
-def odoo_target(request, make_odoo_target):
-    """The Odoo of this module: the sandbox, a real Odoo 17 database, a real Odoo 19 database (JSON-2 through
-    ``transport: auto`` with an API key; the pair's ``targets: "19"`` overrides in force)."""
-    target, close = make_odoo_target(request.param, "t_dag_runs")
-    yield target
-    close()
+#: the sandbox, a real Odoo 17 database, a real Odoo 19 database (JSON-2 through ``transport: auto`` with an API key;
+#: the pair's ``targets: "19"`` overrides in force): tests/conftest.py's ``odoo_target``, a database per target
+ODOO_TARGETS = ("sandbox", "odoo17", "odoo19")
 
 
 @pytest.fixture(scope="module")
 def world(private_pg, tmp_path_factory, odoo_target):
-    import psycopg2
-
     from crm_sandbox.apto.server import serve as serve_apto
 
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "dagruns" WITH (FORCE)')
-        cur.execute('CREATE DATABASE "dagruns"')
-    admin.close()
     apto = serve_apto(port=0, scale=1, seed=7, as_of=W0 - timedelta(days=1))
     org = apto.state
     # bad data Odoo can hold (repair and flag): a malformed email, a stage of another pipeline, a stage of its
@@ -57,31 +45,22 @@ def world(private_pg, tmp_path_factory, odoo_target):
     org.update("Opportunity", [{"Id": d_other, "StageName": leasing_stage}, {"Id": d_case, "StageName": " marketing"}],
                at=W0 - timedelta(days=1))
     org.update("Contact", [{"Id": bad_contact, "Email": "Broken@@Example"}], at=W0 - timedelta(days=1))
-    env = {
-        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
-            f'"schema": "{private_pg.database}"', '"schema": "dagruns"'),
-        "AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")),
-        "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
-        "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_START": (W0 - timedelta(hours=1)).isoformat(),
-        "AIRFLOW_VAR_APTO_TO_ODOO_CUTOVER_END": (W1 + timedelta(days=1)).isoformat(),
-        "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
-        "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
-    }
-    with airflow_world(env) as bag:
-        from crm_migration.hooks.odoo import OdooHook
-        from crm_migration.hooks.state import MigrationStateHook
-
-        rpc = odoo_target.rpc()
-        # two Apto brokers have an Odoo user: their records and open tasks are assigned to someone other than
-        # the migration user (Odoo would mail them an "assigned to you" for each activity)
-        for name, email in (("Marco Rossi", "marco.rossi@aptodemo.com"), ("Priya Patel", "priya.patel@aptodemo.com")):
-            rpc("res.users", "create", {"name": name, "login": email, "email": email})
-        baseline = last_ids(rpc)
-        yield {"bag": bag, "apto": apto, "odoo": odoo_target, "hook": OdooHook(), "state": MigrationStateHook(),
-               "runs": {}, "baseline": baseline, "mail": mail_counts(rpc), "rpc": rpc,
-               "bad": {"contact": bad_contact, "deal_other_pipeline": d_other, "deal_case": d_case,
-                       "pipeline": brokerage}}
-    apto.stop()
+    try:
+        with flow_world(private_pg, odoo_target, tmp_path_factory.mktemp("reports"), pair="apto_to_odoo",
+                        source_conn={"AIRFLOW_CONN_APTO_DEFAULT": json.dumps(
+                            org.airflow_conn(apto.url, "client_credentials"))},
+                        cutover=(W0 - timedelta(hours=1), W1 + timedelta(days=1))) as world:
+            rpc = world["rpc"]
+            # two Apto brokers have an Odoo user: their records and open tasks are assigned to someone other than
+            # the migration user (Odoo would mail them an "assigned to you" for each activity)
+            for name, email in (("Marco Rossi", "marco.rossi@aptodemo.com"),
+                                ("Priya Patel", "priya.patel@aptodemo.com")):
+                rpc("res.users", "create", {"name": name, "login": email, "email": email})
+            yield {**world, "apto": apto, "baseline": last_ids(rpc), "mail": mail_counts(rpc),
+                   "bad": {"contact": bad_contact, "deal_other_pipeline": d_other, "deal_case": d_case,
+                           "pipeline": brokerage}}
+    finally:
+        apto.stop()
 
 
 #: three custom fields a customer added to Account in Setup (one of each kind), and the x_ fields they become
@@ -694,18 +673,19 @@ def test_7_every_run_rolls_back_newest_first_without_force(world):
 
 def test_8_a_persons_edit_refuses_the_rollback_naming_record_and_field_and_force_overrides_it(world):
     state, rpc = world["state"], world["rpc"]
-    full = run(world, "apto_to_odoo_migrate", run_conf={"mode": "full", "approved_by": "ci"})
+    # a sample is a run like any other here (a full run would take longer and tell nothing more)
+    rid = run(world, "apto_to_odoo_migrate", run_conf={"mode": "sample", "sample_size": 5, "approved_by": "ci"})
     org = world["apto"].state
     contact = sorted(state.odoo_ids("apto_to_odoo", "Contact", sorted(org.tables["Contact"])).items())[0]
     rpc("res.partner", "write", [contact[1]], {"function": "Edited by a person"})
     landed = {m: keyed(world, m, "apto:") for m in ("res.partner", "crm.lead", "mail.message")}
 
-    page, rows = run_refused(world, run_id=full)
+    page, rows = run_refused(world, run_id=rid)
     assert [(r["model"], r["odoo id"], r["source id"], r["field"], r["changed by"], r["Odoo now"]) for r in rows] == [
         ("res.partner", str(contact[1]), contact[0], "function", "a person (edited in Odoo)", "Edited by a person")]
     assert "1 records were edited in Odoo" in page and "field &#39;function&#39;" in page      # escaped, as text
     assert {m: keyed(world, m, "apto:") for m in landed} == landed                 # nothing was touched
 
-    run(world, "apto_to_odoo_rollback", run_conf={"run_id": full, "approved_by": "ci", "force": True})
+    run(world, "apto_to_odoo_rollback", run_conf={"run_id": rid, "approved_by": "ci", "force": True})
     assert _no_keyed_records(world) == {}
     _assert_pre_existing_as_they_were(world)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from dag_flow import airflow_world, audit, keyed, last_ids, mail_counts, refused, run
+from dag_flow import audit, flow_world, keyed, last_ids, mail_counts, refused, run
 
 pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
@@ -21,54 +21,30 @@ CONTACT_FIELDS = ["name", "function", "phone", "email", "parent_id", "active"]
 DEAL_FIELDS = ["name", "stage_id", "probability", "active", "lost_reason_id", "date_closed"]
 
 
-@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
-def odoo_target(request, make_odoo_target):
-    """The Odoo of this module: the sandbox, then a real Odoo 17 database."""
-    target, close = make_odoo_target(request.param, "t_link_app_dag_runs")
-    yield target
-    close()
+#: the sandbox, then a real Odoo 17 database (tests/conftest.py's ``odoo_target``)
+ODOO_TARGETS = ("sandbox", "odoo17")
 
 
 @pytest.fixture(scope="module")
 def world(private_pg, tmp_path_factory, odoo_target):
-    import psycopg2
-
     from crm_sandbox.link_app.server import serve as link_serve
 
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "linkdagruns" WITH (FORCE)')
-        cur.execute('CREATE DATABASE "linkdagruns"')
-    admin.close()
     link = link_serve(port=0, scale=1, seed=7)
     tenant = link.state
     now = datetime.now(UTC)
-    env = {
-        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
-            f'"schema": "{private_pg.database}"', '"schema": "linkdagruns"'),
-        "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(tenant.airflow_conn(link.url)),
-        "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
-        "AIRFLOW_VAR_LINK_APP_TO_ODOO_CUTOVER_START": (now - timedelta(hours=1)).isoformat(),
-        "AIRFLOW_VAR_LINK_APP_TO_ODOO_CUTOVER_END": (now + timedelta(days=1)).isoformat(),
-        "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
-        "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
-    }
     try:
-        with airflow_world(env) as bag:
-            from crm_migration.hooks.odoo import OdooHook
-            from crm_migration.hooks.state import MigrationStateHook
-
-            rpc = odoo_target.rpc()
+        with flow_world(private_pg, odoo_target, tmp_path_factory.mktemp("reports"), pair=PAIR,
+                        source_conn={"AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(tenant.airflow_conn(link.url))},
+                        cutover=(now - timedelta(hours=1), now + timedelta(days=1))) as world:
+            rpc = world["rpc"]
             # the tenant's owners with an Odoo user (one archived): their records and open activities are
             # theirs, not the migration user's (Odoo would mail them an "assigned to you" for each activity)
             users = {u["login"]: rpc("res.users", "create", {"name": u["name"], "login": u["login"],
                                                              "email": f"{u['login']}@example.com"},
                                      context={"no_reset_password": True}) for u in tenant.odoo_users()}
             rpc("res.users", "write", [users["jonas.weber"]], {"active": False})
-            yield {"bag": bag, "tenant": tenant, "odoo": odoo_target, "hard": tenant.hard_cases, "rpc": rpc, "hook": OdooHook(),
-                   "state": MigrationStateHook(), "baseline": last_ids(rpc), "mail": mail_counts(rpc),
-                   "users": users, "runs": {}}
+            yield {**world, "tenant": tenant, "hard": tenant.hard_cases, "baseline": last_ids(rpc),
+                   "mail": mail_counts(rpc), "users": users}
     finally:
         link.stop()
 
