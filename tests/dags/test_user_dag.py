@@ -12,7 +12,7 @@ import json
 import textwrap
 
 import pytest
-from dag_flow import airflow_world, keyed, last_ids, mail_counts, run
+from dag_flow import airflow_world, keyed, last_ids, mail_counts, run, state_database
 
 pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
@@ -48,34 +48,21 @@ USER_DAG = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module", params=("sandbox", "odoo17"))
-def odoo_target(request, make_odoo_target):
-    """The Odoo of this module: the sandbox, then a real Odoo 17 database."""
-    target, close = make_odoo_target(request.param, "t_user_dag")
-    yield target
-    close()
+#: the sandbox, then a real Odoo 17 database (tests/conftest.py's ``odoo_target``)
+ODOO_TARGETS = ("sandbox", "odoo17")
 
 
 @pytest.fixture(scope="module")
 def world(private_pg, tmp_path_factory, odoo_target):
-    import psycopg2
-
     from crm_sandbox.link_app.server import serve as link_serve
 
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "userdag" WITH (FORCE)')
-        cur.execute('CREATE DATABASE "userdag"')
-    admin.close()
     dags = tmp_path_factory.mktemp("user_dags")
     (dags / "my_companies_to_odoo.py").write_text(USER_DAG, encoding="utf-8")
     link = link_serve(port=0, scale=1, seed=7)
     tenant = link.state
     nowhere = json.loads(odoo_target.conn_json())
     env = {
-        "AIRFLOW_CONN_MY_STATE": private_pg.airflow_conn.replace(
-            f'"schema": "{private_pg.database}"', '"schema": "userdag"'),
+        "AIRFLOW_CONN_MY_STATE": state_database(private_pg, "userdag"),
         "AIRFLOW_CONN_MY_LINK_APP": json.dumps(tenant.airflow_conn(link.url)),
         "AIRFLOW_CONN_MY_ODOO": odoo_target.conn_json(),
         # the contract's ids exist but lead nowhere: only the DAG's own connections can make it work

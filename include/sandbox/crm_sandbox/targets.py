@@ -10,6 +10,7 @@ the judge of what Odoo does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -175,6 +176,20 @@ class RealOdoo:
 
     def drop_db(self, db: str) -> None:
         self._run("drop-db", db, timeout=120)
+
+    def drop_dbs(self, dbs: list[str], *, at_once: int = 4) -> None:
+        """Drop the databases ``dbs`` (one already gone is no error), ``at_once`` at a time over the server's own
+        ``db`` service: what ``drop-db`` does, without a shell and a Python started per database."""
+        import xmlrpc.client
+        from concurrent.futures import ThreadPoolExecutor
+
+        def drop(db: str) -> None:
+            with contextlib.suppress(xmlrpc.client.Error, OSError):
+                xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/db").drop(
+                    self.info.get("master_password", "admin"), db)
+
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
+            list(pool.map(drop, dbs))
 
     def stop(self) -> None:
         """Stop the server if this object started it (a server someone else runs is left running)."""
