@@ -153,31 +153,44 @@ def _lock(name: str):
 
 @pytest.fixture(scope="session")
 def make_odoo_target():
-    """``make(kind, label) -> (OdooTarget, close)``: a sandbox (``sandbox``: Odoo 17; ``sandbox19``: its Odoo 19
-    mode), or a fresh database of a real server (``odoo17``, ``odoo19``; started once per session; its cases
-    skipped where the server is absent, failed under CI). On 19 the target carries an API key (``api_key``, also
-    its password): JSON-2."""
+    """``make(kind, label, prepare=None) -> (OdooTarget, close)``: a sandbox (``sandbox``: Odoo 17; ``sandbox19``:
+    its Odoo 19 mode), or a fresh database of a real server (``odoo17``, ``odoo19``; started once per session; its
+    cases skipped where the server is absent, failed under CI). On 19 the target carries an API key (``api_key``,
+    also its password): JSON-2. ``prepare(target)``, a module-level function: run once per session and server on a
+    database the real targets are then copies of (what every test of a suite needs first, e.g. the key fields;
+    a sandbox is not prepared)."""
     from crm_sandbox.targets import SANDBOXES, OdooTarget, sandbox_target
 
-    keyed: dict[str, tuple[str, str]] = {}     # server -> (a database of this session with an API key, the key)
+    sources: dict[tuple[str, str], tuple[str, str | None]] = {}    # (server, prepare's name) -> (database, key)
 
-    def make(kind: str, label: str = "t"):
+    def source(real, kind: str, prepare) -> tuple[str, str | None]:
+        """A database of this session that no test uses, copied for each test's: on 19+ it holds an API key
+        (``api-key``: a second Odoo process, seconds; made once, the copies carry it, stored hashed); ``prepare``
+        (``prepare(target)``) has been run on it once."""
+        name = getattr(prepare, "__name__", "") if prepare else ""
+        if (kind, name) not in sources:
+            if prepare:
+                base, key = source(real, kind, None) if real.version >= 19 else (None, None)
+                db = real.copy_db(base, f"src_{name}") if base else real.new_db(f"src_{name}")
+                prepare(OdooTarget(kind, real.url, db, version=real.version, password=key or "admin", api_key=key))
+            else:
+                db = real.new_db(f"keyed_{_WORKER or 'main'}")
+                key = real.api_key(db)
+            _DROP.append((real, db))
+            sources[(kind, name)] = (db, key)
+        return sources[(kind, name)]
+
+    def make(kind: str, label: str = "t", prepare=None):
         if kind in SANDBOXES:
             return sandbox_target(kind)
         real = _real_server(kind)
-        key = None
-        if real.version >= 19:
-            # 19+: JSON-2 needs an API key (``api-key``: about 2.5 s, a second Odoo process); made once per session
-            # in a database of its own that no test uses, then every database is a copy of it (the key, stored
-            # hashed, comes along); the key is the password too
-            if kind not in keyed:
-                source = real.new_db(f"keyed_{_WORKER or 'main'}")
-                keyed[kind] = (source, real.api_key(source))
-                _DROP.append((real, source))
-            source, key = keyed[kind]
-            db = real.copy_db(source, label)
+        if real.version >= 19 or prepare:
+            # a copy (about a second) of the session's source database: JSON-2's API key and what ``prepare``
+            # wrote come with it; the key is the password too
+            src, key = source(real, kind, prepare)
+            db = real.copy_db(src, label)
         else:
-            db = real.new_db(label)
+            db, key = real.new_db(label), None
         target = OdooTarget(kind, real.url, db, version=real.version, password=key or "admin", api_key=key)
         return target, lambda: _DROP.append((real, db))
 
