@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TARGET ?= sandbox
 PAIR ?=
 
-.PHONY: install test lint unit integration dags bench demo freeze clean postgres chromium
+.PHONY: install test lint unit integration dags bench demo freeze clean postgres chromium wheel
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3 is required"; exit 1; }
@@ -54,8 +54,15 @@ bench: $(STAMP)
 demo: $(STAMP)
 	TARGET=$(TARGET) PAIR=$(PAIR) $(BIN)/python -m crm_sandbox.demo
 
+# the package as a wheel in dist/ (no package index has it): pip install dist/airflow_crm_migration-*.whl -c requirements.txt
+wheel:
+	@test -x $(BIN)/pip || $(PY) -m venv $(VENV)
+	rm -rf build dist/airflow_crm_migration-*.whl
+	$(BIN)/pip wheel -q --no-deps -w dist .
+	@ls dist/airflow_crm_migration-*.whl
+
 freeze:
 	$(BIN)/pip freeze --exclude-editable | grep -vi '^airflow-crm-migration' > requirements.txt
 
 clean:
-	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) var build dist *.egg-info .pytest_cache .ruff_cache
