@@ -221,8 +221,9 @@ def _xdist_group(nodeid: str) -> str:
 
 #: the slowest groups first (by path prefix), so that two workers end together: a DAG flow on a real server
 #: takes minutes, a unit module a second (``--durations`` shows the order to keep here)
-_FIRST = ("tests/dags/test_dag_runs.py", "tests/integration/engine/test_link_app_pair.py", "tests/dags/",
-          "tests/integration/engine/", "tests/integration/", "tests/")
+_FIRST = ("tests/dags/test_dag_runs.py", "tests/dags/test_link_app_dag_runs.py",
+          "tests/integration/engine/test_link_app_pair.py", "tests/dags/", "tests/integration/engine/",
+          "tests/integration/", "tests/")
 
 
 def pytest_collection_modifyitems(config, items):
