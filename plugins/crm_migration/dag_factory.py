@@ -139,8 +139,11 @@ def _plan(p: _Pair) -> DAG:
                  "YAML and approve: records move only with a confirmed mapping.",
             report="{{ (ti.xcom_pull(task_ids='plan') or {}).get('report') or '' }}",
             checks=["Blocking problems first (fields the target lacks), then the owners going to the fallback user.",
-                    "Each object's field map and the custom fields to create (the proposal and its diff against "
-                    "the mapping in force, where the plan shows one).",
+                    "Each object's field map and the custom fields to create: the proposal's diff against the mapping "
+                    "in force is in the report.",
+                    "{{ 'The proposed mapping file: `' ~ ti.xcom_pull(task_ids='plan')['proposal'] ~ '` (copy what "
+                    "you accept into the mapping file, then approve).' if (ti.xcom_pull(task_ids='plan') or {})"
+                    ".get('proposal') else '' }}",
                     "Values outside a picklist's options and the records flagged as bad data."])
         plan >> confirm
     return dag

@@ -113,6 +113,7 @@ class MigrationApprovalOperator(ApprovalOperator):
             extra.append(f"The mapping file `{mf.origin}` (sha256 `{mf.sha256[:12]}`) is what you confirm; edit it "
                          "first if it needs it: the file as it is when you approve is recorded, with a snapshot.")
         self.body = self.compose_body(self.report, extra)
+        self.log.info("%s: %s", self.subject, self.body)
         approved_by = (params.get("approved_by") or "").strip()
         if approved_by:
             self._record(context, approved_by, how="approved_by", decision="approved")
