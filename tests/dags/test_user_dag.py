@@ -53,37 +53,48 @@ ODOO_TARGETS = ("sandbox", "odoo17")
 
 
 @pytest.fixture(scope="module")
-def world(private_pg, tmp_path_factory, odoo_target):
+def airflow(private_pg, tmp_path_factory):
+    """This module's Airflow (one metadata DB for both targets) with the user's DAG file, and the Link app tenant;
+    the contract's connection ids exist but lead nowhere: only the DAG's own connections can make it work."""
     from crm_sandbox.link_app.server import serve as link_serve
 
     dags = tmp_path_factory.mktemp("user_dags")
     (dags / "my_companies_to_odoo.py").write_text(USER_DAG, encoding="utf-8")
     link = link_serve(port=0, scale=1, seed=7)
     tenant = link.state
-    nowhere = json.loads(odoo_target.conn_json())
     env = {
-        "AIRFLOW_CONN_MY_STATE": state_database(private_pg, "userdag"),
+        "AIRFLOW_CONN_MY_STATE": private_pg.airflow_conn.replace(
+            f'"schema": "{private_pg.database}"', '"schema": "userdag"'),     # made afresh per target by world
         "AIRFLOW_CONN_MY_LINK_APP": json.dumps(tenant.airflow_conn(link.url)),
-        "AIRFLOW_CONN_MY_ODOO": odoo_target.conn_json(),
-        # the contract's ids exist but lead nowhere: only the DAG's own connections can make it work
         "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
             f'"schema": "{private_pg.database}"', '"schema": "no_such_database"'),
         "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps({**tenant.airflow_conn(link.url), "host": NOWHERE}),
-        "AIRFLOW_CONN_ODOO_DEFAULT": json.dumps({**nowhere, "host": NOWHERE}),
+        "AIRFLOW_CONN_ODOO_DEFAULT": json.dumps({"conn_type": "odoo", "host": NOWHERE, "schema": "nowhere",
+                                                 "login": "admin", "password": "admin"}),
         "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(tmp_path_factory.mktemp("reports")),
         "CRM_MIGRATION_RETRY_DELAY_SECONDS": "1",
     }
     try:
         with airflow_world(env, dag_folder=dags) as bag:
-            from crm_migration.hooks.odoo import OdooHook
-            from crm_migration.hooks.state import MigrationStateHook
-
-            rpc = odoo_target.rpc()
-            yield {"bag": bag, "tenant": tenant, "rpc": rpc, "hook": OdooHook("my_odoo"),
-                   "state": MigrationStateHook(postgres_conn_id="my_state"), "baseline": last_ids(rpc),
-                   "mail": mail_counts(rpc), "runs": {}}
+            yield {"bag": bag, "tenant": tenant}
     finally:
         link.stop()
+
+
+@pytest.fixture(scope="module")
+def world(airflow, private_pg, odoo_target):
+    """One target's world: a fresh state DB behind ``my_state``, ``my_odoo`` on the target."""
+    state_database(private_pg, "userdag")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_MY_ODOO", odoo_target.conn_json())
+        from crm_migration.hooks.odoo import OdooHook
+        from crm_migration.hooks.state import MigrationStateHook
+
+        rpc = odoo_target.rpc()
+        state = MigrationStateHook(postgres_conn_id="my_state")
+        yield {**airflow, "rpc": rpc, "hook": OdooHook("my_odoo"), "state": state, "baseline": last_ids(rpc),
+               "mail": mail_counts(rpc), "runs": {}}
+        state.close()
 
 
 def test_a_users_dag_migrates_on_its_own_connections(world):
