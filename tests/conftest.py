@@ -37,6 +37,9 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# a retried task waits 1 s, not 60 (read once, when crm_migration.dag_factory is first imported: a unit test may
+# import it before a DAG suite sets its own environment)
+os.environ.setdefault("CRM_MIGRATION_RETRY_DELAY_SECONDS", "1")
 
 import pytest  # noqa: E402
 
