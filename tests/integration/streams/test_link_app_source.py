@@ -95,6 +95,15 @@ def test_a_full_read_is_the_tenants_live_records_page_by_page(tenant, source, pa
     assert requests_to(tenant, f"/api/v1/{name}") == max(1, math.ceil(len(rows) / PAGE))
 
 
+def test_records_by_id_one_request_each_and_none_for_an_id_the_tenant_lacks(tenant, source, pair) -> None:
+    """A replay of dead letters re-reads them by id; a record the tenant no longer has is simply not there."""
+    wanted = sorted(tenant.tables["deals"])[:2]
+    rows = list(source.records_by_id(pair.object("deals"), [*wanted, "999999", wanted[0]]))
+    assert [r["id"] for r in rows] == wanted and rows[0] == tenant.tables["deals"][wanted[0]]
+    assert sum(requests_to(tenant, f"/api/v1/deals/{i}") for i in (*wanted, "999999")) == 3
+    assert source.records_by_id(pair.object("stages"), ["1/2"]) is None        # composite key: not by id
+
+
 def test_a_delta_window_yields_the_changed_records_and_flags_the_deleted(tenant, source, pair, caplog) -> None:
     at = AS_OF + timedelta(minutes=30)
     contact_gone, company_gone = "11", tenant.hard_cases["company_self_parent"]

@@ -63,6 +63,18 @@ def test_soql_for_a_window():
         " ORDER BY SystemModstamp, Id")
 
 
+def test_records_by_id_keep_the_filters_and_drop_the_window_in_chunks():
+    ids = [f"006{n:012d}AAA" for n in range(201)]
+    hook = FakeHook([{"Id": ids[0]}])
+    assert list(DEAL.records_by_id(hook, [*ids, ids[0]])) == [{"Id": ids[0]}] * 2     # one per chunk of 200
+    (first, _), (second, _) = hook.queries
+    assert first.startswith("SELECT Id, Name, StageName, McLabs2__Priority__c, Owner.McLabs2__Code__c, SystemModstamp"
+                            " FROM Opportunity WHERE (McLabs2__Archived__c = false) AND Id IN ('0060")
+    assert "SystemModstamp >=" not in first and first.count("'006") == 200 and second.count("'006") == 1
+    with pytest.raises(ValueError, match="not Salesforce ids"):
+        list(DEAL.records_by_id(FakeHook(), ["x'); DELETE"]))
+
+
 def test_soql_without_namespace_start_or_replication_key():
     assert DEAL.soql(None, T1, "") == (
         "SELECT Id, Name, StageName, Priority__c, Owner.Code__c, SystemModstamp FROM Opportunity"
