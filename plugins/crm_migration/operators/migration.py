@@ -550,7 +550,8 @@ class VerifyOperator(MigrationOperator):
 
             rows = v.reconcile(pipe, run_id=run_id, objects=objects, completeness=True)
             flags = pipe.state.flags(run_id)
-            path = write_reconciliation_report(rows, pair=pair, run_id=run_id, flags=flags)
+            tally = pipe.state.dead_letter_tally(pair)
+            path = write_reconciliation_report(rows, pair=pair, run_id=run_id, flags=flags, dead_letters=tally)
             if flags:
                 self.log.info("%d flagged value(s) landed and are listed in the report for review", len(flags))
             for line in summary_lines(rows):
@@ -562,7 +563,7 @@ class VerifyOperator(MigrationOperator):
             stats = {"objects": len(rows), "mismatches": sum(1 for r in rows if r.get("status") != "ok"),
                      "report": str(path), "dead_letters_over_limit": over, "dead_letters_need_action": action}
             stats.update(self._cutover(pipe, rows, cutover_line(rows), write_conflicts_report, pair=pair,
-                                       run_id=run_id))
+                                       run_id=run_id, tally=tally))
             if self.delta:                  # the run's report stays its windows report
                 stats["reconciliation_report"] = stats.pop("report")
             stats["audit_report"] = self._audit_report(pipe, pair, run_id)
@@ -574,14 +575,13 @@ class VerifyOperator(MigrationOperator):
         return stats
 
     def _cutover(self, pipe: Pipeline, rows: list[Any], line: str | None, write_conflicts: Any, *, pair: str,
-                 run_id: str) -> dict[str, Any]:
+                 run_id: str, tally: dict[str, dict[str, int]]) -> dict[str, Any]:
         """Log whether the cutover is complete and the dead letters open and resolved; write the conflicts
         report."""
         from crm_migration.engine.completeness import summary
 
         if line:
             (self.log.info if line.startswith("Cutover complete") else self.log.warning)("%s", line)
-        tally = pipe.state.dead_letter_tally(pair)
         self.log.info("dead letters: %d open, %d resolved (%d replayed)", sum(t["open"] for t in tally.values()),
                       sum(t["resolved"] for t in tally.values()), sum(t["replayed"] for t in tally.values()))
         policies = {n: pipe.spec.conflict_policy(n).replace("report", "keep_odoo") for n in pipe.loadable()}

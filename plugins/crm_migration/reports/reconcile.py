@@ -93,7 +93,8 @@ def cutover_line(rows: Sequence[ReconRow]) -> str | None:
 
 def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: str,
                                 root: str | ObjectStoragePath | None = None,
-                                flags: Sequence[Mapping[str, Any]] = ()) -> ObjectStoragePath:
+                                flags: Sequence[Mapping[str, Any]] = (),
+                                dead_letters: Mapping[str, Mapping[str, int]] | None = None) -> ObjectStoragePath:
     """Write the reconciliation report of ``rows`` (from :func:`~crm_migration.engine.verify.reconcile`) and
     the run's flagged values (``MigrationStateHook.flags``); return the HTML page's path."""
     rows = list(rows)
@@ -126,6 +127,13 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
                           f"records compared with Odoo field by field "
                           f"({sum(r['seconds'] for r in rows):.1f} s).")
     report.summary.extend(summary_lines(rows))
+    if dead_letters:            # MigrationStateHook.dead_letter_tally: the pair's records with dead letters, all runs
+        report.summary.append("Dead letters of the pair (records, all runs): "
+                              f"{sum(t['open'] for t in dead_letters.values()):,} open, "
+                              f"{sum(t['resolved'] for t in dead_letters.values()):,} resolved ("
+                              f"{sum(t['replayed'] for t in dead_letters.values()):,} replayed); "
+                              + ", ".join(f"{o} {t['open']:,} open / {t['resolved']:,} resolved"
+                                          for o, t in dead_letters.items()) + ".")
     verdict = cutover_line(rows)
     if verdict:
         report.headline = f"{verdict} {report.headline}"

@@ -64,8 +64,12 @@ def test_the_final_reconciliation_says_in_one_line_whether_the_cutover_is_comple
     assert line == ("Cutover NOT complete: 2 missing (Account); 1 extra (Contact); 1 different in Odoo from what the "
                     "tool wrote (Contact); 1 open dead letters (Contact); 3 created or changed in the source since "
                     "the last landed read, which the next delta lands (Contact).")
-    page = _page(left, tmp_path)
+    page = ObjectStoragePath(str(write_reconciliation_report(
+        left, pair="p", run_id="r", root=tmp_path.as_uri(),
+        dead_letters={"Contact": {"open": 1, "resolved": 2, "replayed": 2}}))).read_text(encoding="utf-8")
     assert line in page[page.index("<h1"):page.index("Per object")]
+    assert "Dead letters of the pair (records, all runs): 1 open, 2 resolved (2 replayed); Contact 1 open / 2 resolved." \
+        in page
     assert "001A" in page and "003X" in page and "function: the tool wrote CEO, Odoo now Edited" in page
 
 
