@@ -344,33 +344,14 @@ def _partner(world, odoo_id):
     return p
 
 
-def test_6b_sync_now_reads_from_the_watermarks_to_now(world):
-    """Triggered by hand without a logical date (no data interval): every object from its watermark to now."""
-    _only_sandbox_and_odoo17(world)
-    org = world["apto"].state
-    (c, pid), = _spare_contacts(world, 1)
-    before = _marks(world)
-    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    assert at > before["Contact"]                                          # a change after the full run
-    org.mutate({"timestamp": _sf(at), "updates": {"Contact": [{"Id": c, "Title": "Synced now"}]}})
-    rid = run(world, "apto_to_odoo_delta", logical_date=None)
-    assert _partner(world, pid)["function"] == "Synced now"
-    win = _windows(world, rid)["Contact"]
-    assert (win["kind"], win["start_at"]) == ("sync_now", before["Contact"]) and win["end_at"] > at
-    assert _marks(world)["Contact"] == win["end_at"]
-    report = ObjectStoragePath(world["state"].get_run(rid)["stats"]["report"]).read_text(encoding="utf-8")
-    assert "Windows read" in report and "sync now" in report
-
-
-# ---- the cutover you can trust: dead letters replayed, completeness by ids, conflicts with both values -------
-
 def _head(uri):
     page = ObjectStoragePath(uri).read_text(encoding="utf-8")
     return page[page.index("<h1"):page.index("<h2")]
 
 
-def test_6b1_the_final_sync_replays_fixed_dead_letters_and_names_what_is_missing_extra_and_different(world):
-    """A sync now at go-live, with what a delta alone cannot mend:
+def test_6b_a_sync_now_reads_from_the_watermarks_to_now_replays_the_fixed_dead_letters_and_says_what_is_left(world):
+    """Triggered by hand without a logical date (no data interval): every object from its watermark to now. At
+    go-live it also carries what a delta alone cannot mend (one DAG run for all of it):
 
     - an attachment the full run dead-lettered (its file was lost in the org): the full run's reconciliation says
       the object needs action; the file is back in the org, and Param replay_dead_letters re-reads it by id, lands
@@ -380,7 +361,7 @@ def test_6b1_the_final_sync_replays_fixed_dead_letters_and_names_what_is_missing
     - a contact edited in Odoo by hand, then changed in the org: the load keeps the person's edit (keep_odoo), the
       reconciliation names it different and the conflicts report shows both values.
 
-    The run's reconciliation says in one line that the cutover is not complete, and why (one DAG run)."""
+    The run's reconciliation says in one line that the cutover is not complete, and why."""
     _only_sandbox_and_odoo17(world)
     org, state, hook, rpc = world["apto"].state, world["state"], world["hook"], world["rpc"]
     lost = org.data.hard_cases["attachment_missing"]
@@ -392,19 +373,29 @@ def test_6b1_the_final_sync_replays_fixed_dead_letters_and_names_what_is_missing
     assert full["cutover"].startswith("Cutover NOT complete") and "Attachment" in full["cutover"]
     assert lost in state.open_dead_letter_ids("apto_to_odoo", "Attachment")
 
-    (gone, gone_id), (edited, edited_id) = _spare_contacts(world, 2)
+    (c, pid), (gone, gone_id), (edited, edited_id) = _spare_contacts(world, 3)
     atts = sorted(i for i, r in org.tables["Attachment"].items() if not r.get("IsDeleted") and i != lost)
     att, att_id = sorted(state.odoo_ids("apto_to_odoo", "Attachment", atts).items())[-1]
     (wrote,) = [p["function"] for p in hook.read("res.partner", [edited_id], ["function"])]
-    mark = _marks(world)["Contact"]
+    before = _marks(world)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    assert at > before["Contact"]                                          # a change after the full run
     org.data.missing_blobs.discard(lost)                                  # fixed in the org: its file is back
-    org.mutate({"timestamp": _sf(mark - timedelta(days=1)), "deletes": {"Contact": [gone]}})   # before the mark
+    org.mutate({"timestamp": _sf(before["Contact"] - timedelta(days=1)), "deletes": {"Contact": [gone]}})
     rpc("res.partner", "write", [edited_id], {"function": "Edited in Odoo"})
     rpc("ir.attachment", "unlink", [att_id])
-    org.mutate({"timestamp": _sf(datetime.now(UTC) - timedelta(seconds=1)),
-                "updates": {"Contact": [{"Id": edited, "Title": "Changed in the org"}]}})
+    org.mutate({"timestamp": _sf(at), "updates": {"Contact": [{"Id": c, "Title": "Synced now"},
+                                                              {"Id": edited, "Title": "Changed in the org"}]}})
     rid = run(world, "apto_to_odoo_delta", logical_date=None, run_conf={"replay_dead_letters": "Attachment"})
     stats = state.get_run(rid)["stats"]
+
+    # from the watermarks to now
+    assert _partner(world, pid)["function"] == "Synced now"
+    win = _windows(world, rid)["Contact"]
+    assert (win["kind"], win["start_at"]) == ("sync_now", before["Contact"]) and win["end_at"] > at
+    assert _marks(world)["Contact"] == win["end_at"]
+    report = ObjectStoragePath(stats["report"]).read_text(encoding="utf-8")      # the run's report: its windows
+    assert "Windows read" in report and "sync now" in report
 
     # the replayed dead letter landed and is closed (on every run that had it)
     (landed,) = hook.search_read("ir.attachment", [("x_migration_key", "=", f"apto:Attachment:{lost}")],
@@ -416,7 +407,8 @@ def test_6b1_the_final_sync_replays_fixed_dead_letters_and_names_what_is_missing
     assert {d[1:] for d in dls} == {("landed", rid, rid)} and world["runs"]["full"] in {d[0] for d in dls}
     assert lost not in state.open_dead_letter_ids("apto_to_odoo", "Attachment")
     assert stats["dead_letters"]["Attachment"]["resolved"] >= 1
-    assert "Windows read" in ObjectStoragePath(stats["report"]).read_text(encoding="utf-8")   # still its report
+    assert "Dead letters of the pair (records, all runs): " in ObjectStoragePath(
+        stats["reconciliation_report"]).read_text(encoding="utf-8")
 
     # what a delta cannot see or must not undo: named
     assert _partner(world, gone_id)["active"] is True                      # a deletion the delta could not see
