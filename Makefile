@@ -43,7 +43,7 @@ lint: $(STAMP)
 # TEST_WORKERS pytest-xdist workers, each taking whole groups (a test module on one Odoo target)
 TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=25 tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
