@@ -59,12 +59,7 @@ def replayed(pipe: Pipeline, obj: ObjectSpec, records: Iterable[dict[str, Any]],
     by id. Ids the source no longer has are closed (``gone from the source``) when the object's stream reads
     its source object unfiltered (else another object of the same key may read them)."""
     seen: set[str] = set()
-    for r in records:
-        try:
-            seen.add(obj.source_id(r))
-        except KeyError:
-            pass
-        yield r
+    yield from _noting_ids(obj, records, seen)
     rest = [i for i in dict.fromkeys(ids) if i not in seen]
     pipe.state.note_replayed(pipe.pair, obj.key_object, list(ids), run_id=run_id)
     rows = pipe.source.records_by_id(obj, rest) if rest else iter(())
@@ -73,12 +68,7 @@ def replayed(pipe: Pipeline, obj: ObjectSpec, records: Iterable[dict[str, Any]],
                          "that reads them", obj.name, obj.target.key, len(rest))
         return
     found: set[str] = set()
-    for r in rows:
-        try:
-            found.add(obj.source_id(r))
-        except KeyError:
-            pass
-        yield r
+    yield from _noting_ids(obj, rows, found)
     gone = [i for i in rest if i not in found]
     closed = 0
     if gone and not obj.stream.get("filters"):
@@ -87,3 +77,13 @@ def replayed(pipe: Pipeline, obj: ObjectSpec, records: Iterable[dict[str, Any]],
     pipe.log.info("replay: %s: %d open dead letter(s) to replay, %d in this window already, %d re-read by id, "
                   "%d not in the source%s", obj.name, len(ids), len(ids) - len(rest), len(found), len(gone),
                   f" (closed: gone from the source: {', '.join(gone[:10])})" if closed else "")
+
+
+def _noting_ids(obj: ObjectSpec, rows: Iterable[dict[str, Any]], into: set[str]) -> Iterator[dict[str, Any]]:
+    """``rows`` as they come, adding each one's source id to ``into`` (a row without one passes unnoted)."""
+    for r in rows:
+        try:
+            into.add(obj.source_id(r))
+        except KeyError:
+            pass
+        yield r
