@@ -29,6 +29,19 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 USERS = {"oncall": ("admin", "oncall-pw-1"), "viewer": ("viewer", "viewer-pw-1")}
 XSS = '<script>alert("dead")</script>'            # the seeded dead letter's reason holds it (tests/conftest.py)
+#: a run recorded in a state DB of its own (connection ``my_state``), by a DAG written from the operators
+MY_RUN = "manual__2026-12-03T09:00:00+00:00"
+USER_DAGS = """
+from airflow.sdk import DAG
+from crm_migration.operators.migration import RollbackOperator, StartRunOperator
+
+with DAG("my_companies_to_odoo", schedule=None):
+    StartRunOperator(task_id="start_run", pair="link_app_to_odoo", kind="migrate", mode="full",
+                     state_conn_id="my_state")
+with DAG("their_companies_to_odoo", schedule=None):
+    StartRunOperator(task_id="start_run", pair="link_app_to_odoo", kind="migrate", state_conn_id="their_state")
+    RollbackOperator(task_id="rollback", pair="link_app_to_odoo", target_run_id="x", state_conn_id="their_state")
+"""
 
 
 def _chromium() -> str:
@@ -62,9 +75,52 @@ def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> 
 
 
 @pytest.fixture(scope="module")
-def api_server(state_with_runs, tmp_path_factory) -> Iterator[dict]:
-    """``airflow api-server`` on a fresh metadata DB holding the pairs' DAGs, with the plugin and two users."""
+def my_state(private_pg) -> Iterator[str]:
+    """A second state DB (its own database) with one run of the Link app pair in it: 2 companies staged, 1 landed,
+    1 dead letter. Yields its Airflow connection (JSON)."""
+    import uuid
+
+    import psycopg2
+
+    from crm_migration.hooks.state import MigrationStateHook
+
+    dbname = f"t_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{dbname}"')
+    conn_json = private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_MY_STATE", conn_json)
+        state = MigrationStateHook(postgres_conn_id="my_state")
+        state.migrate()
+        pair = "link_app_to_odoo"
+        state.start_run(MY_RUN, pair=pair, dag_id="my_companies_to_odoo", kind="migrate", mode="full")
+        state.stage(run_id=MY_RUN, pair=pair, source_object="companies", batch_no=0,
+                    rows=[{"source_id": f"co-{i}", "record": {"id": f"co-{i}"}} for i in range(2)])
+        state.record_batch(run_id=MY_RUN, pair=pair, source_object="companies", odoo_model="res.partner",
+                           links=[{"source_id": "co-0", "odoo_id": 61}],
+                           audit=[{"source_id": "co-0", "odoo_id": 61, "action": "create"}],
+                           dead_letters=[{"source_id": "co-1", "field": "name", "reason": "name: missing in my_state",
+                                          "record": {"id": "co-1"}}])
+        state.finish_run(MY_RUN, status="success", stats={})
+        state.close()
+    yield conn_json
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def api_server(state_with_runs, my_state, tmp_path_factory) -> Iterator[dict]:
+    """``airflow api-server`` on a fresh metadata DB holding the pairs' DAGs and two DAGs written from the operators
+    (one on ``my_state``, one on ``their_state``, a database that does not exist), with the plugin and two users."""
     home = tmp_path_factory.mktemp("airflow-home")
+    dags = home / "dags"
+    dags.mkdir()
+    for f in (ROOT / "dags").glob("*.py"):
+        shutil.copy(f, dags / f.name)
+    (dags / "my_companies_to_odoo.py").write_text(USER_DAGS, encoding="utf-8")
     plugins = home / "plugins"
     plugins.mkdir()
     from importlib.metadata import entry_points
@@ -78,7 +134,7 @@ def api_server(state_with_runs, tmp_path_factory) -> Iterator[dict]:
     env = {**os.environ,
            "AIRFLOW_HOME": str(home),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
@@ -90,6 +146,8 @@ def api_server(state_with_runs, tmp_path_factory) -> Iterator[dict]:
            "AIRFLOW__API__WORKERS": "1",
            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
            "AIRFLOW_CONN_CRM_MIGRATION_STATE": state_with_runs["conn_json"],
+           "AIRFLOW_CONN_MY_STATE": my_state,
+           "AIRFLOW_CONN_THEIR_STATE": my_state.replace('"schema": "t_', '"schema": "no_such_'),
            "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": state_with_runs["reports"].as_uri(),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include" / "sandbox"),
                                           os.environ.get("PYTHONPATH", "")])}
@@ -201,12 +259,43 @@ def test_the_runs_of_each_pair_with_their_state_and_counts(api_server, browser):
     rows = {r[0]: r for r in browser.js(
         "[...document.querySelectorAll('tr[data-run]')].map(tr => [...tr.cells].map(td => td.innerText.trim()))")}
     sample, full, delta, link = (r[0] for r in api_server["runs"])
-    # run, kind, mode, state, approved by, started, source, landed, dead letters, conflicts, flags, reports
+    # run, kind, mode, state, approved by, started, source, landed, dead letters, conflicts, flags, reports, state DB
     assert rows[full][1:5] == ["migrate", "full", "success", "Jane Doe"]
     assert rows[full][6:11] == ["5", "3", "1", "1", "1"]
     assert rows[delta][1:4] == ["delta", "", "failed"] and rows[link][3] == "running"
-    assert rows[sample][11] == "report" and rows[link][11] == ""
+    assert rows[sample][11:] == ["report", "crm_migration_state"] and rows[link][11] == ""
     assert browser.dialogs == []                                     # nothing ran that should not
+
+
+def test_a_pair_on_a_state_db_of_its_own_is_listed_and_one_that_fails_is_named(api_server, browser):
+    text = browser.open(api_server["base"] + "/crm-migration/")
+    rows = {r[0]: r for r in browser.js(
+        "[...document.querySelectorAll('#pair-link_app_to_odoo tr[data-run]')].map(tr => [...tr.cells].map(td => "
+        "td.innerText.trim()))")}
+    # the Link app pair's runs: the one on my_state beside the one on the default connection
+    assert set(rows) == {MY_RUN, api_server["runs"][3][0]}
+    assert rows[MY_RUN][1:4] == ["migrate", "full", "success"] and rows[MY_RUN][6:9] == ["2", "1", "1"]
+    assert rows[MY_RUN][12] == "my_state"
+    # their_state leads to no database: named with its DAG and the reason, the rest of the page shown
+    (named,) = [line for line in text.splitlines() if "their_state" in line]
+    assert named.startswith("State DB connection their_state (used by their_companies_to_odoo) could not be read: "
+                            "OperationalError: ") and 'database "no_such_' in named and "does not exist" in named
+    # the run's page reads my_state: its dead letter, and no rollback DAG of the pair on that connection
+    browser.js(f"document.querySelector('a[href$=\"{quote(MY_RUN, safe='')}?conn=my_state\"]').click()")
+    browser.wait_for_load()
+    text = browser.text()
+    assert f"link_app_to_odoo: migrate run {MY_RUN}" in text and "state DB my_state" in text
+    (dead,) = browser.js("[...document.querySelectorAll('#dead-letters tbody tr')].map(tr => tr.innerText)")
+    assert dead.split("\t")[:4] == ["companies", "co-1", "name", "name: missing in my_state"]
+    assert "No rollback DAG of link_app_to_odoo reads the state DB connection my_state" in text
+    assert browser.js("document.getElementById('rollback')") is None       # link_app_to_odoo_rollback reads another
+    oncall = {"Authorization": f"Bearer {api_server['tokens']['oncall']}"}
+    url = f"{api_server['base']}/crm-migration/runs/{quote(MY_RUN, safe='')}"
+    refused = httpx.post(f"{url}/rollback?conn=my_state", headers=oncall)
+    assert refused.status_code == 303 and "error=no%20rollback%20DAG%20of%20link_app_to_odoo" in refused.headers[
+        "location"]
+    assert httpx.get(f"{url}?conn=crm_migration_state", headers=oncall).status_code == 404     # not on that one
+    assert httpx.get(f"{url}?conn=odoo_default", headers=oncall).status_code == 404   # only the DAGs' state DBs
 
 
 def test_a_run_shows_counts_per_object_dead_letters_and_reports(api_server, browser):
