@@ -98,6 +98,10 @@ SYSTEM_FIELDS = frozenset({"id", "isdeleted", "createddate", "createdbyid", "las
 #: Odoo fields never proposed (bookkeeping, UI state, computed helpers)
 _SKIP_TARGET_PREFIXES = ("message_", "activity_", "signup_", "calendar_", "image_", "website_message", "iap_",
                          "partner_gid", "color", "lead_properties", "x_migration_key", "barcode", "self")
+#: Odoo's address fields of a partner (what Odoo copies from a parent company onto a child of type contact)
+_ADDRESS_FIELDS = ("street", "street2", "city", "zip", "state_id", "country_id")
+#: the keys ``stage_entered_at`` reads in a stage-history row: the stage, and when the row was made
+_HISTORY_KEYS = ("StageName", "CreatedDate")
 _SKIP_TARGET_TYPES = frozenset({"one2many", "binary", "properties", "many2one_reference", "reference", "json"})
 #: type fit: source type -> Odoo ttype -> fit
 _TYPE_FIT: dict[str, dict[str, float]] = {
@@ -306,6 +310,11 @@ def _words(name: str) -> str:
     return " ".join(words)
 
 
+def _label(tgt: Mapping[str, Any]) -> str:
+    """An Odoo field's label in lower case without a trailing ``(Source)``: ``Priority (Link app)`` -> ``priority``."""
+    return re.sub(r"\s*\([^)]*\)$", "", str(tgt.get("string") or "").lower().strip())
+
+
 def _concepts(*texts: str) -> set[str]:
     out: set[str] = set()
     for t in texts:
@@ -318,11 +327,15 @@ def _concepts_of(text: str) -> frozenset[str]:
     return frozenset(concept for concept, words in VOCABULARY.items() if text in words)
 
 
-def _name_score(src: Mapping[str, Any], tgt_name: str, tgt: Mapping[str, Any]) -> tuple[float, str]:
+def _name_score(src: Mapping[str, Any], tgt_name: str, tgt: Mapping[str, Any], *, obj: str = "") -> tuple[float, str]:
+    """How well a source field's name or label names an Odoo field (``obj``: the source object, which an x_ field's
+    label may name with the field: Account's ``Type`` is ``Account type (Apto)``)."""
     s_texts = {_words(str(src["name"])), _words(str(src.get("label") or "")).strip()} - {""}
-    t_texts = {_words(tgt_name), str(tgt.get("string") or "").lower().strip()} - {""}
+    t_texts = {_words(tgt_name), _label(tgt)} - {""}
     if s_texts & {tgt_name.lower(), _words(tgt_name)}:
         return 1.0, "same name"
+    if tgt_name.startswith("x_") and _label(tgt) in s_texts | {f"{_words(_singular(obj))} {_words(str(src['name']))}"}:
+        return 1.0, "same name as its label"
     common = _concepts(*s_texts) & _concepts(*t_texts)
     if common:
         return 0.95, f"vocabulary: {sorted(common)[0]}"
@@ -394,9 +407,12 @@ def propose(pair: PairSpec, schemas: Mapping[str, Sequence[Mapping[str, Any]]],
         if not obj.custom_fields or name not in schemas or not obj.model:
             continue
         matcher = _ObjectMatcher(pair, obj, list(schemas[name]), list(samples.get(name) or ()),
-                                 targets.get(obj.model) or {}, suggester)
+                                 _with_declared(targets.get(obj.model) or {}, pair.x_fields.get(obj.model) or {}),
+                                 suggester)
         matcher.run()
         rows, entries = matcher.rows, matcher.entries
+        for x_name, decl in matcher.new_x.items():     # raw copies in x_ fields neither Odoo nor the pair has
+            x_fields.setdefault(obj.model, {}).setdefault(x_name, decl)
         # custom fields: the pair's rules (one way of typing), checked against the sampled values
         planned = {cf.source_field: cf for cf in custom_plans.get(name, [])}
         seen_names: dict[str, str] = {}
@@ -446,8 +462,8 @@ def propose(pair: PairSpec, schemas: Mapping[str, Sequence[Mapping[str, Any]]],
             x_fields.setdefault(obj.model, {})[x_name] = {"ttype": ttype, "label": cf.label}
             row.update(kind="new x_", target=x_name, transform=entry.get("fn", ""), ttype=ttype, confidence=0.8)
             row["reasons"].append(f"no definition names this custom value: {x_name} ({ttype}) typed from its values")
-        for tname in entries:           # an x_ field already in Odoo: declared, so the schema step finds it there
-            t = (targets.get(obj.model) or {}).get(tname)
+        for tname in entries:           # an x_ field already in Odoo (or the pair's for this version): declared
+            t = matcher.target.get(tname)
             if tname.startswith("x_") and t is not None and tname not in (x_fields.get(obj.model) or {}):
                 decl = {"ttype": t.get("type"), "label": t.get("string") or tname}
                 if t.get("relation"):
@@ -458,7 +474,8 @@ def propose(pair: PairSpec, schemas: Mapping[str, Sequence[Mapping[str, Any]]],
         prop.comments[name] = matcher.comments
         prop.not_migrated[name] = [f"{r['source field']}: {r['reasons'][-1] if r['reasons'] else ''}"
                                    for r in rows if r["kind"] == "not migrated"]
-        objects_raw[name] = _merged_object(objects_raw[name], obj, entries, rows, ns, prop, name)
+        objects_raw[name] = _merged_object(objects_raw[name], obj, entries, rows, ns, prop, name,
+                                           conditions=matcher.conditions)
     if overrides:
         raw.setdefault("custom_fields", {})["overrides"] = overrides
     prop.raw = raw
@@ -469,6 +486,18 @@ def propose(pair: PairSpec, schemas: Mapping[str, Sequence[Mapping[str, Any]]],
     except SpecError as exc:
         prop.error = str(exc)
     return prop
+
+
+def _with_declared(fields_get: Mapping[str, Any], declared: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The target's fields plus the ``x_`` fields the pair declares (``x_fields``) that Odoo does not have yet:
+    the schema step creates them before any record moves, so the proposal is the same before and after the first
+    run (after it, Odoo's ``fields_get`` lists them)."""
+    out = dict(fields_get)
+    for x_name, decl in declared.items():
+        if x_name not in out:
+            out[x_name] = {"type": decl.get("ttype"), "string": decl.get("label") or x_name,
+                           "relation": decl.get("relation"), "store": True, "readonly": False, "declared": True}
+    return out
 
 
 def _unique_name(pair: PairSpec, api: str, taken: set[str]) -> str:
@@ -517,6 +546,11 @@ class _ObjectMatcher:
         self.comments: dict[str, str] = {}
         self.profiles: dict[str, dict[str, Any]] = {}
         self.by_name = {str(f["name"]): f for f in schema}
+        self.records = records
+        #: x_ fields the proposal adds for raw copies (neither in Odoo nor declared by the pair): name -> declaration
+        self.new_x: dict[str, dict[str, Any]] = {}
+        #: conditions the proposed entries name that the object in force lacks: name -> definition
+        self.conditions: dict[str, Any] = {}
         for f in schema:
             opts = [str(v.get("value")) for v in f.get("picklistValues") or () if v.get("active", True)]
             self.profiles[str(f["name"])] = field_profile([get_path(r, str(f["name"])) for r in records],
@@ -652,7 +686,7 @@ class _ObjectMatcher:
         type_fit, type_why, extra = self._type_fit(src, tname, t)
         if type_fit <= 0:
             return 0.0, [type_why], None
-        name, name_why = _name_score(src, tname, t)
+        name, name_why = _name_score(src, tname, t, obj=self.obj.source_object)
         value, value_why = self._value_fit(src, tname, t)
         w = _WEIGHTS
         total = round(w[0] * name + w[1] * type_fit + w[2] * value, 3)
@@ -695,9 +729,15 @@ class _ObjectMatcher:
         taken: dict[str, str] = {}
         self._names(rows, taken)
         status = self._deal_status(rows, taken)
+        # Odoo's own fields first; then the x_ fields (in Odoo, or declared by the pair): the home of a field no
+        # Odoo field takes, or a second target keeping the value as written beside a mapped one
+        scored = [s for s in scored if not s[2].startswith("x_")] + [s for s in scored if s[2].startswith("x_")]
         for total, fname, tname, why, extra in scored:
             row = rows[fname]
-            if row["kind"] != "pending":
+            if tname.startswith("x_") and row["kind"] == "existing" and not str(row["target"]).startswith("x_"):
+                self._raw_copy(row, tname, total, taken)
+                continue
+            if row["kind"] != "pending" or (tname.startswith("x_") and row["custom"]):
                 continue
             if tname in taken:
                 other = rows[taken[tname]]
@@ -714,6 +754,9 @@ class _ObjectMatcher:
             self._accept(row, rows, tname, self.candidates[tname], total, why, extra, taken)
         if status:
             self._closed_fields(rows, *status)
+        self._lossy_copies(rows, taken)
+        self._stage_history(rows)
+        self._address_type(rows, taken)
         for fname, row in rows.items():
             if row["kind"] != "pending" or row["custom"]:
                 continue
@@ -734,13 +777,114 @@ class _ObjectMatcher:
                                     "x_ field if it matters"])
         self.rows = list(rows.values())
         for row in rows.values():
-            if row["custom"] and row["kind"] == "existing":
+            if row["custom"] and row["kind"] == "existing" and not row.get("also"):
                 row["reasons"].append("its raw value is kept in its x_ field too (custom_fields rule)")
                 row["keep custom"] = True
         for row in self.rows:
             if row["target"] and row["kind"] == "existing":
                 self.comments.setdefault(row["target"], f"{row['confidence']:.2f}: " + "; ".join(
                     r.split(" (")[0] for r in row["reasons"][:3]))
+
+    # ---- rules beyond field-to-field --------------------------------------------------------------------
+
+    def _condition(self, name: str, definition: Mapping[str, Any]) -> str:
+        """The condition ``name`` an entry is sent under: the object's own of that name (kept as written), else
+        ``definition``, added to the proposal."""
+        if name not in self.obj.conditions:
+            self.conditions[name] = dict(definition)
+        return name
+
+    def _raw_copy(self, row: dict[str, Any], tname: str, total: float, taken: dict[str, str]) -> None:
+        """An x_ field (in Odoo, or declared by the pair) named as a source field that went to one of Odoo's own
+        fields: the value as written is kept there too (a selection, a lookup or a field Odoo sets keeps less)."""
+        fname = str(row["source field"])
+        t = self.candidates[tname]
+        name, _ = _name_score(self.by_name[fname], tname, t, obj=self.obj.source_object)
+        if tname in taken or total < ACCEPT or name < 0.95:
+            return
+        entry: dict[str, Any] = {"from": fname}
+        if fn := _transform(self.by_name[fname], tname, t, self.profiles[fname]):
+            entry["fn"] = fn
+        self.entries[tname] = entry
+        taken[tname] = fname
+        where = "an x_ field the pair declares" if t.get("declared") else "an x_ field already in Odoo"
+        row.setdefault("also", []).append(tname)
+        row["reasons"].append(f"its value as written is also kept in {tname} ({where}, same name {name:.2f})")
+        self.comments[tname] = f"{total:.2f}: {fname} as written, beside {row['target']}; {where}"
+
+    def _lossy_copies(self, rows: dict[str, dict[str, Any]], taken: dict[str, str]) -> None:
+        """A source field whose Odoo field keeps less than its value (a selection keeps one of its options; a
+        field Odoo sets itself is overwritten) and that has no x_ field of its name: a new one keeps it as written."""
+        label_of = self.pair.source.replace("_", " ").capitalize()
+        for fname, row in rows.items():
+            why = row.get("lossy")
+            if not why or row.get("also") or row["kind"] != "existing":
+                continue
+            t = self.candidates[str(row["target"])]
+            ttype = "char" if t.get("type") == "selection" else str(t.get("type"))
+            base = re.sub(r"[^a-z0-9]+", "_", _words(fname)).strip("_")
+            x_name = f"x_{self.pair.source}_{base}"[:self.pair.custom_fields.max_length]
+            if x_name in self.candidates or x_name in self.new_x or x_name in taken:
+                continue
+            src = self.by_name[fname]
+            label = str(src.get("label") or fname).replace(".", " ").replace("_", " ")
+            self.new_x[x_name] = {"ttype": ttype, "label": f"{label[:1].upper()}{label[1:]} ({label_of})"}
+            entry: dict[str, Any] = {"from": fname}
+            if fn := _transform(src, x_name, {"type": ttype}, self.profiles[fname]):
+                entry["fn"] = fn
+            self.entries[x_name] = entry
+            taken[x_name] = fname
+            row.setdefault("also", []).append(x_name)
+            row["reasons"].append(f"{why}: its value as written is kept in a new {x_name} ({ttype})")
+            self.comments[x_name] = f"0.80: {fname} as written ({why})"
+
+    def _stage_history(self, rows: dict[str, dict[str, Any]]) -> None:
+        """The time a deal entered its stage, from its stage history where the object reads one (an enrichment
+        holding the stage field and when each row was made: ``stage_entered_at`` takes the newest row of the
+        current stage, else the deal's own stage date)."""
+        stage_src = next((_plain_sources(e)[-1] for n, e in self.entries.items() if _plain_sources(e)
+                          and (self.candidates.get(n) or {}).get("type") == "many2one"
+                          and "stage" in _concepts(_words(n))), None)
+        if stage_src is None:
+            return
+        history = next((n for n, e in self.obj.enrich.items() if isinstance(e, Mapping)
+                        and {stage_src, *_HISTORY_KEYS} <= set(e.get("fields") or ())), None)
+        if history is None:
+            return
+        for tname, entry in self.entries.items():
+            t = self.candidates.get(tname) or {}
+            if not isinstance(entry.get("from"), str) or t.get("type") not in ("datetime", "date") \
+                    or "stage date" not in _concepts(_words(tname), _label(t)):
+                continue
+            date_src = entry["from"]
+            entry["from"], entry["fn"] = [history, stage_src, date_src], "stage_entered_at"
+            rows[date_src]["reasons"].append(
+                f"{tname}: when the deal entered its current stage, from its stage history ({history}: the newest "
+                f"row of {stage_src}), else {date_src} (stage_entered_at)")
+            self.comments[tname] = f"0.90: the stage history {history} (stage_entered_at), else {date_src}"
+
+    def _address_type(self, rows: dict[str, dict[str, Any]], taken: dict[str, str]) -> None:
+        """A partner's type from its parent and its address: Odoo copies a parent company's address onto a child
+        of type ``contact``, so a record with a parent and an address of its own is ``other`` (the setting
+        ``contact_own_address_type``), else ``contact`` (``contact_partner_type``)."""
+        t = self.candidates.get("type") or {}
+        keys = {str(k) for k, _label_ in t.get("selection") or ()}
+        parent = self.entries.get("parent_id") or {}
+        if "type" in taken or t.get("type") != "selection" or not {"contact", "other"} <= keys \
+                or "ref" not in parent or not isinstance(parent.get("from"), str):
+            return
+        address = list(dict.fromkeys(_plain_sources(e)[0] for n in _ADDRESS_FIELDS
+                                     if (e := self.entries.get(n)) and _plain_sources(e)))
+        if not address:
+            return
+        cond = self._condition("own_address", {"any_of": address})
+        self.entries["type"] = {"from": [parent["from"], f"${cond}"], "fn": "contact_partner_type"}
+        taken["type"] = parent["from"]
+        rows[parent["from"]]["reasons"].append(
+            "also gives the partner's type: Odoo copies a parent's address onto a child of type contact, so one "
+            f"with an address of its own ({cond}) under a parent is type other (contact_partner_type)")
+        self.comments["type"] = (f"0.90: Odoo's address sync: {parent['from']} and {cond} "
+                                 "(settings.contact_own_address_type)")
 
     def _flag(self, concept: str) -> str | None:
         return next((n for n, f in self.by_name.items() if f.get("type") == "boolean"
@@ -761,8 +905,21 @@ class _ObjectMatcher:
                 self.entries["active"] = {"from": status, "fn": "selection",
                                           "args": {"mapping": {lost: False}, "default": True}}
                 taken["active"] = status
+                why = ["vocabulary: a lost deal is archived in Odoo (active false)"]
+                won = next(str(v) for v in self.profiles[status]["values"] if str(v).lower() == "won")
+                prob = next((n for n, f in self.by_name.items() if "probability" in _concepts(_words(n))), None)
+                if "probability" in self.candidates and prob is None:
+                    # a closed deal's probability is Odoo's own rule (won 100, lost 0); an open deal's is left to
+                    # its stage, so the entry is sent only for a closed deal (condition closed)
+                    closed = self._condition("closed", {"from": status, "fn": "selection", "args": {
+                        "mapping": {won: True, lost: True}, "default": False}})
+                    self.entries["probability"] = {"from": status, "fn": "selection", "args": {
+                        "mapping": {won: 100.0, lost: 0.0}, "default": None}, "when": closed}
+                    taken["probability"] = status
+                    why.append(f"a closed deal's probability: {won} 100, {lost} 0 (sent when {closed}; an open "
+                               "deal's is its stage's)")
                 rows[status].update(kind="existing", target="active", transform="selection", confidence=0.9,
-                                    reasons=["vocabulary: a lost deal is archived in Odoo (active false)"])
+                                    reasons=why)
             return None
         why = ["vocabulary: a deal closed and not won is lost (archived in Odoo), won is probability 100"]
         self.entries["active"] = {"from": [closed, won], "fn": "deal_active"}
@@ -798,9 +955,21 @@ class _ObjectMatcher:
             return
         taken["name"] = first
         self.entries["name"] = {"from": [first, last], "fn": "join_name"}
+        why = ["vocabulary: a person's name is its first and last name (join_name)"]
+        nameless = sum(1 for r in self.records if not _filled(get_path(r, first)) and not _filled(get_path(r, last)))
+        required = any(self.by_name[p].get("nillable") is False for p in (first, last))
+        email = next((n for n, f in self.by_name.items() if f.get("type") == "email"
+                      or "email" in _concepts(_words(n))), None)
+        if email and (nameless or not required):
+            # Odoo needs a name: a person with neither part is named by its email rather than "(no name)"
+            self.entries["name"] = {"from": [first, last, email], "fn": "person_name"}
+            why = [f"vocabulary: a person's name is its first and last name; the source does not require one "
+                   f"({nameless} sampled record(s) have neither): such a person is named by its {email} "
+                   "(person_name, flagged)"]
+            rows[email]["reasons"].append("also names a person without a first or last name (person_name)")
         for part in (first, last):
-            rows[part].update(kind="existing", target="name", transform="join_name", confidence=0.95,
-                              reasons=["vocabulary: a person's name is its first and last name (join_name)"])
+            rows[part].update(kind="existing", target="name", transform=self.entries["name"]["fn"], confidence=0.95,
+                              reasons=list(why))
         for n, row in rows.items():
             if n.lower() == "name" and row["kind"] == "pending":
                 row.update(kind="not migrated", confidence=0.9,
@@ -834,8 +1003,13 @@ class _ObjectMatcher:
             fn = ""
             entry["fn"] = "selection"
             entry["args"] = {"mapping": dict(extra), "default": None}
+            row["lossy"] = f"{tname} keeps one of its {len(t.get('selection') or ())} options"
         if fn:
             entry["fn"] = fn
+        if t.get("readonly") and t.get("store", True) and not t.get("declared"):
+            entry["deferred"] = True          # a field Odoo sets itself on create (a stage's date): written after
+            why = [*why, f"{tname} is set by Odoo on create: written after the record exists (deferred)"]
+            row["lossy"] = f"Odoo sets {tname} itself"
         if fn == "street_line" and "street2" in self.candidates and "street2" not in taken:
             taken["street2"] = fname
             self.entries["street2"] = {"from": fname, "fn": "street_line", "args": {"line": 2}}
@@ -850,7 +1024,7 @@ def _transform(src: Mapping[str, Any], tname: str, t: Mapping[str, Any], prof: M
     stype, ttype = str(src.get("type") or "string"), str(t.get("type"))
     if tname in ("email", "email_from"):
         return "normalize_email"
-    if tname in ("phone", "mobile"):
+    if tname in ("phone", "mobile") or (stype == "phone" and ttype == "char"):
         return "phone"
     if tname == "website":
         return "website"
@@ -876,11 +1050,12 @@ def _plain_sources(entry: Mapping[str, Any]) -> list[str]:
 
 
 def _merged_object(raw_obj: dict[str, Any], obj: ObjectSpec, entries: Mapping[str, dict[str, Any]],
-                   rows: Sequence[Mapping[str, Any]], ns: str | None, prop: Proposal, name: str) -> dict[str, Any]:
+                   rows: Sequence[Mapping[str, Any]], ns: str | None, prop: Proposal, name: str, *,
+                   conditions: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The object's fields as proposed: the proposer's entries (an entry in force that reads the same source
     for the same Odoo field is kept as written: its conditions, deferral and arguments), then the entries in
     force the proposer has no opinion on whose sources the source still holds (structural entries: constants,
-    conditions, enrichments)."""
+    conditions, enrichments). ``conditions`` the proposer's entries name are added where the object lacks them."""
     live = {str(r["source field"]).lower() for r in rows}
     in_force: dict[str, Any] = dict(raw_obj.get("fields") or {})
     out: dict[str, Any] = {}
@@ -913,6 +1088,11 @@ def _merged_object(raw_obj: dict[str, Any], obj: ObjectSpec, entries: Mapping[st
     order = [k for k in in_force if k in out] + [k for k in out if k not in in_force]
     new_obj = dict(raw_obj)
     new_obj["fields"] = {k: out[k] for k in order}
+    if conditions:
+        have = dict(new_obj.get("conditions") or {})
+        for cname, cdef in conditions.items():
+            have.setdefault(cname, _unexpand_entry(cdef, ns) if "from" in cdef else dict(cdef))
+        new_obj["conditions"] = have
     stream = dict(new_obj.get("stream") or {})
     if stream.get("kind") == "soql" and isinstance(stream.get("fields"), list):
         keep = [f for f in stream["fields"] if "." in f or _expand_path(f, ns).lower() in live]

@@ -10,16 +10,17 @@ import yaml
 from crm_migration.mapping.propose import precision_recall
 from crm_migration.mapping.spec import load_pair, parse_pair
 
-#: the floors the proposer reaches on the sandboxes (measured: Apto 1.00 / 0.875, Link app 1.00 / 0.851); what it
-#: misses: a partner's address type (the pair's rule for Odoo's address copying), the stage-entered time from the
-#: stage history, the raw values the pair keeps in x_ fields besides the mapped ones
-FLOORS = {"apto_to_odoo": (0.95, 0.85), "link_app_to_odoo": (0.95, 0.85)}
+#: the floors the proposer reaches on the sandboxes (measured on the sandbox, the real Odoo 17 and 19: Apto and Link
+#: app precision 1.00, recall 1.00: 56 and 47 links of the pair files' standard fields)
+FLOORS = {"apto_to_odoo": (1.0, 1.0), "link_app_to_odoo": (1.0, 1.0)}
 
 
-def score(plan: Any, pair: str) -> dict[str, Any]:
-    """Precision and recall of the plan's proposal against ``include/pairs/<pair>.yaml``, printed."""
+def score(plan: Any, pair: str, *, version: int | None = None) -> dict[str, Any]:
+    """Precision and recall of the plan's proposal against ``include/pairs/<pair>.yaml`` (as resolved for Odoo
+    ``version``: its ``targets:`` overrides), printed."""
     prop = plan.proposal
-    result = precision_recall(prop["rows"], prop["entries"], load_pair(pair).with_namespace(plan.namespace or None))
+    truth = load_pair(pair).with_namespace(plan.namespace or None)
+    result = precision_recall(prop["rows"], prop["entries"], truth.for_target(version) if version else truth)
     print(f"\n{pair}: field -> Odoo field vs include/pairs/{pair}.yaml: precision {result['precision']:.3f}, recall "
           f"{result['recall']:.3f} ({result['agree']} of {result['proposed']} proposed, {result['in the pair file']} "
           f"in the pair file); missed: {result['missed']}")

@@ -52,6 +52,7 @@ LEAD = {
     "type": t("selection", "Type", selection=[["lead", "Lead"], ["opportunity", "Opportunity"]]),
     "lost_reason_id": t("many2one", "Lost Reason", "crm.lost.reason"), "probability": t("float", "Probability"),
     "active": t("boolean", "Active"), "date_closed": t("datetime", "Closed Date", readonly=True),
+    "date_last_stage_update": t("datetime", "Last Stage Update", readonly=True),
 }
 TARGETS = {"res.partner": PARTNER, "crm.lead": LEAD}
 
@@ -64,7 +65,7 @@ ACCOUNT = [
     f("McLabs2__Market__c", "string", label="Market", length=10),
     f("OtherPkg__Market__c", "string", label="Market (other package)", length=80),
     f("Region__c", "picklist", label="Region", options=["North", "South"]),
-    f("McLabs2__Cap_Rate__c", "percent", label="Cap Rate"),
+    f("McLabs2__Cap_Rate__c", "percent", label="Cap Rate"), f("Industry", "picklist", options=["Retail", "Banking"]),
     f("Never_Filled__c", "string", label="Never filled"),
 ]
 ACCOUNTS = [
@@ -74,7 +75,7 @@ ACCOUNTS = [
      "Website": f"https://acme{i}.example", "Fax": None, "SystemModstamp": "2024-01-01T00:00:00.000+0000",
      "VAT_Number": f"US{i:08d}", "Type": "Prospect", "McLabs2__Market__c": "Greater Boston Area" if i == 3 else "Boston",
      "OtherPkg__Market__c": "East", "Region__c": "Antarctica" if i in (1, 2) else "North",
-     "McLabs2__Cap_Rate__c": 5.5, "Never_Filled__c": None}
+     "McLabs2__Cap_Rate__c": 5.5, "Never_Filled__c": None, "Industry": "Retail"}
     for i in range(1, 9)]
 OPPORTUNITY = [
     f("Id", "id"), f("Name"), f("AccountId", "reference", ref=["Account"]), f("ContactId", "reference", ref=["Contact"]),
@@ -84,11 +85,13 @@ OPPORTUNITY = [
     f("McLabs2__Priority__c", "picklist", label="Priority", options=["Low", "Medium", "High", "Critical"]),
     f("IsClosed", "boolean", label="Closed"), f("IsWon", "boolean", label="Won"), f("Probability", "percent"),
     f("McLabs2__Loss_Reason__c", "picklist", label="Loss Reason", options=["Price"]),
+    f("LastStageChangeDate", "datetime", label="Last Stage Change Date"),
 ]
 OPPS = [{"Id": f"006{i:015d}", "Name": f"Deal {i}", "AccountId": f"001{i:015d}", "ContactId": None,
          "RecordTypeId": "012000000000001AAA", "StageName": "New", "Amount": 1000.0 * i, "CloseDate": "2025-01-31",
          "OwnerId": f"005{i:015d}", "Type": "Sale", "McLabs2__Priority__c": ["Low", "High", "Urgent!!"][i % 3],
-         "IsClosed": i > 3, "IsWon": i == 4, "Probability": 10.0, "McLabs2__Loss_Reason__c": "Price" if i > 4 else None}
+         "IsClosed": i > 3, "IsWon": i == 4, "Probability": 10.0, "McLabs2__Loss_Reason__c": "Price" if i > 4 else None,
+         "LastStageChangeDate": "2025-01-02T03:04:05.000+0000"}
         for i in range(1, 7)]
 
 
@@ -144,8 +147,10 @@ def test_references_lookups_and_selections_on_a_deal():
     assert entries["date_closed"]["from"] == ["CloseDate", "IsClosed"] and entries["date_closed"]["deferred"]
     # the deal's Type (Sale, Lease) fits none of crm.lead.type's options (lead, opportunity): not mapped there
     assert opp["Type"]["target"] != "type" and opp["Type"]["kind"] == "not migrated"
-    # a custom field mapped to a standard field keeps its raw value in its x_ field too (the rule is not skipped)
-    assert opp["McLabs2__Priority__c"]["target"] == "priority" and opp["McLabs2__Priority__c"].get("keep custom")
+    # a custom field mapped to a standard field keeps its value as written in the x_ field the pair declares for it
+    assert opp["McLabs2__Priority__c"]["target"] == "priority" and opp["McLabs2__Priority__c"]["also"] == [
+        "x_apto_priority"]
+    assert entries["x_apto_priority"] == {"from": "McLabs2__Priority__c", "fn": "text"}
     assert opp["McLabs2__Priority__c"]["outside options"] == {"Urgent!!": 2}
 
 
@@ -232,3 +237,71 @@ def test_the_pair_files_written_one_field_a_line_load_as_written():
         again = parse_pair(yaml.safe_load(text), origin="dumped")
         assert again.objects == spec.objects and again.x_fields == spec.x_fields
         assert unified_diff(text, text, pair=name) == ""
+
+
+def test_a_value_kept_as_written_beside_what_odoo_keeps_of_it():
+    prop = run()
+    acc, opp = rows_of(prop, "Account"), rows_of(prop, "Opportunity")
+    acc_e, opp_e = prop.entries["Account"], prop.entries["Opportunity"]
+    # no Odoo field takes them: the x_ fields the pair declares (Account's Type is its "Account type (Apto)")
+    assert (acc["Industry"]["target"], acc["Type"]["target"]) == ("x_apto_industry", "x_apto_account_type")
+    assert "declares" in acc["Industry"]["reasons"][-1] or "same name" in acc["Industry"]["reasons"][0]
+    assert acc_e["x_apto_account_type"] == {"from": "Type", "fn": "text"}
+    # Odoo sets the stage date itself: written after the record, from the deal's stage history (the object reads
+    # it: enrich OpportunityHistories), else the deal's own date; and kept in the declared x_stage_entered_at too
+    stage_date = {"from": ["OpportunityHistories", "StageName", "LastStageChangeDate"], "fn": "stage_entered_at"}
+    assert opp_e["date_last_stage_update"] == {**stage_date, "deferred": True}
+    assert opp_e["x_stage_entered_at"] == stage_date
+    assert opp["LastStageChangeDate"]["also"] == ["x_stage_entered_at"]
+    assert any("stage history" in why for why in opp["LastStageChangeDate"]["reasons"])
+
+
+def test_a_partners_type_follows_its_parent_and_own_address():
+    prop = run()
+    assert prop.entries["Account"]["type"] == {"from": ["ParentId", "$own_address"], "fn": "contact_partner_type"}
+    assert any("address" in why for why in rows_of(prop, "Account")["ParentId"]["reasons"])
+    # the object in force has own_address: kept as written; without it the proposal adds one on the address fields
+    raw = thaw(BASE.raw)
+    del raw["objects"]["Account"]["conditions"]
+    del raw["objects"]["Account"]["fields"]["type"]
+    bare = parse_pair(raw, origin="test")
+    prop = propose(bare.with_namespace("McLabs2"), {"Account": ACCOUNT}, {"Account": ACCOUNTS}, TARGETS, base=bare)
+    assert prop.error is None
+    cond = prop.raw["objects"]["Account"]["conditions"]["own_address"]
+    assert set(cond["any_of"]) == {"BillingStreet", "BillingCity", "BillingPostalCode", "BillingState", "BillingCountry"}
+
+
+LINK = load_pair("link_app_to_odoo")
+DEALS = [{"id": str(i), "name": f"Deal {i}", "status": ["open", "won", "lost"][i % 3], "priority": ["low", "urgent"][i % 2],
+          "amount": 10.0 * i, "pipeline_id": "1", "stage_id": "2"} for i in range(1, 10)]
+CONTACTS = [{"id": str(i), "first_name": f"Ann {i}", "last_name": "Lee", "email": f"ann{i}@x.org"} for i in range(1, 5)]
+
+
+def test_a_status_gives_a_closed_deals_probability_and_a_selection_keeps_the_raw_value():
+    raw = thaw(LINK.raw)
+    raw["x_fields"]["crm.lead"].pop("x_link_app_priority")          # no x_ field declared for the raw priority
+    del raw["objects"]["deals"]["conditions"]
+    for k in ("probability", "active", "lost_reason_id", "x_link_app_priority", "priority"):
+        raw["objects"]["deals"]["fields"].pop(k)
+    pair = parse_pair(raw, origin="test")
+    schema = infer_fields(DEALS, resources=["pipelines", "users"])
+    prop = propose(pair, {"deals": schema}, {"deals": DEALS}, TARGETS, base=pair)
+    assert prop.error is None, prop.error
+    e = prop.entries["deals"]
+    assert e["probability"] == {"from": "status", "fn": "selection", "args": {
+        "mapping": {"won": 100.0, "lost": 0.0}, "default": None}, "when": "closed"}
+    assert prop.raw["objects"]["deals"]["conditions"]["closed"] == {
+        "from": "status", "fn": "selection", "args": {"mapping": {"won": True, "lost": True}, "default": False}}
+    # priority keeps one of Odoo's four options: its value as written goes to a new x_ field, typed and labelled
+    assert e["priority"]["fn"] == "selection" and e["x_link_app_priority"] == {"from": "priority", "fn": "text"}
+    assert prop.raw["x_fields"]["crm.lead"]["x_link_app_priority"] == {"ttype": "char", "label": "Priority (Link app)"}
+    assert "kept in a new x_link_app_priority" in rows_of(prop, "deals")["priority"]["reasons"][-1]
+
+
+def test_a_persons_name_falls_back_to_its_email_unless_the_source_requires_a_last_name():
+    schema = infer_fields(CONTACTS, resources=["companies", "users"])
+    prop = propose(LINK, {"contacts": schema}, {"contacts": CONTACTS}, TARGETS)
+    assert prop.entries["contacts"]["name"] == {"from": ["first_name", "last_name", "email"], "fn": "person_name"}
+    required = [{**x, "nillable": False} if x["name"] == "last_name" else x for x in schema]
+    prop = propose(LINK, {"contacts": required}, {"contacts": CONTACTS}, TARGETS)
+    assert prop.entries["contacts"]["name"] == {"from": ["first_name", "last_name"], "fn": "join_name"}
