@@ -21,7 +21,9 @@ Structure helpers: :func:`break_cycles` and :func:`hierarchy_levels` for the com
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
 import re
 import sys
 import time
@@ -29,6 +31,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from crm_migration.errors import MappingError
@@ -640,16 +643,52 @@ def _country_keys(text: Any) -> list[str]:
     return [key, folded] if folded != key and folded.isascii() else [key]
 
 
+#: bump when :func:`_build_territory_index` changes what it returns (the files cached under the old one are ignored)
+TERRITORY_INDEX_FORMAT = 1
+
+
+def territory_index_file() -> Path:
+    """Where :func:`territory_index` keeps the index between processes: ``$CRM_MIGRATION_CACHE`` or
+    ``$XDG_CACHE_HOME/crm_migration`` (``~/.cache/crm_migration``), one file per Babel version and format."""
+    import babel
+
+    base = os.environ.get("CRM_MIGRATION_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "crm_migration")
+    return Path(base) / f"territories-babel{babel.__version__}-v{TERRITORY_INDEX_FORMAT}.json"
+
+
 @functools.cache
 def territory_index() -> Mapping[str, str]:
     """Country spellings → ISO 3166 alpha-2, from Babel (CLDR): every territory name in every locale
     (``Deutschland``, ``España``, ``Österreich``, ``Schweiz``, ``日本``, ``USA``) and CLDR's code aliases
     (alpha-3 ``DEU``, ``UK``).
 
-    Built once per process: about 0.5 s and 40,000 keys (a few MB); the locale data read on the way is
-    not kept (all of it would be some 200 MB). A spelling two countries share in some language
-    (``Kongo``) is left out unless it is the English name; a code alias wins over a name.
+    Once per process, read from :func:`territory_index_file` (about 0.1 s); built from Babel when that file is
+    missing or unreadable (0.5 to 2 s: every locale's data is read; not kept, all of it would be some 200 MB)
+    and written there for the next process (each load task is one: it would pay the build per batch). A
+    directory that cannot be written only costs the build again.
     """
+    path = territory_index_file()
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(cached, dict) and cached and all(isinstance(v, str) for v in cached.values()):
+            return {k: sys.intern(v) for k, v in cached.items()}
+    except (OSError, ValueError):
+        pass
+    names = _build_territory_index()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(names, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)                   # atomic: a process reading it meanwhile sees all or nothing
+    except OSError as exc:
+        log_.info("country names: not cached in %s (%s)", path, exc)
+    return names
+
+
+def _build_territory_index() -> dict[str, str]:
+    """:func:`territory_index` built from Babel. A spelling two countries share in some language (``Kongo``) is
+    left out unless it is the English name; a code alias wins over a name."""
     from babel import localedata
     from babel.core import get_global
 

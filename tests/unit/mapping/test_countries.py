@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from crm_migration.mapping.mapper import CountryIndex, StateIndex, StaticRefs, map_record, territory_index
+from crm_migration.mapping import mapper
+from crm_migration.mapping.mapper import (
+    CountryIndex,
+    StateIndex,
+    StaticRefs,
+    map_record,
+    territory_index,
+    territory_index_file,
+)
 from crm_migration.mapping.spec import load_pair
 
 ACC = "0015g00000Acc01AAA"
@@ -58,6 +66,38 @@ def test_the_babel_index_is_built_once_per_process():
     assert territory_index() is first
     assert first["deutschland"] == "DE" and first["deu"] == "DE" and first["日本"] == "JP"
     assert "kongo" not in first
+
+
+def test_the_babel_index_is_kept_for_the_next_process(tmp_path, monkeypatch):
+    """Each load task is a process: the index is built once per machine, then read back (a file left there is
+    what the next process finds; an unreadable one is built again; an unwritable place only costs the build)."""
+    real = dict(territory_index())
+    builds: list[int] = []
+
+    def build() -> dict[str, str]:
+        builds.append(1)
+        return dict(real)
+
+    monkeypatch.setattr(mapper, "_build_territory_index", build)
+    monkeypatch.setenv("CRM_MIGRATION_CACHE", str(tmp_path / "cache"))
+    try:
+        territory_index.cache_clear()
+        assert territory_index() == real and builds == [1]
+        path = territory_index_file()
+        assert path.parent == tmp_path / "cache" and json.loads(path.read_text(encoding="utf-8")) == real
+        path.write_text(json.dumps({**real, "atlantis": "DE"}), encoding="utf-8")
+        territory_index.cache_clear()
+        assert territory_index()["atlantis"] == "DE" and builds == [1]          # read, not built
+        path.write_text('{"deutschland": "DE", ', encoding="utf-8")
+        territory_index.cache_clear()
+        assert territory_index() == real and builds == [1, 1]
+        assert json.loads(path.read_text(encoding="utf-8")) == real
+        (tmp_path / "a-file").write_text("", encoding="utf-8")
+        monkeypatch.setenv("CRM_MIGRATION_CACHE", str(tmp_path / "a-file" / "cache"))
+        territory_index.cache_clear()
+        assert territory_index() == real and builds == [1, 1, 1]
+    finally:
+        territory_index.cache_clear()
 
 
 def _apto_vocabulary():
