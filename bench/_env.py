@@ -54,13 +54,14 @@ WRITE_METHODS = ("create", "write", "unlink", "load")
 
 
 class RunFigures:
-    """What :func:`migrate_all` measured: records mapped, written, seconds, Odoo calls; per load phase too
+    """What :func:`migrate_all` measured: records mapped, written, seconds (``schema_s``: the schema step's),
+    Odoo calls; per load phase too
     (``objects``: an object's extract, batches and link; the timeline under its objects' names joined by
     ``+``), each ``{"rows", "landed", "extract_s", "load_s", "calls"}`` (``calls``: Odoo calls of its loads)."""
 
     def __init__(self) -> None:
         self.rows = self.landed = self.chatter_rows = 0
-        self.wall = self.chatter_wall = 0.0
+        self.wall = self.chatter_wall = self.schema_s = 0.0
         self.odoo_calls = self.odoo_writes = 0
         self.objects: dict[str, dict[str, Any]] = {}
 
@@ -83,6 +84,7 @@ def migrate_all(pipe: Any, run_id: str, *, batch_size: int = 500, start: Any = N
     t0 = time.perf_counter()
     if schema:
         pipe.prepare_schema(run_id=run_id)
+        out.schema_s = time.perf_counter() - t0
     end = datetime.now(UTC)
     chatter = [o.name for o in pipe.spec.timeline()]
     timeline = "+".join(chatter)
