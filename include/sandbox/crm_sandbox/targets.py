@@ -104,11 +104,18 @@ def launcher(name: str) -> Path:
 
 @dataclass
 class RealOdoo:
-    """One real Odoo server: started once, one database per user (test module, demo run)."""
+    """One real Odoo server: started once, one database per user (test module, demo run).
+
+    :param home: a server of its own in this folder (``odoo-server --dir``), apart from the shared one in the
+        launcher's default home; :meth:`destroy` removes it.
+    :param workers: Odoo prefork workers when this object starts it (``ODOO17_WORKERS``; 0: one threaded process).
+    """
 
     name: str = "odoo17"
     info: dict[str, Any] = field(default_factory=dict)
     started_here: bool = False
+    home: Path | None = None
+    workers: int = 0
 
     @property
     def script(self) -> Path:
@@ -127,8 +134,12 @@ class RealOdoo:
         return int(self.name.removeprefix("odoo"))
 
     def _run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.script), *args], capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        env = None
+        if self.workers:
+            env = {**os.environ, f"{self.name.upper()}_WORKERS": str(self.workers)}
+        home = ["--dir", str(self.home)] if self.home else []
+        return subprocess.run([str(self.script), *args, *home], capture_output=True, text=True, timeout=timeout,
+                              check=False, env=env)
 
     def start(self) -> RealOdoo:
         """Start the server (a no-op when it already runs); raises :class:`RealOdooUnavailable`."""
@@ -197,3 +208,10 @@ class RealOdoo:
             self._run("stop", timeout=120)
             self.started_here = False
         self.info = {}
+
+    def destroy(self) -> None:
+        """Stop the server of :attr:`home` and delete that folder (never the shared server's default home)."""
+        if self.home is None:
+            raise ValueError("destroy() is for a server of its own (home=...), not the shared one")
+        self._run("destroy", timeout=180)
+        self.started_here, self.info = False, {}

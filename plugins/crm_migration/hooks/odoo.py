@@ -1083,35 +1083,52 @@ class OdooHook(BaseHook):
 
     def add_selection_values(self, model: str, values: Mapping[str, Sequence[str]]) -> int:
         """Add options to custom selection fields (``{field: [value, ...]}``; the label is the value), after
-        the existing ones, in one call; values the field already has are skipped. Returns how many were added."""
-        fields = self.fields_get(model)
+        the existing ones, in one call; values the field already has are skipped. Returns how many were added.
+
+        The options the field has are read from Odoo, not from the cached ``fields_get``: mapped loads run at
+        once, each task with its own hook, and another may have added the same option since this hook read the
+        fields (Odoo refuses a second copy of an option). One that lands in between is read again, once."""
         ids = {n: i for (m, n), i in self._field_ids.items() if m == model and n in values}
         if set(values) - set(ids):
             for r in self.search_read("ir.model.fields", [("model", "=", model), ("name", "in", sorted(values))],
                                       ["name"]):
                 ids[r["name"]] = self._field_ids[(model, r["name"])] = r["id"]
-        rows: list[dict[str, Any]] = []
-        for name, wanted in sorted(values.items()):
+        for name in values:
             if name not in ids:
                 raise OdooSchemaError(f"no custom field {name}", model=model, method="add_selection_values")
-            have = [str(k) for k, _label in fields.get(name, {}).get("selection") or ()]
-            new = [v for v in dict.fromkeys(map(str, wanted)) if v not in have]
-            rows += [{"field_id": ids[name], "value": v, "name": v, "sequence": len(have) + i}
-                     for i, v in enumerate(new)]
-        if not rows:
-            return 0
-        self.create_batch("ir.model.fields.selection", rows)
-        # the cached fields_get learns the new options (fetching it again costs a call as heavy as the create)
-        added: dict[str, list[str]] = {}
-        for name in values:
-            added[name] = [r["value"] for r in rows if r["field_id"] == ids[name]]
+        for attempt in (1, 2):
+            have: dict[int, list[str]] = {i: [] for i in ids.values()}
+            for r in self.search_read("ir.model.fields.selection", [("field_id", "in", sorted(have))],
+                                      ["field_id", "value", "sequence"]):
+                have[r["field_id"][0] if isinstance(r["field_id"], list) else r["field_id"]].append(str(r["value"]))
+            rows: list[dict[str, Any]] = []
+            for name, wanted in sorted(values.items()):
+                new = [v for v in dict.fromkeys(map(str, wanted)) if v not in have[ids[name]]]
+                rows += [{"field_id": ids[name], "value": v, "name": v, "sequence": len(have[ids[name]]) + i}
+                         for i, v in enumerate(new)]
+            if not rows:
+                break
+            try:
+                self.create_batch("ir.model.fields.selection", rows)
+                break
+            except OdooRecordError as exc:
+                if attempt == 2 or "unique" not in exc.message.lower():
+                    raise
+                self.log.warning("Odoo %s: another task added some of these options meanwhile (%s); reading them "
+                                 "again", model, exc.message)
+        # the cached fields_get learns the options (fetching it again costs a call as heavy as the create)
         for (m, attrs), cached in self._fields.items():
-            if m != model:
+            if m != model or "selection" not in attrs:
                 continue
-            for name, new in added.items():
-                if name in cached and "selection" in attrs:
-                    cached[name]["selection"] = [*(cached[name].get("selection") or ()), *([v, v] for v in new)]
-        self.log.info("Odoo: %d option(s) added to %s selection fields %s", len(rows), model, ", ".join(sorted(values)))
+            for name in values:
+                if name in cached:
+                    known = [str(k) for k, _label in cached[name].get("selection") or ()]
+                    cached[name]["selection"] = [*(cached[name].get("selection") or ()),
+                                                 *([v, v] for v in [*have[ids[name]], *(r["value"] for r in rows
+                                                   if r["field_id"] == ids[name])] if v not in known)]
+        if rows:
+            self.log.info("Odoo: %d option(s) added to %s selection fields %s", len(rows), model,
+                          ", ".join(sorted(values)))
         return len(rows)
 
     def resolve_xmlid(self, xmlid: str) -> tuple[str, int]:

@@ -258,3 +258,23 @@ def test_deferred_fields_survive_what_odoo_does_on_create_and_write(odoo, state)
     assert lead["stage_id"][0] == new
     assert (lead["date_closed"], lead["date_last_stage_update"]) == (False, "2022-01-02 03:04:05")
     assert load_batch(odoo, state, LEAD, [row2], run_id="run-3")["skipped"] == 1
+
+
+def test_two_loads_at_once_adding_the_same_picklist_option_both_land(odoo):
+    """Mapped loads run at once, each task with its own hook: the second to add a picklist option that the first
+    added since it read the fields does not fail its batch (Odoo refuses a second copy of an option), and the
+    option is there once."""
+    from crm_migration.hooks.odoo import OdooHook
+
+    odoo.ensure_field("res.partner", "x_test_tier", "selection", string="Tier", selection=[("Gold", "Gold")])
+    other = OdooHook()
+    for hook in (odoo, other):          # both tasks read the fields before either adds
+        assert [v for v, _ in hook.fields_get("res.partner")["x_test_tier"]["selection"]] == ["Gold"]
+    assert odoo.add_selection_values("res.partner", {"x_test_tier": ["Platinum"]}) == 1
+    assert other.add_selection_values("res.partner", {"x_test_tier": ["Platinum", "Silver"]}) == 1
+    (oid,) = other.create_batch("res.partner", [{"name": "Tiered", "x_test_tier": "Platinum"}], keys=["test:tier:1"])
+    fresh = OdooHook()
+    assert [v for v, _ in fresh.fields_get("res.partner")["x_test_tier"]["selection"]] == ["Gold", "Platinum", "Silver"]
+    assert fresh.read("res.partner", [oid], ["x_test_tier"])[0]["x_test_tier"] == "Platinum"
+    other.close()
+    fresh.close()

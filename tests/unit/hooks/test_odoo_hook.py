@@ -666,18 +666,62 @@ def test_ten_ids_sharing_values_are_one_write_the_rest_one_load(make_hook):
     assert [len(s.call_args[1]) for s in server.calls("load")] == [5]
 
 
-def test_selection_options_added_are_learnt_by_the_cached_fields_not_fetched_again(make_hook):
-    hook, server, _ = make_hook("jsonrpc")
+def _selection_server(server: Any, options: list[str]) -> None:
+    """``x_tier`` (ir.model.fields 41) of res.partner, its options kept in ``options`` as Odoo keeps them."""
     server.handlers[("res.partner", "fields_get")] = lambda a, kw: {
-        "x_tier": {"type": "selection", "selection": [["gold", "gold"]]}}
+        "x_tier": {"type": "selection", "selection": [[v, v] for v in options[:1]]}}
     server.handlers[("ir.model.fields", "search_read")] = lambda a, kw: [{"id": 41, "name": "x_tier"}]
+    server.handlers[("ir.model.fields.selection", "search_read")] = lambda a, kw: [
+        {"id": 500 + i, "field_id": [41, "Tier"], "value": v, "sequence": i} for i, v in enumerate(options)]
+
+    def create(args: list[Any], kw: dict[str, Any]) -> list[int]:
+        options.extend(r["value"] for r in args[0])
+        return list(range(600, 600 + len(args[0])))
+
+    server.handlers[("ir.model.fields.selection", "create")] = create
+
+
+def test_selection_options_are_read_from_odoo_and_learnt_by_the_cached_fields(make_hook):
+    hook, server, _ = make_hook("jsonrpc")
+    options = ["gold"]
+    _selection_server(server, options)
+    assert hook.fields_get("res.partner")["x_tier"]["selection"] == [["gold", "gold"]]
     assert hook.add_selection_values("res.partner", {"x_tier": ["gold", "silver"]}) == 1
     assert hook.fields_get("res.partner")["x_tier"]["selection"] == [["gold", "gold"], ["silver", "silver"]]
-    assert hook.add_selection_values("res.partner", {"x_tier": ["silver", "bronze"]}) == 1
+    options.append("platinum")            # another task (its own hook) added one since this hook read the fields
+    assert hook.add_selection_values("res.partner", {"x_tier": ["silver", "platinum", "bronze"]}) == 1
     assert [s.call_args[0] for s in server.calls("create")] == [
         [{"field_id": 41, "value": "silver", "name": "silver", "sequence": 1}],
-        [{"field_id": 41, "value": "bronze", "name": "bronze", "sequence": 2}]]
-    assert len(server.calls("fields_get")) == 1 and len(server.calls("search_read")) == 1   # both learnt once
+        [{"field_id": 41, "value": "bronze", "name": "bronze", "sequence": 3}]]
+    assert options == ["gold", "silver", "platinum", "bronze"]            # each once
+    assert [v for v, _ in hook.fields_get("res.partner")["x_tier"]["selection"]] == options
+    assert len(server.calls("fields_get")) == 1 and len(server.calls("search_read")) == 3   # field id learnt once
+
+
+def test_an_option_another_task_adds_between_the_read_and_the_create_is_read_again_not_doubled(make_hook):
+    hook, server, _ = make_hook("jsonrpc")
+    options = ["gold"]
+    _selection_server(server, options)
+    create = server.handlers[("ir.model.fields.selection", "create")]
+    refused = JsonErr({"code": 200, "message": "Odoo Server Error", "data": {
+        "name": "odoo.exceptions.ValidationError", "debug": "",
+        "message": "The operation cannot be completed: Selections values must be unique per field"}})
+
+    def raced(args: list[Any], kw: dict[str, Any]) -> Any:
+        server.handlers[("ir.model.fields.selection", "create")] = create
+        options.append("silver")          # the other task's create committed first: Odoo refuses this one whole
+        return refused
+
+    server.handlers[("ir.model.fields.selection", "create")] = raced
+    assert hook.add_selection_values("res.partner", {"x_tier": ["silver", "bronze"]}) == 1
+    assert options == ["gold", "silver", "bronze"]
+    assert [[r["value"] for r in s.call_args[0]] for s in server.calls("create")] == [["silver", "bronze"], ["bronze"]]
+    # anything else Odoo refuses is the caller's to hear
+    server.handlers[("ir.model.fields.selection", "create")] = lambda a, kw: JsonErr({
+        "code": 200, "message": "Odoo Server Error", "data": {"name": "odoo.exceptions.ValidationError",
+                                                              "debug": "", "message": "Value too long"}})
+    with pytest.raises(OdooRecordError, match="Value too long"):
+        hook.add_selection_values("res.partner", {"x_tier": ["copper"]})
 
 
 def _paged_partners(total: int):
