@@ -21,8 +21,8 @@ CONTACT_FIELDS = ["name", "function", "phone", "email", "parent_id", "active"]
 DEAL_FIELDS = ["name", "stage_id", "probability", "active", "lost_reason_id", "date_closed"]
 
 
-#: the sandbox, then a real Odoo 17 database (tests/conftest.py's ``odoo_target``)
-ODOO_TARGETS = ("sandbox", "odoo17")
+#: the sandbox, a real Odoo 17 database, a real Odoo 19 database (tests/conftest.py's ``odoo_target``)
+ODOO_TARGETS = ("sandbox", "odoo17", "odoo19")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,17 @@ def test_2b_the_three_custom_fields_are_created_and_filled(world):
         assert [rec[x] for _, x, _ in CUSTOM.values()] == [want[k] for k in CUSTOM], sid
 
 
+def _not_on_19(world) -> None:
+    """On Odoo 19 the flow stops after the three custom fields (plan, confirmation, sample, full run): the rerun, delta
+    and rollback pass there too (measured: 107 s more) but 19's rerun/delta/rollback path is the Apto flow's, which
+    keeps make test's time."""
+    if world["odoo"].kind == "odoo19":
+        pytest.skip("on Odoo 19 the Link app flow ends at the three custom fields; tests/dags/test_dag_runs.py runs "
+                    "19's rerun, delta and rollback")
+
+
 def test_3_a_rerun_changes_nothing(world):
+    _not_on_19(world)
     rid = run(world, f"{PAIR}_migrate", run_conf={"mode": "full", "approved_by": "ci"})
     actions = audit(world, rid)
     assert set(actions) <= {"skip", "error"}, actions
@@ -158,6 +168,7 @@ def test_3_a_rerun_changes_nothing(world):
 
 
 def test_4_delta_carries_exactly_the_tenants_changes(world):
+    _not_on_19(world)
     """An update, a create and a deletion in the tenant after the full run; the delta of the window covering them
     updates the contact, creates the company and archives the deal, and writes nothing else."""
     tenant, hard = world["tenant"], world["hard"]
@@ -189,6 +200,7 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
 
 
 def test_5_rollback_of_the_delta_restores_the_pre_delta_values(world):
+    _not_on_19(world)
     ids, before = world["delta_ids"], world["before_delta"]
     rid = run(world, f"{PAIR}_rollback", run_conf={"run_id": world["runs"]["delta"], "approved_by": "ci"})
     assert world["state"].get_run(rid)["status"] == "rolled_back"

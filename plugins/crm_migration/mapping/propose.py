@@ -18,6 +18,14 @@ contacts, deals) it says where the field goes, with a confidence in [0, 1] and t
   from its values;
 - **not migrated**, with the reason (a system field, empty in every sampled record, no Odoo field fits).
 
+Odoo's own fields are matched first, then the ``x_`` fields (in Odoo, or declared by the pair's ``x_fields``: the
+schema step creates those, so the proposal is the same before and after the first run). Rules beyond one field to
+one field, each stating its reason: a value Odoo keeps less of (a selection's option, a field Odoo sets itself) is
+also kept as written in the ``x_`` field of its name, else a new typed one; a field Odoo sets on create is deferred;
+the stage date comes from the deal's stage history where the object reads one; a partner with a parent and an
+address gets its address type (``contact_partner_type``); a deal status with won and lost values gives a closed
+deal's probability; a person's name falls back to its email unless the source requires a last name.
+
 Nothing is dropped silently: every source field is one row. Values outside a field's declared options
 are counted per value. The other objects (users, pipelines, activities, files, ...) are not field-to-field
 mappings and are kept as in force. An optional :class:`Suggester` (a language model, say) may add
