@@ -48,6 +48,8 @@ test: $(STAMP) lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
+# every bench/bench_*.py; bench_parallel.py (a serial and a parallel full run under a real Airflow scheduler, its own
+# Odoo 17 with two workers) takes 10 to 15 minutes of it
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
