@@ -125,13 +125,23 @@ class MigrationApprovalOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from airflow.providers.standard.exceptions import HITLRejectException
+        from airflow.sdk.exceptions import AirflowFailException
+
         chosen = (event.get("chosen_options") or [None])[0]
+        who = "unknown"
         if "error" not in event and chosen in (self.APPROVE, self.REJECT):
             user = event.get("responded_by_user") or {}
             who = str(user.get("name") or user.get("id") or "unknown")
             self._record(context, who, how="person", who_id=str(user["id"]) if user.get("id") else None,
                          decision="approved" if chosen == self.APPROVE else "rejected")
-        return super().execute_complete(context=context, event=event)
+        try:
+            return super().execute_complete(context=context, event=event)
+        except HITLRejectException:
+            # a person's "no" is final for this run: not retried (a retry would ask again, as if unanswered)
+            raise AirflowFailException(
+                f"{self.task_id}: the {self.what.replace('_', ' ')} was rejected by {who}; fix what the report "
+                "shows, then trigger the run again") from None
 
     # --- the state DB --------------------------------------------------------------------------------------
 

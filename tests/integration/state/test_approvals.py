@@ -114,7 +114,7 @@ def test_the_next_run_names_the_fields_changed_since_the_previous_runs_mapping(s
 
 
 def test_a_persons_answer_is_recorded_with_their_airflow_user_and_confirms_the_file_as_it_is_then(state):
-    from airflow.providers.standard.exceptions import HITLRejectException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from crm_migration.operators.approval import MigrationApprovalOperator
 
@@ -132,7 +132,7 @@ def test_a_persons_answer_is_recorded_with_their_airflow_user_and_confirms_the_f
         "approved", "Ada Lovelace", "7", "person", mf.sha256)
 
     diff = MigrationApprovalOperator(task_id="approve_diff", pair=PAIR, what="sample_diff", subject="diff")
-    with pytest.raises(HITLRejectException):
+    with pytest.raises(AirflowFailException, match="approve_diff: the sample diff was rejected by Bob"):   # not retried
         diff.execute_complete(context={"run_id": "s9", "params": {}},
                               event={**event, "chosen_options": ["Reject"], "responded_by_user": {"id": "8", "name": "Bob"}})
     (r,) = state.approvals("s9")
