@@ -241,9 +241,13 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
 
     if to_create:
         keys = [tgt(r).key(r["source_id"]) for r in to_create]
+        # a deferred field this server keeps on create goes with it (Odoo 19's stage date): no second call
+        on_create = odoo.kept_on_create(model) if any(r.get("deferred") for r in to_create) else frozenset()
+        first = [{**r["values"], **{f: v for f, v in (r.get("deferred") or {}).items() if f in on_create}}
+                 for r in to_create]
 
         def create(chunk: list[int]) -> None:
-            ids = odoo.create_batch(model, [to_create[i]["values"] for i in chunk], keys=[keys[i] for i in chunk],
+            ids = odoo.create_batch(model, [first[i] for i in chunk], keys=[keys[i] for i in chunk],
                                     context=target.ctx)
             for i, oid in zip(chunk, ids, strict=True):
                 plan.created[rid(to_create[i])] = oid
@@ -253,7 +257,9 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
         by_rid = {rid(r): r for r in to_create}
         plan.created_rows = {r: by_rid[r] for r in plan.created}
         # fields Odoo would overwrite when sent with the others go in a second write
-        late = {plan.created[r]: dict(row["deferred"]) for r, row in plan.created_rows.items() if row.get("deferred")}
+        late = {plan.created[r]: {f: v for f, v in row["deferred"].items() if f not in on_create}
+                for r, row in plan.created_rows.items() if row.get("deferred")}
+        late = {oid: vals for oid, vals in late.items() if vals}
         for oid, exc in _write_isolating(odoo, model, late, target):
             r = next(k for k, o in plan.created.items() if o == oid)
             plan.dead(plan.created_rows[r], exc.field, f"created, but the follow-up write failed: {exc.message}")

@@ -78,6 +78,14 @@ WRITE_GROUP_MIN = 10
 #: field types whose value ``load()`` takes as text (many2one/many2many through ``field/.id``)
 LOAD_TYPES = frozenset({"char", "text", "html", "selection", "boolean", "integer", "float", "monetary", "date",
                         "datetime", "many2one", "many2many"})
+#: Fields of a model that Odoo overwrites on some ``write`` but keeps when given to ``create``, by the first major
+#: version seen to keep them (each checked on the real server: tests/integration/engine/test_load_batch.py). A deal's
+#: ``date_closed`` is kept on create from 17 on; its ``date_last_stage_update`` from 19 on (17 recomputes it to
+#: now after the create; 19 computes it only when empty). A version not listed takes the one below (18: 17's).
+KEPT_ON_CREATE: dict[int, dict[str, frozenset[str]]] = {
+    17: {"crm.lead": frozenset({"date_closed"})},
+    19: {"crm.lead": frozenset({"date_closed", "date_last_stage_update"})},
+}
 
 
 @dataclass(frozen=True)
@@ -696,6 +704,14 @@ class OdooHook(BaseHook):
     def version(self) -> dict[str, Any]:
         """``common.version()``: ``server_version``, ``server_version_info`` ... (cached)."""
         return self._version
+
+    def kept_on_create(self, model: str) -> frozenset[str]:
+        """The fields of ``model`` this server keeps when given to ``create`` although a later ``write`` may
+        overwrite them (:data:`KEPT_ON_CREATE`, from the cached version: no call per record or batch); an
+        unknown version keeps none (the loader then writes them after the create, which holds everywhere)."""
+        major = _major(self.version())
+        known = [v for v in KEPT_ON_CREATE if major is not None and v <= major]
+        return KEPT_ON_CREATE[max(known)].get(model, frozenset()) if known else frozenset()
 
     @cached_property
     def uid(self) -> int:

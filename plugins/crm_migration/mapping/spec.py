@@ -171,7 +171,9 @@ class FieldSpec:
     :param when: the name of an object condition; false → the field is not sent at all.
     :param deferred: written in a second ``write`` after the create/update (fields Odoo overwrites
         when they come with others: ``date_closed``, ``date_last_stage_update``, a meeting's deal); or
-        the name of an object condition: deferred for the records where it holds.
+        the name of an object condition: deferred for the records where it holds. On create, those the
+        server keeps when created with them go with the create (``OdooHook.kept_on_create``: a deal's
+        ``date_closed``; its ``date_last_stage_update`` from Odoo 19 on).
     :param fallback: a named lookup asked, with the same source values, when a ``ref`` finds nothing (a
         deal's stage outside its pipeline: the pipeline's stage of that name, else its first stage); what
         it answers lands, flagged.

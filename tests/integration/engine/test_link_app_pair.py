@@ -37,9 +37,10 @@ def odoo_target(request, make_odoo_target):
     close()
 
 
-def run(pipe, run_id, *, start=None, sample_size=None):
+def run(pipe, run_id, *, start=None, sample_size=None, calls=None):
     """Extract and load every object as the migrate/delta DAG does: per object, its batches then its links;
-    the chatter as one timeline at the end. Returns ``{object: summed counts}``."""
+    the chatter as one timeline at the end. Returns ``{object: summed counts}``; ``calls``, if given, gets per
+    object the Odoo calls of its batches' loads (``Counter`` by ``(model, method)``)."""
     end = datetime.now(UTC) + timedelta(minutes=1)
     timeline = {o.name for o in pipe.spec.timeline()}
     out = {}
@@ -48,7 +49,10 @@ def run(pipe, run_id, *, start=None, sample_size=None):
                             sample_size=sample_size)
         if name in timeline:
             continue
+        before = Counter(pipe.odoo.calls)
         results = [pipe.load(name, run_id=run_id, batch_no=b["batch_no"]) for b in refs]
+        if calls is not None:
+            calls[name] = Counter(pipe.odoo.calls) - before
         links = pipe.link(name, run_id=run_id)
         out[name] = {k: sum(r[k] for r in results) for k in COUNTED}
         out[name]["links"] = sum(lk["written"] for lk in links)
@@ -84,12 +88,13 @@ def world(pair_pipeline, odoo_target):
     try:
         with pair_pipeline(PAIR, link, odoo_target, FULL) as pipe:
             sample = run(pipe, SAMPLE, sample_size=10)
-            full = run(pipe, FULL)
+            full_calls: dict[str, Counter] = {}
+            full = run(pipe, FULL, calls=full_calls)
             tenant.reset_stats()
             rerun = run(pipe, RERUN)
             requests = tenant.get_stats()["requests"]
             yield {"pipe": pipe, "link": link, "tenant": tenant, "hard": hard, "rpc": rpc, "users": users,
-                   "state": pipe.state, "sample": sample, "full": full, "rerun": rerun, "requests": requests, "marks": marks, "nameless": nameless["id"],
+                   "state": pipe.state, "sample": sample, "full": full, "full_calls": full_calls, "rerun": rerun, "requests": requests, "marks": marks, "nameless": nameless["id"],
                    "target": odoo_target}
     finally:
         link.stop()
@@ -228,6 +233,24 @@ def test_deals_have_team_and_stage_of_their_pipeline_won_lost_priority_and_custo
         for s in p["stages"]:
             assert (got[s["name"]]["is_won"], got[s["name"]]["fold"]) == (s["is_won"], s["is_closed"])
             assert got[s["name"]]["x_link_app_probability"] == float(s["probability"])
+
+
+def test_deals_keep_the_source_stage_date_and_cost_no_extra_call_where_odoo_keeps_it_on_create(world):
+    """``date_last_stage_update`` is the time the deal entered its stage in the source. Odoo 17 sets it to now on
+    create, so it takes one ``load()`` per batch after the ``create``; Odoo 19 keeps it given to ``create``: one
+    call per batch."""
+    deals = world["tenant"].tables["deals"]
+    oids = ids(world, "deals", deals)
+    got = {r["id"]: r["date_last_stage_update"] for r in world["rpc"](
+        "crm.lead", "read", list(oids.values()), fields=["date_last_stage_update"], context={"active_test": False})}
+    want = {sid: datetime.fromisoformat(d["stage_entered_at"].replace("Z", "+00:00")).astimezone(UTC)
+            .strftime("%Y-%m-%d %H:%M:%S") for sid, d in deals.items()}
+    assert {sid: got[oids[str(sid)]] for sid in deals} == want
+    calls = world["full_calls"]["deals"]
+    creates = calls[("crm.lead", "create")]
+    assert creates >= 2
+    late = 0 if world["target"].version >= 19 else creates           # one load() per batch on 17, none on 19
+    assert (calls[("crm.lead", "load")], calls[("crm.lead", "write")]) == (late, 0)
 
 
 def test_custom_fields_are_typed_x_fields(world):

@@ -157,6 +157,21 @@ def test_record_name_and_won_status_are_computed(j2):
                                                       "active": False}]
 
 
+def test_a_stage_date_given_to_create_is_kept_and_a_stage_change_still_resets_it(j2):
+    """17 sets ``date_last_stage_update`` (and ``date_open``) to now on create whatever it is given (loader trap 2);
+    19 computes them only when empty, so a deal's historical stage date can come with its create."""
+    then, opened, closed = "2019-03-04 05:06:07", "2018-01-02 03:04:05", "2019-04-05 06:07:08"
+    (lead,) = ok(j2("crm.lead", "create", vals_list=[{"name": "Dated B19", "stage_id": 4, "user_id": 2,
+                                                      "date_last_stage_update": then, "date_open": opened,
+                                                      "date_closed": closed}]))
+    fields = ["date_last_stage_update", "date_open", "date_closed"]
+    assert ok(j2("crm.lead", "read", ids=[lead], fields=fields)) == [
+        {"id": lead, "date_last_stage_update": then, "date_open": opened, "date_closed": closed}]
+    ok(j2("crm.lead", "write", ids=[lead], vals={"stage_id": 1, "date_last_stage_update": then}))
+    (got,) = ok(j2("crm.lead", "read", ids=[lead], fields=fields))
+    assert got["date_last_stage_update"] != then and got["date_closed"] is False
+
+
 def test_an_archived_lead_keeps_its_probability_a_lost_one_is_at_zero(j2):
     won, open_, lost = ok(j2("crm.lead", "create", vals_list=[{"name": "Won arch", "stage_id": 4},
                                                               {"name": "Open arch", "probability": 30},

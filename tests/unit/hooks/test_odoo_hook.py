@@ -890,3 +890,16 @@ def test_a_non_odoo_url_is_a_clear_error(make_hook):
     server.common_replies.append(httpx.Response(404, text="<html>nope</html>"))
     with pytest.raises(OdooError, match="HTTP 404.*Odoo URL"):
         hook.call("res.partner", "search", [[]])
+
+
+@pytest.mark.parametrize(("version", "kept"), [
+    (16, set()), (17, {"date_closed"}), (18, {"date_closed"}), (19, {"date_closed", "date_last_stage_update"}),
+    (20, {"date_closed", "date_last_stage_update"}),
+])
+def test_the_fields_kept_on_create_come_from_the_version_asked_once(make_hook, version, kept):
+    """A deal's stage date goes with its create only where the server is known to keep it (19 on); an older or
+    unknown version writes it after the create, which holds everywhere."""
+    hook, server, _ = make_hook("jsonrpc", FakeOdoo(version=version))
+    assert [set(hook.kept_on_create("crm.lead")) for _ in range(3)] == [kept] * 3
+    assert hook.kept_on_create("res.partner") == frozenset()
+    assert len([s for s in server.sent if s.method == "version"]) == 1

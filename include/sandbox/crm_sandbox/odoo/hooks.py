@@ -705,9 +705,10 @@ class Hooks(Core):
             row["probability"] = row["automated_probability"] = 100.0
         elif "probability" not in vals:
             row["probability"] = row["automated_probability"]
-        if row.get("stage_id"):
+        # 17 recomputes both after the create whatever it was given; 19 computes them only when empty
+        if row.get("stage_id") and (self.version < 19 or not vals.get("date_last_stage_update")):
             row["date_last_stage_update"] = now
-        if row.get("user_id"):
+        if row.get("user_id") and (self.version < 19 or not vals.get("date_open")):
             row["date_open"] = now
         partner = self.models["res.partner"].rows.get(row.get("partner_id") or 0)
         if partner:
