@@ -97,8 +97,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "closed": ("closed", "is closed"),
     "won": ("won", "is won"),
 }
-#: option words that mean the same selection value (Link app's ``urgent`` is Odoo's ``Very High``)
-VALUE_SYNONYMS = {"urgent": "very high", "critical": "very high", "normal": "medium"}
+#: option words that mean the same selection value (Link app's ``urgent`` is Odoo's ``Very High``; a billing address
+#: is Odoo's invoice address type, a shipping address its delivery one)
+VALUE_SYNONYMS = {"urgent": "very high", "critical": "very high", "normal": "medium", "billing": "invoice",
+                  "bill to": "invoice", "shipping": "delivery", "ship to": "delivery"}
 #: source fields that are the record's own bookkeeping, never mapped (the id goes to x_migration_key)
 SYSTEM_FIELDS = frozenset({"id", "isdeleted", "createddate", "createdbyid", "lastmodifieddate", "lastmodifiedbyid",
                            "systemmodstamp", "lastactivitydate", "lastvieweddate", "lastreferenceddate",
@@ -826,8 +828,8 @@ class _ObjectMatcher:
         label_of = self.pair.source.replace("_", " ").capitalize()
         for fname, row in rows.items():
             why = row.get("lossy")
-            if not why or row.get("also") or row["kind"] != "existing":
-                continue
+            if not why or row.get("also") or row["kind"] != "existing" or row["custom"]:
+                continue                      # (a custom field keeps its value in its own x_ field: the rule's)
             t = self.candidates[str(row["target"])]
             ttype = "char" if t.get("type") == "selection" else str(t.get("type"))
             base = re.sub(r"[^a-z0-9]+", "_", _words(fname)).strip("_")

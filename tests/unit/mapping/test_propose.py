@@ -37,7 +37,8 @@ PARTNER = {
     "user_id": t("many2one", "Salesperson", "res.users"), "parent_id": t("many2one", "Related Company", "res.partner"),
     "country_id": t("many2one", "Country", "res.country"), "state_id": t("many2one", "State", "res.country.state"),
     "comment": t("html", "Notes"), "is_company": t("boolean", "Is a Company"), "date": t("date", "Date"),
-    "type": t("selection", "Address Type", selection=[["contact", "Contact"], ["other", "Other Address"]]),
+    "type": t("selection", "Address Type", selection=[["contact", "Contact"], ["invoice", "Invoice Address"],
+                                                      ["delivery", "Delivery Address"], ["other", "Other Address"]]),
     "website": t("char", "Website Link"), "function": t("char", "Job Position"),
     "industry_id": t("many2one", "Industry", "res.partner.industry"),
     "x_vat_number": t("char", "VAT number"),                  # a Studio field already in Odoo
@@ -305,3 +306,15 @@ def test_a_persons_name_falls_back_to_its_email_unless_the_source_requires_a_las
     required = [{**x, "nillable": False} if x["name"] == "last_name" else x for x in schema]
     prop = propose(LINK, {"contacts": required}, {"contacts": CONTACTS}, TARGETS)
     assert prop.entries["contacts"]["name"] == {"from": ["first_name", "last_name"], "fn": "join_name"}
+
+
+def test_an_address_type_picklist_goes_to_the_partners_type_option_by_option():
+    schema = [*infer_fields(CONTACTS, resources=["companies", "users"]),
+              {"name": "address_type", "label": "Address Type", "type": "picklist", "custom": False, "referenceTo": [],
+               "picklistValues": [{"value": v, "label": v, "active": True} for v in ("Billing", "Shipping", "Other")]}]
+    records = [{**c, "address_type": ("Billing", "Shipping", "Other")[i % 3]} for i, c in enumerate(CONTACTS)]
+    prop = propose(LINK, {"contacts": schema}, {"contacts": records}, TARGETS)
+    assert prop.entries["contacts"]["type"] == {"from": "address_type", "fn": "selection", "args": {
+        "mapping": {"Billing": "invoice", "Shipping": "delivery", "Other": "other"}, "default": None}}
+    # Odoo's type keeps one of its options: the value as written is kept too (a new x_ field of its name)
+    assert prop.entries["contacts"]["x_link_app_address_type"] == {"from": "address_type", "fn": "text"}
