@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from airflow_ui import CHROMIUM, api_server, page_text
 from dag_flow import ROOT, airflow_world, refused, state_database, state_of
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def world(private_pg, tmp_path_factory, odoo_target):
 
             purge_cached_app()                   # the auth manager of this environment, not a previous module's
             with TestClient(create_app("core")) as api:
-                yield {"bag": bag, "api": api, "mapping": mapping, "state": MigrationStateHook(),
+                yield {"bag": bag, "api": api, "mapping": mapping, "state": MigrationStateHook(), "home": home,
                        "token": {u: token(api, u, p) for u, p in (GRACE, VICTOR)}}
             purge_cached_app()
     finally:
@@ -158,6 +159,14 @@ def test_a_rejected_mapping_fails_the_plan_and_migrate_stays_refused_naming_the_
     from crm_migration.mapping.spec import read_pair_file
 
     def reject(person):
+        if CHROMIUM:                                     # what the UI shows now: the next test's
+            run_id = person.detail["task_instance"]["dag_run_id"]
+            with api_server() as base:
+                world["ui"] = {"run_id": run_id, **{
+                    name: page_text(base, path, world["token"][GRACE[0]], until=until) for name, path, until in (
+                        ("list", "/required_actions", "confirm the mapping in force"),
+                        ("step", f"/dags/{PLAN}/runs/{run_id}/tasks/confirm_mapping/required_actions",
+                         "What to check"))}}
         person.answer("Reject", user=VICTOR[0])          # a viewer may read the step, not answer it
         person.answer("Reject")
 
@@ -181,6 +190,25 @@ def test_a_rejected_mapping_fails_the_plan_and_migrate_stays_refused_naming_the_
     assert world["state"].mapping_confirmation(PAIR, mf.sha256) is None
     why = refused(world, MIGRATE, run_conf={"mode": "sample"})
     assert "approve its confirm_mapping step" in why and f"trigger {PLAN}" in why and mf.sha256[:12] in why
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="no chromium: the UI check needs a headless browser (Debian: chromium)")
+def test_the_waiting_step_is_in_the_uis_required_actions_with_what_to_check(world):
+    """What the person saw in Airflow's UI (headless Chromium, logged in as grace) while the plan of the test above
+    waited: the step in *Required actions*, and its page with the report link, what to check and the buttons."""
+    ui = world["ui"]
+    text, _ = ui["list"]
+    assert "1 Required Action" in text and f"{PLAN}: confirm the mapping in force" in text
+    assert ui["run_id"] in text and "confirm_mapping" in text
+    text, links = ui["step"]
+    assert "Awaiting Input" in text and f"{PLAN}: confirm the mapping in force" in text
+    report = f"{world['home'].as_uri()}/reports/{PAIR}/"
+    assert f"Report to check: {report}" in text and "/plan.html (open in the on-call view)" in text
+    assert any(h.startswith("/crm-migration/reports/") and h.endswith("/plan.html") for h in links), links
+    lines = text.split("What to check:", 1)[1]
+    assert "Blocking problems first" in lines and "/proposal.yaml (copy what you accept" in lines
+    assert f"The mapping file {world['mapping']} (sha256 " in lines
+    assert text.rstrip().endswith("Approve\nReject")
 
 
 def test_a_person_edits_the_mapping_approves_it_and_migrate_starts_without_approved_by(world):
