@@ -928,6 +928,7 @@ class _ObjectMatcher:
                     taken["probability"] = status
                     why.append(f"a closed deal's probability: {won} 100, {lost} 0 (sent when {closed}; an open "
                                "deal's is its stage's)")
+                    self.comments["probability"] = f"0.90: {status} {won} 100, {lost} 0, when {closed} (Odoo's rule)"
                 rows[status].update(kind="existing", target="active", transform="selection", confidence=0.9,
                                     reasons=why)
             return None
