@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -49,11 +51,12 @@ def page_text(base: str, path: str, token: str, *, until: str, timeout: float = 
     from websockets.sync.client import connect
 
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="crm-chromium-") as profile:
+    # its own process group: the browser and every child it started end together, before the profile goes
+    with tempfile.TemporaryDirectory(prefix="crm-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                  "--disable-dev-shm-usage", f"--remote-debugging-port={port}",
                                  f"--user-data-dir={profile}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -92,5 +95,6 @@ def page_text(base: str, path: str, token: str, *, until: str, timeout: float = 
                     time.sleep(0.5)
                 return page["text"], page["links"]
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)

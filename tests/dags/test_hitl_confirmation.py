@@ -159,14 +159,17 @@ def test_a_rejected_mapping_fails_the_plan_and_migrate_stays_refused_naming_the_
     from crm_migration.mapping.spec import read_pair_file
 
     def reject(person):
-        if CHROMIUM:                                     # what the UI shows now: the next test's
+        if CHROMIUM:                                     # what the UI shows now: the next test's to judge
             run_id = person.detail["task_instance"]["dag_run_id"]
-            with api_server() as base:
-                world["ui"] = {"run_id": run_id, **{
-                    name: page_text(base, path, world["token"][GRACE[0]], until=until) for name, path, until in (
-                        ("list", "/required_actions", "confirm the mapping in force"),
-                        ("step", f"/dags/{PLAN}/runs/{run_id}/tasks/confirm_mapping/required_actions",
-                         "What to check"))}}
+            try:
+                with api_server() as base:
+                    world["ui"] = {"run_id": run_id, **{
+                        name: page_text(base, path, world["token"][GRACE[0]], until=until) for name, path, until in (
+                            ("list", "/required_actions", "confirm the mapping in force"),
+                            ("step", f"/dags/{PLAN}/runs/{run_id}/tasks/confirm_mapping/required_actions",
+                             "What to check"))}}
+            except Exception as exc:                     # noqa: BLE001 - the UI test raises it
+                world["ui"] = exc
         person.answer("Reject", user=VICTOR[0])          # a viewer may read the step, not answer it
         person.answer("Reject")
 
@@ -197,6 +200,8 @@ def test_the_waiting_step_is_in_the_uis_required_actions_with_what_to_check(worl
     """What the person saw in Airflow's UI (headless Chromium, logged in as grace) while the plan of the test above
     waited: the step in *Required actions*, and its page with the report link, what to check and the buttons."""
     ui = world["ui"]
+    if isinstance(ui, Exception):
+        raise ui
     text, _ = ui["list"]
     assert "1 Required Action" in text and f"{PLAN}: confirm the mapping in force" in text
     assert ui["run_id"] in text and "confirm_mapping" in text
