@@ -354,10 +354,13 @@ class Pipeline:
         for spec in staged.values():            # children the source cannot list per parent: staged first
             self._stage_children(str(spec["object"]), run_id=run_id, start=start, end=end, batch_size=batch_size,
                                  with_deleted=with_deleted)
-        parent_ids = self._parent_ids(obj, run_id if sample_size else None) if self.source.needs_parents(obj) \
-            else None
+        by_change = start is not None and not sample_size and bool(obj.stream.get("delta_by"))
+        parent_ids = self._parent_ids(obj, run_id if sample_size else None) \
+            if self.source.needs_parents(obj) and not by_change else None
         records: Iterable[dict[str, Any]] = self._read(obj, run_id=run_id, start=start, end=end,
                                                        parent_ids=parent_ids, with_deleted=with_deleted)
+        if by_change:           # the records of what changed, whatever they hang on: those on migrated records
+            records = self._on_migrated(obj, records, batch_size)
         if replay:
             from crm_migration.engine.replay import replayed
 
@@ -392,7 +395,7 @@ class Pipeline:
             self.log.info("%s: the window [%s, %s) is empty: nothing to read", obj.name, start.isoformat(),
                           end.isoformat())
             return iter(())
-        if parent_ids is not None or len(self.siblings(obj)) < 2:
+        if parent_ids is not None or self.source.needs_parents(obj) or len(self.siblings(obj)) < 2:
             return self.source.records(obj, start=start, end=end, parent_ids=parent_ids, with_deleted=with_deleted)
         return self._read_once(obj, run_id=run_id, start=start, end=end, with_deleted=with_deleted)
 
@@ -490,6 +493,28 @@ class Pipeline:
                           len(again), ", ".join(staged))
         for sid in sorted(again):
             yield {**again[sid], "_source_id": sid}
+
+    def _on_migrated(self, obj: ObjectSpec, records: Iterable[dict[str, Any]], size: int) -> Iterable[dict[str, Any]]:
+        """The records (deletions too) hanging on a record the crosswalk knows, as a read by parent ids keeps them:
+        one state-DB query per attach_to object per ``size`` records."""
+        names = obj.attach.objects if obj.attach else ()
+        sources = obj.attach.sources if obj.attach else ()
+        buf: list[dict[str, Any]] = []
+
+        def kept() -> Iterable[dict[str, Any]]:
+            wanted = {str(v) for r in buf for p in sources if (v := get_path(r, p))}
+            known: set[str] = set()
+            for name in names:
+                known |= set(self.state.odoo_ids(self.pair, self.spec.object(name).key_object, sorted(wanted)))
+            return [r for r in buf if any(str(get_path(r, p)) in known for p in sources)]
+
+        for r in records:
+            buf.append(r)
+            if len(buf) >= size:
+                yield from kept()
+                buf = []
+        if buf:
+            yield from kept()
 
     def _parent_ids(self, obj: ObjectSpec, sample_run: str | None) -> list[str]:
         """Source ids of the records files/notes can hang on (the attach_to objects), from the state DB."""

@@ -1238,7 +1238,8 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
 
 # the keys crm_migration.streams.soql.stream_from_spec accepts (checked here without importing Airflow)
 _SOQL_KEYS = frozenset({"kind", "source_object", "object", "fields", "primary_key", "replication_key",
-                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size", "bulk"})
+                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size", "bulk",
+                        "delta_by"})
 _SOQL_FIELD_RE = re.compile(r"^(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*$")
 
 
@@ -1256,6 +1257,12 @@ def _check_soql_stream(name: str, source_object: str, stream: Mapping[str, Any],
     for clause in [filters] if isinstance(filters, str) else filters:
         if not isinstance(clause, str) or not clause.strip():
             raise SpecError(where, f"stream: invalid filter {clause!r}", obj=name, field="stream")
+    if (delta := stream.get("delta_by")) is not None:
+        if not isinstance(delta, Mapping) or not isinstance(delta.get("match"), str) or not stream.get("parent_filter"):
+            raise SpecError(where, "stream: delta_by is a stream block with a match field, for a parent_filter stream",
+                            obj=name, field="stream")
+        _check_soql_stream(name, str(delta.get("source_object")), {k: v for k, v in delta.items() if k != "match"},
+                           where)
 
 
 def _check_paths_read(obj: ObjectSpec, where: str) -> None:

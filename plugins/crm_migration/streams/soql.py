@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,13 @@ class SoqlStream:
     :param include_deleted: read through ``queryAll`` (rows in the recycle bin, ``IsDeleted``).
     :param parent_filter: a field that must be filtered on ids given at run time
         (``ContentDocumentLink``: ``LinkedEntityId``); the ids go in chunks of ``parent_chunk_size``.
+    :param delta_by: for a ``parent_filter`` stream, how a delta window finds its records without asking about every
+        parent: the records of this other stream changed (or, with ``include_deleted``, deleted) in the window,
+        then this stream's records whose ``delta_match`` field is in their primary keys (``IN`` chunks, no window
+        and no ``filters`` of its own: Salesforce takes no ``ContentDocument`` field filter on a
+        ``ContentDocumentId`` filter; ``delta_by``'s filters choose). ContentDocumentLink: the documents changed
+        in the window, then their links. A full read still goes by parent ids.
+    :param delta_match: the field of this stream matched against ``delta_by``'s primary keys.
     :param bulk: how a read goes: ``auto`` (default) reads a full window (``start`` None) through a
         Bulk API 2.0 query job when ``SELECT COUNT()`` finds at least the connection's
         ``bulk_threshold`` records, else through REST; a delta window always goes through REST (one
@@ -77,6 +84,8 @@ class SoqlStream:
     include_deleted: bool = False
     parent_filter: str | None = None
     parent_chunk_size: int = ID_CHUNK
+    delta_by: SoqlStream | None = None
+    delta_match: str | None = None
     batch_size: int | None = field(default=None, compare=False)
     bulk: str = field(default="auto", compare=False)
 
@@ -103,6 +112,10 @@ class SoqlStream:
                 raise StreamSpecError(obj, f"invalid filter {clause!r}")
         if self.parent_filter is not None and not _FIELD_RE.match(self.parent_filter):
             raise StreamSpecError(obj, f"invalid parent_filter {self.parent_filter!r}")
+        if (self.delta_by is None) != (self.delta_match is None):
+            raise StreamSpecError(obj, "delta_by and delta_match go together")
+        if self.delta_match is not None and not _FIELD_RE.match(self.delta_match):
+            raise StreamSpecError(obj, f"invalid delta_match {self.delta_match!r}")
         if not 1 <= self.parent_chunk_size <= 1000:
             raise StreamSpecError(obj, "parent_chunk_size must be in [1, 1000]")
         if self.batch_size is not None and not 200 <= self.batch_size <= 2000:
@@ -121,14 +134,16 @@ class SoqlStream:
         return tuple(expand_namespace(f, ns) for f in self.fields)
 
     def _where(self, start: datetime | None, end: datetime | None, ns: str,
-               parent_ids: Sequence[str] | None, ids: Sequence[str] | None = None) -> list[str]:
+               parent_ids: Sequence[str] | None, ids: Sequence[str] | None = None,
+               key: str | None = None) -> list[str]:
         where: list[str] = []
-        if ids is not None:                     # records by id: no window, no parent filter
+        if ids is not None:                     # records by id (or by ``key``): no window, no parent filter
             bad = [i for i in ids if not is_sf_id(i)]
             if bad:
                 raise ValueError(f"{self.source_object}: not Salesforce ids: {bad[:5]}")
-            return [*(f"({expand_namespace(c, ns)})" for c in self.filters),
-                    f"{expand_namespace(self.primary_key, ns)} IN {soql_in(ids)}"]
+            filters = () if key else self.filters
+            return [*(f"({expand_namespace(c, ns)})" for c in filters),
+                    f"{expand_namespace(key or self.primary_key, ns)} IN {soql_in(ids)}"]
         if self.replication_key:
             rk = expand_namespace(self.replication_key, ns)
             if start is not None:
@@ -146,16 +161,18 @@ class SoqlStream:
         return where
 
     def soql(self, start: datetime | None, end: datetime | None, ns: str, *,
-             parent_ids: Sequence[str] | None = None, ids: Sequence[str] | None = None) -> str:
+             parent_ids: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+             key: str | None = None) -> str:
         """Return the SOQL for the window ``[start, end)``, ordered by replication key then id.
 
         ``start=None`` reads from the beginning; ``parent_ids`` fills ``parent_filter IN (...)``
         (one chunk: :meth:`records` chunks for you); ``ids``: the records of those primary keys instead of a
-        window (one chunk: :meth:`records_by_id`), the stream's filters still applied.
+        window (one chunk: :meth:`records_by_id`), the stream's filters still applied; with ``key``: the records
+        whose field ``key`` is in ``ids`` (``delta_match``), without the stream's filters.
         """
         if start is not None and end is not None and soql_datetime(start) >= soql_datetime(end):
             raise ValueError(f"{self.source_object}: empty window [{soql_datetime(start)}, {soql_datetime(end)})")
-        where = self._where(start, end, ns, parent_ids, ids)
+        where = self._where(start, end, ns, parent_ids, ids, key)
         order = [expand_namespace(k, ns) for k in (self.replication_key, self.primary_key) if k]
         text = f"SELECT {', '.join(self.field_names(ns))} FROM {self.object_name(ns)}"
         if where:
@@ -178,8 +195,12 @@ class SoqlStream:
 
         The path (REST or Bulk API 2.0) follows ``bulk``; the choice and its reason are logged.
 
-        :param parent_ids: ids for ``parent_filter`` (required when the stream has one; none → nothing).
+        :param parent_ids: ids for ``parent_filter`` (required when the stream has one; none → nothing); a delta
+            window (``start`` given) of a stream with ``delta_by`` needs none and ignores them.
         """
+        if start is not None and self.delta_by is not None:
+            yield from self._delta_records(hook, start, end)
+            return
         if self.parent_filter and parent_ids is not None and not parent_ids:
             return
         if end > datetime.now(UTC):
@@ -203,6 +224,22 @@ class SoqlStream:
         if skipped:
             hook.log.warning("%s: %d record(s) outside [%s, %s) dropped (left for their window)",
                              self.source_object, skipped, start and soql_datetime(start), soql_datetime(end))
+
+    def _delta_records(self, hook: AptoHook, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        """A delta window by ``delta_by``: one query of the records that changed in the window (none: nothing
+        more), then this stream's records matching them, ``ID_CHUNK`` keys per query, whatever their own stamp."""
+        assert self.delta_by is not None and self.delta_match is not None
+        changers = self.delta_by if not self.include_deleted or self.delta_by.include_deleted else \
+            replace(self.delta_by, include_deleted=True,
+                    fields=tuple(dict.fromkeys((*self.delta_by.fields, "IsDeleted"))))
+        pk = expand_namespace(changers.primary_key, hook.namespace)
+        keys = list(dict.fromkeys(str(r[pk]) for r in changers.records(hook, start, end) if r.get(pk)))
+        hook.log.info("%s: %d %s record(s) changed in the window; their %s read by %s", self.source_object,
+                      len(keys), changers.source_object, self.source_object, self.delta_match)
+        ns = hook.namespace
+        for chunk in chunked(keys, ID_CHUNK):
+            soql = self.soql(None, None, ns, ids=chunk, key=self.delta_match)
+            yield from hook.query(soql, include_deleted=self.include_deleted, batch_size=self.batch_size)
 
     def records_by_id(self, hook: AptoHook, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Yield the live records of ``ids`` (primary keys), whenever they changed: REST queries of
@@ -279,7 +316,8 @@ class SoqlStream:
 
 
 _SPEC_KEYS = frozenset({"kind", "source_object", "object", "fields", "primary_key", "replication_key",
-                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size", "bulk"})
+                        "filters", "include_deleted", "parent_filter", "parent_chunk_size", "batch_size", "bulk",
+                        "delta_by"})
 
 
 def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = None) -> SoqlStream:
@@ -288,7 +326,8 @@ def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = Non
     ``{kind: soql, fields: [...], replication_key: SystemModstamp, filters: [...]}``; the object
     comes from ``source_object`` (the mapping's object key) or the block's ``source_object``/``object``.
     ``replication_key: null`` reads the whole object; ``bulk: auto | always | never`` picks the read
-    path (see :class:`SoqlStream`).
+    path (see :class:`SoqlStream`); ``delta_by: {source_object, fields, filters, ..., match}``: a stream of its
+    own whose changes a delta window follows, ``match`` this stream's field matched against its primary keys.
     """
     if not isinstance(spec, Mapping):
         raise StreamSpecError(str(source_object or "?"), "stream spec must be a mapping")
@@ -318,4 +357,9 @@ def stream_from_spec(spec: Mapping[str, Any], *, source_object: str | None = Non
     for key in ("parent_chunk_size", "batch_size"):
         if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
             raise StreamSpecError(str(name), f"{key} must be an integer")
+    if (delta := spec.get("delta_by")) is not None:
+        if not isinstance(delta, Mapping) or not isinstance(delta.get("match"), str):
+            raise StreamSpecError(str(name), "delta_by must be a stream block with a match field")
+        kwargs["delta_by"] = stream_from_spec({k: v for k, v in delta.items() if k != "match"})
+        kwargs["delta_match"] = delta["match"]
     return SoqlStream(**kwargs)

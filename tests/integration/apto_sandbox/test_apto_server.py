@@ -268,6 +268,15 @@ def test_content_document_link_restriction(api, org) -> None:
     assert len(links) == len(expected) > 0
     semi = query(api, "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM Account)")
     assert len(semi) == len(links)
+    docs = sorted({lk["ContentDocumentId"] for lk in expected})
+    by_doc = query(api, f"SELECT Id FROM ContentDocumentLink WHERE ContentDocumentId IN ({', '.join(repr(d) for d in docs)})")
+    assert len(by_doc) >= len(links)          # every link of those documents, to accounts or not
+    # Salesforce: a filter on ContentDocument fields only next to one on LinkedEntityId
+    r = api.get(f"{V}/query", params={"q": f"SELECT Id FROM ContentDocumentLink WHERE ContentDocumentId = '{docs[0]}' "
+                                           "AND ContentDocument.FileType = 'PDF'"})
+    assert r.status_code == 400 and "only when it is filtered by LinkedEntityId" in r.json()[0]["message"]
+    assert query(api, f"SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId IN ({in_list}) "
+                      "AND ContentDocument.FileType != 'SNOTE'")
 
 
 def test_count_and_limit_header(api, srv) -> None:

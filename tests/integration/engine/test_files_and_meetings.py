@@ -4,7 +4,7 @@ private PostgreSQL, and each Odoo target (the sandbox, then the real Odoo 17).
 One world per target: the schema, companies, contacts, deals, meetings and files of the generated org
 are loaded as the migrate DAG loads them. The org has a file and an attachment whose download answers
 404 (``file_missing``, ``attachment_missing``); one enhanced note is made to answer 404 too. Tests run in
-file order: the last one brings the files back.
+file order: a later one brings the files back, the last ones run deltas of files and notes.
 """
 
 from __future__ import annotations
@@ -55,11 +55,12 @@ def world(apto_pipeline, odoo_target):
         apto.stop()
 
 
-def load(pipe, name, run_id):
-    """Extract and load one object as the DAG does (batches of 50, then its links)."""
-    end = datetime.now(UTC) + timedelta(minutes=1)
+def load(pipe, name, run_id, start=None, end=None):
+    """Extract and load one object as the DAG does (batches of 50, then its links); a delta from ``start``."""
+    end = end or datetime.now(UTC) + timedelta(minutes=1)
     out = [pipe.load(name, run_id=run_id, batch_no=b["batch_no"])
-           for b in pipe.extract(name, run_id=run_id, start=None, end=end, batch_size=50)]
+           for b in pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=50,
+                                 with_deleted=start is not None)]
     pipe.link(name, run_id=run_id)
     return out
 
@@ -209,4 +210,90 @@ def test_a_later_run_where_the_file_is_back_creates_it(world):
     assert not [s for s in _dead(world, "ContentVersion") if s.startswith(doc)]
     assert not [s for s in _dead(world, "ContentNote") if s.startswith(world["note_doc"])]
     assert rpc("ir.attachment", "search_count", [["x_migration_key", "=like", f"apto:ContentVersion:{doc}/%"]]) >= 1
+    assert rpc("mail.mail", "search_count", []) == 0
+
+
+# ---- a delta of files and notes: what changed in the window, not a list per record -----------------------------
+
+FILES = ("ContentVersion", "ContentNote")
+
+
+def _queries(org) -> int:
+    return sum(n for k, n in org.get_stats()["calls"].items() if k.startswith("query"))
+
+
+def _staged(world, name, run_id):
+    return {r[0]: r[1] for r in world["state"].get_records(
+        "SELECT source_id, deleted FROM crm_migration.staging WHERE run_id = %s AND source_object = %s",
+        parameters=(run_id, name))}
+
+
+def _parents_of(org, doc):
+    return sorted(lk["LinkedEntityId"] for lk in org.tables["ContentDocumentLink"].values()
+                  if lk["ContentDocumentId"] == doc and lk["LinkedEntityId"][:3] in ("001", "003", "006")
+                  and not lk.get("IsDeleted"))
+
+
+def test_an_empty_delta_of_files_asks_one_query_per_stream_and_nothing_of_odoo(world):
+    org, pipe = world["org"], world["pipe"]
+    newest = max(r["SystemModstamp"] for t in ("ContentDocument", "ContentVersion", "ContentDocumentLink")
+                 for r in org.tables[t].values())
+    start = datetime.strptime(newest[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC) + timedelta(seconds=1)
+    parents = sum(len(_ids(world, n, org.tables[n])) for n in ("Account", "Contact", "Opportunity"))
+    assert parents > 200        # a list per 200 records would ask more than one query per stream
+    org.reset_stats()
+    calls = sum(pipe.odoo.calls.values())
+    for name in FILES:
+        assert pipe.extract(name, run_id="files-empty-delta", start=start, end=datetime.now(UTC), batch_size=50,
+                            with_deleted=True) == []
+    assert _queries(org) == len(FILES)          # the documents changed in the window: none, so no link query
+    assert sum(pipe.odoo.calls.values()) == calls
+
+
+def test_a_delta_of_files_lands_the_new_version_the_new_note_and_reads_the_deletion(world):
+    import hashlib
+
+    org, rpc, pipe = world["org"], world["rpc"], world["pipe"]
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    # a file linked to several records gets a new version
+    doc = org.data.hard_cases["file_multi_link"][0]
+    d = org.tables["ContentDocument"][doc]
+    data = b"the numbers, revised in the delta window"
+    (version,) = org.create("ContentVersion", [{"ContentDocumentId": doc, "Title": d["Title"],
+                                                "PathOnClient": f"{d['Title']}.{d['FileExtension']}",
+                                                "FileExtension": d["FileExtension"], "FileType": d["FileType"]}],
+                            at=at, blobs=[data])
+    linked = _parents_of(org, doc)
+    assert len(linked) >= 2 and len(_ids(world, "ContentVersion", [f"{doc}/{p}" for p in linked])) == len(linked)
+    # a new enhanced note on a migrated company
+    account = sorted(_ids(world, "Account", org.tables["Account"]))[0]
+    (note,) = org.create("ContentDocument", [{"Title": "Delta note", "FileType": "SNOTE", "FileExtension": "snote"}],
+                         at=at)
+    org.create("ContentVersion", [{"ContentDocumentId": note, "Title": "Delta note", "FileType": "SNOTE",
+                                   "FileExtension": "snote", "PathOnClient": "Delta note"}],
+               at=at, blobs=[b"<p>Written in the <b>delta</b> window</p>"])
+    org.create("ContentDocumentLink", [{"LinkedEntityId": account, "ContentDocumentId": note, "ShareType": "V",
+                                        "Visibility": "AllUsers"}], at=at)
+    # a file deleted in the source: its links go with it, and the delta reads them as deletions
+    named = {doc, org.data.hard_cases["file_missing"], *org.data.hard_cases["file_multi_link"]}
+    gone = next(k for k, r in org.tables["ContentDocument"].items() if k not in named and r["FileType"] != "SNOTE"
+                and not r.get("IsDeleted") and _parents_of(org, k))
+    gone_links = _parents_of(org, gone)
+    org.delete("ContentDocument", [gone], at=at)
+    org.reset_stats()
+    files = load(pipe, "ContentVersion", "files-delta", start=at, end=datetime.now(UTC))
+    notes = load(pipe, "ContentNote", "files-delta", start=at, end=datetime.now(UTC))
+    assert _queries(org) == 2 * len(FILES)       # per stream: the documents changed, then their links
+    assert _staged(world, "ContentVersion", "files-delta") == {
+        **{f"{doc}/{p}": False for p in linked}, **{f"{gone}/{p}": True for p in gone_links}}
+    assert _staged(world, "ContentNote", "files-delta") == {f"{note}/{account}": False}
+    assert [(b["created"], b["updated"]) for b in files] == [(0, len(linked))]
+    assert [(b["created"], b["updated"]) for b in notes] == [(1, 0)]
+    got = rpc("ir.attachment", "search_read", [["x_migration_key", "=like", f"apto:ContentVersion:{doc}/%"]],
+              fields=["checksum", "res_id"])
+    assert len(got) == len(linked) and {a["checksum"] for a in got} == {hashlib.sha1(data).hexdigest()}  # noqa: S324
+    (msg,) = rpc("mail.message", "search_read", [["x_migration_key", "=", f"apto:ContentNote:{note}/{account}"]],
+                 fields=["body", "model", "res_id"])
+    assert "<b>delta</b>" in msg["body"] and msg["model"] == "res.partner"
+    assert version == org.tables["ContentDocument"][doc]["LatestPublishedVersionId"]
     assert rpc("mail.mail", "search_count", []) == 0

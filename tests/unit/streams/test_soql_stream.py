@@ -134,6 +134,32 @@ def test_parent_filter_chunks_ids():
         links.soql(T0, T1, "", parent_ids=["1' OR Id != '"])
 
 
+def test_a_delta_window_follows_the_changed_documents_not_every_parent():
+    links = dataclasses.replace(stream_from_spec({
+        "fields": ["Id", "LinkedEntityId", "ContentDocumentId"], "parent_filter": "LinkedEntityId",
+        "filters": ["ContentDocument.FileType = 'SNOTE'"],
+        "delta_by": {"source_object": "ContentDocument", "fields": ["Id"], "filters": ["FileType = 'SNOTE'"],
+                     "match": "ContentDocumentId"}}, source_object="ContentDocumentLink"), include_deleted=True)
+    empty = FakeHook([])
+    assert list(links.records(empty, T0, T1)) == []
+    (docs,) = empty.queries                   # nothing changed: one query, no link asked
+    assert docs[1] is True and docs[0].startswith("SELECT Id, SystemModstamp, IsDeleted FROM ContentDocument WHERE "
+                                                  "SystemModstamp >= 2024-03-01T00:00:00Z AND SystemModstamp < ")
+    assert docs[0].endswith("AND (FileType = 'SNOTE') ORDER BY SystemModstamp, Id")
+    doc = {"Id": "069000000000001AAA", "SystemModstamp": "2024-03-01T00:30:00.000+0000"}
+    hook = FakeHook([doc])
+    list(links.records(hook, T0, T1, parent_ids=["001000000000001AAA"]))
+    _, (by_doc, deleted) = hook.queries       # its links, by document: no window, no ContentDocument filter
+    assert deleted is True and "WHERE ContentDocumentId IN ('069000000000001AAA') ORDER BY" in by_doc
+    assert "LinkedEntityId IN" not in by_doc and "FileType" not in by_doc
+    full = FakeHook([])
+    list(links.records(full, None, T1, parent_ids=["001000000000001AAA"]))     # a full read: by parent, as before
+    assert "LinkedEntityId IN ('001000000000001AAA')" in full.queries[0][0]
+    with pytest.raises(StreamSpecError, match="delta_by must be"):
+        stream_from_spec({"fields": ["Id"], "delta_by": {"source_object": "ContentDocument", "fields": ["Id"]}},
+                         source_object="ContentDocumentLink")
+
+
 def test_missing_fields_name_object_and_field():
     describe = {"fields": [{"name": "Id"}, {"name": "Name"}, {"name": "StageName"}, {"name": "SystemModstamp"},
                            {"name": "McLabs2__Archived__c"},

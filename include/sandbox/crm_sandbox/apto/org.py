@@ -37,6 +37,8 @@ DEFAULT_SECURITY_TOKEN = "SANDBOXTOKEN"
 CDL_RESTRICTION = ("Implementation restriction: ContentDocumentLink requires a filter by a single Id on "
                    "ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN "
                    "operator.")
+CDL_DOCUMENT_FIELDS = ("Implementation restriction: ContentDocumentLink can be filtered on ContentDocument fields only "
+                       "when it is filtered by LinkedEntityId, not by ContentDocumentId.")
 CURSOR_IDLE_SECONDS = 15 * 60
 BLOB_FIELDS = {("ContentVersion", "VersionData"), ("Attachment", "Body"), ("ContentNote", "Content")}
 
@@ -461,17 +463,27 @@ class AptoOrg:
         return rows
 
     def _check_cdl(self, q: soql.Query) -> None:
+        """Salesforce's rule: a filter by Id(s) on ContentDocumentId or LinkedEntityId (``=`` or ``IN``); a filter on
+        ContentDocument fields only next to a LinkedEntityId one."""
+        by: set[str] = set()
         for cond in soql.top_level_conditions(q.where):
             name = cond.field.path.lower() if hasattr(cond, "field") else ""
             if name.startswith("contentdocumentlink."):
                 name = name.split(".", 1)[1]
             if name not in {"linkedentityid", "contentdocumentid"}:
                 continue
-            if isinstance(cond, soql.Compare) and cond.op == "=" and cond.value.kind == "string":
-                return
-            if isinstance(cond, soql.InList) and not cond.negate:
-                return
-        raise ApiError(400, "MALFORMED_QUERY", CDL_RESTRICTION)
+            if (isinstance(cond, soql.Compare) and cond.op == "=" and cond.value.kind == "string") or (
+                    isinstance(cond, soql.InList) and not cond.negate):
+                by.add(name)
+        if not by:
+            raise ApiError(400, "MALFORMED_QUERY", CDL_RESTRICTION)
+        if "linkedentityid" not in by:
+            for cond in soql.iter_literals(q.where):
+                path = cond.field.path.lower() if hasattr(cond, "field") else ""
+                if path.startswith("contentdocumentlink."):
+                    path = path.split(".", 1)[1]
+                if path.startswith("contentdocument."):
+                    raise ApiError(400, "MALFORMED_QUERY", CDL_DOCUMENT_FIELDS)
 
     def _format(self, sobject: str, rec: Mapping[str, Any], columns: list[Column], version: str,
                 tooling: bool, cat: _Catalog) -> dict[str, Any]:
@@ -605,6 +617,25 @@ class AptoOrg:
                     "PrevAmount": None, "PrevCloseDate": None}
                 self.index[hid] = "OpportunityHistory"
 
+    def _new_version(self, rec: dict[str, Any], stamp: str) -> None:
+        """A ContentVersion created on an existing document is its new latest version, as in Salesforce: the
+        others are no longer latest, the document takes its title, type and size (and a new SystemModstamp)."""
+        doc = self.tables["ContentDocument"].get(rec["ContentDocumentId"])
+        if doc is None:
+            return
+        n = 0
+        for v in self.tables["ContentVersion"].values():
+            if v.get("ContentDocumentId") == doc["Id"] and v is not rec:
+                v["IsLatest"] = False
+                n += 1
+        rec["IsLatest"] = True
+        rec["VersionNumber"] = rec.get("VersionNumber") or str(n + 1)
+        doc["LatestPublishedVersionId"] = rec["Id"]
+        for k in ("Title", "FileType", "FileExtension", "ContentSize"):
+            if rec.get(k) is not None:
+                doc[k] = rec[k]
+        doc["LastModifiedDate"] = doc["SystemModstamp"] = doc["ContentModifiedDate"] = stamp
+
     def add_custom_field(self, obj: str, name: str, type: str, label: str = "",  # noqa: A002 - Salesforce's word
                          picklist: Sequence[str] = ()) -> dict[str, Any]:
         """Add a customer's custom field (``name`` ends in ``__c``, no namespace) to ``obj``, as an admin does in
@@ -652,6 +683,8 @@ class AptoOrg:
                     if "Checksum" in rec:
                         rec["Checksum"] = hashlib.md5(data).hexdigest()  # noqa: S324 - Salesforce's checksum
                 self.index[rid] = odef.name
+                if odef.name == "ContentVersion" and rec.get("ContentDocumentId"):
+                    self._new_version(rec, stamp)
                 ids.append(rid)
         return ids
 
@@ -696,6 +729,16 @@ class AptoOrg:
                         rec[k] = stamp
                 self.data.deleted_log.setdefault(odef.name, []).append((rid, stamp))
                 ids.append(rid)
+                if odef.name == "ContentDocument":     # as Salesforce: its versions and links go with it
+                    for child, field in (("ContentVersion", "ContentDocumentId"), ("ContentDocumentLink",
+                                                                                   "ContentDocumentId")):
+                        for crec in self.tables[child].values():
+                            if crec.get(field) == rid and not crec.get("IsDeleted"):
+                                crec["IsDeleted"] = True
+                                for k in ("LastModifiedDate", "SystemModstamp"):
+                                    if k in crec:
+                                        crec[k] = stamp
+                                self.data.deleted_log.setdefault(child, []).append((crec["Id"], stamp))
         return ids
 
     def undelete(self, obj: str, record_ids: Sequence[str], at: str | datetime | None = None) -> list[str]:
