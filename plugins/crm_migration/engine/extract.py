@@ -29,8 +29,9 @@ class BatchRef(TypedDict):
 def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]], *, run_id: str, pair: str,
                  source_object: str, batch_size: int, id_field: str = "Id",
                  deleted: Callable[[Mapping[str, Any]], bool] | None = None, log: Any = None,
-                 volatile: Sequence[str] = ()) -> list[BatchRef]:
-    """Stage ``records`` in batches of ``batch_size``; return one :class:`BatchRef` per batch.
+                 volatile: Sequence[str] = (), first_batch: int = 0) -> list[BatchRef]:
+    """Stage ``records`` in batches of ``batch_size`` numbered from ``first_batch``; return one :class:`BatchRef`
+    per batch (``of``: the batches of this call).
 
     :param volatile: record keys left out of each row's source hash (see :meth:`MigrationStateHook.stage`).
 
@@ -48,7 +49,7 @@ def stage_stream(state: MigrationStateHook, records: Iterable[Mapping[str, Any]]
         nonlocal buf
         if not buf:
             return
-        batch_no = len(refs)
+        batch_no = first_batch + len(refs)
         state.stage(run_id=run_id, pair=pair, source_object=source_object, batch_no=batch_no, rows=list(buf.values()),
                     volatile=volatile)
         refs.append({"source_object": source_object, "batch_no": batch_no, "count": len(buf), "of": 0})

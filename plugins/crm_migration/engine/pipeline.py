@@ -350,6 +350,10 @@ class Pipeline:
         come along, flagged, in the same single query per stream; ``replay``: source ids of dead letters to
         re-read by id and stage too, see :mod:`~crm_migration.engine.replay`)."""
         obj = self.spec.object(name)
+        if start is None and not sample_size and not replay and self._lists_first(obj):
+            refs = self._extract_listed(obj, run_id=run_id, end=end, batch_size=batch_size)
+            if refs is not None:
+                return refs
         staged = _staged_enrichments(obj)
         for spec in staged.values():            # children the source cannot list per parent: staged first
             self._stage_children(str(spec["object"]), run_id=run_id, start=start, end=end, batch_size=batch_size,
@@ -379,6 +383,69 @@ class Pipeline:
         return stage_stream(self.state, records, run_id=run_id, pair=self.pair, source_object=name,
                             batch_size=batch_size, id_field="_source_id", log=self.log,
                             deleted=lambda r: bool(r.get("IsDeleted")), volatile=_volatile(obj))
+
+    def _lists_first(self, obj: ObjectSpec) -> bool:
+        """Whether a full read of ``obj`` may list ids and modification stamps first (:meth:`_extract_listed`): a
+        source that lists them cheaply, an object read by its own key with no enrichment but a file's bytes (which
+        the load fetches), alone on its stream."""
+        stream = obj.stream
+        pk = str(stream.get("primary_key") or "Id")
+        return (bool(getattr(self.source, "lists_stamps", False)) and stream.get("kind", "soql") == "soql"
+                and bool(stream.get("replication_key", "SystemModstamp")) and not self.source.needs_parents(obj)
+                and obj.target.id_template == f"{{{pk}}}" and not any(k != "_blob" for k in obj.enrich)
+                and len(self.siblings(obj)) < 2)
+
+    def _extract_listed(self, obj: ObjectSpec, *, run_id: str, end: datetime,
+                        batch_size: int) -> list[BatchRef] | None:
+        """A full read of an object that landed before: its ids, modification stamps and parents' fields first (one
+        narrow listing: what can change a record without changing its stamp is listed too), then the records new
+        or changed since they landed, in full, by id; the others are staged again from the version that landed,
+        inside the state DB (:meth:`MigrationStateHook.stage_landed`), and the load finds them unchanged as
+        before. ``None``: read it whole instead (nothing of it landed yet, or a tenth of it or more changed:
+        paging through it asks fewer queries than reading those by id)."""
+        from crm_migration.engine.completeness import id_fields
+
+        scope = self.target(obj.name).source_object
+        if not self.state.get_first(f"SELECT 1 FROM {SCHEMA}.crosswalk WHERE pair = %s AND source_object = %s "
+                                    "LIMIT 1", parameters=(self.pair, scope)):
+            return None
+        started = time.perf_counter()
+        pk = str(obj.stream.get("primary_key") or "Id")
+        rk = str(obj.stream.get("replication_key", "SystemModstamp"))
+        fields = self.source.read_fields(obj)
+        narrow = [*id_fields(obj), rk, *(f for f in fields if "." in f)]
+        listed: dict[str, dict[str, Any]] = {}
+        unkeyed: list[str] = []             # read in full: the extraction dead-letters them with its reason
+        for r in self.source.id_records(obj, fields=narrow, end=end):
+            if r.get("IsDeleted") or not matches(obj, r):
+                continue
+            try:
+                listed[obj.source_id(r)] = r
+            except KeyError:
+                unkeyed.append(str(r[pk]))
+        same = set(self.state.landed_as_listed(run_id=run_id, pair=self.pair, source_object=obj.name, scope=scope,
+                                               fields=fields, listed=listed))
+        fetch = [*sorted(set(listed) - same), *unkeyed]
+        if fetch and len(fetch) * 10 >= len(listed):
+            self.log.info("%s: %d of %d records new or changed since they landed: read whole", obj.name, len(fetch),
+                          len(listed))
+            return None
+        refs: list[BatchRef] = [{"source_object": obj.name, "batch_no": b["batch_no"], "count": b["count"], "of": 0}
+                                for b in self.state.stage_landed(run_id=run_id, pair=self.pair, source_object=obj.name,
+                                                                 scope=scope, source_ids=sorted(same), first_batch=0,
+                                                                 batch_size=batch_size)]
+        records = self.source.records_by_id(obj, fetch) if fetch else None
+        if records is not None:
+            keyed = self._keyed(obj, (r for r in records if matches(obj, r)), run_id)
+            refs += stage_stream(self.state, keyed, run_id=run_id, pair=self.pair, source_object=obj.name,
+                                 batch_size=batch_size, id_field="_source_id", log=self.log, volatile=_volatile(obj),
+                                 first_batch=len(refs))
+        for ref in refs:
+            ref["of"] = len(refs)
+        self.log.info("%s: %d records listed by id and %s; %d unchanged since they landed staged again from the "
+                      "state DB, %d read in full (%.1f s)", obj.name, len(listed), rk, len(same), len(fetch),
+                      time.perf_counter() - started)
+        return refs
 
     def siblings(self, obj: ObjectSpec) -> list[str]:
         """The loadable objects that read the same source stream as ``obj`` (one resource split by ``where``

@@ -624,6 +624,70 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
+    def landed_as_listed(self, *, run_id: str, pair: str, source_object: str, scope: str, fields: Sequence[str],
+                         listed: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """The ids of ``listed`` (``{source id: the record as an id-only listing gives it}``: its key, modification
+        stamp and parents' fields) whose version that landed is still the source's: the record staged by the run
+        that last wrote its crosswalk row holds the listed values (``@>``), every one of ``fields`` (the stream's,
+        as read now), and the md5 the crosswalk recorded for what landed; no open dead letter. One statement per
+        5,000 ids (index probes per id); nothing written."""
+        out: list[str] = []
+        items = list(listed.items())
+        for i in range(0, len(items), 5000):
+            chunk = dict(items[i:i + 5000])
+
+            def q(cur: Any, chunk: dict[str, Any] = chunk) -> list[str]:
+                self._execute(cur, f"""SELECT l.source_id
+                    FROM jsonb_each(%(listed)s::jsonb) AS l(source_id, probe)
+                    JOIN {SCHEMA}.crosswalk c ON c.pair = %(pair)s AND c.source_object = %(scope)s
+                                             AND c.source_id = l.source_id
+                    JOIN {SCHEMA}.staging s ON s.run_id = c.run_id AND s.pair = c.pair AND s.source_object = %(obj)s
+                                           AND s.source_id = l.source_id
+                    WHERE c.run_id IS DISTINCT FROM %(run)s AND NOT s.deleted AND s.record @> l.probe
+                      AND s.source_hash IS NOT NULL AND c.source_hash LIKE '%%:' || s.source_hash
+                      AND s.record ?& %(fields)s::text[]
+                      AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d WHERE d.pair = c.pair
+                                      AND d.source_object = c.source_object AND d.source_id = l.source_id
+                                      AND d.resolved_at IS NULL)""",
+                              {"listed": json.dumps(chunk, default=str, ensure_ascii=False), "pair": pair, "scope": scope, "obj": source_object,
+                               "run": run_id, "fields": [f.split(".")[0] for f in fields]})
+                return [r[0] for r in cur.fetchall()]
+
+            out += self.run_in_transaction(q)
+        return out
+
+    def stage_landed(self, *, run_id: str, pair: str, source_object: str, scope: str, source_ids: Sequence[str],
+                     first_batch: int, batch_size: int) -> list[dict[str, int]]:
+        """Stage for ``run_id`` the records of ``source_ids`` as the run that last wrote their crosswalk row staged
+        them (found by :meth:`landed_as_listed`: the source did not change since), in batches of ``batch_size``
+        numbered from ``first_batch``, inside the database (no record leaves it). Returns ``[{batch_no, count}]``."""
+        if not source_ids:
+            return []
+
+        def q(cur: Any) -> list[dict[str, int]]:
+            self._execute(cur, f"""WITH copied AS (
+                INSERT INTO {SCHEMA}.staging AS t (run_id, pair, source_object, source_id, batch_no, record, deleted,
+                                                   source_hash)
+                SELECT %(run)s, s.pair, s.source_object, s.source_id,
+                       %(first)s + (row_number() OVER (ORDER BY s.source_id) - 1)::int / %(size)s, s.record, false,
+                       s.source_hash
+                FROM unnest(%(ids)s::text[]) AS l(source_id)
+                JOIN {SCHEMA}.crosswalk c ON c.pair = %(pair)s AND c.source_object = %(scope)s
+                                         AND c.source_id = l.source_id
+                JOIN {SCHEMA}.staging s ON s.run_id = c.run_id AND s.pair = c.pair AND s.source_object = %(obj)s
+                                       AND s.source_id = l.source_id
+                ORDER BY s.source_id
+                ON CONFLICT (run_id, pair, source_object, source_id) DO UPDATE
+                   SET record = EXCLUDED.record, deleted = false, batch_no = EXCLUDED.batch_no, extracted_at = now(),
+                       source_hash = EXCLUDED.source_hash
+                RETURNING t.batch_no)
+                SELECT batch_no, count(*) FROM copied GROUP BY batch_no ORDER BY batch_no""",
+                          {"run": run_id, "pair": pair, "obj": source_object, "scope": scope,
+                           "ids": sorted(source_ids), "first": first_batch, "size": batch_size})
+            return [{"batch_no": b, "count": n} for b, n in cur.fetchall()]
+
+        return self.run_in_transaction(q)
+
     def staged_batches(self, *, run_id: str, pair: str, source_object: str) -> list[dict[str, int]]:
         """Return ``[{batch_no, count}]`` of what is staged for this run and object, in order."""
         def q(cur: Any) -> list[dict[str, int]]:

@@ -40,6 +40,9 @@ class AptoSource:
     #: deletions are read from the recycle bin (``queryAll``, ``IsDeleted``), which keeps them 15 days
     deletions_kept = timedelta(days=15)
     deletions_kept_where = "Salesforce keeps deleted records in its recycle bin"
+    #: a full rerun may list ids and ``SystemModstamp`` first and read in full only what changed (``id_records``,
+    #: ``records_by_id``): one narrow SOQL listing instead of every field of every record
+    lists_stamps = True
 
     def __init__(self, hook: AptoHook) -> None:
         self.hook = hook
@@ -107,6 +110,10 @@ class AptoSource:
             return
         spec = {**dict(obj.stream), "fields": list(fields)}
         yield from stream_from_spec(spec, source_object=obj.source_object).records(self.hook, None, end)
+
+    def read_fields(self, obj: ObjectSpec) -> tuple[str, ...]:
+        """The fields a record of the object's stream carries (namespace filled in)."""
+        return stream_from_spec(obj.stream, source_object=obj.source_object).field_names(self.namespace)
 
     def records_by_id(self, obj: ObjectSpec, ids: Sequence[str]) -> Iterator[dict[str, Any]] | None:
         """The live records of ``ids`` (the object's own ids: its key is its primary key), or None when the object

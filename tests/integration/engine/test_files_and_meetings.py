@@ -9,6 +9,8 @@ file order: a later one brings the files back, the last ones run deltas of files
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -297,3 +299,25 @@ def test_a_delta_of_files_lands_the_new_version_the_new_note_and_reads_the_delet
     assert "<b>delta</b>" in msg["body"] and msg["model"] == "res.partner"
     assert version == org.tables["ContentDocument"][doc]["LatestPublishedVersionId"]
     assert rpc("mail.mail", "search_count", []) == 0
+
+
+# ---- a full rerun: ids and stamps first, in full only what changed ----------------------------------------------
+
+
+def test_a_full_rerun_lists_ids_and_stamps_and_reads_in_full_only_what_changed(world, caplog):
+    org, rpc, pipe = world["org"], world["rpc"], world["pipe"]
+    landed = _ids(world, "Account", org.tables["Account"])
+    changed, other = sorted(landed)[:2]
+    org.update("Account", [{"Id": changed, "Name": "Renamed before the rerun"}])
+    caplog.set_level(logging.INFO, logger="crm_migration")
+    out = load(pipe, "Account", "files-rerun")
+    (listing,) = re.findall(r"Account: (\d+) records listed by id and SystemModstamp; (\d+) unchanged since they "
+                            r"landed staged again from the state DB, (\d+) read in full", caplog.text)
+    listed, again, full = map(int, listing)
+    assert listed == again + full and 1 <= full <= listed // 10 and listed >= len(landed)
+    assert sum(b["rows"] for b in out) == listed                  # every record staged: the run is whole
+    assert (sum(b["created"] for b in out), sum(b["updated"] for b in out)) == (0, 1)
+    assert rpc("res.partner", "read", [landed[changed]], fields=["name"])[0]["name"] == "Renamed before the rerun"
+    staged = world["state"].read_batch(run_id="files-rerun", pair="apto_to_odoo", source_object="Account",
+                                       batch_no=0)
+    assert {s["source_id"] for s in staged} >= {other} and all(s["record"] for s in staged)
