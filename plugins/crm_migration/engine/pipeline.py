@@ -414,21 +414,32 @@ class Pipeline:
         rk = str(obj.stream.get("replication_key", "SystemModstamp"))
         fields = self.source.read_fields(obj)
         narrow = [*id_fields(obj), rk, *(f for f in fields if "." in f)]
+        same: set[str] = set()
+        fetch: list[str] = []               # new or changed, and the unkeyed (the extraction dead-letters them)
         listed: dict[str, dict[str, Any]] = {}
-        unkeyed: list[str] = []             # read in full: the extraction dead-letters them with its reason
+        total = 0
+
+        def compare() -> None:              # per 5,000 listed: memory holds ids, not records
+            found = set(self.state.landed_as_listed(run_id=run_id, pair=self.pair, source_object=obj.name,
+                                                    scope=scope, fields=fields, listed=listed))
+            same.update(found)
+            fetch.extend(sid for sid in listed if sid not in found)
+            listed.clear()
+
         for r in self.source.id_records(obj, fields=narrow, end=end):
             if r.get("IsDeleted") or not matches(obj, r):
                 continue
+            total += 1
             try:
                 listed[obj.source_id(r)] = r
             except KeyError:
-                unkeyed.append(str(r[pk]))
-        same = set(self.state.landed_as_listed(run_id=run_id, pair=self.pair, source_object=obj.name, scope=scope,
-                                               fields=fields, listed=listed))
-        fetch = [*sorted(set(listed) - same), *unkeyed]
-        if fetch and len(fetch) * 10 >= len(listed):
+                fetch.append(str(r[pk]))
+            if len(listed) >= 5000:
+                compare()
+        compare()
+        if fetch and len(fetch) * 10 >= total:
             self.log.info("%s: %d of %d records new or changed since they landed: read whole", obj.name, len(fetch),
-                          len(listed))
+                          total)
             return None
         refs: list[BatchRef] = [{"source_object": obj.name, "batch_no": b["batch_no"], "count": b["count"], "of": 0}
                                 for b in self.state.stage_landed(run_id=run_id, pair=self.pair, source_object=obj.name,
@@ -443,7 +454,7 @@ class Pipeline:
         for ref in refs:
             ref["of"] = len(refs)
         self.log.info("%s: %d records listed by id and %s; %d unchanged since they landed staged again from the "
-                      "state DB, %d read in full (%.1f s)", obj.name, len(listed), rk, len(same), len(fetch),
+                      "state DB, %d read in full (%.1f s)", obj.name, total, rk, len(same), len(fetch),
                       time.perf_counter() - started)
         return refs
 
