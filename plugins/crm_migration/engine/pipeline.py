@@ -358,12 +358,19 @@ class Pipeline:
         for spec in staged.values():            # children the source cannot list per parent: staged first
             self._stage_children(str(spec["object"]), run_id=run_id, start=start, end=end, batch_size=batch_size,
                                  with_deleted=with_deleted)
+        # a parent_filter stream (files, notes): a delta follows what changed in the window (delta_by), a full read
+        # asks one query per parent object (a semi-join); either keeps what hangs on a migrated record. A sample,
+        # or a delta without delta_by, asks about the parent ids
         by_change = start is not None and not sample_size and bool(obj.stream.get("delta_by"))
+        by_object = start is None and not sample_size and self.source.needs_parents(obj) and obj.attach is not None
         parent_ids = self._parent_ids(obj, run_id if sample_size else None) \
-            if self.source.needs_parents(obj) and not by_change else None
+            if self.source.needs_parents(obj) and not (by_change or by_object) else None
+        parent_objects = [self.spec.object(n).source_object for n in obj.attach.objects] \
+            if by_object and obj.attach is not None else None
         records: Iterable[dict[str, Any]] = self._read(obj, run_id=run_id, start=start, end=end,
-                                                       parent_ids=parent_ids, with_deleted=with_deleted)
-        if by_change:           # the records of what changed, whatever they hang on: those on migrated records
+                                                       parent_ids=parent_ids, with_deleted=with_deleted,
+                                                       parent_objects=parent_objects)
+        if by_change or by_object:
             records = self._on_migrated(obj, records, batch_size)
         if replay:
             from crm_migration.engine.replay import replayed
@@ -465,7 +472,8 @@ class Pipeline:
                 if o.source_object == obj.source_object and dict(o.stream) == dict(obj.stream)]
 
     def _read(self, obj: ObjectSpec, *, run_id: str, start: datetime | None, end: datetime,
-              parent_ids: list[str] | None, with_deleted: bool) -> Iterable[dict[str, Any]]:
+              parent_ids: list[str] | None, with_deleted: bool,
+              parent_objects: list[str] | None = None) -> Iterable[dict[str, Any]]:
         """The object's source records of the window: from the source, or, when other objects read the same
         stream, from the run's one read of it (the first of them to extract stages the stream whole under
         ``<source object>:read``; the others read it back from the staging table, not from the source)."""
@@ -473,6 +481,9 @@ class Pipeline:
             self.log.info("%s: the window [%s, %s) is empty: nothing to read", obj.name, start.isoformat(),
                           end.isoformat())
             return iter(())
+        if parent_objects is not None:
+            return self.source.records(obj, start=start, end=end, parent_objects=parent_objects,
+                                       with_deleted=with_deleted)
         if parent_ids is not None or self.source.needs_parents(obj) or len(self.siblings(obj)) < 2:
             return self.source.records(obj, start=start, end=end, parent_ids=parent_ids, with_deleted=with_deleted)
         return self._read_once(obj, run_id=run_id, start=start, end=end, with_deleted=with_deleted)

@@ -66,10 +66,12 @@ class AptoSource:
         return {o: list(self.hook.describe(o)["fields"]) for o in dict.fromkeys(source_objects)}
 
     def records(self, obj: ObjectSpec, *, start: datetime | None, end: datetime,
-                parent_ids: Sequence[str] | None = None, with_deleted: bool = False) -> Iterator[dict[str, Any]]:
+                parent_ids: Sequence[str] | None = None, with_deleted: bool = False,
+                parent_objects: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Yield the object's source records in ``[start, end)`` (``start=None``: from the beginning).
 
         :param with_deleted: also the records deleted in the window (``queryAll``, ``IsDeleted`` true).
+        :param parent_objects: a ``parent_filter`` stream's parents by object (a semi-join each), not by ids.
         """
         kind = obj.stream.get("kind", "soql")
         if kind == "soql":
@@ -79,7 +81,7 @@ class AptoSource:
                            "fields": [*spec.get("fields", ()), *(() if "IsDeleted" in spec.get("fields", ())
                                                                  else ("IsDeleted",))]}
                 rows = stream_from_spec(deleted, source_object=obj.source_object).records(
-                    self.hook, start, end, parent_ids=parent_ids)
+                    self.hook, start, end, parent_ids=parent_ids, parent_objects=parent_objects)
                 try:
                     first = next(rows, None)
                 except AptoApiError as exc:     # objects that cannot be deleted have no IsDeleted
@@ -91,7 +93,7 @@ class AptoSource:
                         yield from rows
                     return
             stream = stream_from_spec(spec, source_object=obj.source_object)
-            yield from stream.records(self.hook, start, end, parent_ids=parent_ids)
+            yield from stream.records(self.hook, start, end, parent_ids=parent_ids, parent_objects=parent_objects)
         elif kind == "pipeline_stages":
             yield from self._pipeline_stages(obj)
         elif kind == "tooling":

@@ -135,7 +135,7 @@ class SoqlStream:
 
     def _where(self, start: datetime | None, end: datetime | None, ns: str,
                parent_ids: Sequence[str] | None, ids: Sequence[str] | None = None,
-               key: str | None = None) -> list[str]:
+               key: str | None = None, parent_object: str | None = None) -> list[str]:
         where: list[str] = []
         if ids is not None:                     # records by id (or by ``key``): no window, no parent filter
             bad = [i for i in ids if not is_sf_id(i)]
@@ -151,7 +151,12 @@ class SoqlStream:
             if end is not None:
                 where.append(f"{rk} < {soql_datetime(end)}")
         where += [f"({expand_namespace(c, ns)})" for c in self.filters]
-        if self.parent_filter:
+        if self.parent_filter and parent_object is not None:       # a semi-join: the parents of one object
+            if not _OBJECT_RE.match(parent_object):
+                raise StreamSpecError(self.source_object, f"invalid parent object {parent_object!r}")
+            where.append(f"{expand_namespace(self.parent_filter, ns)} IN (SELECT Id FROM "
+                         f"{expand_namespace(parent_object, ns)})")
+        elif self.parent_filter:
             if parent_ids is None:
                 raise StreamSpecError(self.source_object, f"needs parent ids for {self.parent_filter} IN (...)")
             bad = [i for i in parent_ids if not is_sf_id(i)]
@@ -162,17 +167,18 @@ class SoqlStream:
 
     def soql(self, start: datetime | None, end: datetime | None, ns: str, *,
              parent_ids: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-             key: str | None = None) -> str:
+             key: str | None = None, parent_object: str | None = None) -> str:
         """Return the SOQL for the window ``[start, end)``, ordered by replication key then id.
 
         ``start=None`` reads from the beginning; ``parent_ids`` fills ``parent_filter IN (...)``
         (one chunk: :meth:`records` chunks for you); ``ids``: the records of those primary keys instead of a
         window (one chunk: :meth:`records_by_id`), the stream's filters still applied; with ``key``: the records
-        whose field ``key`` is in ``ids`` (``delta_match``), without the stream's filters.
+        whose field ``key`` is in ``ids`` (``delta_match``), without the stream's filters; ``parent_object``:
+        ``parent_filter IN (SELECT Id FROM <parent_object>)`` instead of ids.
         """
         if start is not None and end is not None and soql_datetime(start) >= soql_datetime(end):
             raise ValueError(f"{self.source_object}: empty window [{soql_datetime(start)}, {soql_datetime(end)})")
-        where = self._where(start, end, ns, parent_ids, ids, key)
+        where = self._where(start, end, ns, parent_ids, ids, key, parent_object)
         order = [expand_namespace(k, ns) for k in (self.replication_key, self.primary_key) if k]
         text = f"SELECT {', '.join(self.field_names(ns))} FROM {self.object_name(ns)}"
         if where:
@@ -180,8 +186,11 @@ class SoqlStream:
         return text + " ORDER BY " + ", ".join(order)
 
     def _queries(self, start: datetime | None, end: datetime | None, ns: str,
-                 parent_ids: Sequence[str] | None) -> Iterator[str]:
-        if self.parent_filter and parent_ids is not None:
+                 parent_ids: Sequence[str] | None, parent_objects: Sequence[str] | None = None) -> Iterator[str]:
+        if self.parent_filter and parent_objects is not None:
+            for parent in dict.fromkeys(parent_objects):
+                yield self.soql(start, end, ns, parent_object=parent)
+        elif self.parent_filter and parent_ids is not None:
             for batch in chunked(dict.fromkeys(parent_ids), self.parent_chunk_size):
                 yield self.soql(start, end, ns, parent_ids=batch)
         else:
@@ -190,26 +199,30 @@ class SoqlStream:
     # ---- reading ---------------------------------------------------------------------------------------
 
     def records(self, hook: AptoHook, start: datetime | None, end: datetime, *,
-                parent_ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+                parent_ids: Sequence[str] | None = None,
+                parent_objects: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """Yield the records changed in ``[start, end)`` page by page, never one at or past ``end``.
 
         The path (REST or Bulk API 2.0) follows ``bulk``; the choice and its reason are logged.
 
         :param parent_ids: ids for ``parent_filter`` (required when the stream has one; none → nothing); a delta
             window (``start`` given) of a stream with ``delta_by`` needs none and ignores them.
+        :param parent_objects: instead of ``parent_ids``, the objects whose records are the parents: one semi-join
+            query each (``parent_filter IN (SELECT Id FROM <object>)``), paged.
         """
         if start is not None and self.delta_by is not None:
             yield from self._delta_records(hook, start, end)
             return
-        if self.parent_filter and parent_ids is not None and not parent_ids:
+        if self.parent_filter and parent_objects is None and parent_ids is not None and not parent_ids:
             return
         if end > datetime.now(UTC):
             hook.log.warning("%s: window end %s is in the future; records changed after now and before it"
                              " may be missed by this read", self.source_object, soql_datetime(end))
         ns = hook.namespace
         rk = expand_namespace(self.replication_key, ns) if self.replication_key else None
-        queries = list(self._queries(start, end, ns, parent_ids))
-        bulk = self._use_bulk(hook, start, queries, chunked_ids=bool(self.parent_filter and parent_ids is not None))
+        queries = list(self._queries(start, end, ns, parent_ids, parent_objects))
+        bulk = self._use_bulk(hook, start, queries, chunked_ids=bool(self.parent_filter and parent_ids is not None
+                                                                     and parent_objects is None))
         skipped = 0
         for soql in queries:
             if bulk:

@@ -153,8 +153,14 @@ def test_a_delta_window_follows_the_changed_documents_not_every_parent():
     assert deleted is True and "WHERE ContentDocumentId IN ('069000000000001AAA') ORDER BY" in by_doc
     assert "LinkedEntityId IN" not in by_doc and "FileType" not in by_doc
     full = FakeHook([])
-    list(links.records(full, None, T1, parent_ids=["001000000000001AAA"]))     # a full read: by parent, as before
+    list(links.records(full, None, T1, parent_ids=["001000000000001AAA"]))     # a full read: by parent ids
     assert "LinkedEntityId IN ('001000000000001AAA')" in full.queries[0][0]
+    by_object = FakeHook([])                                                   # or one semi-join per parent object
+    list(links.records(by_object, None, T1, parent_objects=["Account", "<ns>__Property__c", "Account"]))
+    assert [q for q, _ in by_object.queries] == [
+        "SELECT Id, LinkedEntityId, ContentDocumentId, SystemModstamp FROM ContentDocumentLink WHERE "
+        f"SystemModstamp < 2024-03-01T01:00:00Z AND (ContentDocument.FileType = 'SNOTE') AND LinkedEntityId IN "
+        f"(SELECT Id FROM {o}) ORDER BY SystemModstamp, Id" for o in ("Account", "McLabs2__Property__c")]
     with pytest.raises(StreamSpecError, match="delta_by must be"):
         stream_from_spec({"fields": ["Id"], "delta_by": {"source_object": "ContentDocument", "fields": ["Id"]}},
                          source_object="ContentDocumentLink")
