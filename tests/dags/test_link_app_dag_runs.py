@@ -1,13 +1,15 @@
 """The Link app pair's DAGs under dag.test() against the Link app sandbox over HTTP and a private PostgreSQL.
 
 One module-scoped world per Odoo target (Airflow metadata DB, Link app tenant, Odoo, state DB); the tests run in
-file order: sample (with its field-level diff) -> full -> a rerun that writes nothing -> a delta carrying exactly
-the tenant's changes -> the delta's rollback giving back what Odoo held before it. Every run through ``run``
+file order: sample (with its field-level diff) -> full (its lost file dead-lettered, named as needing action) -> a
+rerun that writes nothing -> a delta carrying exactly the tenant's changes and replaying the file once it is back ->
+the delta's rollback giving back what Odoo held before it (the file's dead letter open again). Every run through ``run``
 also checks that no mail was queued and every record created is keyed.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -159,6 +161,29 @@ def _not_on_19(world) -> None:
                     "19's rerun, delta and rollback")
 
 
+def _head(uri):
+    page = ObjectStoragePath(uri).read_text(encoding="utf-8")
+    return page[page.index("<h1"):page.index("<h2")]
+
+
+def test_2c_the_full_runs_dead_letter_is_named_as_needing_action(world):
+    """The file the tenant lost: the full run's headline and reconciliation say the attachments need action (the
+    delta of test 4 replays it once the file is back, and the rollback of that delta opens it again)."""
+    state, lost = world["state"], world["hard"]["attachment_missing"]
+    full = state.get_run(world["runs"]["full"])["stats"]
+    head = _head(full["report"])
+    assert "need action: open dead letters in" in head and "attachments" in head
+    assert [line for line in full["dead_letters_need_action"] if line.startswith("attachments: ")], full[
+        "dead_letters_need_action"]
+    assert full["cutover"].startswith("Cutover NOT complete") and "attachments" in full["cutover"], full["cutover"]
+    assert lost in state.open_dead_letter_ids(PAIR, "attachments")
+    assert not list(world["hook"].search_read("ir.attachment", [("x_migration_key", "=", _key(lost))], ["id"]))
+
+
+def _key(attachment):
+    return f"link_app:attachments:{attachment}"
+
+
 def test_3_a_rerun_changes_nothing(world):
     _not_on_19(world)
     rid = run(world, f"{PAIR}_migrate", run_conf={"mode": "full", "approved_by": "ci"})
@@ -168,9 +193,12 @@ def test_3_a_rerun_changes_nothing(world):
 
 
 def test_4_delta_carries_exactly_the_tenants_changes(world):
-    _not_on_19(world)
     """An update, a create and a deletion in the tenant after the full run; the delta of the window covering them
-    updates the contact, creates the company and archives the deal, and writes nothing else."""
+    updates the contact, creates the company and archives the deal, and writes nothing else. The lost file is back
+    in the tenant (behind the API: no record changed, no window reads it again): the same delta, with Param
+    replay_dead_letters, re-reads that attachment by id, lands it on its record and closes its dead letters; its
+    reconciliation then says the cutover is complete."""
+    _not_on_19(world)
     tenant, hard = world["tenant"], world["hard"]
     linked = {lk["contact_id"] for lk in tenant.tables["contact_companies"].values()}
     contact = next(c for c in sorted(tenant.tables["contacts"], reverse=True) if c not in linked
@@ -186,9 +214,11 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
                    "deletes": {"deals": [gone]}})
     logical = at.replace(minute=at.minute - at.minute % 15, second=0) + timedelta(minutes=15)
     assert logical - timedelta(minutes=15) <= at < logical                  # the window's interval covers them
-    rid = run(world, f"{PAIR}_delta", logical_date=logical)
+    lost, fixed = hard["attachment_missing"], b"%PDF-1.4\n% the 2019 scan, found again\n"
+    tenant.data.files[lost] = fixed                                        # fixed in the tenant: the file is back
+    rid = run(world, f"{PAIR}_delta", logical_date=logical, run_conf={"replay_dead_letters": "attachments"})
     acts = {k: v for k, v in audit(world, rid).items() if k != "skip"}
-    assert acts == {"update": 1, "create": 1, "archive": 1}, acts
+    assert acts == {"update": 1, "create": 2, "archive": 1}, acts          # the company, and the replayed file
     assert read(world, "res.partner", ids["contact"], ["function"])["function"] == "Changed in the delta"
     assert read(world, "crm.lead", ids["deal"], ["active"])["active"] is False          # deleted -> archived
     (company,) = world["hook"].search_read("res.partner", [("name", "=", "Delta Newco LLC")],
@@ -196,6 +226,23 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     assert company["x_migration_key"].startswith("link_app:companies:") and company["is_company"] is True
     assert (company["city"], world["rpc"]("res.country", "read", [company["country_id"][0]], fields=["code"])[0][
         "code"]) == ("Lyon", "FR")
+    # the replayed dead letter: landed on its record, closed on every run that had it (the full run and the rerun)
+    state, rec = world["state"], tenant.tables["attachments"][lost]
+    (landed,) = world["hook"].search_read("ir.attachment", [("x_migration_key", "=", _key(lost))],
+                                          ["name", "datas", "res_model", "res_id"])
+    assert (landed["name"], base64.b64decode(landed["datas"])) == (rec["file_name"], fixed)
+    scope = {"contact": "contacts", "company": "companies", "deal": "deals"}[rec["related"]["type"]]
+    assert (landed["res_model"], landed["res_id"]) == ("crm.lead" if scope == "deals" else "res.partner",
+                                                       odoo_id(world, scope, str(rec["related"]["id"])))
+    dls = {(d["run_id"], d["resolution"], d["resolved_run_id"], d["replayed_by"])
+           for d in state.dead_letters(pair=PAIR, unresolved_only=False)
+           if (d["source_object"], d["source_id"]) == ("attachments", lost)}
+    assert {d[1:] for d in dls} == {("landed", rid, rid)} and world["runs"]["full"] in {d[0] for d in dls}
+    assert lost not in state.open_dead_letter_ids(PAIR, "attachments")
+    stats = state.get_run(rid)["stats"]
+    assert stats["dead_letters"]["attachments"]["resolved"] >= 1
+    assert stats["cutover_complete"] is True and stats["cutover"].startswith("Cutover complete"), stats["cutover"]
+    assert stats["cutover"] in _head(stats["reconciliation_report"])
     world["runs"]["delta"], world["delta_ids"] = rid, ids
 
 
@@ -208,3 +255,7 @@ def test_5_rollback_of_the_delta_restores_the_pre_delta_values(world):
     assert read(world, "crm.lead", ids["deal"], DEAL_FIELDS) == before["deal"]
     assert world["hook"].call("res.partner", "search_count", [[("name", "=", "Delta Newco LLC")]],
                               {"context": {"active_test": False}}) == 0
+    # the file the delta replayed is removed again, so its dead letters are open again: the cutover needs it
+    lost = world["hard"]["attachment_missing"]
+    assert not list(world["hook"].search_read("ir.attachment", [("x_migration_key", "=", _key(lost))], ["id"]))
+    assert lost in world["state"].open_dead_letter_ids(PAIR, "attachments")

@@ -32,6 +32,12 @@ log_ = logging.getLogger(__name__)
 
 CONFLICT_POLICIES = ("report", "source_wins")
 
+#: Fields Odoo computes by itself and the tool never writes, that a run changes all the same (model -> fields): a
+#: deal's predictive-scoring probability, recomputed by Odoo on a stage, an archive, a changed email or phone. A run
+#: reads them before it writes the record (its prior values) and a rollback writes them back (Odoo 17 and 19 keep a
+#: written value until their next recomputation); they are never judged as edits, nor kept as the tool's writes.
+RECOMPUTED: dict[str, tuple[str, ...]] = {"crm.lead": ("automated_probability",)}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
@@ -196,7 +202,9 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     updates: dict[int, dict[str, Any]] = {}
     update_rows: dict[int, Row] = {}
     if to_check:
-        names = sorted({f for row, _, _ in to_check for f in _full(row)})
+        # and what Odoo recomputes by itself when the record is written: its prior value is the rollback's
+        own = [f for f in RECOMPUTED.get(model, ()) if f in fields]
+        names = sorted({f for row, _, _ in to_check for f in _full(row)} | set(own))
         current = {rec["id"]: rec for rec in odoo.read(model, [oid for _, oid, _ in to_check], names,
                                                        context={"active_test": False})}
         for row, oid, written in to_check:
@@ -223,7 +231,8 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             if delta:
                 updates[oid] = delta
                 update_rows[oid] = row
-                plan.prior[oid] = {f: canonical(now.get(f), _type(fields, f)) for f in delta}
+                plan.prior[oid] = {f: canonical(now.get(f), _type(fields, f)) for f in [*delta, *own]}
+                plan.prior_files[oid] = {f: now[f] for f in delta if _type(fields, f) == "binary" and now.get(f)}
             elif written is not None:
                 plan.skipped.append(rid(row))
             plan.relink.append((row, oid))
@@ -266,6 +275,9 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             plan.partial.add(oid)
 
     if updates:
+        # the files about to be replaced, kept first: the run's rollback puts their bytes back
+        state.keep_prior_files(run_id=run_id, pair=target.pair, odoo_model=model,
+                               files={oid: plan.prior_files[oid] for oid in updates if plan.prior_files.get(oid)})
         # regular fields first, then the deferred ones (Odoo resets some of those on the first write)
         for phase in ("values", "deferred"):
             batch = {oid: {f: v for f, v in delta.items() if f in (update_rows[oid].get(phase) or {})}
@@ -438,6 +450,7 @@ class _Plan:
         self.created_rows: dict[Rid, Row] = {}
         self.updated: dict[int, dict[str, Any]] = {}
         self.prior: dict[int, dict[str, Any]] = {}
+        self.prior_files: dict[int, dict[str, str]] = {}   # id -> {binary field: base64 before the run's write}
         self.failed_updates: set[int] = set()
         self.partial: set[int] = set()           # created, but a deferred write failed
         self.conflicts: list[tuple[Row, int, list[str], dict[str, Any]]] = []    # (row, id, fields, both values)

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 
 from crm_migration.engine.extract import BatchRef, stage_stream
-from crm_migration.engine.load import LoadResult, Row, Target, load_batch
+from crm_migration.engine.load import RECOMPUTED, LoadResult, Row, Target, load_batch
 from crm_migration.engine.rollback import DERIVED
 from crm_migration.engine.schema import migration_key_field, target_field_problems, target_major
 from crm_migration.engine.values import canonical
@@ -911,9 +911,11 @@ class Pipeline:
                              name, len(ids), obj.model)
             return {"archived": 0, "not_migrated": len(gone) - len(ids), "cannot_archive": len(ids)}
         if ids:
-            # what Odoo resets by itself on archiving (a deal's close date) is part of what a rollback gives back
+            # what Odoo resets by itself on archiving (a deal's close date, its automated probability) is part of what
+            # a rollback gives back
             prior = {oid: {"active": True} for oid in ids.values()}
             derived = [f for f, triggers in DERIVED.get(obj.model, {}).items() if "active" in triggers and f in fields]
+            derived += [f for f in RECOMPUTED.get(obj.model, ()) if f in fields]
             if derived:
                 for rec in self.odoo.read(obj.model, list(ids.values()), derived, context={"active_test": False}):
                     prior[rec["id"]].update({f: canonical(rec[f], fields[f].get("type")) for f in derived})

@@ -24,7 +24,11 @@ finds nothing pending and does nothing.
 
 Prior values are written back and then read back: what Odoo overwrote in that same write is written
 again. A field Odoo resets when another is written (:data:`DERIVED`: a deal's stage date when its stage
-is written back) gets the value the tool had written before the run, so the record is as it was.
+is written back) gets the value the tool had written before the run, so the record is as it was. A field
+Odoo computes by itself that the run changed without writing it (:data:`RECOMPUTED`: a deal's automated
+probability) is written back from the value the run read before its write; a file the run replaced gets
+the bytes it had before (kept by the run, ``prior_files``). What Odoo still does not hold after that is
+named per record and field in the result's ``not_restored`` (and the rollback report), with the reason.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict
 
-from crm_migration.engine.load import leads_take_partner_values
+from crm_migration.engine.load import RECOMPUTED, leads_take_partner_values
 from crm_migration.engine.values import to_write
 from crm_migration.engine.verify import holds, odoo_value, read_names
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
@@ -52,7 +56,19 @@ log_ = logging.getLogger(__name__)
 DERIVED: dict[str, dict[str, frozenset[str]]] = {
     "crm.lead": {"date_last_stage_update": frozenset({"stage_id"}),
                  "date_closed": frozenset({"stage_id", "probability", "active"})},
+    # a file's bytes written without a mimetype: Odoo guesses it again from the bytes (real Odoo 17)
+    "ir.attachment": {"mimetype": frozenset({"datas", "raw"})},
 }
+
+
+class NotRestored(TypedDict):
+    model: str
+    odoo_id: int
+    source_object: str
+    source_id: str | None
+    field: str
+    wanted: Any                 # the value from before the run (canonical; a file as sha1:<hex>)
+    why: str
 
 
 class FieldEdit(TypedDict):
@@ -81,6 +97,7 @@ class RollbackResult(TypedDict):
     blocked_by: list[str]        # later runs still in force that changed records of this run
     forced: bool                 # refused records rolled back anyway (force)
     watermarks_back: list[dict[str, Any]]   # watermarks the run had moved, moved back (source_object, from, to)
+    not_restored: list[NotRestored]         # fields Odoo did not take back (or a file whose bytes were not kept)
     odoo_calls: int
     seconds: float
 
@@ -103,7 +120,8 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     calls_before = sum(odoo.calls.values())
     result: RollbackResult = {"run_id": run_id, "status": "nothing_to_do", "unlinked": {}, "restored": {},
                               "recreated": {}, "already_gone": {}, "refused": [], "blocked_by": [],
-                              "forced": False, "odoo_calls": 0, "seconds": 0.0, "watermarks_back": []}
+                              "forced": False, "odoo_calls": 0, "seconds": 0.0, "watermarks_back": [],
+                              "not_restored": []}
     rows = state.iter_manifest(run_id)
     if not rows:
         log.info("rollback of %s: nothing pending (never wrote anything, or already rolled back)", run_id)
@@ -219,9 +237,19 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
     removed = [r for r in mrows if r["action"] == "deleted"]   # the run replaced them: create them again
 
     restores: dict[int, dict[str, Any]] = {}
+    kept = state.prior_files(run_id, model, [r["odoo_id"] for r in changed if _files(r["prior_values"], fields)])
+    row_of: dict[int, dict[str, Any]] = {}
     for r in changed:
         oid = now_id[r["odoo_id"]]
+        row_of[oid] = r
         restores[oid] = _writable(r["prior_values"], fields)
+        for f, checksum in _files(r["prior_values"], fields).items():   # a file the run replaced: its bytes back
+            file = kept.get((r["odoo_id"], f))
+            if file is not None and file["checksum"] == checksum:
+                restores[oid][f] = file["base64"]
+            else:
+                result["not_restored"].append(_not_restored(model, oid, r, f, checksum, "the file's bytes from "
+                                                            "before the run were not kept: left as the run wrote it"))
         # a field Odoo resets when a restored field is written takes its value from before the run again
         before = sorted(w for w in _writes(plan.history.get(oid, ())) if w.seq < r["seq"])
         for f, _ in _derived_of(model, restores[oid]):
@@ -231,7 +259,9 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
         if model == "res.partner":             # loader trap 3: deals first, so Odoo logs nothing on them
             leads_take_partner_values(odoo, restores)
         odoo.write_batch(model, {i: _to_write(v, fields) for i, v in restores.items()})
-        _settle(odoo, model, restores, fields, log)
+        for oid, missed in _settle(odoo, model, restores, fields, log).items():
+            result["not_restored"] += [_not_restored(model, oid, row_of[oid], f, (row_of[oid]["prior_values"] or {})
+                                                     .get(f, v), _why_not(model, f)) for f, v in missed.items()]
     if created:
         odoo.unlink(model, [now_id[r["odoo_id"]] for r in created])
     recreated: dict[int, dict[str, Any]] = {}
@@ -256,7 +286,8 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
     state.record_rollback(run_id=run_id, pair=mrows[0]["pair"], odoo_model=model,
                           unlinked=[now_id[r["odoo_id"]] for r in created],
                           gone=[now_id[r["odoo_id"]] for r in gone],
-                          restored={now_id[r["odoo_id"]]: r["prior_values"] or {} for r in changed},
+                          restored={now_id[r["odoo_id"]]: {f: v for f, v in (r["prior_values"] or {}).items()
+                                                           if f not in RECOMPUTED.get(model, ())} for r in changed},
                           recreated=recreated, audit=audit, done=[r["odoo_id"] for r in mrows])
     result["unlinked"][model] = len(created)
     result["restored"][model] = len(changed)
@@ -264,6 +295,23 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
     result["already_gone"][model] = len(gone)
     log.info("rollback of %s: %s: %d unlinked, %d restored, %d created again, %d already gone", run_id, model,
              len(created), len(changed), len(removed), len(gone))
+
+
+def _files(values: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, str]:
+    """The files among prior values: ``{field: "sha1:<hex>"}`` (the manifest keeps a file's checksum)."""
+    return {f: v for f, v in (values or {}).items()
+            if (fields.get(f) or {}).get("type") == "binary" and isinstance(v, str) and v.startswith("sha1:")}
+
+
+def _not_restored(model: str, oid: int, row: Mapping[str, Any], field: str, wanted: Any, why: str) -> NotRestored:
+    return {"model": model, "odoo_id": oid, "source_object": row["source_object"], "source_id": row["source_id"],
+            "field": field, "wanted": wanted, "why": why}
+
+
+def _why_not(model: str, field: str) -> str:
+    if field in RECOMPUTED.get(model, ()):
+        return "computed by Odoo: it recomputed the value over the one written back"
+    return "Odoo did not keep the value written back (twice)"
 
 
 def _follow(moved: Mapping[int, int], oid: int) -> int:
@@ -276,15 +324,17 @@ def _follow(moved: Mapping[int, int], oid: int) -> int:
 
 
 def _writes(rows: Iterable[Mapping[str, Any]]) -> list[_Write]:
-    """The tool's writes recorded by manifest rows: each run's values, and each rollback's prior values (but a
-    file's fingerprint: a rollback cannot write back bytes it does not keep, the file stays as the run left it)."""
+    """The tool's writes recorded by manifest rows: each run's values, and each rollback's prior values (but what
+    Odoo computes by itself, and a file's fingerprint unless the run kept its bytes: without them a rollback leaves
+    the file as the run left it)."""
     out = []
     for h in rows:
         if h["action"] != "deleted":
             out.append(_Write(h["recorded_at"], h["seq"], 0, h["run_id"], h["new_values"] or {}))
         if h["rolled_back_at"] is not None and (h["action"] in ("updated", "archived") or h.get("recreated_id")):
-            prior = {f: v for f, v in (h["prior_values"] or {}).items()
-                     if not (isinstance(v, str) and v.startswith("sha1:"))}
+            own = RECOMPUTED.get(h.get("odoo_model") or "", ())
+            prior = {f: v for f, v in (h["prior_values"] or {}).items() if f not in own
+                     and not (isinstance(v, str) and v.startswith("sha1:") and not h.get("files_kept"))}
             out.append(_Write(h["rolled_back_at"], h["seq"], 1, h["run_id"], prior))
     return out
 
@@ -316,9 +366,9 @@ def _to_write(values: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str,
 
 
 def _settle(odoo: OdooHook, model: str, wanted: Mapping[int, Mapping[str, Any]], fields: Mapping[str, Any],
-            log: Any) -> None:
+            log: Any) -> dict[int, dict[str, Any]]:
     """Read ``wanted`` back; write again the fields Odoo overwrote in the same write (a deal's stage
-    resets its stage date and close date), then say what Odoo still does not hold."""
+    resets its stage date and close date), then say (and return) what Odoo still does not hold."""
     def differing() -> dict[int, dict[str, Any]]:
         names = read_names(model, {f for v in wanted.values() for f in v}, fields)
         back = {r["id"]: r for r in odoo.read(model, list(wanted), names, context={"active_test": False})}
@@ -326,10 +376,12 @@ def _settle(odoo: OdooHook, model: str, wanted: Mapping[int, Mapping[str, Any]],
                 and (d := {f: v for f, v in vals.items() if not holds(model, f, v, back[i], fields)})}
 
     if not wanted or not (again := differing()):
-        return
+        return {}
     odoo.write_batch(model, {i: _to_write(v, fields) for i, v in again.items()})
-    for i, d in differing().items():
+    missed = differing()
+    for i, d in missed.items():
         log.warning("rollback: Odoo did not take back %s %s: %s", model, i, ", ".join(sorted(d)))
+    return missed
 
 
 def _by(edit: Mapping[str, Any]) -> str:
@@ -366,4 +418,7 @@ def summary(result: Mapping[str, Any]) -> str:
              + (f", {result['recreated'][m]} created again" if result.get("recreated", {}).get(m) else "")
              for m in result["unlinked"]]
     forced = f" Forced over {len(refused)} records edited after the run." if result.get("forced") else ""
-    return f"Rollback of {run} done. " + "; ".join(parts) + "." + forced
+    missed = result.get("not_restored") or []
+    kept = (f" {len(missed)} field(s) could not be put back as they were (first: {missed[0]['model']} "
+            f"{missed[0]['odoo_id']}, field {missed[0]['field']!r}: {missed[0]['why']})." if missed else "")
+    return f"Rollback of {run} done. " + "; ".join(parts) + "." + forced + kept

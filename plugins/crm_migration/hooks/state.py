@@ -189,12 +189,19 @@ WITH mf AS (
     RETURNING 1
 ), fg AS (
     DELETE FROM {SCHEMA}.crosswalk WHERE odoo_model = %(model)s AND odoo_id = ANY(%(forget)s::bigint[])
-    RETURNING 1
+    RETURNING pair, source_object, source_id
 ), rs AS (
     UPDATE {SCHEMA}.crosswalk c SET content_hash = NULL, source_hash = NULL, updated_at = now(),
            written = COALESCE(c.written, '{{}}'::jsonb) || t.prior
     FROM jsonb_to_recordset(%(restored)s::jsonb) AS t(odoo_id bigint, prior jsonb)
     WHERE c.odoo_model = %(model)s AND c.odoo_id = t.odoo_id
+    RETURNING c.pair, c.source_object, c.source_id
+), ro AS (
+    -- a dead letter this run closed by landing its record: what it landed is undone, so it is open again
+    UPDATE {SCHEMA}.dead_letter d SET resolved_at = NULL, resolved_run_id = NULL, resolution = NULL, updated_at = now()
+    FROM (SELECT * FROM fg UNION SELECT * FROM rs) u
+    WHERE d.pair = u.pair AND d.source_object = u.source_object AND d.source_id = u.source_id
+      AND d.resolved_run_id = %(run)s AND d.resolution = 'landed'
     RETURNING 1
 ), rc AS (
     INSERT INTO {SCHEMA}.crosswalk AS c (pair, source_object, source_id, odoo_model, odoo_id, content_hash, written, run_id)
@@ -213,7 +220,7 @@ WITH mf AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM mf), (SELECT count(*) FROM fg), (SELECT count(*) FROM rs), (SELECT count(*) FROM au),
-       (SELECT count(*) FROM rc)
+       (SELECT count(*) FROM rc), (SELECT count(*) FROM ro)
 """
 
 _LOOKUP = f"""
@@ -1004,7 +1011,8 @@ class MigrationStateHook(PostgresHook):
         values back into ``written`` and clears the hash, so a later run compares afresh; binds the
         source records of ``recreated`` (``{old id: {odoo_id, source_object, source_id, written}}``:
         records the run had removed, created again) to their new ids, and notes the new id on the run's
-        manifest row (``recreated_id``: the rollback of the run that first created the record finds it).
+        manifest row (``recreated_id``: the rollback of the run that first created the record finds it); opens
+        again the dead letters the run had closed by landing a record it unlinks or restores now.
 
         :param done: the manifest ids of the rows undone, when they differ from the ids above (a record
             created again by an earlier rollback is unlinked or restored under its new id).
@@ -1023,13 +1031,51 @@ class MigrationStateHook(PostgresHook):
 
         def q(cur: Any) -> dict[str, int]:
             self._execute(cur, _RECORD_ROLLBACK, params)
-            done, forgot, rest, au, rc = cur.fetchone()
+            done, forgot, rest, au, rc, ro = cur.fetchone()
             return {"manifest": done, "crosswalk_removed": forgot, "crosswalk_restored": rest, "audit": au,
-                    "crosswalk_recreated": rc}
+                    "crosswalk_recreated": rc, "dead_letters_reopened": ro}
 
         return self.run_in_transaction(q)
 
     # --- reads for rollback and reports -----------------------------------------------------------
+
+    def keep_prior_files(self, *, run_id: str, pair: str, odoo_model: str,
+                         files: Mapping[int, Mapping[str, str]]) -> int:
+        """Keep the bytes of files a run is about to replace (``{odoo id: {field: base64}}``), read before its
+        write: its rollback puts them back. The first kept for a run, record and field wins."""
+        import base64
+
+        rows = [{"odoo_id": int(oid), "field": field, "b64": b64,
+                 "checksum": "sha1:" + hashlib.sha1(base64.b64decode(b64)).hexdigest()}
+                for oid, per in files.items() for field, b64 in per.items() if b64]
+        if not rows:
+            return 0
+
+        def q(cur: Any) -> int:
+            self._execute(cur, f"""
+                INSERT INTO {SCHEMA}.prior_files (run_id, pair, odoo_model, odoo_id, field, checksum, data)
+                SELECT %(run)s, %(pair)s, %(model)s, t.odoo_id, t.field, t.checksum, decode(t.b64, 'base64')
+                FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(odoo_id bigint, field text, b64 text, checksum text)
+                ON CONFLICT DO NOTHING""", {"run": run_id, "pair": pair, "model": odoo_model, "rows": _json(rows)})
+            return cur.rowcount
+
+        return self.run_in_transaction(q)
+
+    def prior_files(self, run_id: str, odoo_model: str, odoo_ids: Collection[int]) -> dict[tuple[int, str], dict]:
+        """``{(odoo id, field): {"checksum", "base64"}}``: the files :meth:`keep_prior_files` kept for the run."""
+        import base64
+
+        if not odoo_ids:
+            return {}
+
+        def q(cur: Any) -> dict[tuple[int, str], dict]:
+            self._execute(cur, f"SELECT odoo_id, field, checksum, data FROM {SCHEMA}.prior_files WHERE run_id = %s "
+                               "AND odoo_model = %s AND odoo_id = ANY(%s)", (run_id, odoo_model,
+                                                                          [int(i) for i in odoo_ids]))
+            return {(oid, f): {"checksum": c, "base64": base64.b64encode(bytes(d)).decode()}
+                    for oid, f, c, d in cur.fetchall()}
+
+        return self.run_in_transaction(q)
 
     def iter_manifest(self, run_id: str, *, pending_only: bool = True) -> list[dict[str, Any]]:
         """Return the manifest rows of a run, newest first (the order a rollback undoes them)."""
@@ -1063,7 +1109,9 @@ class MigrationStateHook(PostgresHook):
                     WHERE m.pair = %(pair)s AND m.odoo_model = %(model)s AND m.recreated_id IS NOT NULL
                 )
                 SELECT m.run_id, m.odoo_model, m.odoo_id, m.action, m.prior_values, m.new_values, m.seq,
-                       m.recorded_at, m.rolled_back_at, m.recreated_id
+                       m.recorded_at, m.rolled_back_at, m.recreated_id,
+                       EXISTS (SELECT 1 FROM {SCHEMA}.prior_files p WHERE p.run_id = m.run_id
+                               AND p.odoo_model = m.odoo_model AND p.odoo_id = m.odoo_id) AS files_kept
                 FROM {SCHEMA}.rollback_manifest m
                 WHERE m.pair = %(pair)s AND m.odoo_model = %(model)s AND m.odoo_id IN (SELECT id FROM ids)
                   AND m.run_id IS DISTINCT FROM %(other)s

@@ -45,6 +45,18 @@ def write_rollback_report(result: Mapping[str, Any], *, pair: str, rollback_run_
              "a rollback, the link step). A later run still in force must be rolled back first (newest first); "
              "a field a person edited in Odoo refuses the rollback unless it is triggered again with force, "
              "which overwrites those edits.")
+    missed = result.get("not_restored") or []
+    if missed:
+        report.tone = "warn" if report.tone == "ok" else report.tone
+        report.summary.append(f"{len(missed)} field(s) could not be put back as they were before the run (listed "
+                              "below, per record and field).")
+    report.add("Fields not put back", [
+        {"model": m["model"], "odoo id": m["odoo_id"], "source object": m["source_object"],
+         "source id": m["source_id"], "field": m["field"], "before the run": cell(m["wanted"]), "why": m["why"]}
+        for m in missed],
+        note="What the run changed is written back, then read back. A field Odoo computes by itself (a deal's "
+             "automated probability) is written back from the value read before the run's write; a file gets the "
+             "bytes the run kept before replacing it. Listed here: what Odoo did not keep, or could not be given.")
     back = result.get("watermarks_back") or []
     if back:
         report.summary.append(f"{len(back)} watermark(s) moved back to where they were before the run: the next "

@@ -7,7 +7,7 @@ import pytest
 
 #: the models the engine tests write keyed records to (their ``x_migration_key`` field made once per session on a
 #: real server: each creation reloads Odoo's registry, seconds per test)
-KEYED_MODELS = ("res.partner", "crm.lead", "mail.message", "mail.activity")
+KEYED_MODELS = ("res.partner", "crm.lead", "mail.message", "mail.activity", "ir.attachment")
 
 
 def keyed_models(target) -> None:
@@ -43,7 +43,7 @@ def odoo(odoo_conn_json, monkeypatch):
 
     monkeypatch.setenv("AIRFLOW_CONN_ODOO_DEFAULT", odoo_conn_json)
     hook = OdooHook()
-    ensure_migration_keys(hook, ["res.partner", "crm.lead"])
+    ensure_migration_keys(hook, ["res.partner", "crm.lead", "ir.attachment"])
     hook.calls.clear()
     yield hook
     hook.close()

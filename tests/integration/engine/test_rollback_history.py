@@ -2,12 +2,14 @@
 
 Runs are rolled back newest first, without force: a field holding the last value the tool wrote (in any
 run, or written back by a rollback) is not an edit, nor a field Odoo resets itself after a write of the
-tool (a deal's stage date). A later run still in force blocks the rollback of an earlier one, named; a
+tool (a deal's stage date). Each rollback gives back every stored field as it was, what Odoo computes by itself
+included (a deal's automated probability), and the bytes of a file a run replaced. A later run still in force blocks the rollback of an earlier one, named; a
 person's edit refuses it, naming the record and the field, until forced.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 
 import pytest
@@ -21,21 +23,21 @@ pytestmark = pytest.mark.integration
 PAIR = "apto_to_odoo"
 CONTACT = Target(pair=PAIR, source="apto", source_object="Contact", model="res.partner")
 LEAD = Target(pair=PAIR, source="apto", source_object="Opportunity", model="crm.lead")
+FILE = Target(pair=PAIR, source="apto", source_object="Attachment", model="ir.attachment")
 #: what Odoo stamps on every write, whoever writes
 STAMPS = frozenset({"write_date", "write_uid", "__last_update"})
-#: fields Odoo computes for itself that a rollback does not put back (seen on the real Odoo 17 and the sandbox
-#: alike): a deal's predictive-scoring probability, set to 100 by a won stage and recomputed by Odoo later
-ODOO_OWN = {"crm.lead": frozenset({"automated_probability"})}
+#: the records of a model a snapshot holds: all, but for files only the tool's (Odoo keeps its own assets there)
+DOMAINS = {"ir.attachment": [("x_migration_key", "!=", False)]}
 
 
-def snapshot(odoo, models=("res.partner", "crm.lead")):
-    """Every record of ``models`` (archived included), every stored field but Odoo's write stamps."""
+def snapshot(odoo, models=("res.partner", "crm.lead", "ir.attachment")):
+    """Every record of ``models`` (archived included), every stored field but Odoo's write stamps (a file by its
+    stored checksum)."""
     snap = {}
     for model in models:
         fields = [f for f, meta in odoo.fields_get(model).items()
-                  if meta.get("store") and meta.get("type") != "binary" and f not in STAMPS
-                  and f not in ODOO_OWN.get(model, ())]
-        snap[model] = sorted(odoo.search_read(model, [], fields, context={"active_test": False}),
+                  if meta.get("store") and meta.get("type") != "binary" and f not in STAMPS]
+        snap[model] = sorted(odoo.search_read(model, DOMAINS.get(model, []), fields, context={"active_test": False}),
                              key=lambda r: r["id"])
     return snap
 
@@ -62,6 +64,13 @@ def contacts(n, **changes):
     return rows
 
 
+def contract(holder, text):
+    """One file as the pair maps it, on the partner ``holder``."""
+    return [{"source_id": "00PA", "values": {"name": "Contract.pdf", "datas": base64.b64encode(text).decode(),
+                                             "mimetype": "application/pdf", "res_model": "res.partner",
+                                             "res_id": holder}}]
+
+
 def deal(stage, entered, *, probability=10.0, closed=False):
     """One deal as the pair maps it: the stage date and close date in a second (deferred) write."""
     return [{"source_id": "006A", "values": {"name": "Deal A", "type": "opportunity", "stage_id": stage,
@@ -84,13 +93,20 @@ def keyed(odoo):
 
 def test_every_run_rolled_back_newest_first_needs_no_force(odoo, state, stages, tmp_path):
     new, qualified, won = stages
+    made = odoo.call("res.partner", "create", [{"name": "Holds the contract"}])
+    holder = made[0] if isinstance(made, list) else made
     before = snapshot(odoo)
     load_batch(odoo, state, CONTACT, contacts(3), run_id="sample")
     load_batch(odoo, state, LEAD, deal(new, "2020-01-01 09:00:00"), run_id="sample")
+    load_batch(odoo, state, FILE, contract(holder, b"contract v1"), run_id="sample")
+    # Odoo's own probability of the deal, as its scoring might have set it (the tool never writes it)
+    (lead,) = odoo.search_read("crm.lead", [("x_migration_key", "=", "apto:Opportunity:006A")], ["id"])
+    odoo.call("crm.lead", "write", [[lead["id"]], {"automated_probability": 12.5}])
     after_sample = snapshot(odoo)
     # the full run changes what the sample created (a name, the deal's stage and its stage date) and adds more
     load_batch(odoo, state, CONTACT, contacts(5, c1={"name": "Renamed"}), run_id="full")
     load_batch(odoo, state, LEAD, deal(qualified, "2021-02-02 10:00:00", probability=30.0), run_id="full")
+    load_batch(odoo, state, FILE, contract(holder, b"contract v2, signed"), run_id="full")    # the file replaced
     after_full = snapshot(odoo)
     # a delta: a new phone and email, the deal won (Odoo sets its close date and probability on that write)
     load_batch(odoo, state, CONTACT, contacts(5, c1={"name": "Renamed"},
@@ -99,6 +115,8 @@ def test_every_run_rolled_back_newest_first_needs_no_force(odoo, state, stages, 
     load_batch(odoo, state, LEAD, deal(won, "2022-03-03 11:00:00", probability=100.0, closed="2022-03-04 12:00:00"),
                run_id="delta")
     after_delta = snapshot(odoo)
+    (won_lead,) = odoo.read("crm.lead", [lead["id"]], ["automated_probability"])
+    assert won_lead["automated_probability"] == 100.0                       # Odoo's own, on the won stage
 
     # the full run cannot be rolled back while the delta is in force: the delta is named, nothing is touched
     blocked = rollback_run(odoo, state, "full")
@@ -112,11 +130,17 @@ def test_every_run_rolled_back_newest_first_needs_no_force(odoo, state, stages, 
     report = write_rollback_report(blocked, pair=PAIR, rollback_run_id="rb-1", root=tmp_path)
     assert "roll back delta first" in report.read_text()
 
-    # newest first, no force: each run gives back exactly the state before it
+    # newest first, no force: each run gives back exactly the state before it, Odoo's own probability and the
+    # file's bytes included
     for run_id, state_before in (("delta", after_full), ("full", after_sample), ("sample", before)):
         result = rollback_run(odoo, state, run_id)
-        assert (result["status"], result["refused"]) == ("rolled_back", []), result["refused"]
+        assert (result["status"], result["refused"], result["not_restored"]) == ("rolled_back", [], []), result
         assert changed(state_before, snapshot(odoo)) == {}, run_id
+        if run_id == "delta":
+            assert odoo.read("crm.lead", [lead["id"]], ["automated_probability"])[0]["automated_probability"] == 12.5
+        if run_id == "full":
+            (f,) = odoo.search_read("ir.attachment", [("x_migration_key", "=", "apto:Attachment:00PA")], ["datas"])
+            assert base64.b64decode(f["datas"]) == b"contract v1"
     assert keyed(odoo) == 0
 
 
