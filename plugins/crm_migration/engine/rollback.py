@@ -188,6 +188,7 @@ def _judge(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, m
     for h in history:
         by_id.setdefault(_follow(moved, h["odoo_id"]), []).append(h)
     names = {f for r in [*mrows, *history] for f in (r["new_values"] or {})}
+    rolled_back = {h["run_id"] for h in history if h["rolled_back_at"] is not None}
     live = [now_id[r["odoo_id"]] for r in mrows if r["action"] != "deleted"]
     recs = odoo.read(model, live, read_names(model, names, fields), context={"active_test": False}) if live else []
     current = {rec["id"]: rec for rec in recs}
@@ -215,8 +216,9 @@ def _judge(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, m
                     continue
                 triggers = DERIVED.get(model, {}).get(f)
                 if triggers and (trigger := _last(writes, triggers)) is not None and trigger > last:
-                    # Odoo set it on a later write of the tool: that run's doing (or, rolled back, nothing's)
-                    if trigger.phase == 0 and trigger.run_id != run_id:
+                    # Odoo set it on a later write of the tool: that run's doing (or, rolled back, nothing's: a file
+                    # whose bytes it could not put back keeps the mimetype Odoo guessed from them)
+                    if trigger.phase == 0 and trigger.run_id != run_id and trigger.run_id not in rolled_back:
                         edits[f] = {"by": "run", "run_id": trigger.run_id, "tool_wrote": last.values[f],
                                     "odoo_now": odoo_value(model, f, now, fields)}
                     continue

@@ -144,8 +144,11 @@ def test_every_run_rolled_back_newest_first_needs_no_force(odoo, state, stages, 
     assert keyed(odoo) == 0
 
 
-def test_a_stage_written_back_takes_back_the_stage_date_odoo_resets(odoo, state, stages):
+def test_a_stage_written_back_takes_back_the_stage_date_odoo_resets(odoo, state, stages, tmp_path):
     new, qualified, _ = stages
+    made = odoo.call("res.partner", "create", [{"name": "Holds the contract"}])
+    holder = made[0] if isinstance(made, list) else made
+    load_batch(odoo, state, FILE, contract(holder, b"contract v1"), run_id="run-1")
     load_batch(odoo, state, LEAD, deal(new, "2020-01-01 09:00:00"), run_id="run-1")
     (lead,) = odoo.search_read("crm.lead", [("x_migration_key", "=", "apto:Opportunity:006A")], ["id"])
     after_1 = snapshot(odoo)
@@ -153,9 +156,22 @@ def test_a_stage_written_back_takes_back_the_stage_date_odoo_resets(odoo, state,
     load_batch(odoo, state, LEAD, deal(qualified, "2020-01-01 09:00:00"), run_id="run-2")
     (now,) = odoo.read("crm.lead", [lead["id"]], ["date_last_stage_update"])
     assert now["date_last_stage_update"] != "2020-01-01 09:00:00"
+    # and replaces the file; its bytes from before are lost (as for a run made before the tool kept them)
+    load_batch(odoo, state, FILE, contract(holder, b"contract v2"), run_id="run-2")
+    state.run_in_transaction(lambda cur: cur.execute("DELETE FROM crm_migration.prior_files WHERE run_id = 'run-2'"))
     # rolling it back writes the stage back (Odoo sets the date to now again) and the date from before it
-    assert rollback_run(odoo, state, "run-2")["status"] == "rolled_back"
-    assert changed(after_1, snapshot(odoo)) == {}
+    result = rollback_run(odoo, state, "run-2")
+    assert result["status"] == "rolled_back"
+    (file_id,) = [r["id"] for r in after_1["ir.attachment"]]
+    left = changed(after_1, snapshot(odoo))                                 # all as before but the file
+    assert list(left) == [("ir.attachment", file_id)] and "checksum" in left[("ir.attachment", file_id)]
+    # the file is named as not put back, with the reason, in the result and the report
+    assert [(m["model"], m["odoo_id"], m["source_id"], m["field"], m["why"]) for m in result["not_restored"]] == [
+        ("ir.attachment", file_id, "00PA", "datas",
+         "the file's bytes from before the run were not kept: left as the run wrote it")]
+    html = write_rollback_report(result, pair=PAIR, rollback_run_id="rb-2", root=tmp_path).read_text()
+    assert "1 field(s) could not be put back as they were" in html and "Fields not put back" in html
+    assert "the file&#39;s bytes from before the run were not kept" in html
     # so run-1 rolls back without force: its stage date is what it wrote
     result = rollback_run(odoo, state, "run-1")
     assert (result["status"], result["refused"]) == ("rolled_back", [])
