@@ -406,9 +406,9 @@ class Pipeline:
                         batch_size: int) -> list[BatchRef] | None:
         """A full read of an object that landed before: its ids, modification stamps and parents' fields first (one
         narrow listing: what can change a record without changing its stamp is listed too), then the records new
-        or changed since they landed, in full, by id; the others are staged again from the version that landed,
-        inside the state DB (:meth:`MigrationStateHook.stage_landed`), and the load finds them unchanged as
-        before. ``None``: read it whole instead (nothing of it landed yet, or a tenth of it or more changed:
+        or changed since the run that last wrote them staged them, in full, by id; the others are staged again from
+        that version inside the state DB (:meth:`MigrationStateHook.stage_landed`), and the load finds them
+        unchanged (or maps them again: a flag a later run may clear, an open dead letter) as before. ``None``: read it whole instead (nothing of it landed yet, or a tenth of it or more changed:
         paging through it asks fewer queries than reading those by id)."""
         from crm_migration.engine.completeness import id_fields
 
@@ -445,7 +445,7 @@ class Pipeline:
                 compare()
         compare()
         if fetch and len(fetch) * 10 >= total:
-            self.log.info("%s: %d of %d records new or changed since they landed: read whole", obj.name, len(fetch),
+            self.log.info("%s: %d of %d records new or changed since the run that last wrote them: read whole", obj.name, len(fetch),
                           total)
             return None
         refs: list[BatchRef] = [{"source_object": obj.name, "batch_no": b["batch_no"], "count": b["count"], "of": 0}
@@ -460,8 +460,8 @@ class Pipeline:
                                  first_batch=len(refs))
         for ref in refs:
             ref["of"] = len(refs)
-        self.log.info("%s: %d records listed by id and %s; %d unchanged since they landed staged again from the "
-                      "state DB, %d read in full (%.1f s)", obj.name, total, rk, len(same), len(fetch),
+        self.log.info("%s: %d records listed by id and %s; %d unchanged since the run that last wrote them, staged "
+                      "again from the state DB, %d read in full (%.1f s)", obj.name, total, rk, len(same), len(fetch),
                       time.perf_counter() - started)
         return refs
 

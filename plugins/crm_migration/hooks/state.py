@@ -634,10 +634,11 @@ class MigrationStateHook(PostgresHook):
     def landed_as_listed(self, *, run_id: str, pair: str, source_object: str, scope: str, fields: Sequence[str],
                          listed: Mapping[str, Mapping[str, Any]]) -> list[str]:
         """The ids of ``listed`` (``{source id: the record as an id-only listing gives it}``: its key, modification
-        stamp and parents' fields) whose version that landed is still the source's: the record staged by the run
-        that last wrote its crosswalk row holds the listed values (``@>``), every one of ``fields`` (the stream's,
-        as read now), and the md5 the crosswalk recorded for what landed; no open dead letter. One statement per
-        5,000 ids (index probes per id); nothing written."""
+        stamp and parents' fields) whose record staged by the run that last wrote its crosswalk row is still the
+        source's: it holds the listed values (``@>``) and every one of ``fields`` (the stream's, as read now). The
+        load then tells, as for any staged row, whether that version landed under the mapping in force (nothing
+        to do) or maps again (a flag a later run may clear, a dead letter, a new mapping). One statement per 5,000
+        ids (index probes per id); nothing written."""
         out: list[str] = []
         items = list(listed.items())
         for i in range(0, len(items), 5000):
@@ -651,11 +652,7 @@ class MigrationStateHook(PostgresHook):
                     JOIN {SCHEMA}.staging s ON s.run_id = c.run_id AND s.pair = c.pair AND s.source_object = %(obj)s
                                            AND s.source_id = l.source_id
                     WHERE c.run_id IS DISTINCT FROM %(run)s AND NOT s.deleted AND s.record @> l.probe
-                      AND s.source_hash IS NOT NULL AND c.source_hash LIKE '%%:' || s.source_hash
-                      AND s.record ?& %(fields)s::text[]
-                      AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.dead_letter d WHERE d.pair = c.pair
-                                      AND d.source_object = c.source_object AND d.source_id = l.source_id
-                                      AND d.resolved_at IS NULL)""",
+                      AND s.source_hash IS NOT NULL AND s.record ?& %(fields)s::text[]""",
                               {"listed": json.dumps(chunk, default=str, ensure_ascii=False), "pair": pair, "scope": scope, "obj": source_object,
                                "run": run_id, "fields": [f.split(".")[0] for f in fields]})
                 return [r[0] for r in cur.fetchall()]

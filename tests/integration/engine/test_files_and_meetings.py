@@ -311,8 +311,8 @@ def test_a_full_rerun_lists_ids_and_stamps_and_reads_in_full_only_what_changed(w
     org.update("Account", [{"Id": changed, "Name": "Renamed before the rerun"}])
     caplog.set_level(logging.INFO, logger="crm_migration")
     out = load(pipe, "Account", "files-rerun")
-    (listing,) = re.findall(r"Account: (\d+) records listed by id and SystemModstamp; (\d+) unchanged since they "
-                            r"landed staged again from the state DB, (\d+) read in full", caplog.text)
+    (listing,) = re.findall(r"Account: (\d+) records listed by id and SystemModstamp; (\d+) unchanged since the run "
+                            r"that last wrote them, staged again from the state DB, (\d+) read in full", caplog.text)
     listed, again, full = map(int, listing)
     assert listed == again + full and 1 <= full <= listed // 10 and listed >= len(landed)
     assert sum(b["rows"] for b in out) == listed                  # every record staged: the run is whole
@@ -321,3 +321,23 @@ def test_a_full_rerun_lists_ids_and_stamps_and_reads_in_full_only_what_changed(w
     staged = world["state"].read_batch(run_id="files-rerun", pair="apto_to_odoo", source_object="Account",
                                        batch_no=0)
     assert {s["source_id"] for s in staged} >= {other} and all(s["record"] for s in staged)
+
+
+def test_a_full_rerun_reads_again_a_record_whose_parent_changed(world):
+    """A contact carries its company's address (``Account.BillingCity``): the company's change does not move the
+    contact's stamp, and the rerun's listing sees it."""
+    org, pipe, state = world["org"], world["pipe"], world["state"]
+    contacts = {c: r for c, r in _live(org, "Contact").items() if r.get("AccountId")}
+    landed = _ids(world, "Contact", contacts)
+    account = next(r["AccountId"] for c, r in sorted(contacts.items()) if c in landed)
+    theirs = sorted(c for c in landed if contacts[c]["AccountId"] == account)
+    org.update("Account", [{"Id": account, "BillingCity": "Neustadt an der Rerun"}])
+    load(pipe, "Contact", "files-rerun-parent")
+    staged = {s["source_id"]: s["record"] for b in state.staged_batches(run_id="files-rerun-parent",
+                                                                       pair="apto_to_odoo", source_object="Contact")
+              for s in state.read_batch(run_id="files-rerun-parent", pair="apto_to_odoo", source_object="Contact",
+                                        batch_no=b["batch_no"])}
+    assert len(staged) >= len(landed) and theirs
+    assert {staged[c]["Account"]["BillingCity"] for c in theirs} == {"Neustadt an der Rerun"}
+    other = next(c for c in sorted(landed) if contacts[c]["AccountId"] != account)
+    assert staged[other]["Account"]["BillingCity"] == org.tables["Account"][contacts[other]["AccountId"]]["BillingCity"]
