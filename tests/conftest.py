@@ -6,10 +6,13 @@ import contextlib
 import fcntl
 import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the suite's own helper modules (``chromium``) importable by name (``importlib`` mode puts no folder on the path)
+sys.path.append(str(Path(__file__).resolve().parent))
 SHARED = Path(os.environ.get("CRM_SHARED_DIR", ROOT.parent / "shared"))
 
 #: set in a pytest-xdist worker (``make test`` runs two): each worker has its own Airflow home and state DB

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from chromium import Browser, free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,22 +42,6 @@ with DAG("their_companies_to_odoo", schedule=None):
     StartRunOperator(task_id="start_run", pair="link_app_to_odoo", kind="migrate", state_conn_id="their_state")
     RollbackOperator(task_id="rollback", pair="link_app_to_odoo", target_run_id="x", state_conn_id="their_state")
 """
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    reason = "headless Chromium is not installed (Debian: apt-get install chromium; make install does it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
@@ -130,7 +114,7 @@ def api_server(state_with_runs, my_state, tmp_path_factory) -> Iterator[dict]:
         (plugins / "crm_migration_plugin.py").write_text("from crm_migration.ui.plugin import CrmMigrationPlugin\n")
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({u: pw for u, (_, pw) in USERS.items()}))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ,
            "AIRFLOW_HOME": str(home),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -173,80 +157,9 @@ def api_server(state_with_runs, my_state, tmp_path_factory) -> Iterator[dict]:
             proc.kill()
 
 
-class Browser:
-    """Headless Chromium driven over the DevTools protocol (one page)."""
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        from websockets.sync.client import connect
-
-        self.proc = subprocess.Popen([binary, "--headless=new", "--no-sandbox", "--disable-gpu",
-                                      "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
-                                      f"--user-data-dir={profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not port_file.exists() or not port_file.read_text().strip():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        (page,) = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
-        self.next_id, self.events, self.dialogs = 0, [], []
-        self.call("Page.enable")
-        self.call("Network.enable")
-
-    def _read(self) -> dict:
-        msg = json.loads(self.ws.recv(timeout=30))
-        if msg.get("method") == "Page.javascriptDialogOpening":
-            self.dialogs.append(msg["params"]["message"])
-            self.ws.send(json.dumps({"id": -1, "method": "Page.handleJavaScriptDialog",
-                                     "params": {"accept": True}}))
-        return msg
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = self._read()
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            if "method" in msg:
-                self.events.append(msg)
-
-    def wait_for_load(self) -> None:
-        while True:
-            if any(e["method"] == "Page.loadEventFired" for e in self.events):
-                self.events.clear()
-                return
-            msg = self._read()
-            if "method" in msg:
-                self.events.append(msg)
-
-    def open(self, url: str) -> str:
-        self.events.clear()
-        self.call("Page.navigate", url=url)
-        self.wait_for_load()
-        return self.text()
-
-    def js(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
-
-    def text(self) -> str:
-        """What a person reads on the page."""
-        return self.js("document.body.innerText")
-
-    def close(self) -> None:
-        self.ws.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def browser(api_server, tmp_path_factory) -> Iterator[Browser]:
-    b = Browser(_chromium(), tmp_path_factory.mktemp("chromium"))
+    b = Browser(tmp_path_factory.mktemp("chromium"))
     # logged in as the on-call engineer: the UI's session cookie
     b.call("Network.setCookie", name="_token", value=api_server["tokens"]["oncall"], url=api_server["base"] + "/")
     yield b
