@@ -1046,3 +1046,19 @@ def test_tracking_is_one_message_per_record_per_call(rpc: Rpc) -> None:
     rpc("crm.lead", "write", [lid], {"active": True, "lost_reason_id": False, "stage_id": 4})
     msgs = messages(rpc, "crm.lead", lid)
     assert msgs[-1]["subtype_id"] == [7, "Opportunity Won"] and len(msgs) == 3
+
+
+def test_archiving_a_record_deletes_its_activities(rpc: Rpc) -> None:
+    """Odoo 17's mail.activity.mixin unlinks the activities of a record it archives; unarchiving brings none back."""
+    lid = rpc("crm.lead", "create", {"name": "BehTest archive activity"})
+    pid = rpc("res.partner", "create", {"name": "BehTest archive activity"})
+    for model, rid in (("crm.lead", lid), ("res.partner", pid)):
+        rpc("mail.activity", "create", {"res_model": model, "res_id": rid, "activity_type_id": 4,
+                                        "res_model_id": rpc("ir.model", "search", [["model", "=", model]])[0]})
+    dom = [["res_id", "in", [lid, pid]], ["res_model", "in", ["crm.lead", "res.partner"]]]
+    assert rpc("mail.activity", "search_count", dom) == 2
+    rpc("crm.lead", "write", [lid], {"active": False})
+    rpc("res.partner", "write", [pid], {"active": False})
+    assert rpc("mail.activity", "search_count", dom) == 0
+    rpc("crm.lead", "write", [lid], {"active": True})
+    assert rpc("mail.activity", "search_count", dom) == 0

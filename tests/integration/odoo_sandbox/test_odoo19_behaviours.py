@@ -270,3 +270,12 @@ def test_the_17_only_fields_and_models_are_refused(j2):
     status, got = j2("res.partner.title", "search", domain=[])
     assert (status, got["name"], got["message"]) == (404, "werkzeug.exceptions.NotFound",
                                                      "the model 'res.partner.title' does not exist")
+
+
+def test_archiving_a_record_keeps_its_activities_on_19(j2):
+    """19.0 no longer unlinks the activities of a record it archives (17.0 does: test_behaviours.py)."""
+    (lead,) = ok(j2("crm.lead", "create", vals_list=[{"name": "Deal archived A19"}]))
+    (model_id,) = ok(j2("ir.model", "search", domain=[("model", "=", "crm.lead")]))
+    (act,) = ok(j2("mail.activity", "create", vals_list=[{"res_model_id": model_id, "res_id": lead, "summary": "s"}]))
+    ok(j2("crm.lead", "write", ids=[lead], vals={"active": False}))
+    assert ok(j2("mail.activity", "search", domain=[("res_model", "=", "crm.lead"), ("res_id", "=", lead)])) == [act]

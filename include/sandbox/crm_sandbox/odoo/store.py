@@ -57,6 +57,9 @@ MODEL_INFO: dict[str, tuple[str, str]] = {
 }
 
 MAIL_THREAD = frozenset({"res.partner", "crm.lead", "crm.team", "calendar.event", "res.users"})
+#: models inheriting ``mail.activity.mixin``; on 17.0 its ``write({'active': False})`` (hence archiving)
+#: unlinks every activity of the record, 19.0 keeps them (mail/models/mail_activity_mixin.py)
+ACTIVITY_MIXIN = frozenset({"res.partner", "crm.lead"})
 
 # _inherits: child model -> parent model (custom fields of the parent appear on the child)
 INHERITS = {"res.users": "res.partner", "mail.mail": "mail.message"}
@@ -819,6 +822,13 @@ class Core:
         if missing:
             raise E.missing_error(M.name, missing, self.uid)
         conv, x2m = self._convert(M, vals, 49)
+        if self.version == 17 and M.name in ACTIVITY_MIXIN and vals.get("active", None) is False:
+            # Odoo 17 deletes the activities of a record it archives, whatever it is archived with
+            A = self.models["mail.activity"]
+            idset = set(ids)
+            gone = [rid for rid, r in A.rows.items() if r.get("res_model") == M.name and r.get("res_id") in idset]
+            if gone:
+                self._unlink(A, gone, ctx)
         pre = self._hook("pre_write", M.name)
         if pre is not None:
             pre(M, ids, conv, x2m, vals, ctx)
