@@ -58,6 +58,12 @@ TRANSIENT = re.compile(r"could not serialize|SerializationFailure|deadlock detec
 #: runs it again, up to 5 times, then answers the error
 ODOO_RETRY = re.compile(r"(SERIALIZATION_FAILURE|DEADLOCK_DETECTED|LOCK_NOT_AVAILABLE), "
                         r"(\d+ tries left|maximum number of tries reached)")
+#: Odoo 17's daily "Predictive Lead Scoring" cron: rebuilds the won/lost frequencies from all deals, recomputes
+#: every open deal's automated probability (and its probability where it follows it)
+PLS_CRON = "crm.website_crm_score_cron"
+#: an open deal's predictive lead scoring, and what follows it (probability where automated, prorated revenues)
+PLS = {"automated_probability", "probability", "is_automated_probability", "prorated_revenue",
+       "recurring_revenue_prorated", "recurring_revenue_monthly_prorated"}
 #: stored fields Odoo sets itself to the moment of the write (or from it), which no two runs share
 STAMPS = {"id", "create_date", "write_date", "create_uid", "write_uid", "__last_update", "date_open",
           "day_open", "day_close", "date_conversion", "message_id",
@@ -249,17 +255,21 @@ def end_state(odoo: Any, models: list[str]) -> tuple[dict[str, dict[str, dict[st
     return out, per_object
 
 
-def differences(a: dict[str, dict[str, dict[str, Any]]], b: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+def differences(a: dict[str, dict[str, dict[str, Any]]], b: dict[str, dict[str, dict[str, Any]]], *,
+                only: set[str] | None = None, skip: set[str] = frozenset()) -> list[str]:
+    """What differs between two end states, per model and field (``only`` those fields, ``skip`` those)."""
     lines = []
     for m in sorted(set(a) | set(b)):
         ka, kb = set(a.get(m, {})), set(b.get(m, {}))
-        if ka - kb or kb - ka:
+        if only is None and (ka - kb or kb - ka):
             lines.append(f"{m}: {len(ka - kb)} keys only in the serial run (e.g. {sorted(ka - kb)[:2]}), "
                          f"{len(kb - ka)} only in the parallel one (e.g. {sorted(kb - ka)[:2]})")
         fields: Counter = Counter()
         example: dict[str, str] = {}
         for k in ka & kb:
             for f in set(a[m][k]) | set(b[m][k]):
+                if f in skip or (only is not None and f not in only):
+                    continue
                 if a[m][k].get(f) != b[m][k].get(f):
                     fields[f] += 1
                     example.setdefault(f, f"{k}: {a[m][k].get(f)!r} vs {b[m][k].get(f)!r}")
@@ -278,7 +288,13 @@ def collect(odoo_db: str, real: RealOdoo, state_conn: str, odoo_log_from: int) -
     os.environ["AIRFLOW_CONN_CRM_MIGRATION_STATE"] = state_conn
     odoo, state = OdooHook(), MigrationStateHook()
     try:
-        snapshot, per_object = end_state(odoo, load_pair(PAIR).keyed_models())
+        models = load_pair(PAIR).keyed_models()
+        snapshot, per_object = end_state(odoo, models)
+        # Odoo's predictive lead scoring: an open deal's automated probability (and its probability, which follows
+        # it) is computed when the deal is created, from the won and lost deals already in the database, so it
+        # depends on the order the deals land; Odoo's daily cron recomputes it from all of them: run it now
+        odoo.call("ir.cron", "method_direct_trigger", [[odoo.resolve_xmlid(PLS_CRON)[1]]])
+        after_pls, _ = end_state(odoo, models)
         dead = state.dead_letters(pair=PAIR)
         mails = odoo.call("mail.mail", "search_count", [[]], context={"active_test": False})
     finally:
@@ -288,7 +304,10 @@ def collect(odoo_db: str, real: RealOdoo, state_conn: str, odoo_log_from: int) -
         fh.seek(odoo_log_from)
         odoo_retries = Counter(" ".join(m.groups()) if "maximum" in m[2] else m[1] for ln in
                                fh.read().decode(errors="replace").splitlines() if (m := ODOO_RETRY.search(ln)))
-    return {"snapshot": snapshot, "per_object": per_object, "dead": dead, "mails": mails,
+    moved = sum(1 for k, rec in snapshot.get("crm.lead", {}).items()
+                if rec.get("probability") != after_pls["crm.lead"][k].get("probability"))
+    return {"snapshot": snapshot, "after_pls": after_pls, "pls_moved": moved, "per_object": per_object, "dead": dead,
+            "mails": mails,
             "odoo_retries": odoo_retries}
 
 
@@ -397,7 +416,9 @@ def verdict(runs: list[dict[str, Any]]) -> int:
         print(f"\nrun(s) not successful: {', '.join(bad)}")
         return 1
     serial, parallel = runs
-    diff = differences(serial["snapshot"], parallel["snapshot"])
+    diff = differences(serial["snapshot"], parallel["snapshot"], skip=PLS)
+    pls = differences(serial["snapshot"], parallel["snapshot"], only=PLS)
+    pls_after = differences(serial["after_pls"], parallel["after_pls"], only=PLS)
     n = sum(len(v) for v in serial["snapshot"].values())
     print(f"\nspeedup: {serial['wall']:.1f} s serial / {parallel['wall']:.1f} s parallel = "
           f"{serial['wall'] / parallel['wall']:.2f}x")
@@ -407,7 +428,13 @@ def verdict(runs: list[dict[str, Any]]) -> int:
         print(f"end states DIFFER ({n:,} keyed records compared):\n    " + "\n    ".join(diff[:30]))
     else:
         print(f"end states identical: {n:,} keyed records in {len(serial['snapshot'])} models, every stored field "
-              f"but ids and Odoo's own stamps ({', '.join(sorted(STAMPS - {'id', '__last_update'}))})")
+              f"but ids, Odoo's own stamps ({', '.join(sorted(STAMPS - {'id', '__last_update'}))}) and the "
+              "predictive lead scoring below")
+    print("predictive lead scoring of open deals (Odoo computes it when a deal is created, from the won and lost "
+          "deals already there: it depends on the order deals land, serially too; its daily cron recomputes it "
+          f"from all of them, and changed the probability of {serial['pls_moved']} of the serial run's deals and "
+          f"{parallel['pls_moved']} of the parallel run's):\n    as loaded: " + ("; ".join(pls) or "equal")
+          + "\n    after that cron ran on both: " + ("; ".join(pls_after) or "equal"))
     print(f"machine: {machine()}; load average now {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 1 if diff or lost or serial["per_object"] != parallel["per_object"] else 0
 
