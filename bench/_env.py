@@ -70,11 +70,13 @@ class RunFigures:
 
 
 def migrate_all(pipe: Any, run_id: str, *, batch_size: int = 500, start: Any = None, schema: bool = False,
-                after: Callable[[str, dict[str, Any]], None] | None = None) -> RunFigures:
+                after: Callable[[str, dict[str, Any]], None] | None = None,
+                before: Callable[[str], None] | None = None) -> RunFigures:
     """Run every object of ``pipe``'s pair as the migrate DAG does (a delta DAG when ``start`` is given): per
     object extract, load its batches, link; the chatter as one timeline at the end. The one run loop of the
     benchmarks. ``after(phase, figures)`` is called when a load phase is done (a bench measuring something
-    against it, e.g. the raw create of the same records, does it there)."""
+    against it, e.g. the raw create of the same records, does it there); ``before(phase)`` right before its
+    first load call (its extract done)."""
     from datetime import UTC, datetime
 
     out = RunFigures()
@@ -96,7 +98,9 @@ def migrate_all(pipe: Any, run_id: str, *, batch_size: int = 500, start: Any = N
         figures["extract_s"] += time.perf_counter() - t
         if name in chatter:
             continue                              # loaded below, as one timeline
-        t, before = time.perf_counter(), sum(calls.values())
+        if before:
+            before(name)
+        t, calls_before = time.perf_counter(), sum(calls.values())
         for b in refs:
             r = pipe.load(name, run_id=run_id, batch_no=b["batch_no"])
             out.rows += r["rows"]
@@ -105,10 +109,12 @@ def migrate_all(pipe: Any, run_id: str, *, batch_size: int = 500, start: Any = N
             figures["landed"] += r["created"] + r["updated"]
         pipe.link(name, run_id=run_id)
         figures["load_s"] += time.perf_counter() - t
-        figures["calls"] += sum(calls.values()) - before
+        figures["calls"] += sum(calls.values()) - calls_before
         if after:
             after(name, figures)
-    tc, before = time.perf_counter(), sum(calls.values())
+    if chatter and before:
+        before(timeline)
+    tc, calls_before = time.perf_counter(), sum(calls.values())
     for b in pipe.order_timeline(run_id=run_id, batch_size=batch_size):
         r = pipe.load_timeline(run_id=run_id, batch_no=b["batch_no"])
         out.rows += r["rows"]
@@ -118,7 +124,7 @@ def migrate_all(pipe: Any, run_id: str, *, batch_size: int = 500, start: Any = N
     if chatter:
         figures = out.phase(timeline)
         figures.update(rows=figures["rows"] + out.chatter_rows, load_s=figures["load_s"] + out.chatter_wall,
-                       calls=figures["calls"] + sum(calls.values()) - before)
+                       calls=figures["calls"] + sum(calls.values()) - calls_before)
         figures["landed"] = out.landed - sum(f["landed"] for n, f in out.objects.items() if n != timeline)
         if after:
             after(timeline, figures)

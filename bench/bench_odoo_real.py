@@ -8,8 +8,8 @@ the ratio of the two; the rerun's seconds (extract and load) as a share of the f
 delta's seconds and Odoo calls. The raw create sends, in one ``create`` per batch of the load, each record's
 full values: what the loader created plus what it wrote after (a deal's stage date, a company's parent, a
 meeting's deal), with the same context (keys prefixed ``raw:``), right after the object's load, into a copy of
-the database made then, its registry warmed by one untimed create of an unrelated model (see :class:`RawCeiling`:
-the raw create no longer meets a model the load has just warmed). The first load's seconds include everything
+the database made right before the load (or right after it when the load created something its records need),
+its registry warmed by one untimed create of an unrelated model (see :class:`RawCeiling`). The first load's seconds include everything
 the pipeline did (prepare_schema, extracts, loads, links, chatter; not the bench's copies and raw creates); the
 headline splits them. Prints figures; asserts nothing about time (the machine is shared: compare ratios of one
 run).
@@ -53,6 +53,7 @@ def recording_hook() -> Any:
             self.created: list[tuple[str, list[dict[str, Any]], list[str], dict[str, Any], list[int]]] = []
             self.written: dict[tuple[str, int], dict[str, Any]] = {}
             self.seconds: dict[tuple[str, str], float] = {}     # time in Odoo calls, per (model, method)
+            self.option_calls = 0                               # picklist options added (a registry change each)
 
         def call(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
             started = time.perf_counter()
@@ -67,6 +68,10 @@ def recording_hook() -> Any:
             self.created.append((model, [dict(v) for v in vals_list], list(keys or []), dict(context or {}), ids))
             return ids
 
+        def add_selection_values(self, model: str, values: Mapping[str, Sequence[str]]) -> int:
+            self.option_calls += 1
+            return super().add_selection_values(model, values)
+
         def write_batch(self, model: str, updates: Mapping[int, Mapping[str, Any]], **kw: Any) -> int:
             n = super().write_batch(model, updates, **kw)
             for oid, vals in updates.items():
@@ -79,10 +84,14 @@ def recording_hook() -> Any:
 class RawCeiling:
     """The raw ceiling of each load phase, measured right after it (the machine is shared: minutes apart, the
     two would meet different loads): the same records created again with one raw ``create`` per batch of the
-    load, on a copy of the database made then (it holds everything the records refer to). The copy's registry is
-    new, so it is first warmed by one untimed create of an unrelated model (a tag): the raw create then meets
-    what the load met without a registry change of its own, a warm registry and a model it has not created
-    yet. A registry change the pipeline makes (an option added to a picklist field) stays in the load's time."""
+    load, on a copy of the database holding everything the records refer to and what the load met. That copy is
+    made right before the load when the load created nothing the records need (no option added to a picklist, no
+    record of another model such as a lost reason, no parent among the object's own records): the raw create then
+    meets Odoo as the load met it (an open task's create subscribes its user to the record: on a copy made after
+    the load, the followers would already be there). Otherwise it is made right after the load. The copy's
+    registry is new, so it is first warmed by one untimed create of an unrelated model (a tag): the raw create
+    then meets a warm registry and a model it has not created yet, without a registry change of its own. A
+    registry change the pipeline makes (an option added to a picklist field) stays in the load's time."""
 
     WARM_UP = "res.partner.category"
 
@@ -90,13 +99,25 @@ class RawCeiling:
         self.pipe, self.real, self.db, self.key, self.verbose = pipe, real, db, key, verbose
         self.seen, self.spent_s = 0, 0.0                # spent_s: the bench's own time inside the first load
         self.spent: dict[tuple[str, str], float] = {}
+        self.pre: str | None = None                     # the copy made before the phase's load
+        self.options = 0                                # picklist option calls seen before the phase
+
+    def before(self, phase: str) -> None:
+        started = time.perf_counter()
+        self.pre = self.real.copy_db(self.db, f"{self.db}_pre")
+        self.options = self.pipe.odoo.option_calls
+        self.spent_s += time.perf_counter() - started
 
     def __call__(self, phase: str, figures: dict[str, Any]) -> None:
         started = time.perf_counter()
         rec = self.pipe.odoo
         model = self.pipe.spec.object(phase.split("+")[0]).model
-        calls = [c for c in rec.created[self.seen:] if c[0] == model]
+        phase_calls = rec.created[self.seen:]
+        calls = [c for c in phase_calls if c[0] == model]
         self.seen = len(rec.created)
+        own_parents = any(self.pipe.self_ref_fields(self.pipe.spec.object(o)) for o in phase.split("+"))
+        needs_load = (own_parents or rec.option_calls > self.options
+                      or any(c[0] != model for c in phase_calls))
         if self.verbose:                    # where the load's time went: Odoo calls by method
             now = dict(rec.seconds)
             spent = {k: v - self.spent.get(k, 0.0) for k, v in now.items() if v - self.spent.get(k, 0.0) > 0.005}
@@ -104,7 +125,13 @@ class RawCeiling:
             print(f"  {phase}: load {figures['load_s']:.2f} s; Odoo calls {sum(spent.values()):.2f} s: "
                   + ", ".join(f"{m}.{meth} {v:.2f} s" for (m, meth), v in sorted(spent.items(), key=lambda kv: -kv[1])),
                   flush=True)
-        copy = self.real.copy_db(self.db, f"{self.db}_raw")
+        if needs_load or self.pre is None:
+            copy, where = self.real.copy_db(self.db, f"{self.db}_raw"), "after"
+            if self.pre:
+                self.real.drop_dbs([self.pre])
+        else:
+            copy, where = self.pre, "before"
+        self.pre = None
         try:
             from crm_migration.hooks.odoo import OdooHook
 
@@ -125,7 +152,8 @@ class RawCeiling:
         for c in calls:                     # the values are no longer needed (files are large)
             c[1].clear()
         if self.verbose:
-            print(f"  raw {phase}: {figures['raw_s']:.2f} s for {figures['raw_records']} records", flush=True)
+            print(f"  raw {phase}: {figures['raw_s']:.2f} s for {figures['raw_records']} records (on a copy made "
+                  f"{where} the load)", flush=True)
         self.spent_s += time.perf_counter() - started
 
 
@@ -161,7 +189,8 @@ def run(scale: int, target: str, *, batch_size: int = 500, keep: bool = False, v
 
             first_pipe = pipe(recording_hook())
             ceiling = RawCeiling(first_pipe, real, db, key, verbose=verbose)
-            first = migrate_all(first_pipe, "bench-full", batch_size=batch_size, schema=True, after=ceiling)
+            first = migrate_all(first_pipe, "bench-full", batch_size=batch_size, schema=True, after=ceiling,
+                                before=ceiling.before)
             first.wall -= ceiling.spent_s               # the pipeline's seconds only
             window = datetime.now(UTC)
             rerun = migrate_all(pipe(), "bench-rerun", batch_size=batch_size)
