@@ -83,6 +83,7 @@ class Row(TypedDict, total=False):
     warnings: list[tuple[str, str]]    # (field, reason): landed, repaired or as is, and flagged in the audit log
     target: Target                     # another object of the same model (a mixed timeline batch)
     source_hash: str                   # the source version mapped ('': map it again next time), recorded when it lands
+    digests: dict[str, str]            # binary field -> "sha1:<hex>" of its bytes, known already (not decoded again)
 
 
 class LoadResult(TypedDict):
@@ -484,7 +485,7 @@ class _Plan:
         for (scope, sid), oid in self.created.items():
             row = self.created_rows[(scope, sid)]
             full = row["values"] if oid in self.partial else _full(row)
-            vals = canonical_vals(full, fields)
+            vals = canonical_vals(full, fields, digests=row.get("digests"))
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "written": vals,
                           "content_hash": None if oid in self.partial else content_hash(full),
                           **_source_hash(row, partial=oid in self.partial)})
@@ -498,7 +499,7 @@ class _Plan:
                 continue
             written = canonical_vals(self.updated.get(oid, {}), fields)
             if oid in adopted_ids:
-                written = canonical_vals(_full(row), fields)
+                written = canonical_vals(_full(row), fields, digests=row.get("digests"))
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid,
                           "content_hash": content_hash(_full(row)), "written": written, **_source_hash(row)})
             if oid in adopted_ids:

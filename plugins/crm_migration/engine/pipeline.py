@@ -17,6 +17,7 @@ import math
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -695,26 +696,29 @@ class Pipeline:
 
     def mapped_rows(self, name: str, records: list[dict[str, Any]], *,
                     source_hashes: Mapping[str, str | None] | None = None
-                    ) -> tuple[ObjectSpec, list[Any], dict[str, bytes]]:
-        """Map staged records exactly as a load does: file bytes attached, references pre-fetched.
+                    ) -> tuple[ObjectSpec, list[Any], dict[str, str]]:
+        """Map staged records exactly as a load does: file bytes attached (downloaded concurrently,
+        :meth:`download`), references pre-fetched.
 
         :param source_hashes: ``{source id: source hash}`` of the staged records: each row carries its own, which
             the load records with what landed (a row flagged on a reference or a lookup none: it is mapped again
             next time, what was missing may be there by then).
-        :return: ``(object spec used, loader rows, {source id: file bytes})``.
+        :return: ``(object spec used, loader rows, {source id: sha1 of its file's bytes})``; a row whose field is
+            the file's base64 carries that sha1 as the field's canonical value (``digests``: not decoded again).
         """
         obj = self.load_spec(name)
-        blobs: dict[str, bytes] = {}
+        files: dict[str, str] = {}
         gone: dict[str, MissingFile] = {}
         if "_blob" in obj.enrich:
-            for r in records:
-                data = self.source.blob(obj, r)
+            for r, (data, sha1) in zip(records, self.download(obj, records), strict=True):
                 if isinstance(data, MissingFile):    # not empty bytes: dead-lettered below, the rest goes on
                     gone[r["_source_id"]] = data
                     data = None
                 r["_blob"] = data if data is not None else b""
                 if r["_source_id"] not in gone:
-                    blobs[r["_source_id"]] = r["_blob"]
+                    files[r["_source_id"]] = sha1
+        as_base64 = [f for f, fs in obj.fields.items()
+                     if fs.sources == ("_blob",) and [step.name for step in fs.fn] == ["base64"]]
         rows = map_batch(obj, records, self.refs_for(obj, records))
         for row in rows:
             row["record"] = _small(row.get("record") or {})
@@ -724,7 +728,31 @@ class Pipeline:
                 row["record"]["_blob"] = f"<missing: HTTP {missing.status}>"
                 if not row.get("error"):
                     row["error"] = _missing_file(obj, row, missing)
-        return obj, rows, blobs
+            elif as_base64 and files.get(row["source_id"], _EMPTY_SHA1) != _EMPTY_SHA1:
+                row["digests"] = dict.fromkeys(as_base64, f"sha1:{files[row['source_id']]}")
+        return obj, rows, files
+
+    def download(self, obj: ObjectSpec, records: Sequence[Mapping[str, Any]]
+                 ) -> list[tuple[bytes | MissingFile | None, str]]:
+        """The files of a batch's records, in their order: ``(bytes, or MissingFile, or None without a file;
+        the sha1 of the bytes)``. Up to the source's ``download_workers`` at a time (the connection's
+        ``extra.download_workers``, 8): each download is a round trip to a CDN or to Salesforce. The batch's
+        bytes are held until it is mapped, as before; an error other than a missing file stops the batch (the
+        downloads not started are cancelled) and the task's rerun starts it again."""
+
+        def fetch(record: Mapping[str, Any]) -> tuple[bytes | MissingFile | None, str]:
+            data = self.source.blob(obj, record)
+            raw = data if isinstance(data, bytes) else b""
+            return data, hashlib.sha1(raw).hexdigest()  # noqa: S324 - Odoo's own checksum is sha1
+
+        workers = min(self.source.download_workers, len(records))
+        if workers <= 1:
+            return [fetch(r) for r in records]
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"download-{obj.name}")
+        try:
+            return list(pool.map(fetch, records))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def cut_links(self, name: str, *, run_id: str) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """Per self-reference field: ``(edges after cycles are broken, the cut report)`` of the run's records."""
@@ -765,7 +793,7 @@ class Pipeline:
                               "or mapped", name, batch_no, len(unchanged))
             return result
         self.ensure_lookup_records(obj, records, run_id=run_id, dry_run=dry_run)
-        obj, rows, blobs = self.mapped_rows(name, records,
+        obj, rows, files = self.mapped_rows(name, records,
                                             source_hashes={s["source_id"]: s["source_hash"] for s in staged})
         self._extend_selections(obj, rows, dry_run=dry_run)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
@@ -773,8 +801,8 @@ class Pipeline:
         if unchanged:
             result = {**result, "rows": result["rows"] + len(unchanged),
                       "skipped": result["skipped"] + len(unchanged)}
-        if blobs and not dry_run and obj.model == "ir.attachment":
-            self._verify_checksums(name, run_id, blobs)
+        if files and not dry_run and obj.model == "ir.attachment":
+            self._verify_checksums(name, run_id, files)
         self.log.info("%s batch %d%s done in %.2f s", name, batch_no, f" ({batch_no + 1} of {of})" if of else "",
                       time.perf_counter() - started)
         return result
@@ -819,15 +847,16 @@ class Pipeline:
                           name, len(newer), ", ".join(sorted(set(newer.values()))))
         return [s for s in staged if s["source_id"] not in newer]
 
-    def _verify_checksums(self, name: str, run_id: str, blobs: Mapping[str, bytes]) -> None:
+    def _verify_checksums(self, name: str, run_id: str, files: Mapping[str, str]) -> None:
+        """Odoo's checksum of each file against the sha1 of the bytes downloaded (``files``: by source id)."""
         target = self.target(name)
-        ids = self.state.odoo_ids(self.pair, target.source_object, list(blobs))
+        ids = self.state.odoo_ids(self.pair, target.source_object, list(files))
         back = {r["id"]: r for r in self.odoo.read("ir.attachment", list(ids.values()), ["checksum", "file_size"])}
         bad = []
         for sid, oid in ids.items():
-            want = hashlib.sha1(blobs[sid]).hexdigest()  # noqa: S324 - Odoo's own checksum is sha1
+            want = files[sid]
             got = back.get(oid, {}).get("checksum")
-            if blobs[sid] and got != want:
+            if want != _EMPTY_SHA1 and got != want:
                 bad.append({"source_id": sid, "field": "datas",
                             "reason": f"checksum mismatch after upload: Odoo {got}, source {want}", "record": {}})
         if bad:
@@ -1018,6 +1047,9 @@ class Pipeline:
                       time.perf_counter() - started,
                       ", ".join(f"{name} {len(items)}" for name, items in live.items()))
         return {**result, "source_object": self.spec.TIMELINE}
+
+
+_EMPTY_SHA1 = hashlib.sha1(b"").hexdigest()  # noqa: S324 - an empty file: Odoo keeps no checksum for it
 
 
 def _now() -> datetime:

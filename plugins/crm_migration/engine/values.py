@@ -75,9 +75,18 @@ def _x2many_ids(value: Any) -> set[int]:
     return ids
 
 
-def canonical_vals(vals: Mapping[str, Any], fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Canonical form of a dict of values, typed by ``fields`` (a ``fields_get`` answer)."""
-    return {k: canonical(v, (fields.get(k) or {}).get("type")) for k, v in vals.items()}
+def canonical_vals(vals: Mapping[str, Any], fields: Mapping[str, Mapping[str, Any]], *,
+                   digests: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Canonical form of a dict of values, typed by ``fields`` (a ``fields_get`` answer).
+
+    :param digests: ``{binary field: "sha1:<hex>"}`` already known (the download hashed the file's bytes): the
+        canonical value of those fields, taken instead of decoding their base64 again.
+    """
+    out = {}
+    for k, v in vals.items():
+        ftype = (fields.get(k) or {}).get("type")
+        out[k] = digests[k] if digests and k in digests and ftype == "binary" else canonical(v, ftype)
+    return out
 
 
 def to_write(value: Any, ftype: str | None) -> Any:

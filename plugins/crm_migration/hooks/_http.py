@@ -28,6 +28,10 @@ RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 MAX_WAIT_SECONDS = 60.0
 #: Exponential backoff when the server names no wait: 0.5 s, 1 s, 2 s ... capped at this.
 MAX_BACKOFF_SECONDS = 30.0
+#: Files a load downloads at a time (connection extra ``download_workers``): each costs a round trip to a CDN or
+#: to Salesforce, so a batch's files go concurrently; bounded, as the source's rate limit is shared.
+DEFAULT_DOWNLOAD_WORKERS = 8
+MAX_DOWNLOAD_WORKERS = 32
 
 
 def base_url(conn: Connection, *, scheme: str | None = None) -> str:
@@ -45,6 +49,21 @@ def base_url(conn: Connection, *, scheme: str | None = None) -> str:
         if conn.port:
             host = f"{host}:{conn.port}"
     return host.rstrip("/")
+
+
+def download_workers(conn: Connection) -> int:
+    """The connection's ``extra.download_workers`` (files downloaded at a time), 1..32; default 8."""
+    raw = (conn.extra_dejson or {}).get("download_workers")
+    if raw in (None, ""):
+        return DEFAULT_DOWNLOAD_WORKERS
+    try:
+        workers = int(raw)
+    except (TypeError, ValueError):
+        workers = 0
+    if not 1 <= workers <= MAX_DOWNLOAD_WORKERS or str(raw).strip() != str(workers):
+        raise ConfigurationError(f"connection {conn.conn_id!r}: extra.download_workers must be a whole number "
+                                 f"1..{MAX_DOWNLOAD_WORKERS}, got {raw!r}")
+    return workers
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +34,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from crm_migration.errors import ConfigurationError, CrmMigrationError
-from crm_migration.hooks._http import base_url, retrying
+from crm_migration.hooks._http import base_url, download_workers, retrying
 
 DEFAULT_API_VERSION = "60.0"
 DEFAULT_MAX_API_SHARE = 0.8
@@ -662,6 +663,8 @@ class AptoHook(BaseHook):
         self._describes: dict[str, dict[str, Any]] = {}
         self._global: dict[str, Any] | None = None
         self.api_usage: tuple[int, int] | None = None  # (used, limit) from the last Sforce-Limit-Info
+        # threads share the hook (a load downloads a batch's files concurrently): one of them authenticates
+        self._auth_lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(apto_conn_id={self.apto_conn_id!r})"
@@ -736,6 +739,11 @@ class AptoHook(BaseHook):
                              extra.get("security_token"), private_key, password) if v))
 
     @cached_property
+    def download_workers(self) -> int:
+        """Files downloaded at a time (``extra.download_workers``; 8)."""
+        return download_workers(self.get_connection(self.apto_conn_id))
+
+    @cached_property
     def client(self) -> httpx.Client:
         """The one HTTP client of this hook (absolute URLs: login host for auth, instance for the API)."""
         return httpx.Client(timeout=self.settings.timeout, transport=self._transport,
@@ -785,8 +793,20 @@ class AptoHook(BaseHook):
         return f"{self.instance_url}/services/data/v{self.settings.api_version}"
 
     def _ensure_token(self) -> None:
+        """Authenticate on first use; threads arriving meanwhile wait for that one token (the client and the
+        settings are made under the same lock, once)."""
         if self._access_token is None:
-            self.authenticate()
+            with self._auth_lock:
+                if self._access_token is None:
+                    self.authenticate()
+
+    def _reauthenticate(self, refused: str | None) -> None:
+        """A new session after ``refused`` answered 401: once for every thread it was refused to (the first
+        authenticates, the others find its new token)."""
+        with self._auth_lock:
+            if self._access_token == refused:
+                self._access_token = None
+                self.authenticate()
 
     def _jwt_assertion(self) -> str:
         import jwt  # pyjwt, an Airflow dependency
@@ -815,6 +835,10 @@ class AptoHook(BaseHook):
 
     def authenticate(self) -> None:
         """Get an access token at ``{host}/services/oauth2/token``; keep it and the ``instance_url``."""
+        with self._auth_lock:
+            self._authenticate()
+
+    def _authenticate(self) -> None:
         s = self.settings
         url = f"{s.login_url}/services/oauth2/token"
         resp = self._send_with_retry("POST", url, data=self._token_form(), label="/services/oauth2/token")
@@ -908,6 +932,7 @@ class AptoHook(BaseHook):
         label = urlsplit(url).path
         for attempt in (1, 2):
             self._check_share(method, label)
+            token = self._access_token
             resp = self._send_with_retry(method, url, label=label, stream=stream, params=params, headers=headers,
                                          json=json)
             self._note_limits(resp)
@@ -920,8 +945,7 @@ class AptoHook(BaseHook):
             if resp.status_code == 401 and error.error_code in ("INVALID_SESSION_ID", "HTTP_401"):
                 if attempt == 1:
                     self.log.warning("Apto: %s %s: session invalid, re-authenticating once", method, label)
-                    self._access_token = None
-                    self.authenticate()
+                    self._reauthenticate(token)
                     continue
                 raise AptoAuthError(self.apto_conn_id,
                                     f"session refused again after re-authenticating ({error.error_code})")

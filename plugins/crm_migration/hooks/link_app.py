@@ -3,12 +3,16 @@
 Listing is a generator over cursor pages bounded by the half-open window ``[since, before)``;
 transient faults (429 with Retry-After, 502/503/504, timeouts, dropped connections) are retried
 with short waits; 401 and other 4xx are caller errors and raise at once. The token never appears in
-a log line, an exception or a repr.
+a log line, an exception or a repr; nor does a signed download URL's query.
+
+Safe for concurrent use (a load downloads a batch's files on several threads): one httpx client (thread-safe),
+made once under a lock; each call retries on its own, a 429 waiting the ``Retry-After`` it was given.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +24,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from crm_migration.errors import ConfigurationError, CrmMigrationError
-from crm_migration.hooks._http import RETRYABLE_STATUS, base_url, retrying
+from crm_migration.hooks._http import RETRYABLE_STATUS, base_url, download_workers, retrying
 
 
 class LinkAppError(CrmMigrationError):
@@ -79,7 +83,9 @@ class LinkAppHook(BaseHook):
         self.link_app_conn_id, self._transport = link_app_conn_id, transport
         self.max_attempts = max_attempts
         self._sleep = sleep
-        self.calls = 0
+        self.calls = 0                      # requests sent (retries included)
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
         return f"LinkAppHook(conn_id={self.link_app_conn_id!r})"
@@ -97,15 +103,27 @@ class LinkAppHook(BaseHook):
         return size
 
     @cached_property
+    def download_workers(self) -> int:
+        """Files downloaded at a time (``extra.download_workers``; 8)."""
+        return download_workers(self._conn)
+
+    @property
     def client(self) -> httpx.Client:
-        conn = self._conn
-        if not conn.password:
-            raise LinkAppAuthError(401, "unauthorized", f"connection {self.link_app_conn_id!r} has no API token")
-        extra = conn.extra_dejson
-        timeout = float(extra.get("timeout") or extra.get("extra__link_app__timeout") or 30)
-        return httpx.Client(base_url=f"{base_url(conn)}/api/v1",
-                            headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
-                            timeout=timeout, transport=self._transport, follow_redirects=True)
+        """The one HTTP client, made on first use (under a lock: threads share it)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    conn = self._conn
+                    if not conn.password:
+                        raise LinkAppAuthError(401, "unauthorized",
+                                               f"connection {self.link_app_conn_id!r} has no API token")
+                    extra = conn.extra_dejson
+                    timeout = float(extra.get("timeout") or extra.get("extra__link_app__timeout") or 30)
+                    self._client = httpx.Client(
+                        base_url=f"{base_url(conn)}/api/v1",
+                        headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
+                        timeout=timeout, transport=self._transport, follow_redirects=True)
+        return self._client
 
     def _request(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
         """Send one call, retrying transient faults (Retry-After honoured); API errors raise ``LinkAppError``
@@ -113,13 +131,15 @@ class LinkAppHook(BaseHook):
         label = httpx.URL(path).path if "://" in path else path
 
         def once() -> httpx.Response:
-            self.calls += 1
+            with self._lock:
+                self.calls += 1
             resp = self.client.send(self.client.build_request(method, path, **kw), stream=stream)
             if resp.status_code >= 400:
                 resp.read()
                 resp.close()
-            if resp.status_code in RETRYABLE_STATUS:
-                resp.raise_for_status()
+            if resp.status_code in RETRYABLE_STATUS:       # the message names the path, never a signed URL's query
+                raise httpx.HTTPStatusError(f"HTTP {resp.status_code} for {label}", request=resp.request,
+                                            response=resp)
             if resp.status_code >= 400:
                 try:
                     err = resp.json().get("error", {})

@@ -48,6 +48,12 @@ class AptoSource:
         self.hook = hook
 
     @property
+    def download_workers(self) -> int:
+        """Files a load downloads at a time (the connection's ``extra.download_workers``): :meth:`blob` is safe
+        to call from that many threads at once."""
+        return self.hook.download_workers
+
+    @property
     def namespace(self) -> str:
         return self.hook.namespace or ""
 

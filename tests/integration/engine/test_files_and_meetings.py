@@ -3,8 +3,8 @@ private PostgreSQL, and each Odoo target (the sandbox, then the real Odoo 17).
 
 One world per target: the schema, companies, contacts, deals, meetings and files of the generated org
 are loaded as the migrate DAG loads them. The org has a file and an attachment whose download answers
-404 (``file_missing``, ``attachment_missing``); one enhanced note is made to answer 404 too. Tests run in
-file order: a later one brings the files back, the last ones run deltas of files and notes.
+404 (``file_missing``, ``attachment_missing``); one enhanced note is made to answer 404 too. The files'
+downloads (several at once) meet two 429s and two expired sessions. Tests run in file order: a later one brings the files back, the last ones run deltas of files and notes.
 """
 
 from __future__ import annotations
@@ -48,11 +48,17 @@ def world(apto_pipeline, odoo_target):
             for name in LOADED:
                 if name == "Event":
                     marks = {m: _last_id(rpc, m) for m in ("mail.message", "mail.activity")}
+                if name == "ContentVersion":     # its downloads go several at once: two 429s, two expired sessions
+                    org.reset_stats()
+                    org.inject_fault("status", 2, status=429, match="/VersionData")
+                    org.inject_fault("invalid_session", 2, match="/VersionData")
                 results[name] = load(pipe, name, RUN)
                 if name == "Event":
                     marks = {m: (marks[m], _last_id(rpc, m)) for m in marks}
+                if name == "ContentVersion":
+                    files_stats = org.get_stats()
             yield {"pipe": pipe, "org": org, "odoo": pipe.odoo, "rpc": rpc, "state": pipe.state, "results": results,
-                   "event_marks": marks, "note_doc": note_doc, "note_version": note_version, "target": odoo_target}
+                   "event_marks": marks, "files_stats": files_stats, "note_doc": note_doc, "note_version": note_version, "target": odoo_target}
     finally:
         apto.stop()
 
@@ -179,6 +185,34 @@ def test_a_missing_file_is_dead_lettered_and_the_rest_of_its_batch_lands(world):
         f"{world['note_version']}/VersionData) on ") for d in notes.values())
     assert all(d["record"]["_blob"] == "<missing: HTTP 404>" for d in notes.values())
     assert rpc("mail.message", "search_count", [["x_migration_key", "=like", f"apto:ContentNote:{world['note_doc']}/%"]]) == 0
+
+
+def test_files_downloaded_at_once_land_on_their_records_through_429s_and_an_expired_session(world):
+    import hashlib
+
+    org, rpc, stats = world["org"], world["rpc"], world["files_stats"]
+    assert stats["events"].get("fault:status") == 2 and stats["events"].get("fault:invalid_session") == 2
+    assert 1 <= stats["calls"].get("token", 0) <= 2          # a new session; not one per thread that waited for it
+    (batch,) = world["results"]["ContentVersion"]            # one batch: nothing failed
+    landed = world["state"].odoo_ids("apto_to_odoo", world["pipe"].target("ContentVersion").source_object,
+                                     batch_ids(world, "ContentVersion"))
+    assert len(landed) == batch["created"] >= 5
+    got = {r["id"]: r for r in rpc("ir.attachment", "read", list(landed.values()),
+                                   fields=["checksum", "file_size", "res_model", "res_id"])}
+    for sid, oid in landed.items():                         # each file's bytes on its own record
+        doc, parent = sid.split("/")
+        data = org.data.blobs[org.tables["ContentDocument"][doc]["LatestPublishedVersionId"]]
+        assert (got[oid]["file_size"], got[oid]["checksum"] or "") == (
+            len(data), hashlib.sha1(data).hexdigest() if data else ""), sid   # noqa: S324 - Odoo's checksum
+        parents = _ids(world, {"001": "Account", "003": "Contact", "006": "Opportunity"}[parent[:3]], [parent])
+        assert got[oid]["res_id"] == parents[parent], sid
+
+
+def batch_ids(world, name):
+    """Source ids the run staged for ``name``."""
+    return [r[0] for r in world["state"].get_records(
+        "SELECT source_id FROM crm_migration.staging WHERE run_id = %s AND source_object = %s",
+        parameters=(RUN, name))]
 
 
 def _object_of(sid):

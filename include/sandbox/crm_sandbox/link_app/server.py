@@ -124,14 +124,17 @@ class LinkAppHandler(SandboxHandler):
             raise not_found(f"path {path!r}")
 
     def _download(self, path: str, params: dict[str, str]) -> None:
-        parts = [unquote(p) for p in path.split("/") if p]      # cdn, files|signed, id, name
-        if len(parts) < 3 or parts[1] not in {"files", "signed"}:
-            raise not_found(f"path {path!r}")
-        if parts[1] == "files":
-            answer = self.tenant.download(parts[2], self.base)
-        else:
-            answer = self.tenant.signed_download(parts[2], params.get("expires"), params.get("sig"))
-        self._file(answer)
+        with self.tenant.downloading():
+            if self.tenant.download_latency > 0:                # a CDN's round trip (--download-latency)
+                time.sleep(self.tenant.download_latency)
+            parts = [unquote(p) for p in path.split("/") if p]  # cdn, files|signed, id, name
+            if len(parts) < 3 or parts[1] not in {"files", "signed"}:
+                raise not_found(f"path {path!r}")
+            if parts[1] == "files":
+                answer = self.tenant.download(parts[2], self.base)
+            else:
+                answer = self.tenant.signed_download(parts[2], params.get("expires"), params.get("sig"))
+            self._file(answer)
 
     def _file(self, answer: FileAnswer) -> None:
         if answer.location:
@@ -213,7 +216,8 @@ def serve(port: int = 0, scale: int = 1, seed: int = 7, as_of: datetime | None =
           *, host: str = "127.0.0.1", verbose: bool = False, tenant: LinkAppTenant | None = None,
           **opts: Any) -> LinkAppServer:
     """Start the Link app sandbox in a daemon thread; return the started server (``.url``, ``.stop()``,
-    ``.state`` = the :class:`LinkAppTenant`). ``opts`` go to the tenant (``rate_limit``, ``rate_window``)."""
+    ``.state`` = the :class:`LinkAppTenant`). ``opts`` go to the tenant (``rate_limit``, ``rate_window``,
+    ``download_latency``)."""
     state = tenant or LinkAppTenant(scale, seed, as_of=as_of, token=token, **opts)
     server = LinkAppServer(LinkAppHandler, state=state, host=host, port=port, verbose=verbose)
     if not state.base_url:
@@ -232,11 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate-limit", type=int, default=10_000, help="requests per minute before 429")
     ap.add_argument("--profile", default="default", choices=("default", "variant"),
                     help="variant: a renamed field, more custom field definitions, a custom value without one")
+    ap.add_argument("--download-latency", type=float, default=0.0,
+                    help="seconds every file download waits before answering (a CDN's round trip)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     as_of = parse_ts(args.as_of) if args.as_of else None
     server = serve(args.port, args.scale, args.seed, as_of, args.token, host=args.host, verbose=args.verbose,
-                   rate_limit=args.rate_limit, profile=args.profile)
+                   rate_limit=args.rate_limit, profile=args.profile, download_latency=args.download_latency)
     tenant: LinkAppTenant = server.state
     print(f"Link app sandbox listening on {server.url}", flush=True)
     print(f"token: {tenant.token}", flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -24,7 +25,7 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,12 +149,14 @@ class LinkAppTenant:
     :param rate_limit: requests per ``rate_window`` seconds before ``429`` (``X-RateLimit-Remaining``).
     :param base_url: the server's URL, for attachment ``url`` fields outside a request.
     :param profile: ``default``, or ``variant``: a renamed field and more custom fields (``generator._variant``).
+    :param download_latency: seconds every ``/cdn/`` answer waits first (a CDN's round trip; 0: none).
     """
 
     def __init__(self, scale: int = 1, seed: int = 7, *, as_of: datetime | None = None,
                  token: str = DEFAULT_TOKEN, rate_limit: int = 10_000, rate_window: float = 60.0,
-                 base_url: str = "", profile: str = "default") -> None:
+                 base_url: str = "", profile: str = "default", download_latency: float = 0.0) -> None:
         self.scale, self.seed, self.profile = scale, seed, profile
+        self.download_latency = float(download_latency)
         self.token, self.base_url = token, base_url
         self.lock = threading.RLock()
         self.clock: datetime | None = None            # set to freeze "now" (mutation stamps, retention)
@@ -170,6 +173,7 @@ class LinkAppTenant:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
+        self._downloads = 0                             # /cdn/ answers under way
         self.rate_limit, self.rate_window = self._initial_rate
         self._rate_used, self._rate_reset = 0, time.monotonic() + self.rate_window
 
@@ -266,6 +270,18 @@ class LinkAppTenant:
     def count_request(self, path: str) -> None:
         with self.lock:
             self.requests[path] += 1
+
+    @contextlib.contextmanager
+    def downloading(self) -> Iterator[None]:
+        """Around one ``/cdn/`` answer: the most answered at once is the event ``downloads_at_once``."""
+        with self.lock:
+            self._downloads += 1
+            self.events["downloads_at_once"] = max(self.events["downloads_at_once"], self._downloads)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._downloads -= 1
 
     def count_status(self, status: int) -> None:
         with self.lock:
