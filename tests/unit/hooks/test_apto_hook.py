@@ -235,6 +235,29 @@ def test_invalid_session_twice_fails_clearly(monkeypatch):
     assert org.tokens == 2 and len(org.api()) == 2
 
 
+def test_threads_downloading_at_once_share_one_session_and_renew_it_once(monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    set_conn(monkeypatch)
+    org = FakeOrg()
+    expired = threading.Barrier(8, timeout=10)     # all eight are sent with the first session before any answer
+
+    def body(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == f"Bearer {ACCESS}1":
+            expired.wait()
+            return httpx.Response(401, json=INVALID_SESSION)
+        return httpx.Response(200, content=request.url.path.encode())
+
+    for n in range(8):
+        org.route(f"{API}/sobjects/ContentVersion/068{n}/VersionData", body)
+    hook = org.hook()
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda n: hook.download(f"ContentVersion/068{n}/VersionData"), range(8)))
+    assert got == [f"{API}/sobjects/ContentVersion/068{n}/VersionData".encode() for n in range(8)]
+    assert org.tokens == 2              # one session for the eight threads, renewed once when it was refused
+
+
 # ---- queries ------------------------------------------------------------------------------------------------
 
 
