@@ -57,6 +57,8 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             "bulk_timeout": _field("Bulk job timeout (s)", "Seconds a Bulk API 2.0 query job may take to "
                                    "complete before it is aborted", default=3600, kind="number"),
             "timeout": _field("Timeout (s)", "Per-request timeout in seconds", default=60, kind="number"),
+            "download_workers": _field("Download workers", "Files a load downloads at a time (1-32)", default=8,
+                                       kind="integer"),
         },
         "ui-field-behaviour": {
             "hidden-fields": ["schema", "port", "extra"],
@@ -73,6 +75,8 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         "conn-fields": {
             "page_size": _field("Page size", "Records per page (1-500)", default=100, kind="integer"),
             "timeout": _field("Timeout (s)", "Per-request timeout in seconds", default=30, kind="number"),
+            "download_workers": _field("Download workers", "Files a load downloads at a time (1-32)", default=8,
+                                       kind="integer"),
         },
         "ui-field-behaviour": {
             "hidden-fields": ["schema", "port", "login", "extra"],

@@ -51,9 +51,8 @@ def base_url(conn: Connection, *, scheme: str | None = None) -> str:
     return host.rstrip("/")
 
 
-def download_workers(conn: Connection) -> int:
-    """The connection's ``extra.download_workers`` (files downloaded at a time), 1..32; default 8."""
-    raw = (conn.extra_dejson or {}).get("download_workers")
+def download_workers(conn_id: str, raw: Any) -> int:
+    """A connection's ``extra.download_workers`` (files downloaded at a time, ``raw`` as given), 1..32; default 8."""
     if raw in (None, ""):
         return DEFAULT_DOWNLOAD_WORKERS
     try:
@@ -61,7 +60,7 @@ def download_workers(conn: Connection) -> int:
     except (TypeError, ValueError):
         workers = 0
     if not 1 <= workers <= MAX_DOWNLOAD_WORKERS or str(raw).strip() != str(workers):
-        raise ConfigurationError(f"connection {conn.conn_id!r}: extra.download_workers must be a whole number "
+        raise ConfigurationError(f"connection {conn_id!r}: extra.download_workers must be a whole number "
                                  f"1..{MAX_DOWNLOAD_WORKERS}, got {raw!r}")
     return workers
 

@@ -741,7 +741,8 @@ class AptoHook(BaseHook):
     @cached_property
     def download_workers(self) -> int:
         """Files downloaded at a time (``extra.download_workers``; 8)."""
-        return download_workers(self.get_connection(self.apto_conn_id))
+        extra = self.get_connection(self.apto_conn_id).extra_dejson or {}
+        return download_workers(self.apto_conn_id, extra.get("download_workers"))
 
     @cached_property
     def client(self) -> httpx.Client:

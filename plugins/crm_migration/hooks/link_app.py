@@ -105,7 +105,8 @@ class LinkAppHook(BaseHook):
     @cached_property
     def download_workers(self) -> int:
         """Files downloaded at a time (``extra.download_workers``; 8)."""
-        return download_workers(self._conn)
+        extra = self._conn.extra_dejson
+        return download_workers(self.link_app_conn_id, extra.get("download_workers"))
 
     @property
     def client(self) -> httpx.Client:

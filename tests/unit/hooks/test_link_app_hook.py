@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from crm_migration.errors import ConfigurationError
 from crm_migration.hooks.link_app import (
     LinkAppAuthError,
     LinkAppError,
@@ -111,6 +113,19 @@ def test_bad_page_size_is_a_clear_configuration_error(monkeypatch):
                        '{"conn_type": "link_app", "host": "http://x", "password": "t", "extra": {"page_size": 900}}')
     with pytest.raises(Exception, match="page_size must be 1..500"):
         _ = LinkAppHook().page_size
+
+
+@pytest.mark.parametrize(("extra", "want"), [({}, 8), ({"download_workers": 3}, 3), ({"download_workers": "16"}, 16),
+                                             ({"download_workers": 0}, None), ({"download_workers": "4.5"}, None)])
+def test_download_workers_default_to_8_and_a_bad_value_is_a_clear_configuration_error(monkeypatch, extra, want):
+    monkeypatch.setenv("AIRFLOW_CONN_LINK_APP_DEFAULT", json.dumps(
+        {"conn_type": "link_app", "host": "http://x", "password": "t", "extra": extra}))
+    if want is None:
+        with pytest.raises(ConfigurationError, match=r"'link_app_default': extra.download_workers must be a whole "
+                                                     r"number 1..32, got"):
+            _ = LinkAppHook().download_workers
+    else:
+        assert LinkAppHook().download_workers == want
 
 
 class _CutStream(httpx.SyncByteStream):
