@@ -4,8 +4,9 @@ For a batch of ``n`` rows the loader makes, in the common case:
 
 - two state-DB statements: look up the crosswalk and claim the unknown ids (``pending``), then record
   the batch (crosswalk, audit, manifest, dead letters; the claims are released);
-- one ``create`` for the new rows, one ``read`` for the rows whose source changed, and one ``write``
-  per distinct set of changed values;
+- one ``create`` for the new rows (one per level when rows name new parents of the same batch: a
+  company's parent), one ``read`` for the rows whose source changed, and one ``write`` per distinct
+  set of changed values;
 - only when an earlier attempt had claimed ids without recording them (it died between Odoo's commit
   and the state DB's): one ``search_read`` on ``x_migration_key``, so what landed is adopted, never
   created twice.
@@ -27,6 +28,7 @@ from typing import Any, Protocol, TypedDict
 from crm_migration.engine.values import canonical, canonical_vals, changed_fields, content_hash
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook, OdooRecordError
 from crm_migration.hooks.state import AuditRow, Bound, DeadLetter, Link, ManifestRow, MigrationStateHook
+from crm_migration.mapping.mapper import hierarchy_levels
 
 log_ = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class Row(TypedDict, total=False):
     target: Target                     # another object of the same model (a mixed timeline batch)
     source_hash: str                   # the source version mapped ('': map it again next time), recorded when it lands
     digests: dict[str, str]            # binary field -> "sha1:<hex>" of its bytes, known already (not decoded again)
+    # values sent only if the row is created (a company's parent already in Odoo: a new record cannot close a
+    # cycle); an update leaves them to a later step (link). Recorded as written, not part of the content hash
+    on_create: dict[str, Any]
+    after: tuple[str, str]             # (field, source id): a new row of this batch created first, its id in `field`
 
 
 class LoadResult(TypedDict):
@@ -120,7 +126,8 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     not recorded (found by ``x_migration_key``), and creates only what is missing.
 
     Rows are created in the order given, in one call, so ids follow that order (chatter is shown by
-    id). A row may name another ``target`` of the same model (a timeline batch mixes objects). A row
+    id); rows naming another new row of the batch as their parent (``after``: a company's parent) are
+    created in a later call, one per level of that hierarchy. A row may name another ``target`` of the same model (a timeline batch mixes objects). A row
     whose crosswalk entry is a record of another model (a task loaded as an activity while open, now
     closed and mapped to a message) supersedes it: the new record is created and the old one removed,
     its values kept in the rollback manifest.
@@ -252,22 +259,31 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     if to_create:
         keys = [tgt(r).key(r["source_id"]) for r in to_create]
         # a deferred field this server keeps on create goes with it (Odoo 19's stage date): no second call
-        on_create = odoo.kept_on_create(model) if any(r.get("deferred") for r in to_create) else frozenset()
-        first = [{**r["values"], **{f: v for f, v in (r.get("deferred") or {}).items() if f in on_create}}
-                 for r in to_create]
+        kept = odoo.kept_on_create(model) if any(r.get("deferred") for r in to_create) else frozenset()
+        first = [{**r["values"], **{f: v for f, v in (r.get("deferred") or {}).items() if f in kept},
+                  **(r.get("on_create") or {})} for r in to_create]
 
         def create(chunk: list[int]) -> None:
             ids = odoo.create_batch(model, [first[i] for i in chunk], keys=[keys[i] for i in chunk],
                                     context=target.ctx)
             for i, oid in zip(chunk, ids, strict=True):
                 plan.created[rid(to_create[i])] = oid
+                if to_create[i].get("on_create") or "after" in to_create[i]:
+                    plan.on_create[rid(to_create[i])] = {f: first[i][f] for f in _on_create_fields(to_create[i])
+                                                         if f in first[i]}
 
-        for i, exc in _isolating(list(range(len(to_create))), create):
-            plan.dead(to_create[i], exc.field, exc.message)
+        for level in _creation_levels(to_create, rid):
+            for i in level:             # the parent created by an earlier level (none if Odoo refused it)
+                if "after" in to_create[i]:
+                    field, parent = to_create[i]["after"]
+                    if (oid := plan.created.get((rid(to_create[i])[0], parent))) is not None:
+                        first[i][field] = oid
+            for i, exc in _isolating(level, create):
+                plan.dead(to_create[i], exc.field, exc.message)
         by_rid = {rid(r): r for r in to_create}
         plan.created_rows = {r: by_rid[r] for r in plan.created}
         # fields Odoo would overwrite when sent with the others go in a second write
-        late = {plan.created[r]: {f: v for f, v in row["deferred"].items() if f not in on_create}
+        late = {plan.created[r]: {f: v for f, v in row["deferred"].items() if f not in kept}
                 for r, row in plan.created_rows.items() if row.get("deferred")}
         late = {oid: vals for oid, vals in late.items() if vals}
         for oid, exc in _write_isolating(odoo, model, late, target):
@@ -395,6 +411,22 @@ def _full(row: Row) -> dict[str, Any]:
     return {**row["values"], **(row.get("deferred") or {})}
 
 
+def _on_create_fields(row: Row) -> list[str]:
+    """The fields a row sends only when it is created (``on_create``, and its ``after`` parent's)."""
+    return [*(row.get("on_create") or {}), *([row["after"][0]] if "after" in row else [])]
+
+
+def _creation_levels(rows: Sequence[Row], rid: Callable[[Row], Rid]) -> list[list[int]]:
+    """The indexes of ``rows`` (to be created) by level: a row whose ``after`` parent is among them comes one level
+    after it; each level keeps the given order. One level (all of them) when no row names a parent among them."""
+    at = {rid(r): i for i, r in enumerate(rows)}
+    parent = {i: at.get((rid(r)[0], r["after"][1])) for i, r in enumerate(rows) if "after" in r}
+    if not any(p is not None for p in parent.values()):
+        return [list(range(len(rows)))] if rows else []
+    edges = [{"i": i, "p": parent.get(i)} for i in range(len(rows))]
+    return [[e["i"] for e in level] for level in hierarchy_levels(edges, "i", "p")]
+
+
 def _write_isolating(odoo: OdooHook, model: str, updates: Mapping[int, Mapping[str, Any]],
                      target: Target) -> list[tuple[int, OdooRecordError]]:
     """``write_batch`` the updates; isolate the records Odoo refuses (returned with their error)."""
@@ -449,6 +481,7 @@ class _Plan:
         self.relink: list[tuple[Row, int]] = []
         self.created: dict[Rid, int] = {}
         self.created_rows: dict[Rid, Row] = {}
+        self.on_create: dict[Rid, dict[str, Any]] = {}    # what a new row sent only because it was created
         self.updated: dict[int, dict[str, Any]] = {}
         self.prior: dict[int, dict[str, Any]] = {}
         self.prior_files: dict[int, dict[str, str]] = {}   # id -> {binary field: base64 before the run's write}
@@ -485,7 +518,8 @@ class _Plan:
         for (scope, sid), oid in self.created.items():
             row = self.created_rows[(scope, sid)]
             full = row["values"] if oid in self.partial else _full(row)
-            vals = canonical_vals(full, fields, digests=row.get("digests"))
+            vals = canonical_vals({**full, **self.on_create.get((scope, sid), {})}, fields,
+                                  digests=row.get("digests"))
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "written": vals,
                           "content_hash": None if oid in self.partial else content_hash(full),
                           **_source_hash(row, partial=oid in self.partial)})

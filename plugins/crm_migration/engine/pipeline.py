@@ -40,6 +40,7 @@ from crm_migration.mapping.mapper import (
     attached_to,
     break_cycles,
     get_path,
+    hierarchy_levels,
     lookups_needed,
     map_batch,
     matches,
@@ -349,7 +350,33 @@ class Pipeline:
         """Stage the object's records of ``[start, end)`` in batches (a sample: at most ``sample_size``
         records whose references are in the sample too; ``with_deleted``: records deleted in the window
         come along, flagged, in the same single query per stream; ``replay``: source ids of dead letters to
-        re-read by id and stage too, see :mod:`~crm_migration.engine.replay`)."""
+        re-read by id and stage too, see :mod:`~crm_migration.engine.replay`). A hierarchy's batches are numbered
+        parents first (:meth:`parents_first`)."""
+        refs = self._extract(name, run_id=run_id, start=start, end=end, batch_size=batch_size,
+                             sample_size=sample_size, with_deleted=with_deleted, replay=replay)
+        return self.parents_first(name, refs, run_id=run_id, batch_size=batch_size)
+
+    def parents_first(self, name: str, refs: list[BatchRef], *, run_id: str, batch_size: int) -> list[BatchRef]:
+        """Number the run's staged batches of a hierarchy loaded by level (:meth:`hierarchy_field`) again by level,
+        after the run's cycle cut (:meth:`cut_links`): a parent lands in an earlier batch than its children, or in
+        the same one a level before them, so each is created with its parent and :meth:`link` has nothing left to
+        write but cut links and updates. ``refs`` as they are for any other object. Safe to rerun: the numbering
+        is a function of the staged rows (ordered by level, then source id)."""
+        hf = self.hierarchy_field(self.spec.object(name))
+        if hf is None or not refs:
+            return refs
+        field, src = hf
+        edges, _cut = self.cut_links(name, run_id=run_id)[field]
+        levels = _levels(edges, src)
+        batches = self.state.renumber_batches(run_id=run_id, pair=self.pair, source_object=name, levels=levels,
+                                              batch_size=batch_size)
+        self.log.info("%s: %d records in %d batches, parents first (%d levels)", name,
+                      sum(b["count"] for b in batches), len(batches), max(levels.values(), default=0) + 1)
+        return [{"source_object": name, "batch_no": b["batch_no"], "count": b["count"], "of": len(batches)}
+                for b in batches]
+
+    def _extract(self, name: str, *, run_id: str, start: datetime | None, end: datetime, batch_size: int,
+                 sample_size: int | None, with_deleted: bool, replay: Sequence[str]) -> list[BatchRef]:
         obj = self.spec.object(name)
         if start is None and not sample_size and not replay and self._lists_first(obj):
             refs = self._extract_listed(obj, run_id=run_id, end=end, batch_size=batch_size)
@@ -683,11 +710,61 @@ class Pipeline:
     # ---- load -----------------------------------------------------------------------------------------------
 
     def self_ref_fields(self, obj: ObjectSpec) -> list[str]:
-        """Fields referring to the object itself (a company's parent): written by :meth:`link` afterwards."""
+        """Fields referring to the object itself (a company's parent): sent with a new record's create when its
+        parent is in Odoo by then (:meth:`hierarchy_field`), else written by :meth:`link` afterwards."""
         return [f for f, fs in obj.fields.items() if obj.name in fs.ref]
 
+    def hierarchy_field(self, obj: ObjectSpec) -> tuple[str, str] | None:
+        """``(Odoo field, source field)`` of the object's hierarchy loaded parents first (``hierarchy`` with
+        ``load_by_level``: its batches in level order, a new record created with its parent); None without one."""
+        h = obj.hierarchy
+        if h is None or not h.load_by_level:
+            return None
+        return next(((f, h.parent_field) for f in self.self_ref_fields(obj)
+                     if tuple(obj.fields[f].sources[:1]) == (h.parent_field,)), None)
+
+    def _parents_on_create(self, name: str, records: Sequence[Mapping[str, Any]], rows: list[Any]) -> int:
+        """Give the batch's rows their parent for the case they are created (returns how many got one).
+
+        A record being created cannot close a cycle in Odoo (nothing points at it yet), so a new record takes its
+        parent in its create: a parent already in Odoo (an earlier batch or run) by id (``on_create``), a new one
+        of this batch by its row (``after``: the loader creates it a level later, with that row's new id). Cycles
+        within the batch are cut first, as :meth:`link` cuts them over the run; the rest (an update's parent, a
+        parent not in Odoo yet, a cut link) :meth:`link` writes. On Odoo 17 a parent without any address takes the
+        address of its first child created with one (``_handle_first_contact_creation``, loader trap 4's sibling):
+        such a child waits for :meth:`link` too, which writes its parent without that effect.
+        """
+        obj = self.spec.object(name)
+        hf = self.hierarchy_field(obj)
+        if hf is None:
+            return 0
+        field, src = hf
+        edges, _cut = break_cycles([{"Id": obj.source_id(r), src: get_path(r, src)} for r in records], "Id", src)
+        parent_of = {e["Id"]: str(e[src]) for e in edges if e.get(src) not in (None, "")}
+        new = {row["source_id"]: row for row in rows if not row.get("error")}
+        bound = self.state.lookup(self.pair, self.target(name).source_object, sorted(set(parent_of.values())))
+        first_child_trap = obj.model == "res.partner" and (self.spec.target_version or 0) < 19
+        sent = 0
+        for sid, row in new.items():
+            parent = parent_of.get(sid)
+            if parent in bound:
+                parent_address = any(bound[parent].written.get(f) for f in T.ADDRESS_FIELDS)
+            elif parent in new:
+                parent_address = any(new[parent]["values"].get(f) for f in T.ADDRESS_FIELDS)
+            else:
+                continue            # no parent, or one not in Odoo yet (a later batch): link writes it
+            if first_child_trap and not parent_address and any(row["values"].get(f) for f in T.ADDRESS_FIELDS):
+                continue
+            if parent in bound:
+                row["on_create"] = {field: bound[parent].odoo_id}
+            else:
+                row["after"] = (field, parent)
+            sent += 1
+        return sent
+
     def load_spec(self, name: str) -> ObjectSpec:
-        """The object as a batch load maps it: without the self-references :meth:`link` writes later."""
+        """The object as a batch load maps it: without its self-references (a new record's parent is added to its
+        create by :meth:`_parents_on_create`, the others are written by :meth:`link`)."""
         obj = self.spec.object(name)
         self_refs = self.self_ref_fields(obj)
         if not self_refs:
@@ -796,6 +873,7 @@ class Pipeline:
         obj, rows, files = self.mapped_rows(name, records,
                                             source_hashes={s["source_id"]: s["source_hash"] for s in staged})
         self._extend_selections(obj, rows, dry_run=dry_run)
+        self._parents_on_create(name, records, rows)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
                             log=self.log)
         if unchanged:
@@ -872,8 +950,12 @@ class Pipeline:
     def link(self, name: str, *, run_id: str, dry_run: bool = False) -> list[LinkResult]:
         """Write the self-references of an object (a company's parent) once all its records exist.
 
-        Cycles and self-parents are broken deterministically first (reported); a parent that was not
-        migrated leaves the field empty (counted). Only changed links are written, grouped by value.
+        Cycles and self-parents are broken deterministically first, over the run's records (the cut report goes
+        to the audit log once per run); a parent that was not migrated leaves the field empty (counted). Only
+        links that differ from what the crosswalk says was written are written (a record created with its parent
+        is left alone), parents first: level by level of the hierarchy after the cut, so a link cut from a record
+        created with its parent is cleared before the link that would close the cycle through it (Odoo refuses
+        a recursive hierarchy); within a level, grouped by value.
         """
         obj = self.spec.object(name)
         out: list[LinkResult] = []
@@ -883,8 +965,9 @@ class Pipeline:
             wanted_parents = {e[src_field] for e in edges if e.get(src_field)}
             ids = self.state.odoo_ids(self.pair, target.source_object, [e["Id"] for e in edges] + list(wanted_parents))
             bound = self.state.lookup(self.pair, target.source_object, [e["Id"] for e in edges])
-            writes: dict[int, dict[str, Any]] = {}
-            links, manifest, audit = [], [], []
+            level = _levels(edges, src_field)
+            writes: dict[int, dict[int, dict[str, Any]]] = {}          # level -> {odoo id: values}
+            rows: dict[int, dict[str, list[dict[str, Any]]]] = {}       # level -> links, manifest, audit rows
             missing = unchanged = 0
             for e in edges:
                 sid = e["Id"]
@@ -898,26 +981,42 @@ class Pipeline:
                 if canonical(before, "many2one") == canonical(value, "many2one"):
                     unchanged += 1
                     continue
-                oid = bound[sid].odoo_id
-                writes[oid] = {field: value}
-                links.append({"source_id": sid, "odoo_id": oid, "written": {field: value}})
-                manifest.append({"source_id": sid, "odoo_id": oid, "action": "updated",
-                                 "prior_values": {field: canonical(before, "many2one")},
-                                 "new_values": {field: value}})
-                audit.append({"source_id": sid, "odoo_id": oid, "action": "update",
-                              "changes": {field: {"old": before, "new": value}}})
-            if writes and not dry_run:
-                self.odoo.write_batch(target.model, writes, context=target.ctx)
-                cut_audit = [{"source_id": c.get("id") or c.get("Id"), "action": "update",
-                              "message": f"hierarchy cycle broken: {c}"} for c in cut]
-                self.state.record_batch(run_id=run_id, pair=self.pair, source_object=target.source_object,
-                                        odoo_model=target.model, links=links, manifest=manifest,
-                                        audit=audit + cut_audit)
-            self.log.info("%s.%s: %d links written, %d unchanged, %d parents not migrated, %d cycle edges cut",
-                          name, field, len(writes), unchanged, missing, len(cut))
-            out.append({"object": name, "field": field, "written": len(writes), "unchanged": unchanged,
+                oid, n = bound[sid].odoo_id, level.get(sid, 0)
+                writes.setdefault(n, {})[oid] = {field: value}
+                at = rows.setdefault(n, {"links": [], "manifest": [], "audit": []})
+                at["links"].append({"source_id": sid, "odoo_id": oid, "written": {field: value}})
+                at["manifest"].append({"source_id": sid, "odoo_id": oid, "action": "updated",
+                                       "prior_values": {field: canonical(before, "many2one")},
+                                       "new_values": {field: value}})
+                at["audit"].append({"source_id": sid, "odoo_id": oid, "action": "update",
+                                    "changes": {field: {"old": before, "new": value}}})
+            if not dry_run:
+                cut_audit = self._cut_audit(target.source_object, cut, run_id=run_id)
+                for n in sorted(writes):
+                    self.odoo.write_batch(target.model, writes[n], context=target.ctx)
+                    self.state.record_batch(run_id=run_id, pair=self.pair, source_object=target.source_object,
+                                            odoo_model=target.model, links=rows[n]["links"],
+                                            manifest=rows[n]["manifest"], audit=rows[n]["audit"] + cut_audit)
+                    cut_audit = []
+                if cut_audit:
+                    self.state.record_batch(run_id=run_id, pair=self.pair, source_object=target.source_object,
+                                            odoo_model=target.model, audit=cut_audit)
+            written = sum(len(w) for w in writes.values())
+            self.log.info("%s.%s: %d links written (%d levels), %d unchanged, %d parents not migrated, %d cycle "
+                          "edges cut", name, field, written, len(writes), unchanged, missing, len(cut))
+            out.append({"object": name, "field": field, "written": written, "unchanged": unchanged,
                         "cycles_cut": cut, "missing_parent": missing})
         return out
+
+    def _cut_audit(self, scope: str, cut: Sequence[Mapping[str, Any]], *, run_id: str) -> list[dict[str, Any]]:
+        """The audit rows of the hierarchy links cut in this run (one per cut link, the first time the run's link
+        step meets it: a rerun records nothing twice)."""
+        prefix = "hierarchy cycle broken: "
+        rows = [{"source_id": c["source_id"], "action": "update", "message": f"{prefix}{c}"} for c in cut]
+        if not rows:
+            return []
+        seen = self.state.audit_messages(run_id=run_id, pair=self.pair, source_object=scope, prefix=prefix)
+        return [r for r in rows if (r["source_id"], r["message"]) not in seen]
 
     # ---- delta: deletions ------------------------------------------------------------------------------------
 
@@ -1079,6 +1178,16 @@ def _volatile(obj: ObjectSpec) -> list[str]:
     on every read; the file's own stamps, ``updated_at`` and ``size_bytes`` or ``Checksum``, say when it changed)."""
     blob = obj.enrich.get("_blob")
     return [str(blob["url_field"])] if isinstance(blob, Mapping) and blob.get("url_field") else []
+
+
+def _levels(edges: Sequence[Mapping[str, Any]], parent_field: str) -> dict[str, int]:
+    """``{id: level}`` of hierarchy edges (``Id``, ``parent_field``): 0 for a record whose parent is none of them.
+    Empty when a cycle is left in them (``break_cycles: false``): one level, Odoo refuses the cycle."""
+    try:
+        levels = hierarchy_levels(edges, "Id", parent_field)
+    except ValueError:
+        return {}
+    return {str(e["Id"]): n for n, level in enumerate(levels) for e in level}
 
 
 def _posted_on(row: Row) -> tuple[Any, Any]:

@@ -692,6 +692,35 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
+    def renumber_batches(self, *, run_id: str, pair: str, source_object: str, levels: Mapping[str, int],
+                         batch_size: int) -> list[dict[str, int]]:
+        """Number the run's staged batches of ``source_object`` again, parents first: every staged row (deleted or
+        not) ordered by its level in ``levels`` (``{source id: level}``; a row not in it: level 0), then by source
+        id, cut into batches of ``batch_size`` numbered from 0. A pure function of the staged ids and ``levels``
+        (a rerun numbers them the same). Returns ``[{batch_no, count}]``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        ids = sorted(levels)
+
+        def q(cur: Any) -> list[dict[str, int]]:
+            self._execute(cur, f"""WITH ranked AS (
+                SELECT s.source_id, (row_number() OVER (ORDER BY COALESCE(l.level, 0), s.source_id) - 1)::int
+                                    / %(size)s AS batch_no
+                FROM {SCHEMA}.staging s
+                LEFT JOIN unnest(%(ids)s::text[], %(levels)s::int[]) AS l(source_id, level) ON l.source_id = s.source_id
+                WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(obj)s
+            ), moved AS (
+                UPDATE {SCHEMA}.staging s SET batch_no = r.batch_no FROM ranked r
+                WHERE s.run_id = %(run)s AND s.pair = %(pair)s AND s.source_object = %(obj)s
+                  AND s.source_id = r.source_id AND s.batch_no IS DISTINCT FROM r.batch_no
+                RETURNING 1)
+            SELECT batch_no, count(*), (SELECT count(*) FROM moved) FROM ranked GROUP BY batch_no ORDER BY batch_no""",
+                          {"run": run_id, "pair": pair, "obj": source_object, "size": batch_size, "ids": ids,
+                           "levels": [int(levels[i]) for i in ids]})
+            return [{"batch_no": b, "count": n} for b, n, _moved in cur.fetchall()]
+
+        return self.run_in_transaction(q)
+
     def staged_batches(self, *, run_id: str, pair: str, source_object: str) -> list[dict[str, int]]:
         """Return ``[{batch_no, count}]`` of what is staged for this run and object, in order."""
         def q(cur: Any) -> list[dict[str, int]]:
@@ -1298,6 +1327,17 @@ class MigrationStateHook(PostgresHook):
                        (SELECT count(*) FROM upd) + (SELECT count(*) FROM del) + (SELECT count(*) FROM un) AS n
                 FROM back ORDER BY pair, source_object""", {"run": run_id})
             return [{k: v for k, v in r.items() if k != "n"} for r in self._rows(cur)]
+
+        return self.run_in_transaction(q)
+
+    def audit_messages(self, *, run_id: str, pair: str, source_object: str, prefix: str) -> set[tuple[str, str]]:
+        """``(source_id, message)`` of run ``run_id``'s audit rows of ``source_object`` whose message starts with
+        ``prefix`` (what a step already reported in this run)."""
+        def q(cur: Any) -> set[tuple[str, str]]:
+            self._execute(cur, f"SELECT source_id, message FROM {SCHEMA}.audit_log WHERE run_id = %s AND pair = %s "
+                               "AND source_object = %s AND starts_with(message, %s)",
+                          (run_id, pair, source_object, prefix))
+            return {(r[0], r[1]) for r in cur.fetchall()}
 
         return self.run_in_transaction(q)
 

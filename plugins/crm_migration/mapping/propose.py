@@ -108,8 +108,6 @@ SYSTEM_FIELDS = frozenset({"id", "isdeleted", "createddate", "createdbyid", "las
 #: Odoo fields never proposed (bookkeeping, UI state, computed helpers)
 _SKIP_TARGET_PREFIXES = ("message_", "activity_", "signup_", "calendar_", "image_", "website_message", "iap_",
                          "partner_gid", "color", "lead_properties", "x_migration_key", "barcode", "self")
-#: Odoo's address fields of a partner (what Odoo copies from a parent company onto a child of type contact)
-_ADDRESS_FIELDS = ("street", "street2", "city", "zip", "state_id", "country_id")
 #: the keys ``stage_entered_at`` reads in a stage-history row: the stage, and when the row was made
 _HISTORY_KEYS = ("StageName", "CreatedDate")
 _SKIP_TARGET_TYPES = frozenset({"one2many", "binary", "properties", "many2one_reference", "reference", "json"})
@@ -883,7 +881,7 @@ class _ObjectMatcher:
         if "type" in taken or t.get("type") != "selection" or not {"contact", "other"} <= keys \
                 or "ref" not in parent or not isinstance(parent.get("from"), str):
             return
-        address = list(dict.fromkeys(_plain_sources(e)[0] for n in _ADDRESS_FIELDS
+        address = list(dict.fromkeys(_plain_sources(e)[0] for n in T.ADDRESS_FIELDS
                                      if (e := self.entries.get(n)) and _plain_sources(e)))
         if not address:
             return

@@ -791,6 +791,11 @@ def sends_own_address(parent_id: Any, *parts: Any) -> bool:
     return has_own_address(*parts)
 
 
+#: res.partner's address fields (Odoo's ``ADDRESS_FIELDS``): what a ``contact``-type child copies from its parent, and
+#: what Odoo 17 gives a parent without any of them from its first child created with one
+ADDRESS_FIELDS = ("street", "street2", "city", "zip", "state_id", "country_id")
+
+
 @transform
 def parent_without_address(parent_id: Any, *parts: Any) -> bool:
     """True when a partner has a parent whose address ``parts`` (street, city, state, zip, country) are all
