@@ -951,7 +951,7 @@ class Pipeline:
         """Write the self-references of an object (a company's parent) once all its records exist.
 
         Cycles and self-parents are broken deterministically first, over the run's records (the cut report goes
-        to the audit log once per run); a parent that was not migrated leaves the field empty (counted). Only
+        to the audit log, see :meth:`_cut_audit`); a parent that was not migrated leaves the field empty (counted). Only
         links that differ from what the crosswalk says was written are written (a record created with its parent
         is left alone), parents first: level by level of the hierarchy after the cut, so a link cut from a record
         created with its parent is cleared before the link that would close the cycle through it (Odoo refuses
@@ -991,7 +991,7 @@ class Pipeline:
                 at["audit"].append({"source_id": sid, "odoo_id": oid, "action": "update",
                                     "changes": {field: {"old": before, "new": value}}})
             if not dry_run:
-                cut_audit = self._cut_audit(target.source_object, cut, run_id=run_id)
+                cut_audit = self._cut_audit(target.source_object, cut, run_id=run_id, wrote=bool(writes))
                 for n in sorted(writes):
                     self.odoo.write_batch(target.model, writes[n], context=target.ctx)
                     self.state.record_batch(run_id=run_id, pair=self.pair, source_object=target.source_object,
@@ -1008,15 +1008,21 @@ class Pipeline:
                         "cycles_cut": cut, "missing_parent": missing})
         return out
 
-    def _cut_audit(self, scope: str, cut: Sequence[Mapping[str, Any]], *, run_id: str) -> list[dict[str, Any]]:
-        """The audit rows of the hierarchy links cut in this run (one per cut link, the first time the run's link
-        step meets it: a rerun records nothing twice)."""
+    def _cut_audit(self, scope: str, cut: Sequence[Mapping[str, Any]], *, run_id: str,
+                   wrote: bool) -> list[dict[str, Any]]:
+        """The audit rows of the hierarchy links cut, in a run whose link step writes links (``wrote``) or whose load
+        created a record whose link is cut; once per run (a rerun of the step reports nothing twice), and not in a
+        run that changed nothing of the hierarchy."""
         prefix = "hierarchy cycle broken: "
         rows = [{"source_id": c["source_id"], "action": "update", "message": f"{prefix}{c}"} for c in cut]
         if not rows:
             return []
-        seen = self.state.audit_messages(run_id=run_id, pair=self.pair, source_object=scope, prefix=prefix)
-        return [r for r in rows if (r["source_id"], r["message"]) not in seen]
+        seen = self.state.run_audit(run_id=run_id, pair=self.pair, source_object=scope,
+                                    source_ids={r["source_id"] for r in rows})
+        if not wrote and not any(action == "create" for _sid, action, _msg in seen):
+            return []
+        reported = {(sid, msg) for sid, _action, msg in seen}
+        return [r for r in rows if (r["source_id"], r["message"]) not in reported]
 
     # ---- delta: deletions ------------------------------------------------------------------------------------
 

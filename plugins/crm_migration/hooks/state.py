@@ -1330,14 +1330,18 @@ class MigrationStateHook(PostgresHook):
 
         return self.run_in_transaction(q)
 
-    def audit_messages(self, *, run_id: str, pair: str, source_object: str, prefix: str) -> set[tuple[str, str]]:
-        """``(source_id, message)`` of run ``run_id``'s audit rows of ``source_object`` whose message starts with
-        ``prefix`` (what a step already reported in this run)."""
-        def q(cur: Any) -> set[tuple[str, str]]:
-            self._execute(cur, f"SELECT source_id, message FROM {SCHEMA}.audit_log WHERE run_id = %s AND pair = %s "
-                               "AND source_object = %s AND starts_with(message, %s)",
-                          (run_id, pair, source_object, prefix))
-            return {(r[0], r[1]) for r in cur.fetchall()}
+    def run_audit(self, *, run_id: str, pair: str, source_object: str,
+                  source_ids: Collection[str]) -> list[tuple[str, str, str | None]]:
+        """``(source_id, action, message)`` of run ``run_id``'s audit rows of ``source_object`` about ``source_ids``
+        (what the run already did and reported about those records)."""
+        if not source_ids:
+            return []
+
+        def q(cur: Any) -> list[tuple[str, str, str | None]]:
+            self._execute(cur, f"SELECT source_id, action, message FROM {SCHEMA}.audit_log WHERE run_id = %s "
+                               "AND pair = %s AND source_object = %s AND source_id = ANY(%s)",
+                          (run_id, pair, source_object, sorted(source_ids)))
+            return [(r[0], r[1], r[2]) for r in cur.fetchall()]
 
         return self.run_in_transaction(q)
 

@@ -404,8 +404,9 @@ class LoadTimelineOperator(MigrationOperator):
 
 
 class LinkOperator(MigrationOperator):
-    """Write an object's references to records of its own kind (company hierarchies) once all have landed;
-    cycles are cut and flagged.
+    """Write an object's references to records of its own kind (company hierarchies) once all have landed, where
+    the load did not (a new record takes a parent already in Odoo in its create): updates, parents that landed
+    after their children, links cut to break a cycle (flagged).
 
     :param source_object: the object of the mapping.
     :param objects: the objects the run takes (``None``: all). (templated)

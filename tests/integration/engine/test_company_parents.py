@@ -205,6 +205,7 @@ def test_a_rerun_with_nothing_changed_writes_nothing(world):
     calls = world["rerun_calls"]
     assert {m: calls[("res.partner", m)] for m in ("create", "write", "load")} == {"create": 0, "write": 0, "load": 0}
     assert world["rerun_links"][0]["written"] == 0
+    assert not cut_audit(world["pipe"], RERUN)                 # nothing of the hierarchy changed: nothing reported
 
 
 def test_a_delta_creates_new_companies_with_their_parents_and_moves_one(world):

@@ -1,4 +1,4 @@
-"""Pure parts of the loader: canonical values, changed fields, hashing, bad-row isolation."""
+"""Pure parts of the loader: canonical values, changed fields, hashing, bad-row isolation, creation levels."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from crm_migration.engine.load import Target, _isolating
+from crm_migration.engine.load import Target, _creation_levels, _isolating
 from crm_migration.engine.values import canonical, changed_fields, content_hash, to_write
 from crm_migration.hooks.odoo import OdooRecordError
 
@@ -82,3 +82,16 @@ def test_isolating_finds_each_bad_row_and_writes_good_rows_once(n, bad):
     assert sorted(written) == sorted(set(range(n)) - bad)        # each good row once
     if len(bad) == 1 and n > 1:
         assert len(calls) - 1 <= 2 * math.ceil(math.log2(n))     # ~2·log2(n) extra calls
+
+
+def test_creation_levels_put_a_new_parent_of_the_batch_one_call_before_its_children():
+    def rid(row):
+        return ("Account", row["source_id"])
+
+    rows = [{"source_id": "c", "after": ("parent_id", "b")}, {"source_id": "a"},
+            {"source_id": "b", "after": ("parent_id", "a")}, {"source_id": "d", "after": ("parent_id", "x")},
+            {"source_id": "e", "after": ("parent_id", "a")}]
+    # x is not created by this batch: d goes with the first level (without a parent); each level keeps the order
+    assert _creation_levels(rows, rid) == [[1, 3], [2, 4], [0]]
+    assert _creation_levels([{"source_id": "a"}, {"source_id": "b"}], rid) == [[0, 1]]     # one call, as given
+    assert _creation_levels([], rid) == []
