@@ -335,12 +335,36 @@ class Pipeline:
         return out
 
     def refs_for(self, obj: ObjectSpec, records: list[dict[str, Any]]) -> StaticRefs:
-        """Crosswalk ids of everything this batch refers to: one query per referenced object."""
+        """Crosswalk ids of everything this batch refers to: one query per referenced object; and the Odoo fields
+        its ``=field.odoo_field`` paths read of the records referred to (one ``read`` per model; a record the
+        batch reaches otherwise, a fallback stage say, is read when asked)."""
         ids: dict[str, dict[str, int]] = {}
         for name, wanted in refs_needed(obj, records).items():
             scope = self.spec.object(name).key_object
             ids[name] = self.state.odoo_ids(self.pair, scope, sorted(wanted)) if wanted else {}
-        return StaticRefs(ids, self.refs_lookups)
+        reads: dict[str, tuple[set[str], set[int]]] = {}
+        for fspec in obj.fields.values():
+            for through, model, odoo_field in fspec.via.values():
+                fields, oids = reads.setdefault(model, (set(), set()))
+                fields.add(odoo_field)
+                oids.update(*(ids.get(r, {}).values() for r in obj.fields[through].ref))
+        values: dict[tuple[str, str], dict[int, Any]] = {}
+        for model, (fields, oids) in reads.items():
+            for f in fields:
+                values[(model, f)] = {}
+            for rec in self.odoo.read(model, sorted(oids), sorted(fields), context={"active_test": False}) \
+                    if oids else ():
+                for f in fields:
+                    values[(model, f)][rec["id"]] = _odoo_value(rec.get(f))
+
+        def value(model: str, oid: int, field: str) -> Any:
+            known = values.setdefault((model, field), {})
+            if oid not in known:
+                found = self.odoo.read(model, [oid], [field], context={"active_test": False})
+                known[oid] = _odoo_value(found[0].get(field)) if found else None
+            return known[oid]
+
+        return StaticRefs(ids, self.refs_lookups, value)
 
     # ---- extract -----------------------------------------------------------------------------------------
 
@@ -686,12 +710,29 @@ class Pipeline:
             looked_up = {f.lookup for f in obj.fields.values() if f.lookup}
             if looked_up & {"owner", "owner_partner"}:
                 parts.append(sorted((str(k), repr(v)) for k, v in self.owners.items()))
+            parts += self._read_through(obj)
             self._fingerprints[name] = hashlib.sha1(repr(parts).encode()).hexdigest()[:12]  # noqa: S324 - a tag
         return self._fingerprints[name]
 
     @cached_property
     def _fingerprints(self) -> dict[str, str]:
         return {}
+
+    def _read_through(self, obj: ObjectSpec) -> list[Any]:
+        """What ``obj``'s ``=field.odoo_field`` paths read, for its fingerprint: per path through a ref, that field of
+        every record the pair keyed for the referenced object (a stage's probability changed in the source, its
+        deals are mapped again though they did not change). One ``search_read`` per path."""
+        out: list[Any] = []
+        for fspec in obj.fields.values():
+            for path, (through, model, odoo_field) in sorted(fspec.via.items()):
+                ref = obj.fields[through].ref
+                if len(ref) != 1:
+                    continue                        # through a lookup: records the pair does not key
+                pattern = f"{self.spec.source}:{self.spec.object(ref[0]).key_object}:%"
+                rows = self.odoo.search_read(model, [("x_migration_key", "=like", pattern)], [odoo_field],
+                                             context={"active_test": False})
+                out.append((path, sorted((r["id"], repr(_odoo_value(r.get(odoo_field)))) for r in rows)))
+        return out
 
     def _known(self, name: str) -> tuple[str, str]:
         """``(crosswalk scope, fingerprint)`` of object ``name``: what a batch read compares with."""
@@ -1167,6 +1208,13 @@ def _staged_enrichments(obj: ObjectSpec) -> dict[str, Mapping[str, Any]]:
     """The object's enrichments taken from the staging table (``staged: true``): children a source lists
     only by date (Link app's contact_companies), staged before the object and matched to it by a field."""
     return {k: v for k, v in obj.enrich.items() if k != "_blob" and isinstance(v, Mapping) and v.get("staged")}
+
+
+def _odoo_value(value: Any) -> Any:
+    """A value as Odoo reads it, as a ``=field.odoo_field`` path gives it: a many2one's id (not ``[id, name]``)."""
+    if isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str):
+        return value[0]
+    return value
 
 
 def _may_resolve(obj: ObjectSpec, row: Row) -> bool:

@@ -46,7 +46,15 @@ from crm_migration.engine.schema import target_field_problems, target_major
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooError
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.mapper import break_cycles, resolve_owners, sf_prefix
-from crm_migration.mapping.spec import MISSING, ObjectSpec, PairSpec, SpecError, get_path, thaw
+from crm_migration.mapping.spec import (
+    MISSING,
+    NOT_RECORD_PATHS,
+    ObjectSpec,
+    PairSpec,
+    SpecError,
+    get_path,
+    thaw,
+)
 
 if TYPE_CHECKING:
     from crm_migration.hooks.odoo import OdooHook
@@ -378,7 +386,7 @@ def missing_required(spec: ObjectSpec, records: Sequence[Mapping[str, Any]], *, 
     for fspec in spec.fields.values():
         if not fspec.required or not fspec.sources or fspec.default is not MISSING:
             continue
-        if any(p.startswith(("$", "_")) for p in fspec.sources):
+        if any(p.startswith(NOT_RECORD_PATHS) for p in fspec.sources):
             continue
         empty = [r for r in records if _maps_to_empty(fspec, r)]
         if empty:
@@ -479,7 +487,7 @@ def lookup_fields(pair: PairSpec, lookup: str) -> list[tuple[ObjectSpec, str]]:
     out = []
     for obj in pair.objects.values():
         for f in obj.fields.values():
-            paths = [p for p in f.sources if not p.startswith(("$", "_"))]
+            paths = [p for p in f.sources if not p.startswith(NOT_RECORD_PATHS)]
             if f.lookup == lookup and len(paths) == 1:
                 out.append((obj, paths[0]))
     return out

@@ -226,7 +226,7 @@ def _source_text(paths: Sequence[str], record: Mapping[str, Any], const: Any = M
     """The raw source values of ``paths`` (``Email=a@b.c``; one path: the value alone)."""
     if not paths:
         return "" if const is MISSING else f"const {_readable(const)}"
-    shown = [(p, get_path(record, p)) for p in paths if not p.startswith("$")]
+    shown = [(p, get_path(record, p)) for p in paths if not p.startswith(("$", "="))]
     if len(paths) == 1 and shown:
         return _cut(_readable(shown[0][1]))
     return _cut(" · ".join(f"{p}={_readable(v)}" for p, v in shown))

@@ -74,20 +74,32 @@ class Refs(Protocol):
         ``activity_type`` (xmlid → id), ``model`` (model name → ir.model id). ``None`` when unknown."""
         ...
 
+    def odoo_value(self, model: str, odoo_id: int, field: str) -> Any:
+        """Field ``field`` of Odoo record ``model`` ``odoo_id`` as Odoo reads it (a ``=field.odoo_field`` source
+        path), ``None`` when there is no such record."""
+        ...
+
 
 @dataclass
 class StaticRefs:
-    """A :class:`Refs` over dicts: ``ids[source_object][source_id]`` and ``lookups[name]`` (a dict or a
-    callable). Dict keys that are strings match case-insensitively; tuples are matched as given."""
+    """A :class:`Refs` over dicts: ``ids[source_object][source_id]``, ``lookups[name]`` (a dict or a
+    callable) and ``values[(model, field)][odoo id]`` (or a callable ``(model, odoo id, field) -> value``).
+    Dict keys that are strings match case-insensitively; tuples are matched as given."""
 
     ids: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     lookups: Mapping[str, Mapping[Any, Any] | Callable[[Any], Any]] = field(default_factory=dict)
+    values: Mapping[tuple[str, str], Mapping[int, Any]] | Callable[[str, int, str], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._folded: dict[str, dict[Any, Any]] = {}
 
     def odoo_id(self, source_object: str, source_id: str) -> int | None:
         return (self.ids.get(source_object) or {}).get(source_id)
+
+    def odoo_value(self, model: str, odoo_id: int, field: str) -> Any:
+        if callable(self.values):
+            return self.values(model, odoo_id, field)
+        return (self.values.get((model, field)) or {}).get(odoo_id)
 
     def lookup(self, name: str, key: Any) -> Any:
         table = self.lookups.get(name)
@@ -293,6 +305,27 @@ class _Fail(Exception):
         self.field, self.reason = field, reason
 
 
+def _through(fspec: FieldSpec, refs: Refs, values: Mapping[str, Any], warnings: list[tuple[str, str]],
+             unknown: list[str]) -> Callable[[str], Any]:
+    """What a ``=field.odoo_field`` path of ``fspec`` reads: the Odoo field of the record the row maps ``field`` to.
+    A repair flagged on ``field`` is flagged on ``fspec`` too; no record to read gives None, the reason in
+    ``unknown``."""
+
+    def read(path: str) -> Any:
+        through, model, odoo_field = fspec.via[path]
+        oid = values.get(through)
+        oid = oid[0] if isinstance(oid, list | tuple) and oid and isinstance(oid[0], int) else oid
+        value = refs.odoo_value(model, oid, odoo_field) if isinstance(oid, int) and not isinstance(oid, bool) else None
+        if value is None:
+            unknown.append(f"{through} has no {model} record to take {odoo_field} from")
+            return None
+        warnings.extend((fspec.name, f"from {through}.{odoo_field} ({value!r}); {through}: {reason}")
+                        for f, reason in list(warnings) if f == through)
+        return value
+
+    return read
+
+
 def _as_list(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return list(value)
@@ -314,12 +347,14 @@ def _run_steps(steps: Sequence[FnStep], values: Sequence[Any], flags: list[str] 
 
 
 def _field_value(fspec: FieldSpec, record: Mapping[str, Any], conditions: Mapping[str, bool],
-                 flags: list[str] | None = None) -> Any:
+                 flags: list[str] | None = None, mapped: Callable[[str], Any] | None = None) -> Any:
     """The field's value before ref/lookup resolution: const, or source values through the transforms
-    (the reasons of values repaired and flagged on the way go to ``flags``)."""
+    (the reasons of values repaired and flagged on the way go to ``flags``). ``mapped`` answers the
+    ``=field.odoo_field`` paths (None without it: what a batch needs is asked before mapping)."""
     if fspec.const is not MISSING:
         return fspec.const
-    values = [conditions.get(p[1:], False) if p.startswith("$") else get_path(record, p) for p in fspec.sources]
+    values = [conditions.get(p[1:], False) if p.startswith("$")
+              else (mapped(p) if mapped else None) if p.startswith("=") else get_path(record, p) for p in fspec.sources]
     if fspec.fn:
         return _run_steps(fspec.fn, values, flags)
     if len(values) == 1:
@@ -452,8 +487,10 @@ def map_record(spec: ObjectSpec, record: Mapping[str, Any], refs: Refs) -> Row:
             if fspec.when and not conditions.get(fspec.when):
                 continue
             flags: list[str] = []
+            unknown: list[str] = []
+            mapped = _through(fspec, refs, values, warnings, unknown) if fspec.via else None
             try:
-                value = _field_value(fspec, record, conditions, flags)
+                value = _field_value(fspec, record, conditions, flags, mapped)
                 warnings.extend((fspec.name, reason) for reason in flags)
             except T.TransformError as exc:
                 if fspec.on_error == "null":
@@ -461,6 +498,11 @@ def map_record(spec: ObjectSpec, record: Mapping[str, Any], refs: Refs) -> Row:
                     value = None
                 else:
                     raise _Fail(fspec.name, str(exc)) from None
+            if unknown:         # read through a field with no record: flagged; an empty value is not sent at all
+                if T._empty(value) and not fspec.required:
+                    warnings.append((fspec.name, f"not sent: {'; '.join(unknown)}"))
+                    continue
+                warnings.append((fspec.name, "; ".join(unknown)))
             value = _resolve(spec, fspec, record, value, refs, warnings)
             if T._empty(value) and fspec.default is not MISSING and value is not False:
                 value = fspec.default

@@ -24,7 +24,7 @@ one field, each stating its reason: a value Odoo keeps less of (a selection's op
 also kept as written in the ``x_`` field of its name, else a new typed one; a field Odoo sets on create is deferred;
 the stage date comes from the deal's stage history where the object reads one; a partner with a parent and an
 address gets its address type (``contact_partner_type``); a deal status with won and lost values gives a closed
-deal's probability; a person's name falls back to its email unless the source requires a last name.
+deal's probability, and an open one's is its stage's where the deal has none of its own; a person's name falls back to its email unless the source requires a last name.
 
 Nothing is dropped silently: every source field is one row. Values outside a field's declared options
 are counted per value. The other objects (users, pipelines, activities, files, ...) are not field-to-field
@@ -48,6 +48,7 @@ from rapidfuzz import fuzz, process
 from crm_migration.mapping import transforms as T
 from crm_migration.mapping.spec import (
     MAGIC_FIELDS,
+    NOT_RECORD_PATHS,
     ObjectSpec,
     PairSpec,
     SpecError,
@@ -559,6 +560,8 @@ class _ObjectMatcher:
         self.new_x: dict[str, dict[str, Any]] = {}
         #: conditions the proposed entries name that the object in force lacks: name -> definition
         self.conditions: dict[str, Any] = {}
+        #: a status deal without a probability field: (status field, its won value, the closed condition)
+        self._open_probability: tuple[str, str, str] | None = None
         for f in schema:
             opts = [str(v.get("value")) for v in f.get("picklistValues") or () if v.get("active", True)]
             self.profiles[str(f["name"])] = field_profile([get_path(r, str(f["name"])) for r in records],
@@ -764,6 +767,7 @@ class _ObjectMatcher:
             self._closed_fields(rows, *status)
         self._lossy_copies(rows, taken)
         self._stage_history(rows)
+        self._stage_probability(rows)
         self._address_type(rows, taken)
         for fname, row in rows.items():
             if row["kind"] != "pending" or row["custom"]:
@@ -871,6 +875,35 @@ class _ObjectMatcher:
                 f"row of {stage_src}), else {date_src} (stage_entered_at)")
             self.comments[tname] = f"0.90: the stage history {history} (stage_entered_at), else {date_src}"
 
+    def _stage_probability(self, rows: dict[str, dict[str, Any]]) -> None:
+        """A deal with a status but no probability of its own shows its stage's (a stage object of the pair mapping a
+        probability): an open deal's probability is read through the field that refers to its stage
+        (``=stage_id.<the stage's probability field>``), won 100, lost 0 (deal_probability); none known: not
+        sent. What it lands with is then the source's, not the order deals land in (Odoo's predictive score
+        stays in automated_probability)."""
+        if self._open_probability is None or "probability" not in self.entries:
+            return
+        status, won, closed = self._open_probability
+        for tname, entry in self.entries.items():
+            ref = entry.get("ref")
+            stage = self.pair.objects.get(ref) if isinstance(ref, str) else None
+            if stage is None:
+                continue
+            prob = next((n for n, f in stage.fields.items() if "probability" in _concepts(_words(n), *(
+                _words(p) for p in f.sources if not p.startswith(NOT_RECORD_PATHS)))), None)
+            if prob is None:
+                continue
+            won_cond = self._condition("won", {"from": status, "fn": "selection",
+                                               "args": {"mapping": {won: True}, "default": False}})
+            self.entries["probability"] = {"from": [f"={tname}.{prob}", f"${closed}", f"${won_cond}"],
+                                           "fn": "deal_probability", "args": {"empty": None}}
+            rows[status]["reasons"].append(
+                f"an open deal has no probability of its own: its stage's ({tname}.{prob}, as the source shows it); "
+                f"{won} 100, lost 0 (deal_probability)")
+            self.comments["probability"] = (f"0.90: the source deal has no probability: its stage's ={tname}.{prob} "
+                                            f"when open, {won} 100, lost 0 (deal_probability)")
+            return
+
     def _address_type(self, rows: dict[str, dict[str, Any]], taken: dict[str, str]) -> None:
         """A partner's type from its parent and its address: Odoo copies a parent company's address onto a child
         of type ``contact``, so a record with a parent and an address of its own is ``other`` (the setting
@@ -927,6 +960,7 @@ class _ObjectMatcher:
                     why.append(f"a closed deal's probability: {won} 100, {lost} 0 (sent when {closed}; an open "
                                "deal's is its stage's)")
                     self.comments["probability"] = f"0.90: {status} {won} 100, {lost} 0, when {closed} (Odoo's rule)"
+                    self._open_probability = (status, won, closed)     # an open deal's: its stage's, if it has one
                 rows[status].update(kind="existing", target="active", transform="selection", confidence=0.9,
                                     reasons=why)
             return None
@@ -1055,7 +1089,7 @@ def _transform(src: Mapping[str, Any], tname: str, t: Mapping[str, Any], prof: M
 def _plain_sources(entry: Mapping[str, Any]) -> list[str]:
     src = entry.get("from")
     paths = src if isinstance(src, list) else [src] if src is not None else []
-    return [str(p) for p in paths if not str(p).startswith(("$", "_"))]
+    return [str(p) for p in paths if not str(p).startswith(NOT_RECORD_PATHS)]
 
 
 def _merged_object(raw_obj: dict[str, Any], obj: ObjectSpec, entries: Mapping[str, dict[str, Any]],
@@ -1074,8 +1108,8 @@ def _merged_object(raw_obj: dict[str, Any], obj: ObjectSpec, entries: Mapping[st
         entry = _unexpand_entry(entry, ns)
         proposed_sources.update(s.lower() for s in _plain_sources(entry))
         old = in_force.get(tname)
-        if isinstance(old, Mapping) and {_expand_path(s, ns).lower() for s in _plain_sources(entry)} & {
-                _expand_path(s, ns).lower() for s in _plain_sources(old)}:
+        if isinstance(old, Mapping) and (old == entry or {_expand_path(s, ns).lower() for s in _plain_sources(entry)} & {
+                _expand_path(s, ns).lower() for s in _plain_sources(old)}):
             out[tname] = old
             notes[tname] = "as in force; proposed " + notes.get(tname, "")
         else:

@@ -46,7 +46,8 @@ from crm_migration.mapping import transforms as T
 
 __all__ = [
     "AttachSpec", "ConditionSpec", "CustomField", "CustomFieldRules", "FieldSpec", "FnStep", "HierarchySpec",
-    "ApprovalStep", "Approvals", "LookupSpec", "MappingFile", "ObjectSpec", "PairSpec", "Settings", "SpecError",
+    "ApprovalStep", "Approvals", "LookupSpec", "MappingFile", "NOT_RECORD_PATHS", "ObjectSpec", "PairSpec", "Settings",
+    "SpecError",
     "TargetSpec", "expand_namespace", "get_path", "load_pair", "locate_pair", "pairs_folder", "parse_pair",
     "read_pair_file",
 ]
@@ -63,8 +64,11 @@ EXTRA_COMPANY_MODES = ("child_contacts", "many2many")
 ACTIONS = ("load", "match", "none")
 _X_NAME_RE = re.compile(r"^x_[a-z0-9_]+$")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-_PATH_RE = re.compile(r"^(?:\$[A-Za-z_][A-Za-z0-9_]*|_[A-Za-z0-9_]+|(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*"
-                      r"(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*)$")
+_PATH_RE = re.compile(r"^(?:\$[A-Za-z_][A-Za-z0-9_]*|_[A-Za-z0-9_]+|=[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*|"
+                      r"(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*(?:\.(?:<ns>|[A-Za-z])[A-Za-z0-9_<>]*)*)$")
+#: a source path that is no field of the source record: ``$condition``, ``_blob`` (a value the engine attached),
+#: ``=field.odoo_field`` (an Odoo field of the record another field of the row maps to)
+NOT_RECORD_PATHS = ("$", "_", "=")
 MAGIC_FIELDS = frozenset({"id", "create_date", "create_uid", "write_date", "write_uid", "x_migration_key"})
 
 
@@ -177,6 +181,12 @@ class FieldSpec:
     :param fallback: a named lookup asked, with the same source values, when a ``ref`` finds nothing (a
         deal's stage outside its pipeline: the pipeline's stage of that name, else its first stage); what
         it answers lands, flagged.
+
+    A source path ``=<field>.<odoo field>`` reads Odoo rather than the source record: the ``<odoo field>`` of the
+    record this row maps its field ``<field>`` to (a ``ref`` or a ``lookup`` declared earlier in the object, e.g.
+    ``=stage_id.x_link_app_probability``: the probability of the deal's stage, the fallback stage included). A
+    repair flagged on ``<field>`` is flagged on this field too; when ``<field>`` has no value, this field is not
+    sent, flagged. ``via`` holds, per such path, ``(field, Odoo model, odoo field)``.
     """
 
     name: str
@@ -197,6 +207,7 @@ class FieldSpec:
     # filled in when the pair is parsed: per ref, the referenced object's id template and key prefix
     ref_templates: tuple[str, ...] = ()
     ref_prefixes: tuple[str | None, ...] = ()
+    via: Mapping[str, tuple[str, str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -804,7 +815,7 @@ def parse_pair(raw: Any, *, origin: str = "<memory>", namespace: str | None = No
     custom = _custom_rules(raw.get("custom_fields") or {}, origin, objects)
     _check_cross(objects, lookups, x_fields, origin)
     _check_settings(objects, settings, source, origin)
-    objects = _link(objects)
+    objects = _link(objects, lookups)
     order = _toposort(objects, origin)
     _check_targets(raw.get("targets"), raw, origin, namespace)
     approvals = _approvals(raw.get("approvals"), origin)
@@ -1110,7 +1121,7 @@ def _check_key(obj: str, key: Any, source: str, where: str) -> str:
     if not placeholders:
         raise SpecError(where, f"bad key template {key!r}: no {{Field}} placeholder", obj=obj, field="key")
     for p in placeholders:
-        if not _PATH_RE.match(p) or p.startswith("$"):
+        if not _PATH_RE.match(p) or p.startswith(("$", "=")):
             raise SpecError(where, f"bad key template {key!r}: placeholder {{{p}}} is not a field", obj=obj,
                             field="key")
     return key
@@ -1174,6 +1185,22 @@ def _object(name: str, raw: Any, origin: str, source: str, settings: Settings) -
             if not srcs or not steps:
                 raise SpecError(where, "a condition needs from and fn", obj=name, field=f"${cname}")
             conditions[str(cname)] = ConditionSpec(name=str(cname), sources=srcs, fn=steps)
+    for c in conditions.values():
+        if any(p.startswith("=") for p in c.sources):
+            raise SpecError(where, "a condition reads the source record (a =field path reads what a field maps to)",
+                            obj=name, field=f"${c.name}")
+    order = list(fields)
+    for f in fields.values():
+        for p in f.sources:
+            if not p.startswith("="):
+                continue
+            through = p[1:].split(".", 1)[0]
+            if through not in fields or order.index(through) >= order.index(f.name):
+                raise SpecError(where, f"{p}: {through} is not a field of {name} mapped before {f.name}", obj=name,
+                                field=f.name)
+            if fields[through].deferred:
+                raise SpecError(where, f"{p}: {through} is written after the record (deferred); read a field "
+                                       "written with it", obj=name, field=f.name)
     for f in fields.values():
         if f.when and f.when not in conditions:
             raise SpecError(where, f"when: unknown condition {f.when!r}", obj=name, field=f.name)
@@ -1275,7 +1302,7 @@ def _check_paths_read(obj: ObjectSpec, where: str) -> None:
     extra = {k.lower() for k in obj.enrich}
 
     def check(path: str, fname: str) -> None:
-        if path.startswith(("$", "_")):
+        if path.startswith(NOT_RECORD_PATHS):
             return
         if path.lower() in read or path.split(".")[0].lower() in extra:
             return
@@ -1342,6 +1369,10 @@ def _check_cross(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, Lookup
             if f.lookup and f.lookup not in lookups:
                 raise SpecError(origin, f"unknown lookup {f.lookup!r} (known: {', '.join(sorted(lookups))})",
                                 obj=obj.name, field=f.name)
+            for p in f.sources:
+                if p.startswith("=") and _via_model(obj, obj.fields[p[1:].split(".", 1)[0]], objects, lookups) is None:
+                    raise SpecError(origin, f"{p}: {p[1:].split('.', 1)[0]} must refer to one record of another "
+                                            "object (a ref) or of a lookup's model", obj=obj.name, field=f.name)
             if len(f.ref) == 1 and f.many and len(f.sources) > 1 and not f.fn:
                 ref_obj = objects[f.ref[0]]
                 if len(ref_obj.target.id_fields) != len(f.sources):
@@ -1375,7 +1406,20 @@ def _check_cross(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, Lookup
             key_objects[ko] = obj.name
 
 
-def _link(objects: Mapping[str, ObjectSpec]) -> dict[str, ObjectSpec]:
+def _via_model(obj: ObjectSpec, through: FieldSpec, objects: Mapping[str, ObjectSpec],
+               lookups: Mapping[str, LookupSpec]) -> str | None:
+    """The Odoo model of the one record ``through`` maps to (a ``=through.field`` path reads it), else None: a ref
+    to one other loaded object, or a lookup with a model; not a list of records, nor the object itself (its
+    self-references are written after the batch)."""
+    if len(through.ref) == 1 and through.ref[0] != obj.name and through.ref[0] in objects \
+            and not (through.fn and through.fn[-1].name == "as_list"):
+        return objects[through.ref[0]].model
+    if through.lookup and through.lookup in lookups:
+        return lookups[through.lookup].model
+    return None
+
+
+def _link(objects: Mapping[str, ObjectSpec], lookups: Mapping[str, LookupSpec]) -> dict[str, ObjectSpec]:
     """Copy into each object what it needs to know of the objects it references (no lookups at map time)."""
     out = {}
     for name, obj in objects.items():
@@ -1384,6 +1428,13 @@ def _link(objects: Mapping[str, ObjectSpec]) -> dict[str, ObjectSpec]:
             if f.ref:
                 f = replace(f, ref_templates=tuple(objects[r].target.id_template for r in f.ref),
                             ref_prefixes=tuple(objects[r].id_prefix for r in f.ref))
+            if any(p.startswith("=") for p in f.sources):
+                via = {}
+                for p in f.sources:
+                    if p.startswith("="):
+                        through, odoo_field = p[1:].split(".", 1)
+                        via[p] = (through, str(_via_model(obj, obj.fields[through], objects, lookups)), odoo_field)
+                f = replace(f, via=MappingProxyType(via))
             fields[fname] = f
         attach = obj.attach
         if attach is not None:

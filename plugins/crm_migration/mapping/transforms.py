@@ -662,13 +662,15 @@ def probability(value: Any) -> float:
 
 
 @transform
-def deal_probability(value: Any, is_closed: Any = False, is_won: Any = False) -> float:
-    """Odoo's rule for a deal: won → 100, lost (closed, not won) → 0, else the source probability."""
+def deal_probability(value: Any, is_closed: Any = False, is_won: Any = False, empty: float | None = 0.0
+                     ) -> float | None:
+    """Odoo's rule for a deal: won → 100, lost (closed, not won) → 0, else the source probability (its stage's
+    where the deal has none of its own); an open deal without one → ``empty`` (0.0; ``null``: none, not sent)."""
     if to_bool(is_won or False):
         return 100.0
     if to_bool(is_closed or False):
         return 0.0
-    return probability(value)
+    return empty if _empty(value) else probability(value)
 
 
 @transform

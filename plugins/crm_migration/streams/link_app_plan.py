@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from crm_migration.engine.plan import PICKLIST_TYPES, Plan, Sample, lookup_fields, owner_fields
 from crm_migration.mapping.mapper import matches
 from crm_migration.mapping.propose import infer_fields
-from crm_migration.mapping.spec import ObjectSpec, PairSpec, get_path
+from crm_migration.mapping.spec import NOT_RECORD_PATHS, ObjectSpec, PairSpec, get_path
 from crm_migration.streams.link_app_source import _singular, nested_items, nested_stream
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ class LinkAppPlanReader:
         if obj.hierarchy is not None:
             paths += [obj.hierarchy.id_field, obj.hierarchy.parent_field]
         paths += obj.target.id_fields
-        return [p for p in dict.fromkeys(paths) if not p.startswith(("$", "_")) and p.split(".")[0] not in skip]
+        return [p for p in dict.fromkeys(paths) if not p.startswith(NOT_RECORD_PATHS) and p.split(".")[0] not in skip]
 
     def unknown_reason(self, obj: ObjectSpec, path: str) -> str | None:
         s = self.seen(obj)

@@ -239,6 +239,27 @@ def test_deals_have_team_and_stage_of_their_pipeline_won_lost_priority_and_custo
             assert got[s["name"]]["x_link_app_probability"] == float(s["probability"])
 
 
+def test_open_deals_land_with_their_stage_probability_and_closed_ones_with_100_or_0(world):
+    """A Link app deal has no probability of its own, it shows its stage's: an open deal lands with it, whatever the
+    order deals land in (Odoo's predictive score stays apart: is_automated_probability false), its prorated revenue
+    follows; won 100, lost 0. One body on the sandbox and the real servers: the sandbox agrees with them."""
+    deals, pipelines = world["tenant"].tables["deals"], world["tenant"].tables["pipelines"]
+    oids = ids(world, "deals", deals)
+    got = {r["id"]: r for r in world["rpc"]("crm.lead", "read", list(oids.values()), fields=[
+        "probability", "is_automated_probability", "expected_revenue", "prorated_revenue"],
+        context={"active_test": False})}
+    got = {sid: got[oids[str(sid)]] for sid in deals}
+    stage_probability = {(pid, s["id"]): float(s["probability"]) for pid, p in pipelines.items() for s in p["stages"]}
+    want = {sid: {"won": 100.0, "lost": 0.0}.get(d["status"], stage_probability[(d["pipeline_id"], d["stage_id"])])
+            for sid, d in deals.items()}
+    assert {sid: g["probability"] for sid, g in got.items()} == want
+    open_deals = [sid for sid, d in deals.items() if d["status"] == "open"]
+    assert len(open_deals) > 20 and len({want[sid] for sid in open_deals}) > 3          # several stages
+    assert [sid for sid in open_deals if got[sid]["is_automated_probability"]] == []
+    assert {sid: got[sid]["prorated_revenue"] for sid in open_deals} == {
+        sid: round(got[sid]["expected_revenue"] * want[sid] / 100, 2) for sid in open_deals}
+
+
 def test_deals_keep_the_source_stage_date_and_cost_no_extra_call_where_odoo_keeps_it_on_create(world):
     """``date_last_stage_update`` is the time the deal entered its stage in the source. Odoo 17 sets it to now on
     create, so it takes one ``load()`` per batch after the ``create``; Odoo 19 keeps it given to ``create``: one
@@ -502,6 +523,7 @@ def delta(world):
                    key=lambda lk: lk["id"])
     new_primary = next(lk for lk in links if not lk["is_primary"])
     before = {"stage": one(world, "deals", open_deal, ["stage_id"])["stage_id"][0],
+              "probability": one(world, "deals", open_deal, ["probability"])["probability"],
               "phone": one(world, "contacts", phone_contact, ["phone"])["phone"],
               "parent": one(world, "contacts", multi, ["parent_id"])["parent_id"][0]}
     tenant.mutate({
@@ -528,8 +550,8 @@ def test_a_delta_carries_exactly_the_changes(world, delta):
     assert changed == {"pipelines": {}, "stages": {}, "companies": {"created": 1},
                        "contacts": {"updated": 2}, "deals": {"updated": 1}, "open_activities": {},
                        "meetings": {}, "attachments": {}, "chatter": {"created": 1}}
-    got = one(world, "deals", delta["open_deal"], ["stage_id"])
-    assert got["stage_id"][1] == delta["new_stage"]["name"]
+    got = one(world, "deals", delta["open_deal"], ["stage_id", "probability"])
+    assert (got["stage_id"][1], got["probability"]) == (delta["new_stage"]["name"], delta["new_stage"]["probability"])
     assert one(world, "deals", delta["gone"], ["active"])["active"] is False           # deleted -> archived
     assert one(world, "contacts", delta["phone_contact"], ["phone"])["phone"] == "+1 646 555 0000"
     np = delta["new_primary"]
@@ -552,7 +574,8 @@ def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
     result = rollback_run(world["pipe"].odoo, world["state"], DELTA)
     assert result["status"] == "rolled_back", result
     before = delta["before"]
-    assert one(world, "deals", delta["open_deal"], ["stage_id"])["stage_id"][0] == before["stage"]
+    got = one(world, "deals", delta["open_deal"], ["stage_id", "probability"])
+    assert (got["stage_id"][0], got["probability"]) == (before["stage"], before["probability"])
     assert one(world, "deals", delta["gone"], ["active"])["active"] is True
     assert one(world, "contacts", delta["phone_contact"], ["phone"])["phone"] == before["phone"]
     assert one(world, "contacts", delta["multi"], ["parent_id"])["parent_id"][0] == before["parent"]

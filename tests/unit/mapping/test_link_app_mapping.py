@@ -44,11 +44,14 @@ def test_an_activity_body_by_type(kind, body, want):
     assert T.activity_body(kind, kind.capitalize(), body, 120) == want
 
 
-def _refs():
+def _refs(stage_probability=None):
     ids = {"pipelines": {"1": 11}, "stages": {"1/101": 21}, "contacts": {"5": 31}, "companies": {"9": 41, "4": 42}}
     lookups = {"owner": {"2": 2}, "lost_reason": {"price": 51}, "country": lambda v: {"DE": 61}.get(v),
-               "state": lambda v: None}
-    return StaticRefs(ids, lookups)
+               "state": lambda v: None,
+               # a stage outside its pipeline: that pipeline's first stage (Odoo id 22), flagged
+               "pipeline_stage": lambda key: T.Flagged(22, f"stage {key[1]!r} is not a stage of pipeline {key[0]}: "
+                                                           "placed in its first stage 'Qualification'")}
+    return StaticRefs(ids, lookups, {("crm.stage", "x_link_app_probability"): {21: 25.0, 22: 10.0} if stage_probability is None else stage_probability})
 
 
 def test_a_lost_deal_is_archived_with_probability_zero_its_reason_and_raw_priority():
@@ -65,12 +68,37 @@ def test_a_lost_deal_is_archived_with_probability_zero_its_reason_and_raw_priori
     assert row["deferred"] == {"date_last_stage_update": "2024-03-05 14:02:11"}
 
 
-def test_an_open_deal_sends_no_probability_and_stays_active():
+OPEN = {"id": "4", "name": "Open", "pipeline_id": "1", "stage_id": "101", "status": "open", "priority": "low",
+        "owner_id": "2", "lost_reason": "Price"}
+
+
+def test_an_open_deal_takes_its_stage_probability_and_stays_active():
     obj = load_pair("link_app_to_odoo").object("deals")
-    row = map_record(obj, {"id": "4", "name": "Open", "pipeline_id": "1", "stage_id": "101", "status": "open",
-                           "priority": "low", "owner_id": "2", "lost_reason": "Price"}, _refs())
-    assert "probability" not in row["values"] and row["values"]["active"] is True
+    row = map_record(obj, OPEN, _refs())
+    assert (row["values"]["stage_id"], row["values"]["probability"], row["values"]["active"]) == (21, 25.0, True)
     assert row["values"]["lost_reason_id"] is None
+    assert "warnings" not in row
+    won = map_record(obj, {**OPEN, "status": "won"}, _refs())
+    assert won["values"]["probability"] == 100.0           # won 100 whatever its stage's
+
+
+def test_a_deal_in_a_stage_outside_its_pipeline_takes_the_fallback_stage_probability_flagged():
+    obj = load_pair("link_app_to_odoo").object("deals")
+    row = map_record(obj, {**OPEN, "stage_id": "999"}, _refs())
+    assert (row["values"]["stage_id"], row["values"]["probability"]) == (22, 10.0)
+    flags = dict(row["warnings"])
+    assert "placed in its first stage" in flags["stage_id"]
+    assert flags["probability"].startswith("from stage_id.x_link_app_probability (10.0); stage_id: stage '999'")
+
+
+def test_an_open_deal_whose_stage_odoo_cannot_read_sends_no_probability_flagged():
+    obj = load_pair("link_app_to_odoo").object("deals")
+    row = map_record(obj, OPEN, _refs({}))                 # the stage is gone from Odoo
+    assert "probability" not in row["values"] and "error" not in row
+    assert dict(row["warnings"])["probability"] == ("not sent: stage_id has no crm.stage record to take "
+                                                    "x_link_app_probability from")
+    lost = map_record(obj, {**OPEN, "status": "lost"}, _refs({}))
+    assert lost["values"]["probability"] == 0.0 and "probability" in dict(lost["warnings"])
 
 
 def test_a_contact_takes_its_primary_company_and_keeps_the_others():

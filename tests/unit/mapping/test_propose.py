@@ -278,25 +278,45 @@ DEALS = [{"id": str(i), "name": f"Deal {i}", "status": ["open", "won", "lost"][i
 CONTACTS = [{"id": str(i), "first_name": f"Ann {i}", "last_name": "Lee", "email": f"ann{i}@x.org"} for i in range(1, 5)]
 
 
-def test_a_status_gives_a_closed_deals_probability_and_a_selection_keeps_the_raw_value():
+def _deals_without_status_fields(stage_probability: bool = True):
     raw = thaw(LINK.raw)
     raw["x_fields"]["crm.lead"].pop("x_link_app_priority")          # no x_ field declared for the raw priority
     del raw["objects"]["deals"]["conditions"]
     for k in ("probability", "active", "lost_reason_id", "x_link_app_priority", "priority"):
         raw["objects"]["deals"]["fields"].pop(k)
+    if not stage_probability:
+        raw["objects"]["stages"]["fields"].pop("x_link_app_probability")
     pair = parse_pair(raw, origin="test")
     schema = infer_fields(DEALS, resources=["pipelines", "users"])
     prop = propose(pair, {"deals": schema}, {"deals": DEALS}, TARGETS, base=pair)
     assert prop.error is None, prop.error
+    return prop
+
+
+def test_a_status_gives_a_deals_probability_its_stages_when_open_and_a_selection_keeps_the_raw_value():
+    prop = _deals_without_status_fields()
     e = prop.entries["deals"]
-    assert e["probability"] == {"from": "status", "fn": "selection", "args": {
-        "mapping": {"won": 100.0, "lost": 0.0}, "default": None}, "when": "closed"}
+    # the source deal has no probability: an open one's is its stage's (as the pair file maps it), won 100, lost 0
+    assert e["probability"] == {"from": ["=stage_id.x_link_app_probability", "$closed", "$won"],
+                                "fn": "deal_probability", "args": {"empty": None}}
     assert prop.raw["objects"]["deals"]["conditions"]["closed"] == {
         "from": "status", "fn": "selection", "args": {"mapping": {"won": True, "lost": True}, "default": False}}
+    assert prop.raw["objects"]["deals"]["conditions"]["won"] == {
+        "from": "status", "fn": "selection", "args": {"mapping": {"won": True}, "default": False}}
+    assert prop.raw["objects"]["deals"]["fields"]["probability"] == e["probability"]
+    assert "stage_id.x_link_app_probability" in prop.comments["deals"]["probability"]
+    assert "its stage's (stage_id.x_link_app_probability" in rows_of(prop, "deals")["status"]["reasons"][-1]
+    parse_pair(prop.raw, origin="proposal")                         # a pair file the loader accepts
     # priority keeps one of Odoo's four options: its value as written goes to a new x_ field, typed and labelled
     assert e["priority"]["fn"] == "selection" and e["x_link_app_priority"] == {"from": "priority", "fn": "text"}
     assert prop.raw["x_fields"]["crm.lead"]["x_link_app_priority"] == {"ttype": "char", "label": "Priority (Link app)"}
     assert "kept in a new x_link_app_priority" in rows_of(prop, "deals")["priority"]["reasons"][-1]
+
+
+def test_without_a_stage_probability_only_a_closed_deals_probability_is_proposed():
+    prop = _deals_without_status_fields(stage_probability=False)
+    assert prop.entries["deals"]["probability"] == {"from": "status", "fn": "selection", "args": {
+        "mapping": {"won": 100.0, "lost": 0.0}, "default": None}, "when": "closed"}
 
 
 def test_a_persons_name_falls_back_to_its_email_unless_the_source_requires_a_last_name():

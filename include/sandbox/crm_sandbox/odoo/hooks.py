@@ -701,9 +701,13 @@ class Hooks(Core):
             row["stage_id"] = self._memo[key]
         stage = stages.rows.get(row.get("stage_id") or 0, {})
         row.setdefault("automated_probability", 0.0)
-        if stage.get("is_won"):
+        if "probability" in vals:
+            # one compute sets both: a probability given leaves automated_probability uncomputed (0), in a won stage
+            # too, on 17 and 19 (19's _check_won_validity then refuses a won stage below 100 %)
+            row["automated_probability"] = 0.0
+        elif stage.get("is_won"):
             row["probability"] = row["automated_probability"] = 100.0
-        elif "probability" not in vals:
+        else:
             row["probability"] = row["automated_probability"]
         # 17 recomputes both after the create whatever it was given; 19 computes them only when empty
         if row.get("stage_id") and (self.version < 19 or not vals.get("date_last_stage_update")):
