@@ -59,11 +59,12 @@ TRANSIENT = re.compile(r"could not serialize|SerializationFailure|deadlock detec
 ODOO_RETRY = re.compile(r"(SERIALIZATION_FAILURE|DEADLOCK_DETECTED|LOCK_NOT_AVAILABLE), "
                         r"(\d+ tries left|maximum number of tries reached)")
 #: Odoo 17's daily "Predictive Lead Scoring" cron: rebuilds the won/lost frequencies from all deals, recomputes
-#: every open deal's automated probability (and its probability where it follows it)
+#: every open deal's automated probability (and its probability only where it follows it)
 PLS_CRON = "crm.website_crm_score_cron"
-#: an open deal's predictive lead scoring, and what follows it (probability where automated, prorated revenues)
-PLS = {"automated_probability", "probability", "is_automated_probability", "prorated_revenue",
-       "recurring_revenue_prorated", "recurring_revenue_monthly_prorated"}
+#: what Odoo computes itself of a deal: its predictive lead scoring (from the won and lost deals in the database when
+#: it is computed, so it depends on the order deals land), and whether the probability equals it. The probability
+#: is the source's (an open deal's is its stage's, won 100, lost 0) and the prorated revenues follow it: compared
+PLS = {"automated_probability", "is_automated_probability"}
 #: stored fields Odoo sets itself to the moment of the write (or from it), which no two runs share
 STAMPS = {"id", "create_date", "write_date", "create_uid", "write_uid", "__last_update", "date_open",
           "day_open", "day_close", "date_conversion", "message_id",
@@ -290,9 +291,10 @@ def collect(odoo_db: str, real: RealOdoo, state_conn: str, odoo_log_from: int) -
     try:
         models = load_pair(PAIR).keyed_models()
         snapshot, per_object = end_state(odoo, models)
-        # Odoo's predictive lead scoring: an open deal's automated probability (and its probability, which follows
-        # it) is computed when the deal is created, from the won and lost deals already in the database, so it
-        # depends on the order the deals land; Odoo's daily cron recomputes it from all of them: run it now
+        # Odoo's predictive lead scoring: a deal's automated probability is computed from the won and lost deals in
+        # the database when the deal is written, so it depends on the order the deals land; Odoo's daily cron
+        # recomputes it from all of them (and the probability where it follows it, none of the migrated deals'):
+        # run it now
         odoo.call("ir.cron", "method_direct_trigger", [[odoo.resolve_xmlid(PLS_CRON)[1]]])
         after_pls, _ = end_state(odoo, models)
         dead = state.dead_letters(pair=PAIR)
@@ -304,8 +306,8 @@ def collect(odoo_db: str, real: RealOdoo, state_conn: str, odoo_log_from: int) -
         fh.seek(odoo_log_from)
         odoo_retries = Counter(" ".join(m.groups()) if "maximum" in m[2] else m[1] for ln in
                                fh.read().decode(errors="replace").splitlines() if (m := ODOO_RETRY.search(ln)))
-    moved = sum(1 for k, rec in snapshot.get("crm.lead", {}).items()
-                if rec.get("probability") != after_pls["crm.lead"][k].get("probability"))
+    moved = {f: sum(1 for k, rec in snapshot.get("crm.lead", {}).items()
+                    if rec.get(f) != after_pls["crm.lead"][k].get(f)) for f in ("automated_probability", "probability")}
     return {"snapshot": snapshot, "after_pls": after_pls, "pls_moved": moved, "per_object": per_object, "dead": dead,
             "mails": mails,
             "odoo_retries": odoo_retries}
@@ -419,6 +421,7 @@ def verdict(runs: list[dict[str, Any]]) -> int:
     diff = differences(serial["snapshot"], parallel["snapshot"], skip=PLS)
     pls = differences(serial["snapshot"], parallel["snapshot"], only=PLS)
     pls_after = differences(serial["after_pls"], parallel["after_pls"], only=PLS)
+    rest_after = differences(serial["after_pls"], parallel["after_pls"], skip=PLS)
     n = sum(len(v) for v in serial["snapshot"].values())
     print(f"\nspeedup: {serial['wall']:.1f} s serial / {parallel['wall']:.1f} s parallel = "
           f"{serial['wall'] / parallel['wall']:.2f}x")
@@ -429,12 +432,16 @@ def verdict(runs: list[dict[str, Any]]) -> int:
     else:
         print(f"end states identical: {n:,} keyed records in {len(serial['snapshot'])} models, every stored field "
               f"but ids, Odoo's own stamps ({', '.join(sorted(STAMPS - {'id', '__last_update'}))}) and the "
-              "predictive lead scoring below")
-    print("predictive lead scoring of open deals (Odoo computes it when a deal is created, from the won and lost "
-          "deals already there: it depends on the order deals land, serially too; its daily cron recomputes it "
-          f"from all of them, and changed the probability of {serial['pls_moved']} of the serial run's deals and "
-          f"{parallel['pls_moved']} of the parallel run's):\n    as loaded: " + ("; ".join(pls) or "equal")
-          + "\n    after that cron ran on both: " + ("; ".join(pls_after) or "equal"))
+              f"predictive lead scoring below ({', '.join(sorted(PLS))}); deals' probability included")
+    sm, pm = serial["pls_moved"], parallel["pls_moved"]
+    print("Odoo's predictive lead scoring of the deals (automated_probability: Odoo computes it when a deal is "
+          "written, from the won and lost deals already there, so it depends on the order deals land, serially too; "
+          "is_automated_probability compares the probability with it); its daily cron recomputes it from all of them "
+          f"and changed it on {sm['automated_probability']} of the serial run's deals and {pm['automated_probability']} "
+          f"of the parallel run's, their probability on {sm['probability']} and {pm['probability']} (the source's: "
+          "an open deal's is its stage's):\n    as loaded: " + ("; ".join(pls) or "equal")
+          + "\n    after that cron ran on both: " + ("; ".join(pls_after) or "equal")
+          + "; every other field: " + ("; ".join(rest_after[:10]) or "still identical"))
     print(f"machine: {machine()}; load average now {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 1 if diff or lost or serial["per_object"] != parallel["per_object"] else 0
 

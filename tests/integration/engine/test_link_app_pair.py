@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
 SAMPLE, FULL, RERUN, DELTA = "link-sample", "link-full", "link-rerun", "link-delta"
 CHANGED, EMPTY = "link-rerun-changed", "link-empty-delta"
+STAGE_PROBABILITY = "link-stage-probability"      # a run after a stage's probability changed in the tenant
 REMAP = "link-remap"          # a rerun of the companies after a person changed their mapping
 MODELS = ("res.partner", "crm.lead", "crm.team", "crm.stage", "crm.lost.reason", "mail.message", "mail.activity",
           "calendar.event", "ir.attachment")
@@ -503,6 +504,35 @@ def test_a_changed_mapping_rewrites_only_the_records_whose_mapped_values_differ(
     assert one(world, "companies", sid, ["street2"])["street2"] == companies[sid]["address"]["street2"][:5].rstrip()
 
 
+def test_a_stage_probability_changed_in_the_source_reaches_its_open_deals_only(world, changed, empty_delta):
+    """A stage's probability edited in Link app: the next run (a task's pipeline of its own, as in the DAGs) maps the
+    deals again (their mapping reads the stages' probabilities in Odoo) and writes the new probability to the stage's
+    open deals, and nothing else."""
+    from crm_migration.engine.pipeline import Pipeline
+
+    tenant, pipe0 = world["tenant"], world["pipe"]
+    deals, pipelines = tenant.tables["deals"], tenant.tables["pipelines"]
+    pid, stage = next((d["pipeline_id"], d["stage_id"]) for d in deals.values() if d["status"] == "open")
+    stages = [dict(s, probability=42) if s["id"] == stage else s for s in pipelines[pid]["stages"]]
+    tenant.update("pipelines", [{"id": pid, "stages": stages}])
+    pipe = Pipeline(pipe0.spec, pipe0.source, pipe0.odoo, pipe0.state)
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    counts = {}
+    for name in ("stages", "deals"):
+        refs = pipe.extract(name, run_id=STAGE_PROBABILITY, start=None, end=end, batch_size=50)
+        results = [pipe.load(name, run_id=STAGE_PROBABILITY, batch_no=b["batch_no"]) for b in refs]
+        counts[name] = {k: sum(r[k] for r in results) for k in ("created", "updated", "dead_lettered")}
+    in_stage = [sid for sid, d in deals.items() if (d["pipeline_id"], d["stage_id"]) == (pid, stage)
+                and d["status"] == "open"]
+    assert counts == {"stages": {"created": 0, "updated": 1, "dead_lettered": 0},
+                      "deals": {"created": 0, "updated": len(in_stage), "dead_lettered": 0}}
+    assert {one(world, "deals", sid, ["probability"])["probability"] for sid in in_stage} == {42.0}
+    updates = world["state"].get_records(
+        "SELECT changes FROM crm_migration.audit_log WHERE run_id = %s AND action = 'update' AND source_object = %s",
+        parameters=(STAGE_PROBABILITY, pipe.target("deals").source_object))
+    assert [set(changes) for (changes,) in updates] == [{"probability"}] * len(in_stage)
+
+
 # ---- a delta, then its rollback --------------------------------------------------------------------------
 
 
@@ -587,7 +617,7 @@ def test_rolling_the_delta_back_gives_back_what_the_full_run_left(world, delta):
 def test_rolling_back_every_run_leaves_no_keyed_record(world, delta):
     from crm_migration.engine.rollback import rollback_run
 
-    for run_id in (REMAP, CHANGED, RERUN, FULL, SAMPLE):       # newest first
+    for run_id in (STAGE_PROBABILITY, REMAP, CHANGED, RERUN, FULL, SAMPLE):       # newest first
         result = rollback_run(world["pipe"].odoo, world["state"], run_id)
         assert result["status"] in ("rolled_back", "nothing_to_do"), result
     rpc = world["rpc"]
