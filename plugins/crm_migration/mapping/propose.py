@@ -24,7 +24,8 @@ one field, each stating its reason: a value Odoo keeps less of (a selection's op
 also kept as written in the ``x_`` field of its name, else a new typed one; a field Odoo sets on create is deferred;
 the stage date comes from the deal's stage history where the object reads one; a partner with a parent and an
 address gets its address type (``contact_partner_type``); a deal status with won and lost values gives a closed
-deal's probability, and an open one's is its stage's where the deal has none of its own; a person's name falls back to its email unless the source requires a last name.
+deal's probability, and an open one's is its stage's where the deal has none of its own; a person's name falls back
+to its email unless the source requires a last name.
 
 Nothing is dropped silently: every source field is one row. Values outside a field's declared options
 are counted per value. The other objects (users, pipelines, activities, files, ...) are not field-to-field

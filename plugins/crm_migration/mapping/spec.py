@@ -46,9 +46,8 @@ from crm_migration.mapping import transforms as T
 
 __all__ = [
     "AttachSpec", "ConditionSpec", "CustomField", "CustomFieldRules", "FieldSpec", "FnStep", "HierarchySpec",
-    "ApprovalStep", "Approvals", "LookupSpec", "MappingFile", "NOT_RECORD_PATHS", "ObjectSpec", "PairSpec", "Settings",
-    "SpecError",
-    "TargetSpec", "expand_namespace", "get_path", "load_pair", "locate_pair", "pairs_folder", "parse_pair",
+    "ApprovalStep", "Approvals", "LookupSpec", "MappingFile", "NOT_RECORD_PATHS", "ObjectSpec", "PairSpec",
+    "Settings", "SpecError", "TargetSpec", "expand_namespace", "get_path", "load_pair", "locate_pair", "pairs_folder", "parse_pair",
     "read_pair_file",
 ]
 
@@ -185,8 +184,9 @@ class FieldSpec:
     A source path ``=<field>.<odoo field>`` reads Odoo rather than the source record: the ``<odoo field>`` of the
     record this row maps its field ``<field>`` to (a ``ref`` or a ``lookup`` declared earlier in the object, e.g.
     ``=stage_id.x_link_app_probability``: the probability of the deal's stage, the fallback stage included). A
-    repair flagged on ``<field>`` is flagged on this field too; when ``<field>`` has no value, this field is not
-    sent, flagged. ``via`` holds, per such path, ``(field, Odoo model, odoo field)``.
+    repair flagged on ``<field>`` is flagged on this field too; when ``<field>`` has no record to read, the path
+    gives None, flagged, and an empty result is not sent at all. ``via`` holds, per such path, ``(field, Odoo
+    model, odoo field)``.
     """
 
     name: str

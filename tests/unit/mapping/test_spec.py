@@ -287,6 +287,38 @@ def test_bad_specs_fail_clearly(raw, path, value, message):
         parse_pair(_edit(raw, path, value), origin="test.yaml")
 
 
+LINK_FILE = ROOT / "include" / "pairs" / "link_app_to_odoo.yaml"
+PROBABILITY = "objects/deals/fields/probability"
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    # a =field.odoo_field path reads the Odoo record a field mapped before it refers to
+    (f"{PROBABILITY}/from", ["=stage_idd.x_link_app_probability", "$closed", "$won"],
+     r"field probability: =stage_idd.x_link_app_probability: stage_idd is not a field of deals mapped before"),
+    ("objects/deals/fields/team_id", {"from": "=stage_id.team_id"}, r"field team_id: =stage_id.team_id: stage_id is "
+                                                                     r"not a field of deals mapped before team_id"),
+    (f"{PROBABILITY}/from", ["=x_link_app_currency.name", "$closed", "$won"],
+     r"field probability: =x_link_app_currency.name: x_link_app_currency must refer to one record"),
+    (f"{PROBABILITY}/from", ["=date_last_stage_update.name", "$closed", "$won"], r"date_last_stage_update is not a field"),
+    ("objects/deals/fields/x_stage_entered_at", {"from": "=date_last_stage_update.name"}, r"is not a field of deals"),
+    (f"{PROBABILITY}/from", ["=stage_id.X", "$closed", "$won"], r"field probability: bad source path '=stage_id.X'"),
+    ("objects/deals/conditions/won", {"from": "=stage_id.is_won", "fn": "bool"},
+     r"object deals, field \$won: a condition reads the source record"),
+])
+def test_bad_read_through_paths_fail_clearly(path, value, message):
+    raw = yaml.safe_load(LINK_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(SpecError, match=message):
+        parse_pair(_edit(raw, path, value), origin="test.yaml")
+
+
+def test_a_read_through_a_deferred_field_fails_clearly():
+    raw = yaml.safe_load(LINK_FILE.read_text(encoding="utf-8"))
+    raw["objects"]["deals"]["fields"]["stage_id"]["deferred"] = True
+    with pytest.raises(SpecError, match=r"field probability: =stage_id.x_link_app_probability: stage_id is written "
+                                        r"after the record \(deferred\)"):
+        parse_pair(raw, origin="test.yaml")
+
+
 def test_unknown_pair_and_bad_yaml(tmp_path):
     with pytest.raises(SpecError, match="no such pair"):
         load_pair("nope_to_odoo")
