@@ -363,6 +363,12 @@ def test_files_arrive_byte_for_byte_through_redirects(world):
             assert got["checksum"] == hashlib.sha1(data).hexdigest(), sid   # noqa: S324 - Odoo's checksum
         kind = {"deal": "deals", "company": "companies", "contact": "contacts"}[rec["related"]["type"]]
         assert got["res_id"] == ids(world, kind, [rec["related"]["id"]])[rec["related"]["id"]], sid
+    # what the crosswalk keeps of a file: the sha1 of its bytes, the one the download took (no empty file's)
+    written = dict(world["state"].get_records(
+        "SELECT source_id, written->'datas' FROM crm_migration.crosswalk WHERE pair = %s AND source_object = %s",
+        parameters=(PAIR, world["pipe"].target("attachments").source_object)))
+    assert written == {sid: f"sha1:{hashlib.sha1(tenant.data.files[sid]).hexdigest()}"   # noqa: S324
+                       if tenant.data.files[sid] else False for sid in sids}
 
 
 def test_files_download_several_at_once_and_a_429_among_them_waits_and_lands(world):
