@@ -76,7 +76,7 @@ class Airflow:
 
     def __init__(self, home: Path, pg: PrivatePostgres) -> None:
         self.home, self.pg, self.procs = home, pg, {}
-        admin(pg, "airflow_meta")
+        pg.new_database("airflow_meta")
         (home / "dags").mkdir(parents=True)
         shutil.copy(ROOT / "dags" / f"{PAIR}.py", home / "dags")
         self.api_port = free_port()
@@ -144,21 +144,6 @@ class Airflow:
                 return cur.fetchall()
         finally:
             conn.close()
-
-
-def admin(pg: PrivatePostgres, name: str) -> str:
-    """A fresh database ``name`` on the private cluster; returns its connection in Airflow's JSON form."""
-    import psycopg2
-
-    conn = psycopg2.connect(pg.dsn(dbname="postgres"))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    return pg.airflow_conn.replace(f'"schema": "{pg.database}"', f'"schema": "{name}"')
 
 
 def run_dag(af: Airflow, label: str, parallelism: int, conns: dict[str, str], batch_size: int,
@@ -370,7 +355,7 @@ def main() -> int:
                                         "extra": {"page_size": 100}})
                 for label, parallelism in (("serial", 1), ("parallel", args.parallelism)):
                     db = real.new_db(f"bench_{label}")
-                    state_conn = admin(pg, f"state_{label}")
+                    state_conn = pg.new_database(f"state_{label}")
                     conns = {"AIRFLOW_CONN_ODOO_DEFAULT": json.dumps({
                         "conn_type": "odoo", "host": real.url, "schema": db, "login": "admin", "password": "admin"}),
                         "AIRFLOW_CONN_CRM_MIGRATION_STATE": state_conn, "AIRFLOW_CONN_LINK_APP_DEFAULT": link_conn}

@@ -70,19 +70,11 @@ def state_db(private_pg, monkeypatch):
     """A fresh, empty database on the private cluster, wired as ``crm_migration_state``."""
     import uuid
 
-    import psycopg2
-
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn_json = private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{name}"')
+    conn_json = private_pg.new_database(name)
     monkeypatch.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", conn_json)
     yield {"dbname": name, "dsn": private_pg.dsn(dbname=name), "conn_json": conn_json}
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    private_pg.drop_database(name)
 
 
 # ---- Odoo targets: the sandbox and the real Odoo 17 server (one test body, both targets) ------------------
@@ -298,8 +290,6 @@ def pair_pipeline(private_pg):
     import json
     import uuid
 
-    import psycopg2
-
     @contextlib.contextmanager
     def make(pair, source, target, run_id: str, spec=None, transport: str | None = None):
         from crm_migration.engine.pipeline import Pipeline
@@ -312,14 +302,10 @@ def pair_pipeline(private_pg):
         hook_path, source_path, _pool = SOURCES[spec.source]
         env, conn = SOURCE_CONNS[spec.source]
         dbname = f"t_{uuid.uuid4().hex[:12]}"
-        admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{dbname}"')
+        conn_json = private_pg.new_database(dbname)
         try:
             with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", private_pg.airflow_conn.replace(
-                    f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
+                mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", conn_json)
                 mp.setenv(env, json.dumps(conn(source)))
                 # XML-RPC, or JSON-2 where the target has an API key (Odoo 19)
                 mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(
@@ -335,9 +321,7 @@ def pair_pipeline(private_pg):
                     state.close()
                     odoo.close()
         finally:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            admin.close()
+            private_pg.drop_database(dbname)
 
     return make
 
@@ -373,18 +357,12 @@ def state_with_runs(private_pg, tmp_path_factory):
     with the connection and the base set in the environment for the module."""
     import uuid
 
-    import psycopg2
-
     from crm_migration.hooks.state import MigrationStateHook
     from crm_migration.reports.writer import Report
 
     dbname = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
+    conn_json = private_pg.new_database(dbname)
     reports = tmp_path_factory.mktemp("reports")
-    conn_json = private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"')
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", conn_json)
         mp.setenv("AIRFLOW__CRM_MIGRATION__REPORTS_BASE", reports.as_uri())
@@ -421,6 +399,4 @@ def state_with_runs(private_pg, tmp_path_factory):
         state.close()
         yield {"conn_json": conn_json, "reports": reports, "runs": SEEDED_RUNS, "dbname": dbname,
                "dsn": private_pg.dsn(dbname=dbname)}
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    admin.close()
+    private_pg.drop_database(dbname)

@@ -7,7 +7,9 @@ import contextlib
 import threading
 import time
 
-from chromium import CHROMIUM, Browser, free_port
+from chromium import CHROMIUM, Browser
+
+from crm_sandbox.pg import free_port
 
 __all__ = ["CHROMIUM", "api_server", "page_text"]
 

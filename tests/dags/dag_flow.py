@@ -45,22 +45,6 @@ def airflow_world(env, dag_folder=None):
                 os.environ[k] = v
 
 
-def state_database(private_pg, name: str) -> str:
-    """A fresh, empty database ``name`` on the private PostgreSQL cluster (one a previous session left is dropped
-    first); returns its Airflow connection JSON."""
-    import psycopg2
-
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
-    return private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{name}"')
-
-
 @contextlib.contextmanager
 def flow_world(private_pg, odoo_target, reports, *, pair: str, source_conn: dict[str, str],
                cutover: tuple[datetime, datetime]):
@@ -71,7 +55,7 @@ def flow_world(private_pg, odoo_target, reports, *, pair: str, source_conn: dict
     (:func:`last_ids`) and ``mail`` (:func:`mail_counts`) once its own setup is written to Odoo."""
     dbname = pair.replace("_to_odoo", "").replace("_", "") + "dagruns"
     env = {
-        "AIRFLOW_CONN_CRM_MIGRATION_STATE": state_database(private_pg, dbname),
+        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.new_database(dbname),
         **source_conn,
         "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
         f"AIRFLOW_VAR_{pair.upper()}_CUTOVER_START": cutover[0].isoformat(),

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import pytest
 from airflow_ui import CHROMIUM, api_server, page_text
-from dag_flow import ROOT, airflow_world, refused, state_database, state_of
+from dag_flow import ROOT, airflow_world, refused, state_of
 
 pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
@@ -47,7 +47,7 @@ def world(private_pg, tmp_path_factory, odoo_target):
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps(dict([GRACE, VICTOR])), encoding="utf-8")
     env = {
-        "AIRFLOW_CONN_CRM_MIGRATION_STATE": state_database(private_pg, f"hitl{odoo_target.kind}"),
+        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.new_database(f"hitl{odoo_target.kind}"),
         "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(link.state.airflow_conn(link.url)),
         "AIRFLOW_CONN_ODOO_DEFAULT": odoo_target.conn_json(),
         "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(home / "reports"),

@@ -6,56 +6,36 @@ is written to Odoo. One body for both pairs; the plan's findings on each target 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
+from dag_flow import airflow_world
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 WATCHED = ("res.partner", "res.users", "crm.team", "crm.stage", "crm.lost.reason", "crm.lead", "ir.model.fields")
 
 
 @pytest.fixture(scope="module")
 def world(make_odoo_target, tmp_path_factory, private_pg):
-    import psycopg2
-
     from crm_sandbox.apto.server import serve as serve_apto
     from crm_sandbox.link_app.server import serve as serve_link
 
     odoo, close = make_odoo_target("sandbox", "t_plan_dags")
     apto, link = serve_apto(port=0, scale=1, seed=7), serve_link(port=0, scale=1, seed=7)
     reports = tmp_path_factory.mktemp("reports")
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS "plandags" WITH (FORCE)')
-        cur.execute('CREATE DATABASE "plandags"')
-    admin.close()
-    env = {"AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
-               f'"schema": "{private_pg.database}"', '"schema": "plandags"'),"AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url)),
+    env = {"AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.new_database("plandags"),
+           "AIRFLOW_CONN_APTO_DEFAULT": json.dumps(apto.state.airflow_conn(apto.url)),
            "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps(link.state.airflow_conn(link.url)),
            "AIRFLOW_CONN_ODOO_DEFAULT": odoo.conn_json(), "AIRFLOW__CRM_MIGRATION__REPORTS_BASE": str(reports)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils import db
+    try:
+        with airflow_world(env) as bag:
+            from crm_migration.hooks.state import MigrationStateHook
 
-    db.resetdb()
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    from crm_migration.hooks.state import MigrationStateHook
-
-    yield {"bag": bag, "reports": reports, "rpc": odoo.rpc(), "state": MigrationStateHook(),
-           "sources": {"apto_to_odoo": apto.state, "link_app_to_odoo": link.state}}
-    apto.stop()
-    link.stop()
-    close()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+            yield {"bag": bag, "reports": reports, "rpc": odoo.rpc(), "state": MigrationStateHook(),
+                   "sources": {"apto_to_odoo": apto.state, "link_app_to_odoo": link.state}}
+    finally:
+        apto.stop()
+        link.stop()
+        close()
 
 
 def _odoo_state(rpc) -> dict[str, int]:

@@ -12,7 +12,7 @@ import json
 import textwrap
 
 import pytest
-from dag_flow import airflow_world, keyed, last_ids, mail_counts, run, state_database
+from dag_flow import airflow_world, keyed, last_ids, mail_counts, run
 
 pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
@@ -63,11 +63,9 @@ def airflow(private_pg, tmp_path_factory):
     link = link_serve(port=0, scale=1, seed=7)
     tenant = link.state
     env = {
-        "AIRFLOW_CONN_MY_STATE": private_pg.airflow_conn.replace(
-            f'"schema": "{private_pg.database}"', '"schema": "userdag"'),     # made afresh per target by world
+        "AIRFLOW_CONN_MY_STATE": private_pg.airflow_conn_for("userdag"),     # made afresh per target by world
         "AIRFLOW_CONN_MY_LINK_APP": json.dumps(tenant.airflow_conn(link.url)),
-        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn.replace(
-            f'"schema": "{private_pg.database}"', '"schema": "no_such_database"'),
+        "AIRFLOW_CONN_CRM_MIGRATION_STATE": private_pg.airflow_conn_for("no_such_database"),
         "AIRFLOW_CONN_LINK_APP_DEFAULT": json.dumps({**tenant.airflow_conn(link.url), "host": NOWHERE}),
         "AIRFLOW_CONN_ODOO_DEFAULT": json.dumps({"conn_type": "odoo", "host": NOWHERE, "schema": "nowhere",
                                                  "login": "admin", "password": "admin"}),
@@ -84,7 +82,7 @@ def airflow(private_pg, tmp_path_factory):
 @pytest.fixture(scope="module")
 def world(airflow, private_pg, odoo_target):
     """One target's world: a fresh state DB behind ``my_state``, ``my_odoo`` on the target."""
-    state_database(private_pg, "userdag")
+    private_pg.new_database("userdag")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_MY_ODOO", odoo_target.conn_json())
         from crm_migration.hooks.odoo import OdooHook

@@ -39,9 +39,17 @@ def find_bindir() -> Path:
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the one way the project picks a port for a server it starts)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ident(name: str) -> str:
+    """``name`` as it may stand between double quotes in SQL: a database name of ours, never a user's input."""
+    if not name or '"' in name or "\x00" in name:
+        raise ValueError(f"not a database name: {name!r}")
+    return name
 
 
 @dataclass
@@ -66,11 +74,42 @@ class PrivatePostgres:
 
     @property
     def airflow_conn(self) -> str:
-        """The connection in Airflow's JSON form, for ``AIRFLOW_CONN_CRM_MIGRATION_STATE``."""
+        """The connection to the cluster's own database in Airflow's JSON form, for
+        ``AIRFLOW_CONN_CRM_MIGRATION_STATE``."""
+        return self.airflow_conn_for(self.database)
+
+    def airflow_conn_for(self, database: str) -> str:
+        """The connection to ``database`` of this cluster in Airflow's JSON form (``AIRFLOW_CONN_<ID>``)."""
         import json
 
         return json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": self.port,
-                           "login": self.user, "schema": self.database})
+                           "login": self.user, "schema": database})
+
+    def new_database(self, name: str) -> str:
+        """A fresh, empty database ``name`` on this cluster (one of that name, say left by an earlier session, is
+        dropped first); returns its connection in Airflow's JSON form (``dsn(dbname=name)`` reaches it too)."""
+        with self._admin() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{_ident(name)}" WITH (FORCE)')
+            cur.execute(f'CREATE DATABASE "{_ident(name)}"')
+        return self.airflow_conn_for(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop the database ``name`` (gone already: nothing to do), closing the connections still open to it."""
+        with self._admin() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{_ident(name)}" WITH (FORCE)')
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator:
+        """A cursor on the ``postgres`` database, in autocommit (``CREATE``/``DROP DATABASE`` refuse a transaction)."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn(dbname="postgres"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
 
     def dsn(self, **kw: str) -> str:
         return f"host=127.0.0.1 port={self.port} user={self.user} dbname={kw.get('dbname', self.database)}"
@@ -130,17 +169,10 @@ class PrivatePostgres:
                 time.sleep(0.1)
 
     def _ensure_database(self) -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(self.dsn(dbname="postgres"))
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
-                if not cur.fetchone():
-                    cur.execute(f'CREATE DATABASE "{self.database}"')
-        finally:
-            conn.close()
+        with self._admin() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            if not cur.fetchone():
+                cur.execute(f'CREATE DATABASE "{_ident(self.database)}"')
 
     def stop(self, *, remove: bool | None = None) -> None:
         if self._bindir and self.datadir and (self.datadir / "postmaster.pid").exists():

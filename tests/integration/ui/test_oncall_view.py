@@ -23,7 +23,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from chromium import Browser, free_port
+from chromium import Browser
+
+from crm_sandbox.pg import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,16 +66,10 @@ def my_state(private_pg) -> Iterator[str]:
     1 dead letter. Yields its Airflow connection (JSON)."""
     import uuid
 
-    import psycopg2
-
     from crm_migration.hooks.state import MigrationStateHook
 
     dbname = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
-    conn_json = private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"')
+    conn_json = private_pg.new_database(dbname)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_MY_STATE", conn_json)
         state = MigrationStateHook(postgres_conn_id="my_state")
@@ -90,9 +86,7 @@ def my_state(private_pg) -> Iterator[str]:
         state.finish_run(MY_RUN, status="success", stats={})
         state.close()
     yield conn_json
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    admin.close()
+    private_pg.drop_database(dbname)
 
 
 @pytest.fixture(scope="module")

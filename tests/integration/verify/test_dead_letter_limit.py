@@ -24,8 +24,6 @@ RUN = "dead-letter-limit-run"
 
 @pytest.fixture(scope="module")
 def world(private_pg, make_odoo_target, tmp_path_factory):
-    import psycopg2
-
     from crm_migration.engine.pipeline import Pipeline
     from crm_migration.hooks.apto import AptoHook
     from crm_migration.hooks.odoo import OdooHook
@@ -41,15 +39,11 @@ def world(private_pg, make_odoo_target, tmp_path_factory):
     mapping.write_text(yaml.safe_dump(raw), encoding="utf-8")
     spec = parse_pair(raw, origin="test:dead_letter_limit")
     dbname = f"t_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(private_pg.dsn(dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{dbname}"')
+    conn_json = private_pg.new_database(dbname)
     apto = apto_serve(port=0, scale=1, seed=7)
     target, close = make_odoo_target("sandbox", "t_dead_letter_limit")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE",
-                  private_pg.airflow_conn.replace(f'"schema": "{private_pg.database}"', f'"schema": "{dbname}"'))
+        mp.setenv("AIRFLOW_CONN_CRM_MIGRATION_STATE", conn_json)
         mp.setenv("AIRFLOW_CONN_APTO_DEFAULT", json.dumps(apto.state.airflow_conn(apto.url, "client_credentials")))
         mp.setenv("AIRFLOW_CONN_ODOO_DEFAULT", target.conn_json(transport="jsonrpc"))
         state = MigrationStateHook()
@@ -68,9 +62,7 @@ def world(private_pg, make_odoo_target, tmp_path_factory):
         odoo.close()
     apto.stop()
     close()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    admin.close()
+    private_pg.drop_database(dbname)
 
 
 @pytest.fixture(scope="module")
