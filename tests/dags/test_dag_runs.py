@@ -304,11 +304,6 @@ def test_6_an_empty_window_costs_one_query_per_stream(world):
 
 # ---- watermarks: every change between the full run and go-live lands once, whatever the windows did ----------
 
-def _only_sandbox_and_odoo17(world):
-    if world["odoo"].kind == "odoo19":      # the watermark flow does not depend on the target's version
-        pytest.skip("watermark flow: run on the sandbox and the real Odoo 17")
-
-
 def _marks(world):
     return {o: r["value"] for o, r in world["state"].watermarks("apto_to_odoo").items()}
 
@@ -360,7 +355,6 @@ def test_6b_a_sync_now_reads_from_the_watermarks_to_now_replays_the_fixed_dead_l
       reconciliation names it different and the conflicts report shows both values.
 
     The run's reconciliation says in one line that the cutover is not complete, and why."""
-    _only_sandbox_and_odoo17(world)
     org, state, hook, rpc = world["apto"].state, world["state"], world["hook"], world["rpc"]
     lost = org.data.hard_cases["attachment_missing"]
     full = state.get_run(world["runs"]["full"])["stats"]
@@ -434,7 +428,6 @@ def test_6b_a_sync_now_reads_from_the_watermarks_to_now_replays_the_fixed_dead_l
 def test_6c_a_change_and_a_deletion_outside_the_next_windows_interval_land(world):
     """Changed and deleted in the source after the last landed read, in no window's interval: the next window
     reads from the watermark, never from its own data_interval_start only."""
-    _only_sandbox_and_odoo17(world)
     org = world["apto"].state
     (changed, changed_id), (deleted, deleted_id) = _spare_contacts(world, 2)
     mark = _marks(world)["Contact"]
@@ -459,7 +452,6 @@ def test_6d_a_window_failed_half_way_is_caught_up_by_the_next_and_its_rerun_puts
     file changes again; the next window, whose interval misses the first change, lands the file as it is now.
     Then the failed run's load task is cleared and rerun: its staged copy is older than what Odoo holds, so it is
     not written back; nothing is duplicated and no watermark moves (once, never back)."""
-    _only_sandbox_and_odoo17(world)
     from crm_migration.engine import windows
     from crm_migration.operators.migration import LoadBatchOperator, SetWatermarksOperator
 
