@@ -55,6 +55,15 @@ def odoo_id(world, scope, sid):
     return world["state"].odoo_ids(PAIR, scope, [sid])[sid]
 
 
+def deal_activities(world, lead):
+    """``{key: (summary, due date, type, user)}`` of the keyed activities of a deal."""
+    return {a["x_migration_key"]: (a["summary"], a["date_deadline"], a["activity_type_id"], a["user_id"])
+            for a in world["hook"].search_read("mail.activity", [("res_model", "=", "crm.lead"), ("res_id", "=", lead),
+                                                                 ("x_migration_key", "!=", False)],
+                                               ["x_migration_key", "summary", "date_deadline", "activity_type_id",
+                                                "user_id"])}
+
+
 def read(world, model, oid, fields):
     (rec,) = world["hook"].read(model, [oid], fields, context={"active_test": False})
     return rec
@@ -205,7 +214,11 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     gone = hard["deal_open"][1]
     ids = {"contact": odoo_id(world, "contacts", contact), "deal": odoo_id(world, "deals", gone)}
     world["before_delta"] = {"contact": read(world, "res.partner", ids["contact"], CONTACT_FIELDS),
-                             "deal": read(world, "crm.lead", ids["deal"], DEAL_FIELDS)}
+                             "deal": read(world, "crm.lead", ids["deal"], DEAL_FIELDS),
+                             "activities": deal_activities(world, ids["deal"])}
+    # Odoo 17 deletes the activities of a record it archives (the sandbox too; 19 keeps them)
+    deletes = world["hook"].archive_deletes_activities(world["hook"].fields_get("crm.lead"))
+    assert world["before_delta"]["activities"], "the deleted deal has open activities"
     at = datetime.now(UTC).replace(microsecond=0)
     tenant.mutate({"timestamp": at.isoformat(),
                    "updates": {"contacts": [{"id": contact, "title": "Changed in the delta"}]},
@@ -215,11 +228,17 @@ def test_4_delta_carries_exactly_the_tenants_changes(world):
     assert logical - timedelta(minutes=15) <= at < logical                  # the window's interval covers them
     lost, fixed = hard["attachment_missing"], b"%PDF-1.4\n% the 2019 scan, found again\n"
     tenant.data.files[lost] = fixed                                        # fixed in the tenant: the file is back
-    # (no reconciliation: the full run's is enough here, and it would read every object's keys again)
-    rid = run(world, f"{PAIR}_delta", logical_date=logical, run_conf={"replay_dead_letters": "attachments",
-                                                                      "reconcile": False})
+    rid = run(world, f"{PAIR}_delta", logical_date=logical, run_conf={"replay_dead_letters": "attachments"})
     acts = {k: v for k, v in audit(world, rid).items() if k != "skip"}
-    assert acts == {"update": 1, "create": 2, "archive": 1}, acts          # the company, and the replayed file
+    n = len(world["before_delta"]["activities"])
+    assert acts == {"update": 1, "create": 2, "archive": 1, **({"unlink": n} if deletes else {})}, acts
+    # the reconciliation names the deal's activities Odoo deleted with the archive apart: not missing, no mismatch
+    stats = world["state"].get_run(rid)["stats"]
+    assert stats["mismatches"] == 0, stats
+    comp = stats["completeness"]["open_activities"]
+    assert comp["missing_count"] == 0 and comp["archived_away"] == (n if deletes else 0), comp
+    page = ObjectStoragePath(stats["reconciliation_report"]).read_text(encoding="utf-8")
+    assert ("deleted by Odoo when their record was archived" in page) is deletes
     assert read(world, "res.partner", ids["contact"], ["function"])["function"] == "Changed in the delta"
     assert read(world, "crm.lead", ids["deal"], ["active"])["active"] is False          # deleted -> archived
     (company,) = world["hook"].search_read("res.partner", [("name", "=", "Delta Newco LLC")],
@@ -251,6 +270,8 @@ def test_5_rollback_of_the_delta_restores_the_pre_delta_values(world):
     assert world["state"].get_run(rid)["status"] == "rolled_back"
     assert read(world, "res.partner", ids["contact"], CONTACT_FIELDS) == before["contact"]
     assert read(world, "crm.lead", ids["deal"], DEAL_FIELDS) == before["deal"]
+    # the activities Odoo 17 deleted with the archive are created again, with their keys, bound in the crosswalk
+    assert sorted(deal_activities(world, ids["deal"]).values()) == sorted(before["activities"].values())
     assert world["hook"].call("res.partner", "search_count", [[("name", "=", "Delta Newco LLC")]],
                               {"context": {"active_test": False}}) == 0
     # the file the delta replayed is removed again, so its dead letters are open again: the cutover needs it

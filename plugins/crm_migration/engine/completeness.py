@@ -57,6 +57,7 @@ class Completeness(TypedDict):
     changed_in_source: list[str]    # in Odoo, changed in the source since the watermark (the next delta)
     changed_count: int
     duplicates: int                 # keys carried by more than one Odoo record
+    archived_away: int              # alive, not in Odoo: an activity Odoo deleted when its record was archived
 
 
 def _group(obj: ObjectSpec) -> tuple[str, str]:
@@ -131,17 +132,19 @@ def odoo_keys(pipe: Pipeline, model: str, prefix: str) -> tuple[dict[str, bool],
 
 
 def check(pipe: Pipeline, name: str, ids: tuple[set[str], set[str]] | str, *,
-          dead: set[str]) -> Completeness:
+          dead: set[str], away: set[str] | frozenset[str] = frozenset()) -> Completeness:
     """Compare object ``name``'s source ids (:func:`source_ids`) with its keys in Odoo and the crosswalk.
 
     :param dead: the object's source ids with an open dead letter.
+    :param away: the object's activities Odoo deleted when their record was archived (Odoo 17,
+        :func:`~crm_migration.engine.verify.deleted_on_archive`): counted apart, not missing.
     """
     target = pipe.target(name)
     model, scope = target.model, target.source_object
     empty: Completeness = {"checked": False, "note": "", "source_alive": 0, "odoo": 0, "odoo_active": 0,
                            "missing": [], "missing_count": 0, "dead_lettered": 0, "pending": 0, "extra": [],
                            "extra_count": 0, "extra_kept": 0, "changed_in_source": [], "changed_count": 0,
-                           "duplicates": 0}
+                           "duplicates": 0, "archived_away": 0}
     if isinstance(ids, str):
         return {**empty, "note": ids}
     alive, changed = ids
@@ -149,8 +152,9 @@ def check(pipe: Pipeline, name: str, ids: tuple[set[str], set[str]] | str, *,
     bound = pipe.state.crosswalk_ids(pipe.pair, scope, model)
     absent = alive - odoo.keys()
     dead_here = absent & dead
-    pending = (absent - dead_here) & changed
-    missing = sorted(absent - dead_here - pending)
+    away_here = (absent - dead_here) & set(away)
+    pending = (absent - dead_here - away_here) & changed
+    missing = sorted(absent - dead_here - away_here - pending)
     can_archive = "active" in pipe.odoo.fields_get(model)
     extra = sorted(s for s, active in odoo.items() if active and s not in alive)
     newer = sorted(changed & odoo.keys())
@@ -163,13 +167,17 @@ def check(pipe: Pipeline, name: str, ids: tuple[set[str], set[str]] | str, *,
     if pending:
         notes.append(f"{len(pending)} created or changed in the source since the last landed read: the next delta "
                      "lands them")
+    if away_here:
+        notes.append(f"{len(away_here)} deleted by Odoo when their record was archived (Odoo 17 deletes the "
+                     "activities of a record it archives): not missing")
     if not can_archive and extra:
         notes.append(f"{len(extra)} deleted in the source stay in Odoo ({model} has no archive)")
     return {"checked": True, "note": "; ".join(notes), "source_alive": len(alive), "odoo": len(odoo),
             "odoo_active": sum(odoo.values()), "missing": why_missing, "missing_count": len(missing),
             "dead_lettered": len(dead_here), "pending": len(pending), "extra": why_extra,
             "extra_count": len(extra), "extra_kept": 0 if can_archive else len(extra),
-            "changed_in_source": newer[:NAMED], "changed_count": len(newer), "duplicates": dup}
+            "changed_in_source": newer[:NAMED], "changed_count": len(newer), "duplicates": dup,
+            "archived_away": len(away_here)}
 
 
 def complete(c: Completeness, *, differing: int = 0, dead_letters: int = 0) -> bool:

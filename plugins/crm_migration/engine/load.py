@@ -292,6 +292,10 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
             plan.partial.add(oid)
 
     if updates:
+        # a record archived here loses its activities on a server that deletes them (Odoo 17): kept as they are now
+        archiving = [oid for oid, delta in updates.items() if delta.get("active") is False]
+        if archiving and odoo.archive_deletes_activities(fields):
+            plan.archived_away = activities_archived_away(odoo, state, target.pair, model, archiving)
         # the files about to be replaced, kept first: the run's rollback puts their bytes back
         state.keep_prior_files(run_id=run_id, pair=target.pair, odoo_model=model,
                                files={oid: plan.prior_files[oid] for oid in updates if plan.prior_files.get(oid)})
@@ -360,6 +364,47 @@ def leads_take_partner_values(odoo: OdooHook, updates: Mapping[int, Mapping[str,
     if writes:
         odoo.write_batch("crm.lead", writes, context=context)
     return len(writes)
+
+
+def activities_archived_away(odoo: OdooHook, state: MigrationStateHook, pair: str, model: str,
+                             ids: Sequence[int]) -> dict[int, tuple[list[ManifestRow], list[AuditRow]]]:
+    """The migrated activities (keyed) of the ``model`` records ``ids`` about to be archived on a server that
+    deletes a record's activities when it is archived (Odoo 17: :meth:`OdooHook.archive_deletes_activities`), as
+    they are now: per record, a ``deleted`` rollback-manifest row for each (its values and key: the run's rollback
+    creates it again) and an audit row saying Odoo deleted it with the archive. The crosswalk keeps pointing at it:
+    the reconciliation names it as deleted by Odoo on the archive, not as missing. Records a person created
+    (no key) are not the tool's to bring back. One ``search_read`` (and one ``read`` when there are some)."""
+    if not ids:
+        return {}
+    found = odoo.search_read("mail.activity", [("res_model", "=", model), ("res_id", "in", sorted(set(ids))),
+                                               (MIGRATION_KEY, "!=", False)], [MIGRATION_KEY, "res_id"],
+                             context={"active_test": False})
+    keys: dict[Rid, tuple[int, int]] = {}                 # (scope, source id) -> (activity id, its record)
+    for act in found:
+        parts = str(act[MIGRATION_KEY]).split(":", 2)
+        if len(parts) == 3:
+            keys[(parts[1], parts[2])] = (act["id"], act["res_id"])
+    bound: dict[Rid, Bound] = {}
+    for scope in {s for s, _ in keys}:
+        for sid, b in state.lookup(pair, scope, [i for s, i in keys if s == scope]).items():
+            if b.odoo_model == "mail.activity" and b.odoo_id == keys[(scope, sid)][0]:
+                bound[(scope, sid)] = b
+    values = _read_superseded(odoo, bound) if bound else {}
+    out: dict[int, tuple[list[ManifestRow], list[AuditRow]]] = {}
+    for (scope, sid), b in bound.items():
+        vals = values.get(("mail.activity", b.odoo_id))
+        if vals is None:
+            continue
+        parent = keys[(scope, sid)][1]
+        manifest, audit = out.setdefault(parent, ([], []))
+        manifest.append({"source_object": scope, "source_id": sid, "odoo_model": "mail.activity",
+                         "odoo_id": b.odoo_id, "action": "deleted", "prior_values": vals, "new_values": {}})
+        audit.append({"source_object": scope, "source_id": sid, "odoo_model": "mail.activity", "odoo_id": b.odoo_id,
+                      "action": "unlink", "changes": vals,
+                      "message": f"deleted by Odoo when the run archived {model} {parent}: this Odoo version deletes "
+                                 "the activities of a record it archives (Odoo 19 keeps them); the run's rollback "
+                                 "creates it again"})
+    return out
 
 
 def _out_of_order(valid: Sequence[Row], bound: Mapping[Rid, Bound], superseded: Mapping[Rid, Bound],
@@ -491,6 +536,8 @@ class _Plan:
         self.dead_letters: list[DeadLetter] = []
         self.superseded: dict[Rid, tuple[str, int, dict[str, Any] | None]] = {}   # (old model, old id, values)
         self.stamps: list[dict[str, Any]] = []   # unchanged in Odoo: the source version now known to be there
+        # per record archived: the activities Odoo deletes with the archive (manifest and audit rows)
+        self.archived_away: dict[int, tuple[list[ManifestRow], list[AuditRow]]] = {}
 
     def tgt(self, row: Row) -> Target:
         return row.get("target") or self.target
@@ -558,6 +605,10 @@ class _Plan:
             if values is not None:
                 manifest.append({"source_object": scope, "source_id": sid, "odoo_model": old_model,
                                  "odoo_id": old_id, "action": "deleted", "prior_values": values, "new_values": {}})
+        for oid, (rows, notes) in self.archived_away.items():
+            if oid not in self.failed_updates:           # archived: Odoo deleted its activities with it
+                manifest += rows
+                audit += notes
         for (scope, sid) in self.skipped:
             audit.append({"source_object": scope, "source_id": sid, "action": "skip"})
         for row, oid in self.landed_with_flags():

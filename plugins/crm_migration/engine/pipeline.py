@@ -25,7 +25,14 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 
 from crm_migration.engine.extract import BatchRef, stage_stream
-from crm_migration.engine.load import RECOMPUTED, LoadResult, Row, Target, load_batch
+from crm_migration.engine.load import (
+    RECOMPUTED,
+    LoadResult,
+    Row,
+    Target,
+    activities_archived_away,
+    load_batch,
+)
 from crm_migration.engine.rollback import DERIVED
 from crm_migration.engine.schema import migration_key_field, target_field_problems, target_major
 from crm_migration.engine.values import canonical
@@ -915,6 +922,7 @@ class Pipeline:
                                             source_hashes={s["source_id"]: s["source_hash"] for s in staged})
         self._extend_selections(obj, rows, dry_run=dry_run)
         self._parents_on_create(name, records, rows)
+        self._flag_open_on_archived(name, rows)
         result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
                             log=self.log)
         if unchanged:
@@ -925,6 +933,46 @@ class Pipeline:
         self.log.info("%s batch %d%s done in %.2f s", name, batch_no, f" ({batch_no + 1} of {of})" if of else "",
                       time.perf_counter() - started)
         return result
+
+    def _flag_open_on_archived(self, name: str, rows: list[Any]) -> int:
+        """Flag an activity object's rows whose record is archived in Odoo, on a server that deletes the activities
+        of a record when it is archived (Odoo 17: :meth:`OdooHook.archive_deletes_activities`; a deal lost before
+        the migration): Odoo 17 keeps an activity created on an archived record (checked on the real server), so it
+        lands as the source has it, but the next archive of that record deletes it (a run that archives it keeps it
+        in its rollback manifest, the reconciliation names it). Returns the rows flagged."""
+        if self.target(name).model != "mail.activity" or not self.odoo.archive_deletes_activities():
+            return 0
+        on: dict[int, set[int]] = {}
+        for row in rows:
+            vals = row.get("values") or {}
+            if not row.get("error") and vals.get("res_model_id") and vals.get("res_id"):
+                on.setdefault(int(vals["res_model_id"]), set()).add(int(vals["res_id"]))
+        if not on:
+            return 0
+        models = {m["id"]: m["model"] for m in self.odoo.read("ir.model", sorted(on), ["model"])}
+        archived: set[tuple[int, int]] = set()
+        for mid, ids in on.items():
+            model = models.get(mid)
+            if model and self.odoo.archive_deletes_activities(self.odoo.fields_get(model)):
+                archived |= {(mid, r["id"]) for r in self.odoo.read(model, sorted(ids), ["active"],
+                                                                    context={"active_test": False})
+                             if r.get("active") is False}
+        flagged = 0
+        for row in rows:
+            vals = row.get("values") or {}
+            at = (int(vals.get("res_model_id") or 0), int(vals.get("res_id") or 0))
+            if row.get("error") or at not in archived:
+                continue
+            row.setdefault("warnings", []).append((
+                "res_id", f"open activity on an archived record ({models[at[0]]} {at[1]}): this Odoo version (17) "
+                          "deletes the activities of a record when it is archived; created on the archived record, "
+                          "where Odoo keeps it until the record is archived again (a run that archives it keeps it "
+                          "for its rollback)"))
+            flagged += 1
+        if flagged:
+            self.log.info("%s: %d open activities are on records archived in Odoo: created there and flagged (this "
+                          "Odoo version deletes them when their record is archived again)", name, flagged)
+        return flagged
 
     def _extend_selections(self, obj: ObjectSpec, rows: list[Any], *, dry_run: bool = False) -> dict[str, list[str]]:
         """A picklist value outside its options (a custom ``x_`` selection field) is a value Odoo can hold once
@@ -1094,14 +1142,22 @@ class Pipeline:
             if derived:
                 for rec in self.odoo.read(obj.model, list(ids.values()), derived, context={"active_test": False}):
                     prior[rec["id"]].update({f: canonical(rec[f], fields[f].get("type")) for f in derived})
+            # on Odoo 17 the archive deletes the records' activities: the migrated ones are kept in the manifest
+            away = (activities_archived_away(self.odoo, self.state, self.pair, obj.model, list(ids.values()))
+                    if self.odoo.archive_deletes_activities(fields) else {})
             self.odoo.write_batch(obj.model, {oid: {"active": False} for oid in ids.values()}, context=target.ctx)
             self.state.record_batch(
                 run_id=run_id, pair=self.pair, source_object=target.source_object, odoo_model=obj.model,
                 links=[{"source_id": s, "odoo_id": o, "written": {"active": False}} for s, o in ids.items()],
-                manifest=[{"source_id": s, "odoo_id": o, "action": "archived", "prior_values": prior[o],
-                           "new_values": {"active": False}} for s, o in ids.items()],
-                audit=[{"source_id": s, "odoo_id": o, "action": "archive", "message": "deleted in the source"}
-                       for s, o in ids.items()])
+                manifest=[*({"source_id": s, "odoo_id": o, "action": "archived", "prior_values": prior[o],
+                             "new_values": {"active": False}} for s, o in ids.items()),
+                          *(m for rows, _ in away.values() for m in rows)],
+                audit=[*({"source_id": s, "odoo_id": o, "action": "archive", "message": "deleted in the source"}
+                         for s, o in ids.items()), *(a for _, notes in away.values() for a in notes)])
+            if away:
+                self.log.info("%s: Odoo deleted %d migrated activities of the %d records archived (this version "
+                              "deletes a record's activities when it is archived; a rollback creates them again)",
+                              name, sum(len(rows) for rows, _ in away.values()), len(ids))
         self.log.info("%s: %d archived (deleted in the source), %d were never migrated", name, len(ids),
                       len(gone) - len(ids))
         return {"archived": len(ids), "not_migrated": len(gone) - len(ids), "cannot_archive": 0}

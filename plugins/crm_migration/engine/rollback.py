@@ -93,6 +93,7 @@ class RollbackResult(TypedDict):
     restored: dict[str, int]
     recreated: dict[str, int]
     already_gone: dict[str, int]
+    recreated_records: list[dict[str, Any]]   # each record created again: model, old and new id, key, why
     refused: list[Refusal]
     blocked_by: list[str]        # later runs still in force that changed records of this run
     forced: bool                 # refused records rolled back anyway (force)
@@ -119,7 +120,8 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
     started = time.perf_counter()
     calls_before = sum(odoo.calls.values())
     result: RollbackResult = {"run_id": run_id, "status": "nothing_to_do", "unlinked": {}, "restored": {},
-                              "recreated": {}, "already_gone": {}, "refused": [], "blocked_by": [],
+                              "recreated": {}, "already_gone": {}, "recreated_records": [], "refused": [],
+                              "blocked_by": [],
                               "forced": False, "odoo_calls": 0, "seconds": 0.0, "watermarks_back": [],
                               "not_restored": []}
     rows = state.iter_manifest(run_id)
@@ -151,8 +153,10 @@ def rollback_run(odoo: OdooHook, state: MigrationStateHook, run_id: str, *, forc
                     len(result["refused"]))
 
     # 2. undo, model by model, newest first
+    archived = {(r["odoo_model"], r["odoo_id"]) for r in rows
+                if r["action"] != "deleted" and (r["new_values"] or {}).get("active") is False}
     for model, plan in plans.items():
-        _undo(odoo, state, run_id, model, by_model[model], plan, result, log)
+        _undo(odoo, state, run_id, model, by_model[model], plan, result, log, archived=archived)
     result["status"] = "rolled_back"
     _rewind(state, run_id, result, log)
     return _done(result, odoo, calls_before, started)
@@ -231,7 +235,7 @@ def _judge(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, m
 
 
 def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mrows: Sequence[dict[str, Any]],
-          plan: _Plan, result: RollbackResult, log: Any) -> None:
+          plan: _Plan, result: RollbackResult, log: Any, *, archived: Collection[tuple[str, int]] = ()) -> None:
     fields, current, now_id = plan.fields, plan.current, plan.now_id
     gone = [r for r in mrows if now_id[r["odoo_id"]] not in current and r["action"] != "deleted"]
     created = [r for r in mrows if r["action"] == "created" and now_id[r["odoo_id"]] in current]
@@ -272,9 +276,14 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
         keys = [(r["prior_values"] or {}).get(MIGRATION_KEY) or "" for r in removed]
         new_ids = odoo.create_batch(model, [_to_write(v, fields) for v in vals], keys=keys)
         _settle(odoo, model, dict(zip(new_ids, vals, strict=True)), fields, log)
+        why = _why_removed(odoo, model, removed, archived)
         for r, new_id in zip(removed, new_ids, strict=True):
             recreated[r["odoo_id"]] = {"odoo_id": new_id, "source_object": r["source_object"],
                                        "source_id": r["source_id"], "written": r["prior_values"] or {}}
+            result["recreated_records"].append({
+                "model": model, "old_id": r["odoo_id"], "odoo_id": new_id, "source_object": r["source_object"],
+                "source_id": r["source_id"], "key": (r["prior_values"] or {}).get(MIGRATION_KEY) or "",
+                "why": why[r["odoo_id"]]})
     audit = [{"source_object": r["source_object"], "source_id": r["source_id"], "odoo_id": now_id[r["odoo_id"]],
               "action": "unlink", "message": f"rollback of {run_id}: created by the run, removed"}
              for r in created]
@@ -283,7 +292,7 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
                "message": f"rollback of {run_id}: prior values written back"} for r in changed]
     audit += [{"source_object": r["source_object"], "source_id": r["source_id"],
                "odoo_id": recreated[r["odoo_id"]]["odoo_id"], "action": "restore", "changes": r["prior_values"],
-               "message": f"rollback of {run_id}: the run had replaced {model} {r['odoo_id']}; created again"}
+               "message": f"rollback of {run_id}: {why[r['odoo_id']]} ({model} {r['odoo_id']}); created again"}
               for r in removed]
     state.record_rollback(run_id=run_id, pair=mrows[0]["pair"], odoo_model=model,
                           unlinked=[now_id[r["odoo_id"]] for r in created],
@@ -297,6 +306,23 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
     result["already_gone"][model] = len(gone)
     log.info("rollback of %s: %s: %d unlinked, %d restored, %d created again, %d already gone", run_id, model,
              len(created), len(changed), len(removed), len(gone))
+
+
+def _why_removed(odoo: OdooHook, model: str, removed: Sequence[Mapping[str, Any]],
+                 archived: Collection[tuple[str, int]]) -> dict[int, str]:
+    """Why each record the run removed was gone: an activity whose record the run archived was deleted by Odoo
+    with the archive (Odoo 17); anything else the run replaced (a task's activity by its message once done)."""
+    out = {r["odoo_id"]: "the run had replaced it" for r in removed}
+    acts = [r for r in removed if model == "mail.activity" and (r["prior_values"] or {}).get("res_model_id")]
+    if not acts or not archived:
+        return out
+    ids = sorted({int(r["prior_values"]["res_model_id"]) for r in acts})
+    names = {m["id"]: m["model"] for m in odoo.read("ir.model", ids, ["model"])}
+    for r in acts:
+        parent = (names.get(int(r["prior_values"]["res_model_id"])), int(r["prior_values"].get("res_id") or 0))
+        if parent in archived:
+            out[r["odoo_id"]] = f"Odoo deleted it when the run archived its record {parent[0]} {parent[1]}"
+    return out
 
 
 def _files(values: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, str]:

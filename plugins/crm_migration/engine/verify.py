@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from crm_migration.engine.completeness import NAMED, Completeness, check, source_ids
@@ -103,6 +103,9 @@ class ReconRow(TypedDict):
     differences: list[dict[str, Any]]     # every differing field (up to completeness.NAMED): source_id, odoo_id,
                                           # field, crosswalk (what the tool wrote), odoo (Odoo now)
     completeness: Completeness | None     # the id sets compared (reconcile(completeness=True)), else None
+    deleted_on_archive: int       # crosswalk activities Odoo deleted when their record was archived (Odoo 17)
+    archived_away: list[dict[str, Any]]   # those (up to completeness.NAMED): source_id, odoo_id, key, record_model,
+                                          # record_id, record_key, archived (by which run, when: if the tool did it)
 
 
 # ---- comparable values -------------------------------------------------------------------------------
@@ -436,6 +439,52 @@ def _crosswalk_pages(pipe: Pipeline, scope: str, model: str,
         last = rows[-1][0]
 
 
+def deleted_on_archive(pipe: Pipeline, model: str, gone: Sequence[tuple[str, int, Mapping[str, Any]]], *,
+                       key: Callable[[str], str] = str) -> dict[str, dict[str, Any]]:
+    """Of the crosswalk records ``gone`` from Odoo (``(source id, odoo id, written)``), the activities Odoo deleted
+    when their record was archived, by source id: an activity (``res_model_id``, ``res_id`` written) whose record
+    is archived in Odoo now, on a server that deletes the activities of a record it archives (Odoo 17; 19 keeps
+    them). Facts, not the version alone: an activity whose record is active, or gone, stays missing. Each names
+    the record (model, Odoo id, key) and, when the tool archived it, the run and the time."""
+    if model != "mail.activity" or not gone:
+        return {}
+    by_model: dict[int, set[int]] = {}
+    for _, _, w in gone:
+        if w.get("res_model_id") and w.get("res_id"):
+            by_model.setdefault(int(w["res_model_id"]), set()).add(int(w["res_id"]))
+    if not by_model:
+        return {}
+    names = {m["id"]: m["model"] for m in pipe.odoo.read("ir.model", sorted(by_model), ["model"])}
+    archived: dict[tuple[str, int], str] = {}          # (model, id) -> its key
+    for mid, ids in by_model.items():
+        rmodel = names.get(mid)
+        if not rmodel:
+            continue
+        fields = pipe.odoo.fields_get(rmodel)
+        if not pipe.odoo.archive_deletes_activities(fields):
+            continue
+        want = ["active", *([MIGRATION_KEY] if MIGRATION_KEY in fields else [])]
+        for rec in pipe.odoo.read(rmodel, sorted(ids), want, context={"active_test": False}):
+            if rec.get("active") is False:
+                archived[(rmodel, rec["id"])] = rec.get(MIGRATION_KEY) or ""
+    if not archived:
+        return {}
+    sql = (f"SELECT DISTINCT ON (odoo_model, odoo_id) odoo_model, odoo_id, run_id, recorded_at "
+           f"FROM {SCHEMA}.rollback_manifest WHERE pair = %s AND odoo_model = ANY(%s) AND odoo_id = ANY(%s) "
+           "AND rolled_back_at IS NULL AND new_values->>'active' = 'false' ORDER BY odoo_model, odoo_id, seq DESC")
+    rows = pipe.state.run_in_transaction(lambda cur: (cur.execute(
+        sql, (pipe.pair, sorted({m for m, _ in archived}), sorted({i for _, i in archived}))), cur.fetchall())[1])
+    when = {(m, int(i)): f"by run {r} at {t:%Y-%m-%d %H:%M:%S %Z}".rstrip() for m, i, r, t in rows}
+    out: dict[str, dict[str, Any]] = {}
+    for sid, oid, w in gone:
+        rec = (names.get(int(w.get("res_model_id") or 0)), int(w.get("res_id") or 0))
+        if rec in archived:
+            out[sid] = {"source_id": sid, "odoo_id": oid, "key": key(sid), "record_model": rec[0],
+                        "record_id": rec[1], "record_key": archived[rec],
+                        "archived": when.get(rec, "not by the tool (archived in Odoo, or by a run since rolled back)")}
+    return out
+
+
 def _as_obj(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
@@ -606,13 +655,24 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         compared = differing = missing = 0
         examples: list[dict[str, Any]] = []
         differences: list[dict[str, Any]] = []
+        away: list[dict[str, Any]] = []
+        away_ids: set[str] = set()
+        away_count = 0
         for page in _crosswalk_pages(pipe, scope, model, page_size):
             names = sorted({f for _, _, w in page for f in w})
             known = [f for f in names if f in fields]
             reads = sorted({_read_name(model, f, fields) for f in known})
             back = {r["id"]: r for r in pipe.odoo.read(model, [o for _, o, _ in page], reads or ["id"],
                                                        context={"active_test": False})}
+            # an activity Odoo deleted when its record was archived (Odoo 17) is counted apart, not missing
+            gone_away = deleted_on_archive(pipe, model, [(s, o, w) for s, o, w in page if o not in back],
+                                           key=target.key)
+            away_count += len(gone_away)
+            away_ids |= gone_away.keys()
+            away.extend(list(gone_away.values())[:max(0, NAMED - len(away))])
             for sid, oid, written in page:
+                if sid in gone_away:
+                    continue
                 compared += 1
                 mine = {f: _comparable(model, f, v, fields, odoo=False) for f, v in written.items()}
                 rec = back.get(oid)
@@ -642,9 +702,11 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         if cs_cw != cs_odoo:
             problems.append(f"{differing} record{'s' * (differing != 1)} differ from what the tool wrote"
                             + (f" ({missing} gone from Odoo)" if missing else ""))
-        if odoo_count != cw_count:
+        if odoo_count != cw_count - away_count:
             problems.append(f"Odoo has {odoo_count} records keyed {target.source}:{scope}:…, "
-                            f"the crosswalk {cw_count}")
+                            f"the crosswalk {cw_count}"
+                            + (f" ({away_count} of them deleted by Odoo with their archived record)"
+                               if away_count else ""))
         if unaccounted:
             problems.append(f"{unaccounted} staged records neither landed nor dead-lettered")
         counted, reasons = _dead_letter_counts(pipe, scope, model, dead_all, scopes, staged_ids, memo)
@@ -654,7 +716,8 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
         comp = None
         if ids is not None:
             comp = check(pipe, name, ids[name], dead={sid for (o, sid), (m, _, _) in dead_all.items()
-                                                      if o == scope and m in (model, None)})
+                                                      if o == scope and m in (model, None)},
+                         away=away_ids)
             if comp["missing_count"]:
                 problems.append(f"{comp['missing_count']} record{'s' * (comp['missing_count'] != 1)} alive in the "
                                 "source not in Odoo (missing)")
@@ -669,10 +732,16 @@ def reconcile(pipe: Pipeline, *, run_id: str, objects: Iterable[str] | None = No
                        checksum_odoo=cs_odoo, examples=examples, problems=problems,
                        status="mismatch" if problems else "ok", seconds=round(time.perf_counter() - started, 3),
                        dead_letters_counted=counted, dead_letter_share=round(share, 6), dead_letter_limit=limit,
-                       dead_letter_reasons=reasons, differences=differences, completeness=comp)
+                       dead_letter_reasons=reasons, differences=differences, completeness=comp,
+                       deleted_on_archive=away_count, archived_away=away)
         pipe.log.info("reconcile %s: staged %d, landed %d, crosswalk %d, Odoo %d, dead letters %d; checksum %s; "
                       "%s (%.2f s)", name, staged, landed, cw_count, odoo_count, dead,
                       "ok" if cs_cw == cs_odoo else f"MISMATCH ({differing} records)", row["status"],
                       row["seconds"])
+        for a in away[:20]:
+            pipe.log.info("reconcile %s: %s (Odoo %s %s) was deleted by Odoo when its record %s %s (%s) was archived "
+                          "(%s): Odoo 17 deletes the activities of a record it archives", name, a["key"] or a["source_id"],
+                          model, a["odoo_id"], a["record_model"], a["record_id"], a["record_key"] or "no key",
+                          a["archived"])
         out.append(row)
     return out

@@ -86,6 +86,10 @@ KEPT_ON_CREATE: dict[int, dict[str, frozenset[str]]] = {
     17: {"crm.lead": frozenset({"date_closed"})},
     19: {"crm.lead": frozenset({"date_closed", "date_last_stage_update"})},
 }
+#: The first major version seen to keep a record's activities when it is archived: Odoo 17's
+#: ``mail.activity.mixin.write`` unlinks them on any write of ``active=False`` (even to a record already archived;
+#: an activity created on an archived record stays until then), 19 keeps them. A version below it deletes them.
+KEEPS_ACTIVITIES_ON_ARCHIVE = 19
 
 
 @dataclass(frozen=True)
@@ -712,6 +716,16 @@ class OdooHook(BaseHook):
         major = _major(self.version())
         known = [v for v in KEPT_ON_CREATE if major is not None and v <= major]
         return KEPT_ON_CREATE[max(known)].get(model, frozenset()) if known else frozenset()
+
+    def archive_deletes_activities(self, fields: Mapping[str, Any] | None = None) -> bool:
+        """Whether archiving a record of a model with these ``fields`` (``fields_get``; None: any model with
+        activities) deletes its activities on this server: the model has activities (``mail.activity.mixin``:
+        ``activity_ids``) and the version is below :data:`KEEPS_ACTIVITIES_ON_ARCHIVE` (from the cached version; an
+        unknown version: assumed to delete them)."""
+        if fields is not None and ("activity_ids" not in fields or "active" not in fields):
+            return False
+        major = _major(self.version())
+        return major is None or major < KEEPS_ACTIVITIES_ON_ARCHIVE
 
     @cached_property
     def uid(self) -> int:

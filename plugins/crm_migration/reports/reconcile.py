@@ -39,6 +39,9 @@ def summary_lines(rows: Iterable[ReconRow]) -> list[str]:
             parts.append(f"{r['unaccounted']:,} staged records neither landed nor dead-lettered")
         if r.get("moved"):
             parts.append(f"{r['moved']:,} since moved to another model by a later run")
+        if r.get("deleted_on_archive"):
+            parts.append(f"{r['deleted_on_archive']:,} deleted by Odoo when their record was archived (Odoo 17; "
+                         "not missing)")
         out.append(f"{r['object']}: " + ", ".join(parts))
     return out
 
@@ -126,6 +129,13 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
                           f"{dead:,} open dead letters; {sum(r['compared'] for r in rows):,} crosswalk "
                           f"records compared with Odoo field by field "
                           f"({sum(r['seconds'] for r in rows):.1f} s).")
+    away = sum(r.get("deleted_on_archive", 0) for r in rows)
+    if away:
+        report.summary.append(f"{away:,} migrated open activit{'ies were' if away != 1 else 'y was'} deleted by "
+                              "Odoo when their record was archived (Odoo 17 deletes the activities of a record it "
+                              "archives; 19 keeps them): counted apart, not missing, see 'Activities Odoo deleted "
+                              "with their archived record'. A rollback of the run that archived the record creates "
+                              "them again.")
     report.summary.extend(summary_lines(rows))
     if dead_letters:            # MigrationStateHook.dead_letter_tally: the pair's records with dead letters, all runs
         report.summary.append("Dead letters of the pair (records, all runs): "
@@ -145,7 +155,9 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
         "source (staged)": r["staged"], "landed": r["landed"], "crosswalk": r["crosswalk"], "Odoo": r["odoo"],
         "dead letters": r["dead_letters"], "unaccounted": r["unaccounted"],
         "moved since": r.get("moved", 0), "differing records": r["differing"],
-        "gone from Odoo": r["missing_in_odoo"], "checksum crosswalk": r["checksum_crosswalk"][:16],
+        "gone from Odoo": r["missing_in_odoo"],
+        "deleted by Odoo with their archived record": r.get("deleted_on_archive", 0),
+        "checksum crosswalk": r["checksum_crosswalk"][:16],
         "checksum Odoo": r["checksum_odoo"][:16], "problems": "; ".join(r["problems"]),
     } for r in rows], note="source = records staged in the run; crosswalk = records the tool bound (all runs); "
                            "Odoo = records carrying the object's x_migration_key (archived included). The "
@@ -160,6 +172,13 @@ def write_reconciliation_report(rows: Sequence[ReconRow], *, pair: str, run_id: 
              "settings.max_dead_letter_share of the object's records (crosswalk + dead letters); above it the "
              "verify step fails. A gap in the source (a file it lost, a record hanging on a record it deleted "
              "or never had) is listed, not counted.")
+    report.add("Activities Odoo deleted with their archived record", [
+        {"object": r["object"], "source id": a["source_id"], "x_migration_key": a["key"], "odoo id": a["odoo_id"],
+         "record": f"{a['record_model']} {a['record_id']}", "record's key": a["record_key"],
+         "archived": a["archived"]} for r in rows for a in (r.get("archived_away") or ())],
+        note="Open activities the tool loaded, whose record is archived in Odoo now: Odoo 17 deletes the activities "
+             "of a record when it is archived (19 keeps them). Not lost by the migration and not counted as "
+             "missing; rolling back the run that archived the record creates them again.")
     report.add("Records that differ (examples)", [
         {"object": r["object"], "source id": e["source_id"], "odoo id": e["odoo_id"], "field": e["field"],
          "the tool wrote": _cell(e["crosswalk"]), "Odoo now": _cell(e["odoo"])}

@@ -903,3 +903,16 @@ def test_the_fields_kept_on_create_come_from_the_version_asked_once(make_hook, v
     assert [set(hook.kept_on_create("crm.lead")) for _ in range(3)] == [kept] * 3
     assert hook.kept_on_create("res.partner") == frozenset()
     assert len([s for s in server.sent if s.method == "version"]) == 1
+
+
+@pytest.mark.parametrize(("version", "deletes"), [(16, True), (17, True), (18, True), (19, False), (20, False)])
+def test_whether_archiving_deletes_activities_comes_from_the_version_and_the_models_fields(make_hook, version,
+                                                                                          deletes):
+    """Odoo 17's mail.activity.mixin unlinks a record's activities on archive, 19 keeps them (a version in between
+    takes the one below); a model without activities or without active never loses any."""
+    hook, server, _ = make_hook("jsonrpc", FakeOdoo(version=version))
+    assert hook.archive_deletes_activities({"activity_ids": {}, "active": {}}) is deletes
+    assert hook.archive_deletes_activities() is deletes
+    assert hook.archive_deletes_activities({"active": {}}) is False
+    assert hook.archive_deletes_activities({"activity_ids": {}}) is False
+    assert len([s for s in server.sent if s.method == "version"]) == 1
