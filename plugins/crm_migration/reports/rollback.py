@@ -36,13 +36,6 @@ def write_rollback_report(result: Mapping[str, Any], *, pair: str, rollback_run_
                               "created again (removed by the run)": recreated.get(m, 0),
                               "already gone": result["already_gone"].get(m, 0)} for m in models],
                note="Nothing was changed in Odoo: the rollback was refused." if result["status"] == "refused" else "")
-    report.add("Records created again", [
-        {"model": r["model"], "odoo id (new)": r["odoo_id"], "odoo id (before)": r["old_id"],
-         "source object": r["source_object"], "source id": r["source_id"], "x_migration_key": r["key"],
-         "why it was gone": r["why"]} for r in result.get("recreated_records") or ()],
-        note="Records gone from Odoo because of the run, created again with their values and key as they were "
-             "before it (without mail) and bound again in the crosswalk: an activity the run replaced by its "
-             "message once done, or one Odoo 17 deleted when the run archived its record.")
     report.add("Records changed since the run" + (" (rolled back anyway: force)" if result.get("forced") else ""), [
         {"model": r["model"], "odoo id": r["odoo_id"], "source object": r["source_object"],
          "source id": r["source_id"], "field": f, "changed by": edited_by(e),
@@ -72,4 +65,11 @@ def write_rollback_report(result: Mapping[str, Any], *, pair: str, rollback_run_
         {"object": b["source_object"], "from": cell(b["from"]), "back to": cell(b["to"]) or "none (a full run sets it)"}
         for b in back], note="A watermark the run moved goes back to its value before the run, so the next delta "
                              "reads again what the run had read (overlapping reads are harmless).")
+    report.add("Records created again", [
+        {"model": r["model"], "odoo id (new)": r["odoo_id"], "odoo id (before)": r["old_id"],
+         "source object": r["source_object"], "source id": r["source_id"], "x_migration_key": r["key"],
+         "why it was gone": r["why"]} for r in result.get("recreated_records") or ()],
+        note="Records gone from Odoo because of the run, created again with their values and key as they were "
+             "before it (without mail) and bound again in the crosswalk: an activity the run replaced by its "
+             "message once done, or one Odoo 17 deleted when the run archived its record.")
     return report.write(root)
