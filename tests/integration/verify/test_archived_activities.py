@@ -6,7 +6,8 @@ full run (one deal lost before it: its open tasks land on it, flagged on 17, whe
 an archived record); then a delta archives a deal deleted in the source. On 17 the deal's migrated open tasks are gone: the
 delta's manifest keeps them, the reconciliation names each as deleted by Odoo with its archived record (the record,
 its key and Odoo id, the run that archived it), counted apart and not failing; the rollback of the delta creates them
-again with their keys, without mail, and lists them. On 19 they stay, and nothing is counted apart.
+again with their keys, without mail, and lists them. A deal lost in a later delta (archived by the load's write) goes
+the same way. On 19 they stay, and nothing is counted apart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-FULL, DELTA = "acts-full", "acts-delta"
+FULL, DELTA, LOST = "acts-full", "acts-delta", "acts-lost"
 #: what the world loads: the open tasks and what they hang on (the chatter and files are not needed here)
 OBJECTS = ("User", "RecordType", "OpportunityStage", "Account", "Contact", "Opportunity", "OpenTask")
 
@@ -62,8 +63,10 @@ def world(apto_pipeline, odoo_target):
                 if res_id and int(res_id) in active:
                     on.setdefault(int(res_id), []).append((sid, int(aid)))
             lead = max(on, key=lambda i: (len(on[i]), -i))
+            later = max((i for i in on if i != lead), key=lambda i: (len(on[i]), -i))     # lost in a later delta
             yield {"pipe": pipe, "apto": apto, "state": state, "odoo": odoo, "lead": lead, "deal": deals[lead],
-                   "lost": (lost_deal, sorted(open_tasks[lost_deal])),
+                   "lost": (lost_deal, sorted(open_tasks[lost_deal])), "lost_stage": lost_stage,
+                   "later": (later, deals[later], sorted(on[later])),
                    "tasks": sorted(on[lead]), "mails": odoo.call("mail.mail", "search_count", [[]])}
     finally:
         apto.stop()
@@ -165,3 +168,36 @@ def test_3_the_rollback_of_the_delta_creates_them_again(world, tmp_path):
         assert not result["recreated"].get("mail.activity") and result["recreated_records"] == []
     (row,) = reconcile(pipe, run_id=FULL, objects=["OpenTask"])
     assert (row["status"], row["deleted_on_archive"], row["missing_in_odoo"]) == ("ok", 0, 0), row["problems"]
+
+
+def test_4_a_deal_lost_in_a_delta_the_same(world):
+    """A deal lost since the full run: the delta's write archives it (active False with its lost stage); on 17 Odoo
+    deletes its activities, kept by the run, named apart by the reconciliation, created again by its rollback."""
+    from crm_migration.engine.rollback import rollback_run
+    from crm_migration.engine.verify import reconcile
+
+    pipe, odoo = world["pipe"], world["odoo"]
+    lead, deal, tasks = world["later"]
+    before = _activities(odoo, lead)
+    assert sorted(before) == [f"apto:Task:{s}" for s, _ in tasks]
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    world["apto"].state.update("Opportunity", [{"Id": deal, "StageName": world["lost_stage"]}])
+    _load(pipe, ["Opportunity"], LOST, start, datetime.now(UTC) + timedelta(minutes=1))
+    assert odoo.read("crm.lead", [lead], ["active"], context={"active_test": False})[0]["active"] is False
+    deletes = pipe.odoo.archive_deletes_activities(pipe.odoo.fields_get("crm.lead"))
+    assert _activities(odoo, lead) == ({} if deletes else before)
+    (row,) = reconcile(pipe, run_id=FULL, objects=["OpenTask"])
+    assert row["status"] == "ok" and row["missing_in_odoo"] == 0, row["problems"]
+    # (the deal deleted in the source, back after test 3's rollback, is archived again by this delta: its own too)
+    assert sorted((a["source_id"], a["record_id"], a["archived"][:len(f"by run {LOST} at ")])
+                  for a in row["archived_away"] if a["record_id"] == lead) == (
+        [(s, lead, f"by run {LOST} at ") for s, _ in tasks] if deletes else [])
+    result = rollback_run(odoo, pipe.state, LOST)
+    assert result["status"] == "rolled_back", result
+    assert odoo.read("crm.lead", [lead], ["active"], context={"active_test": False})[0]["active"] is True
+    strip = lambda acts: {k: {f: v for f, v in a.items() if f != "id"} for k, a in acts.items()}  # noqa: E731
+    assert strip(_activities(odoo, lead)) == strip(before)
+    assert [r["why"] for r in result["recreated_records"] if r["key"] in before] == (
+        [f"Odoo deleted it when the run archived its record crm.lead {lead}"] * len(tasks) if deletes else [])
+    (row,) = reconcile(pipe, run_id=FULL, objects=["OpenTask"])
+    assert (row["status"], row["deleted_on_archive"]) == ("ok", 0), row["problems"]
