@@ -39,7 +39,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict
 
-from crm_migration.engine.load import RECOMPUTED, leads_take_partner_values
+from crm_migration.engine.load import RECOMPUTED, activities_archived_away, leads_take_partner_values
 from crm_migration.engine.values import to_write
 from crm_migration.engine.verify import holds, odoo_value, read_names
 from crm_migration.hooks.odoo import MIGRATION_KEY, OdooHook
@@ -262,12 +262,18 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
             if f not in restores[oid] and (last := _last(before, {f})) is not None:
                 restores[oid][f] = last.values[f]
     if restores:
+        # archived again by the write back (the run had unarchived them): Odoo 17 deletes their activities with it
+        closing = [i for i, v in restores.items() if v.get("active") is False]
+        away = activities_archived_away(odoo, state, mrows[0]["pair"], model, closing) \
+            if closing and odoo.archive_deletes_activities(fields) else {}
         if model == "res.partner":             # loader trap 3: deals first, so Odoo logs nothing on them
             leads_take_partner_values(odoo, restores)
         odoo.write_batch(model, {i: _to_write(v, fields) for i, v in restores.items()})
         for oid, missed in _settle(odoo, model, restores, fields, log).items():
             result["not_restored"] += [_not_restored(model, oid, row_of[oid], f, (row_of[oid]["prior_values"] or {})
                                                      .get(f, v), _why_not(model, f)) for f, v in missed.items()]
+        if away:
+            _recreate_archived_away(odoo, state, run_id, mrows[0]["pair"], model, away, result, log)
     if created:
         odoo.unlink(model, [now_id[r["odoo_id"]] for r in created])
     recreated: dict[int, dict[str, Any]] = {}
@@ -306,6 +312,41 @@ def _undo(odoo: OdooHook, state: MigrationStateHook, run_id: str, model: str, mr
     result["already_gone"][model] = len(gone)
     log.info("rollback of %s: %s: %d unlinked, %d restored, %d created again, %d already gone", run_id, model,
              len(created), len(changed), len(removed), len(gone))
+
+
+def _recreate_archived_away(odoo: OdooHook, state: MigrationStateHook, run_id: str, pair: str, model: str,
+                            away: Mapping[int, tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]],
+                            result: RollbackResult, log: Any) -> None:
+    """Create again the migrated activities Odoo 17 deleted when the rollback archived their record again (the run
+    had unarchived it), as they were, with their keys and without mail; bind them in the crosswalk and note them in
+    the run's manifest (already rolled back, ``recreated_id``: the rollback of the run that created one finds it)."""
+    created = {r["odoo_id"] for r in state.iter_manifest(run_id, pending_only=False)
+               if r["odoo_model"] == "mail.activity" and r["action"] == "created"}
+    rows = [r for rows, _ in away.values() for r in rows if r["odoo_id"] not in created]   # the run's own: removed
+    if not rows:
+        return
+    afields = odoo.fields_get("mail.activity")
+    state.record_batch(run_id=run_id, pair=pair, source_object=rows[0]["source_object"], odoo_model="mail.activity",
+                       manifest=rows)
+    vals = [_writable(r["prior_values"], afields) for r in rows]
+    new_ids = odoo.create_batch("mail.activity", [_to_write(v, afields) for v in vals],
+                                keys=[(r["prior_values"] or {}).get(MIGRATION_KEY) or "" for r in rows])
+    why = f"Odoo deleted it when the rollback archived its record {model} again"
+    recreated = {}
+    for r, new_id in zip(rows, new_ids, strict=True):
+        recreated[r["odoo_id"]] = {"odoo_id": new_id, "source_object": r["source_object"],
+                                   "source_id": r["source_id"], "written": r["prior_values"] or {}}
+        result["recreated_records"].append({"model": "mail.activity", "old_id": r["odoo_id"], "odoo_id": new_id,
+                                            "source_object": r["source_object"], "source_id": r["source_id"],
+                                            "key": (r["prior_values"] or {}).get(MIGRATION_KEY) or "", "why": why})
+    state.record_rollback(run_id=run_id, pair=pair, odoo_model="mail.activity", recreated=recreated,
+                          audit=[{"source_object": r["source_object"], "source_id": r["source_id"],
+                                  "odoo_id": recreated[r["odoo_id"]]["odoo_id"], "action": "restore",
+                                  "changes": r["prior_values"], "message": f"rollback of {run_id}: {why} "
+                                  f"(mail.activity {r['odoo_id']}); created again"} for r in rows])
+    result["recreated"]["mail.activity"] = result["recreated"].get("mail.activity", 0) + len(rows)
+    log.info("rollback of %s: %d activities Odoo deleted when %s records were archived again: created again",
+             run_id, len(rows), model)
 
 
 def _why_removed(odoo: OdooHook, model: str, removed: Sequence[Mapping[str, Any]],

@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-FULL, DELTA, LOST = "acts-full", "acts-delta", "acts-lost"
+FULL, DELTA, LOST, REOPEN = "acts-full", "acts-delta", "acts-lost", "acts-reopen"
 #: what the world loads: the open tasks and what they hang on (the chatter and files are not needed here)
 OBJECTS = ("User", "RecordType", "OpportunityStage", "Account", "Contact", "Opportunity", "OpenTask")
 
@@ -201,3 +201,34 @@ def test_4_a_deal_lost_in_a_delta_the_same(world):
         [f"Odoo deleted it when the run archived its record crm.lead {lead}"] * len(tasks) if deletes else [])
     (row,) = reconcile(pipe, run_id=FULL, objects=["OpenTask"])
     assert (row["status"], row["deleted_on_archive"]) == ("ok", 0), row["problems"]
+
+
+def test_5_the_rollback_of_a_delta_that_reopened_a_lost_deal(world):
+    """The deal lost before the migration (its open tasks on it, test 0) is reopened by a delta; the rollback archives
+    it again, which on 17 deletes its activities: the rollback creates them again, as they were, keys and crosswalk."""
+    from crm_migration.engine.rollback import rollback_run
+
+    pipe, odoo, state = world["pipe"], world["odoo"], world["state"]
+    deal, tasks = world["lost"]
+    lead = state.odoo_ids("apto_to_odoo", "Opportunity", [deal])[deal]
+    before = _activities(odoo, lead)
+    assert sorted(before) == [f"apto:Task:{t}" for t in tasks]
+    org = world["apto"].state
+    stage = next(s["ApiName"] for s in org.tables["OpportunityStage"].values() if not s["IsClosed"])
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    org.update("Opportunity", [{"Id": deal, "StageName": stage}])
+    _load(pipe, ["Opportunity"], REOPEN, start, datetime.now(UTC) + timedelta(minutes=1))
+    assert odoo.read("crm.lead", [lead], ["active"], context={"active_test": False})[0]["active"] is True
+    result = rollback_run(odoo, state, REOPEN)
+    assert result["status"] == "rolled_back", result
+    assert odoo.read("crm.lead", [lead], ["active"], context={"active_test": False})[0]["active"] is False
+    strip = lambda acts: {k: {f: v for f, v in a.items() if f != "id"} for k, a in acts.items()}  # noqa: E731
+    now = _activities(odoo, lead)
+    assert strip(now) == strip(before)
+    assert sorted(state.odoo_ids("apto_to_odoo", "Task", tasks).values()) == sorted(a["id"] for a in now.values())
+    deletes = pipe.odoo.archive_deletes_activities(pipe.odoo.fields_get("crm.lead"))
+    assert [(r["key"], r["why"]) for r in result["recreated_records"] if r["key"] in before] == (
+        [(f"apto:Task:{t}", "Odoo deleted it when the rollback archived its record crm.lead again") for t in tasks]
+        if deletes else [])
+    assert rollback_run(odoo, state, REOPEN)["status"] == "nothing_to_do"
+    assert odoo.call("mail.mail", "search_count", [[]]) == world["mails"]      # no mail
