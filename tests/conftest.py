@@ -77,6 +77,17 @@ def state_db(private_pg, monkeypatch):
     private_pg.drop_database(name)
 
 
+@pytest.fixture
+def state(state_db):
+    """A :class:`MigrationStateHook` on the fresh ``state_db``, its schema migrated; closed after."""
+    from crm_migration.hooks.state import MigrationStateHook
+
+    hook = MigrationStateHook()
+    hook.migrate()
+    yield hook
+    hook.close()
+
+
 # ---- Odoo targets: the sandbox and the real Odoo 17 server (one test body, both targets) ------------------
 # The real servers are ../shared/odoo17-server/odoo-server and ../shared/odoo19-server/odoo-server (or
 # $ODOO17_SERVER / $ODOO19_SERVER), driven by crm_sandbox.targets.RealOdoo.

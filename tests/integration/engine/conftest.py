@@ -1,5 +1,5 @@
-"""Fixtures for loader tests: a fresh Odoo per test (the sandbox, then a real Odoo 17 database) and a
-fresh state DB."""
+"""Fixtures for loader tests: a fresh Odoo per test (the sandbox, then a real Odoo 17 database); the fresh state DB
+is tests/conftest.py's ``state``."""
 
 from __future__ import annotations
 
@@ -48,12 +48,3 @@ def odoo(odoo_conn_json, monkeypatch):
     yield hook
     hook.close()
 
-
-@pytest.fixture
-def state(state_db):
-    from crm_migration.hooks.state import MigrationStateHook
-
-    hook = MigrationStateHook()
-    hook.migrate()
-    yield hook
-    hook.close()

@@ -10,19 +10,10 @@ import pytest
 
 from crm_migration.engine.approvals import check_migrate_run
 from crm_migration.errors import ApprovalRequired
-from crm_migration.hooks.state import MigrationStateHook
 from crm_migration.mapping.spec import MappingFile, read_pair_file
 
 pytestmark = pytest.mark.integration
 PAIR = "link_app_to_odoo"
-
-
-@pytest.fixture
-def state(state_db):
-    h = MigrationStateHook()
-    h.migrate()
-    yield h
-    h.close()
 
 
 def start(state, run_id, mode, mapping):

@@ -13,11 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def hook(state_db):
-    h = MigrationStateHook()
-    h.migrate()
-    yield h
-    h.close()
+def hook(state):
+    """tests/conftest.py's ``state``: the hook on a fresh, migrated state DB."""
+    return state
 
 
 def _tables(h: MigrationStateHook) -> set[str]:
