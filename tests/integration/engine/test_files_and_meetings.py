@@ -4,7 +4,7 @@ private PostgreSQL, and each Odoo target (the sandbox, then the real Odoo 17).
 One world per target: the schema, companies, contacts, deals, meetings and files of the generated org
 are loaded as the migrate DAG loads them. The org has a file and an attachment whose download answers
 404 (``file_missing``, ``attachment_missing``); one enhanced note is made to answer 404 too. The files'
-downloads (several at once) meet two 429s and two expired sessions. Tests run in file order: a later one brings the files back, the last ones run deltas of files and notes.
+downloads (several at once) meet two 429s and an expired session. Tests run in file order: a later one brings the files back, the last ones run deltas of files and notes.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ def world(apto_pipeline, odoo_target):
             for name in LOADED:
                 if name == "Event":
                     marks = {m: _last_id(rpc, m) for m in ("mail.message", "mail.activity")}
-                if name == "ContentVersion":     # its downloads go several at once: two 429s, two expired sessions
+                if name == "ContentVersion":     # its downloads go several at once: two 429s, an expired session
+                    # (one: two in a row could both meet one download, whose new session refused at once is an
+                    # error, rightly)
                     org.reset_stats()
                     org.inject_fault("status", 2, status=429, match="/VersionData")
-                    org.inject_fault("invalid_session", 2, match="/VersionData")
+                    org.inject_fault("invalid_session", 1, match="/VersionData")
                 results[name] = load(pipe, name, RUN)
                 if name == "Event":
                     marks = {m: (marks[m], _last_id(rpc, m)) for m in marks}
@@ -191,7 +193,7 @@ def test_files_downloaded_at_once_land_on_their_records_through_429s_and_an_expi
     import hashlib
 
     org, rpc, stats = world["org"], world["rpc"], world["files_stats"]
-    assert stats["events"].get("fault:status") == 2 and stats["events"].get("fault:invalid_session") == 2
+    assert stats["events"].get("fault:status") == 2 and stats["events"].get("fault:invalid_session") == 1
     assert 1 <= stats["calls"].get("token", 0) <= 2          # a new session; not one per thread that waited for it
     (batch,) = world["results"]["ContentVersion"]            # one batch: nothing failed
     landed = world["state"].odoo_ids("apto_to_odoo", world["pipe"].target("ContentVersion").source_object,
