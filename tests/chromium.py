@@ -119,10 +119,12 @@ class Browser:
     def links(self) -> list[str]:
         return self.js("[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))")
 
-    def wait_for_text(self, until: str, timeout: float = 60) -> str:
-        """The page's text once it contains ``until`` (a page its scripts fill in), else what it shows then."""
+    def wait_for_text(self, until: str | tuple[str, ...], timeout: float = 60) -> str:
+        """The page's text once it contains ``until`` (each of them, if several: a page its scripts fill in, its
+        translations loaded apart), else what it shows then."""
+        wanted = (until,) if isinstance(until, str) else until
         deadline = time.monotonic() + timeout
-        while until not in (text := self.text()) and time.monotonic() < deadline:
+        while not all(w in (text := self.text()) for w in wanted) and time.monotonic() < deadline:
             time.sleep(0.5)
         return text
 

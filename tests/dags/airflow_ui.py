@@ -35,9 +35,11 @@ def api_server():
         thread.join(10)
 
 
-def page_text(base: str, path: str, token: str, *, until: str, timeout: float = 60) -> tuple[str, list[str]]:
+def page_text(base: str, path: str, token: str, *, until: str | tuple[str, ...],
+              timeout: float = 60) -> tuple[str, list[str]]:
     """The visible text (``document.body.innerText``) and the links of ``base + path`` in headless Chromium logged
-    in with ``token``, once the text contains ``until`` (else what it shows at the timeout)."""
+    in with ``token``, once the text contains ``until`` (each of them, if several; else what it shows at the
+    timeout)."""
     with Browser() as browser:
         browser.login(base, token)
         browser.call("Page.navigate", url=base + path)

@@ -165,9 +165,10 @@ def test_a_rejected_mapping_fails_the_plan_and_migrate_stays_refused_naming_the_
                 with api_server() as base:
                     world["ui"] = {"run_id": run_id, **{
                         name: page_text(base, path, world["token"][GRACE[0]], until=until) for name, path, until in (
-                            ("list", "/required_actions", "confirm the mapping in force"),
+                            # the row, and the UI's own words (its translations load apart: "requiredAction")
+                            ("list", "/required_actions", ("confirm the mapping in force", "Required Action")),
                             ("step", f"/dags/{PLAN}/runs/{run_id}/tasks/confirm_mapping/required_actions",
-                             "What to check"))}}
+                             ("What to check", "Awaiting Input")))}}
             except Exception as exc:                     # noqa: BLE001 - the UI test raises it
                 world["ui"] = exc
         person.answer("Reject", user=VICTOR[0])          # a viewer may read the step, not answer it
