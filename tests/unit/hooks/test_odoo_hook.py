@@ -639,6 +639,22 @@ def test_write_batch_sends_distinct_values_in_one_load_call(make_hook, transport
     assert sent.kwargs["context"] == {**MIGRATION_CONTEXT, "tz": "UTC", "active_test": False}
 
 
+def test_a_stage_date_load_goes_without_prefetching_and_a_load_of_other_fields_with_it(make_hook):
+    hook, server, _ = make_hook("xmlrpc")
+    server.handlers[("crm.lead", "fields_get")] = lambda a, kw: {
+        "date_last_stage_update": {"type": "datetime"}, "date_closed": {"type": "datetime"},
+        "partner_id": {"type": "many2one"}}
+    server.handlers[("crm.lead", "load")] = lambda a, kw: {"ids": [7, 8], "messages": [], "nextrow": 0}
+    hook.write_batch("crm.lead", {7: {"date_last_stage_update": "2019-03-01 10:00:00", "date_closed": None},
+                                  8: {"date_last_stage_update": "2019-03-02 11:00:00", "date_closed": None}})
+    hook.write_batch("crm.lead", {7: {"date_last_stage_update": "2019-03-01 10:00:00", "partner_id": 3},
+                                  8: {"date_last_stage_update": "2019-03-02 11:00:00", "partner_id": 4}})
+    dates, others = server.calls("load")
+    assert dates.call_args[0] == [".id", "date_closed", "date_last_stage_update"]
+    assert dates.kwargs["context"] == {**MIGRATION_CONTEXT, "tz": "UTC", "active_test": False, "prefetch_fields": False}
+    assert others.kwargs["context"] == {**MIGRATION_CONTEXT, "tz": "UTC", "active_test": False}
+
+
 def test_a_load_error_is_a_record_error_naming_the_field_and_the_record(make_hook):
     hook, server, _ = make_hook("jsonrpc")
     server.handlers[("res.partner", "fields_get")] = lambda a, kw: {"parent_id": {"type": "many2one"}}
