@@ -86,8 +86,11 @@ LOAD_TYPES = frozenset({"char", "text", "html", "selection", "boolean", "integer
                         "datetime", "many2one", "many2many"})
 #: Fields of a model that Odoo overwrites on some ``write`` but keeps when given to ``create``, by the first major
 #: version seen to keep them (each checked on the real server: tests/integration/engine/test_load_batch.py). A deal's
-#: ``date_closed`` is kept on create from 17 on; its ``date_last_stage_update`` from 19 on (17 recomputes it to
-#: now after the create; 19 computes it only when empty). A version not listed takes the one below (18: 17's).
+#: ``date_closed`` is kept on create from 17 on (a date given: 19 sets an empty one to now in a won stage, where 17
+#: leaves it empty; no pair sends one: Apto's CloseDate is never empty, Link app's deals map none; see
+#: tests/integration/odoo_sandbox/test_lead_create_and_empty_numbers.py); its ``date_last_stage_update`` from 19 on
+#: (17 recomputes it to now after the create; 19 computes it only when empty). A version not listed takes the one
+#: below (18: 17's).
 KEPT_ON_CREATE: dict[int, dict[str, frozenset[str]]] = {
     17: {"crm.lead": frozenset({"date_closed"})},
     19: {"crm.lead": frozenset({"date_closed", "date_last_stage_update"})},

@@ -143,7 +143,8 @@ def _leaf(env: DomainEnv, model: Any, leaf: tuple[Any, ...], tb_lines: int) -> P
             return hit if op == "any" else not hit
         return pred_any
     if op == "=?":
-        if value is False or value is None:
+        # 19 drops the leaf for any empty value (0, "", []); 17 for False and None only
+        if value is False or value is None or (not value and getattr(env, "version", 17) >= 19):
             return lambda r: True
         op = "="
     relational = ftype in ("many2one", "one2many", "many2many")
@@ -174,6 +175,12 @@ def _leaf(env: DomainEnv, model: Any, leaf: tuple[Any, ...], tb_lines: int) -> P
         return pred_names
     if ftype in ("one2many", "many2many"):
         return _x2many_pred(op, value, get)
+    if ftype in NUMBERS and op in ("=", "!=", "in", "not in", "<", "<=", ">", ">="):
+        num = _number_pred(op, value, getattr(env, "version", 17) >= 19)
+        if hasattr(model, "column_getter"):
+            column = model.column_getter(fname)
+            return lambda r: num(column(r))
+        return lambda r: num(get(r))
     base = _scalar_pred(op, value, ftype)
     return lambda r: base(get(r))
 
@@ -231,6 +238,60 @@ def _x2many_pred(op: str, value: Any, get: Callable[[dict[str, Any]], Any]) -> P
             return hit if positive else not hit
         return pred
     return lambda r: False
+
+
+NUMBERS = frozenset({"integer", "float", "monetary"})
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+                                                   ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+def _number(value: Any) -> Any:
+    """A domain's value for a number field as the column compares it (None: False or None, i.e. NULL)."""
+    if value is False or value is None:
+        return None
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _number_pred(op: str, value: Any, v19: bool) -> Callable[[Any], bool]:
+    """A number field's leaf over the column's value (None: NULL, a number never given). 17 tells NULL from 0 as SQL
+    does: ``= False`` is ``IS NULL``, ``!= False`` ``IS NOT NULL``, ``= 0`` and a comparison never hold on NULL,
+    ``!=``/``not in`` a value that is not 0 hold on it. 19 takes NULL, False and None for 0 throughout (the
+    ``falsy_value`` of its number fields)."""
+    if op in ("in", "not in"):
+        given = [_number(x) for x in (value if isinstance(value, (list, tuple, set)) else [value])]
+    else:
+        given = [_number(value)]
+    if v19:
+        wanted = {0.0 if x is None else x for x in given}
+        if op in ("=", "in"):
+            return lambda v: (0.0 if v is None else v) in wanted
+        if op in ("!=", "not in"):
+            return lambda v: (0.0 if v is None else v) not in wanted
+        bound, cmp = 0.0 if given[0] is None else given[0], _COMPARE[op]
+        return lambda v: _compares(cmp, 0.0 if v is None else v, bound)
+    want_null, values = None in given, {x for x in given if x is not None}
+    if op in ("=", "in"):
+        return lambda v: want_null if v is None else v in values
+    if op in ("!=", "not in"):
+        # SQL's NOT IN holds on NULL unless False is among the values; but ``!= 0``: Odoo 17 adds no "OR IS NULL"
+        null_ok = not want_null and not (op == "!=" and not value)
+        return lambda v: null_ok if v is None else v not in values
+    if given[0] is None:
+        return lambda v: False
+    bound, cmp = given[0], _COMPARE[op]
+    return lambda v: v is not None and _compares(cmp, v, bound)
+
+
+def _compares(cmp: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
+    try:
+        return cmp(a, b)
+    except TypeError:
+        return cmp(str(a), str(b))
 
 
 def _scalar_pred(op: str, value: Any, ftype: str) -> Callable[[Any], bool]:

@@ -700,15 +700,19 @@ class Hooks(Core):
                 self._memo[key] = cands[0] if cands else False
             row["stage_id"] = self._memo[key]
         stage = stages.rows.get(row.get("stage_id") or 0, {})
-        row.setdefault("automated_probability", 0.0)
+        # one compute sets both (the sandbox's score: 100 in a won stage, else 0); a probability given protects both
+        # from it: an automated_probability not given stays empty (NULL), in a won stage too, on 17 and 19 (19's
+        # _check_won_validity then refuses a won stage below 100 %). An automated_probability given alone is computed
+        # over, and the probability is computed only where Odoo's compute finds it "automated" (the deal active and
+        # the value given 0): else it stays empty (NULL, read 0), as on an archived deal
         if "probability" in vals:
-            # one compute sets both: a probability given leaves automated_probability uncomputed (0), in a won stage
-            # too, on 17 and 19 (19's _check_won_validity then refuses a won stage below 100 %)
-            row["automated_probability"] = 0.0
-        elif stage.get("is_won"):
-            row["probability"] = row["automated_probability"] = 100.0
+            if "automated_probability" not in vals:
+                row["automated_probability"] = None
         else:
-            row["probability"] = row["automated_probability"]
+            given = row.get("automated_probability") or 0.0
+            row["automated_probability"] = 100.0 if stage.get("is_won") else 0.0
+            automated = row.get("active", True) and round(given, 2) == 0.0
+            row["probability"] = row["automated_probability"] if automated else None
         # 17 recomputes both after the create whatever it was given; 19 computes them only when empty
         if row.get("stage_id") and (self.version < 19 or not vals.get("date_last_stage_update")):
             row["date_last_stage_update"] = now
@@ -722,10 +726,17 @@ class Hooks(Core):
         if row.get("website"):
             row["website"] = clean_website(row["website"])
         row["email_normalized"] = email_normalize(row.get("email_from"))
-        row.setdefault("expected_revenue", 0.0)
+        if self.version >= 19:        # its default (default_get); 17 has none: empty (NULL) when not given
+            row.setdefault("expected_revenue", 0.0)
 
     def _post_create__crm_lead(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
                                ctx: dict[str, Any]) -> None:
+        if self.version >= 19:      # 19 closes a deal created in a won stage without a close date, after the insert
+            stages = self.models["crm.stage"].rows
+            won = [rid for rid in ids if not M.rows[rid].get("date_closed")
+                   and stages.get(M.rows[rid].get("stage_id") or 0, {}).get("is_won")]
+            if won:
+                self._write(M, won, {"date_closed": self.now()}, ctx)
         for rid, vals in zip(ids, vals_list, strict=True):
             self._lead_inverse(M, rid, vals, ctx)
 

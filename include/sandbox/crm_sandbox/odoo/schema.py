@@ -102,11 +102,13 @@ class Model:
     def add_field(self, field: Field) -> None:
         self.fields[field.name] = field
         self._getters.pop(field.name, None)
+        self._getters.pop(f"{field.name}\0column", None)
         self.cache.clear()
 
     def remove_field(self, name: str) -> None:
         self.fields.pop(name, None)
         self._getters.pop(name, None)
+        self._getters.pop(f"{name}\0column", None)
         self.cache.clear()
 
     def getter(self, fname: str) -> Callable[[dict[str, Any]], Any]:
@@ -127,6 +129,22 @@ class Model:
                         v = row.get(_f, _e)
                         return _e if v is None else v
             self._getters[fname] = get
+        return get
+
+    def column_getter(self, fname: str) -> Callable[[dict[str, Any]], Any]:
+        """``row -> value`` as the database column holds it, for a number field: None when empty (NULL: never given a
+        value, nor computed by Odoo, or left uncomputed by a hook), else as :meth:`getter` reads it (0 for NULL)."""
+        key = f"{fname}\0column"
+        get = self._getters.get(key)
+        if get is None:
+            field, read = self.fields[fname], self.getter(fname)
+            by_odoo = field.computed or bool(field.related)    # a stored computed field is always written
+
+            def get(row: dict[str, Any], _f: str = fname, _read: Any = read, _by_odoo: bool = by_odoo) -> Any:
+                if _f in row:
+                    return None if row[_f] is None else _read(row)
+                return _read(row) if _by_odoo else None
+            self._getters[key] = get
         return get
 
     def invalidate_getters(self) -> None:

@@ -17,7 +17,9 @@ Known differences from a real Odoo 17 (the captures in ``data/`` are the referen
 - no image resizing (stdlib only): bytes that are no image land as given, as in Odoo; PNG/JPEG over 1920 px get a
   comment chunk added instead (new bytes and checksum, as after Odoo's resize, but the same pixel size);
 - ``automated_probability`` is 100 in a won stage and 0 otherwise (no naive-Bayes frequencies); as in Odoo, a lead
-  created with a probability keeps it and its ``automated_probability`` stays 0 until a later write recomputes it;
+  created with a probability keeps it and its ``automated_probability`` stays empty (NULL, read 0) until a later write
+  recomputes it, and one given alone is computed over (the probability left empty); ``day_open``/``day_close`` are
+  not computed (0);
 - only the models a migration touches exist; other relations are accepted without a target check;
 - tracebacks are synthesised: their first and last lines (and captured lengths) match, the frames do not;
 - raw html with an inline element at the top is not wrapped in ``<span>``, a ``javascript:`` src is dropped
