@@ -728,16 +728,19 @@ class Pipeline:
     def _read_through(self, obj: ObjectSpec) -> list[Any]:
         """What ``obj``'s ``=field.odoo_field`` paths read, for its fingerprint: per path through a ref, that field of
         every record the pair keyed for the referenced object (a stage's probability changed in the source, its
-        deals are mapped again though they did not change). One ``search_read`` per path."""
+        deals are mapped again though they did not change); per path through a lookup, that field of every record
+        of the lookup's model, archived ones too (any of them may be the one found: an owner renamed in Odoo, the
+        records that read the name are mapped again). One ``search_read`` per path."""
         out: list[Any] = []
         for fspec in obj.fields.values():
             for path, (through, model, odoo_field) in sorted(fspec.via.items()):
                 ref = obj.fields[through].ref
-                if len(ref) != 1:
-                    continue                        # through a lookup: records the pair does not key
-                pattern = f"{self.spec.source}:{self.spec.object(ref[0]).key_object}:%"
-                rows = self.odoo.search_read(model, [("x_migration_key", "=like", pattern)], [odoo_field],
-                                             context={"active_test": False})
+                if len(ref) == 1:
+                    pattern = f"{self.spec.source}:{self.spec.object(ref[0]).key_object}:%"
+                    domain: list[Any] = [("x_migration_key", "=like", pattern)]
+                else:                               # through a lookup: records the pair does not key
+                    domain = []
+                rows = self.odoo.search_read(model, domain, [odoo_field], context={"active_test": False})
                 out.append((path, sorted((r["id"], repr(_odoo_value(r.get(odoo_field)))) for r in rows)))
         return out
 

@@ -436,6 +436,9 @@ def _resolve(spec: ObjectSpec, fspec: FieldSpec, record: Mapping[str, Any], valu
         if T._empty(value) or (isinstance(value, tuple) and T._empty(value[0])):
             return None                     # a composite key (state, country) is empty when its first part is
         found = refs.lookup(fspec.lookup, value)
+        if isinstance(found, T.Flagged):    # a lookup that placed it elsewhere (pipeline_stage): flagged, as a fallback
+            warnings.append((fspec.name, found.reason))
+            found = found.value
         if found is None:
             _missing(spec, fspec, f"{fspec.lookup} {value!r} not found in Odoo", warnings)
         return found

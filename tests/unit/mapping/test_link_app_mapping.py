@@ -91,6 +91,18 @@ def test_a_deal_in_a_stage_outside_its_pipeline_takes_the_fallback_stage_probabi
     assert flags["probability"].startswith("from stage_id.x_link_app_probability (10.0); stage_id: stage '999'")
 
 
+def test_a_stage_found_by_a_lookup_that_repairs_is_its_id_flagged_and_read_through():
+    """The ``pipeline_stage`` lookup as the field's own lookup (not a ref's fallback): its id lands, not the flag."""
+    from dataclasses import replace
+
+    obj = load_pair("link_app_to_odoo").object("deals")
+    stage = replace(obj.fields["stage_id"], ref=(), fallback=None, lookup="pipeline_stage")
+    obj = replace(obj, fields={**obj.fields, "stage_id": stage})
+    row = map_record(obj, OPEN, _refs())
+    assert (row["values"]["stage_id"], row["values"]["probability"]) == (22, 10.0)
+    assert "placed in its first stage" in dict(row["warnings"])["stage_id"]
+
+
 def test_an_open_deal_whose_stage_odoo_cannot_read_sends_no_probability_flagged():
     obj = load_pair("link_app_to_odoo").object("deals")
     row = map_record(obj, OPEN, _refs({}))                 # the stage is gone from Odoo
