@@ -45,7 +45,7 @@ SHOWN = ("companies", "contacts", "deals", "activities", "open_activities", "mee
 
 def recording_hook() -> Any:
     """An OdooHook that keeps what it created and wrote (the values of the raw create)."""
-    from crm_migration.hooks.odoo import OdooHook
+    from crm_migration.hooks.odoo import OdooHook, OdooRecordError
 
     class Recording(OdooHook):
         def __init__(self) -> None:
@@ -53,12 +53,16 @@ def recording_hook() -> Any:
             self.created: list[tuple[str, list[dict[str, Any]], list[str], dict[str, Any], list[int]]] = []
             self.written: dict[tuple[str, int], dict[str, Any]] = {}
             self.seconds: dict[tuple[str, str], float] = {}     # time in Odoo calls, per (model, method)
+            self.refused: dict[tuple[str, str], list[float]] = {}  # the calls Odoo refused (the loader splits them)
             self.option_calls = 0                               # picklist options added (a registry change each)
 
         def call(self, model: str, method: str, *args: Any, **kw: Any) -> Any:
             started = time.perf_counter()
             try:
                 return super().call(model, method, *args, **kw)
+            except OdooRecordError:
+                self.refused.setdefault((model, method), []).append(time.perf_counter() - started)
+                raise
             finally:
                 self.seconds[(model, method)] = self.seconds.get((model, method), 0.0) + time.perf_counter() - started
 
@@ -99,6 +103,7 @@ class RawCeiling:
         self.pipe, self.real, self.db, self.key, self.verbose = pipe, real, db, key, verbose
         self.seen, self.spent_s = 0, 0.0                # spent_s: the bench's own time inside the first load
         self.spent: dict[tuple[str, str], float] = {}
+        self.refused_seen: dict[tuple[str, str], int] = {}
         self.pre: str | None = None                     # the copy made before the phase's load
         self.options = 0                                # picklist option calls seen before the phase
 
@@ -122,9 +127,12 @@ class RawCeiling:
             now = dict(rec.seconds)
             spent = {k: v - self.spent.get(k, 0.0) for k, v in now.items() if v - self.spent.get(k, 0.0) > 0.005}
             self.spent = now
+            refused = {k: v[self.refused_seen.get(k, 0):] for k, v in rec.refused.items()}
+            self.refused_seen = {k: len(v) for k, v in rec.refused.items()}
             print(f"  {phase}: load {figures['load_s']:.2f} s; Odoo calls {sum(spent.values()):.2f} s: "
-                  + ", ".join(f"{m}.{meth} {v:.2f} s" for (m, meth), v in sorted(spent.items(), key=lambda kv: -kv[1])),
-                  flush=True)
+                  + ", ".join(f"{m}.{meth} {v:.2f} s" for (m, meth), v in sorted(spent.items(), key=lambda kv: -kv[1]))
+                  + "".join(f"; refused by Odoo (then split): {m}.{meth} {len(v)} calls {sum(v):.2f} s"
+                            for (m, meth), v in refused.items() if v), flush=True)
         if needs_load or self.pre is None:
             copy, where = self.real.copy_db(self.db, f"{self.db}_raw"), "after"
             if self.pre:

@@ -5,7 +5,7 @@ For a batch of ``n`` rows the loader makes, in the common case:
 - two state-DB statements: look up the crosswalk and claim the unknown ids (``pending``), then record
   the batch (crosswalk, audit, manifest, dead letters; the claims are released);
 - one ``create`` for the new rows (one per level when rows name new parents of the same batch: a
-  company's parent), one ``read`` for the rows whose source changed, and one ``write`` per distinct
+  company's parent; on Odoo 17 one per round of open tasks when one user has several on one record), one ``read`` for the rows whose source changed, and one ``write`` per distinct
   set of changed values;
 - only when an earlier attempt had claimed ids without recording them (it died between Odoo's commit
   and the state DB's): one ``search_read`` on ``x_migration_key``, so what landed is adopted, never
@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict
 
@@ -272,7 +273,9 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                     plan.on_create[rid(to_create[i])] = {f: first[i][f] for f in _on_create_fields(to_create[i])
                                                          if f in first[i]}
 
-        for level in _creation_levels(to_create, rid):
+        apart = odoo.create_apart(model)      # Odoo 17: one activity per record and user in one create call
+        for level in _creation_levels(to_create, rid, (lambda i: tuple(first[i].get(f) for f in apart)) if apart
+                                      else None):
             for i in level:             # the parent created by an earlier level (none if Odoo refused it)
                 if "after" in to_create[i]:
                     field, parent = to_create[i]["after"]
@@ -461,15 +464,34 @@ def _on_create_fields(row: Row) -> list[str]:
     return [*(row.get("on_create") or {}), *([row["after"][0]] if "after" in row else [])]
 
 
-def _creation_levels(rows: Sequence[Row], rid: Callable[[Row], Rid]) -> list[list[int]]:
-    """The indexes of ``rows`` (to be created) by level: a row whose ``after`` parent is among them comes one level
-    after it; each level keeps the given order. One level (all of them) when no row names a parent among them."""
+def _creation_levels(rows: Sequence[Row], rid: Callable[[Row], Rid],
+                     apart: Callable[[int], Hashable] | None = None) -> list[list[int]]:
+    """The indexes of ``rows`` (to be created) by level, one ``create`` call each: a row whose ``after`` parent is
+    among them comes one level after it; each level keeps the given order. One level (all of them) when no row names
+    a parent among them. ``apart(i)``: a value one call may hold once (:meth:`OdooHook.create_apart`, e.g. an Odoo 17
+    activity's record and user); a level is then split in rounds, the k-th holding each value's k-th row."""
     at = {rid(r): i for i, r in enumerate(rows)}
     parent = {i: at.get((rid(r)[0], r["after"][1])) for i, r in enumerate(rows) if "after" in r}
     if not any(p is not None for p in parent.values()):
-        return [list(range(len(rows)))] if rows else []
-    edges = [{"i": i, "p": parent.get(i)} for i in range(len(rows))]
-    return [[e["i"] for e in level] for level in hierarchy_levels(edges, "i", "p")]
+        levels = [list(range(len(rows)))] if rows else []
+    else:
+        edges = [{"i": i, "p": parent.get(i)} for i in range(len(rows))]
+        levels = [[e["i"] for e in level] for level in hierarchy_levels(edges, "i", "p")]
+    if apart is None:
+        return levels
+    out: list[list[int]] = []
+    for level in levels:
+        seen: Counter[Hashable] = Counter()
+        rounds: list[list[int]] = []
+        for i in level:
+            key = apart(i)
+            k = seen[key]
+            seen[key] += 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(i)
+        out.extend(rounds)
+    return out
 
 
 def _write_isolating(odoo: OdooHook, model: str, updates: Mapping[int, Mapping[str, Any]],

@@ -95,6 +95,14 @@ KEPT_ON_CREATE: dict[int, dict[str, frozenset[str]]] = {
     17: {"crm.lead": frozenset({"date_closed"})},
     19: {"crm.lead": frozenset({"date_closed", "date_last_stage_update"})},
 }
+#: Fields whose values, taken together, one ``create`` call of a model may hold only once on a server below the
+#: version given. Odoo 17's ``mail.activity.create`` subscribes each activity's user to its record once per activity
+#: (``mail_activity.py``: ``per_user[user].append(res_id)``; ``mail_followers.py`` ``_add_followers`` then inserts one
+#: follower per listed id): two activities of one user on one record the user does not follow yet fail the whole
+#: call ("a partner cannot follow twice the same object"). 19 collects the ids in a set.
+CREATE_APART: dict[str, tuple[int, tuple[str, ...]]] = {
+    "mail.activity": (19, ("res_model_id", "res_id", "user_id")),
+}
 #: The first major version seen to keep a record's activities when it is archived: Odoo 17's
 #: ``mail.activity.mixin.write`` unlinks them on any write of ``active=False`` (even to a record already archived;
 #: an activity created on an archived record stays until then), 19 keeps them. A version below it deletes them.
@@ -725,6 +733,13 @@ class OdooHook(BaseHook):
         major = _major(self.version())
         known = [v for v in KEPT_ON_CREATE if major is not None and v <= major]
         return KEPT_ON_CREATE[max(known)].get(model, frozenset()) if known else frozenset()
+
+    def create_apart(self, model: str) -> tuple[str, ...]:
+        """The fields whose values, taken together, one ``create`` call of ``model`` may hold only once on this server
+        (:data:`CREATE_APART`, from the cached version; an unknown version: as the oldest). Empty: any rows go together."""
+        rule = CREATE_APART.get(model)
+        major = _major(self.version()) if rule else None
+        return rule[1] if rule and (major is None or major < rule[0]) else ()
 
     def archive_deletes_activities(self, fields: Mapping[str, Any] | None = None) -> bool:
         """Whether archiving a record of a model with these ``fields`` (``fields_get``; None: any model with

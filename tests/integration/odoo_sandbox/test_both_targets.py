@@ -68,6 +68,39 @@ def test_an_activity_assigned_to_another_user_mails_them_unless_quick_update(rpc
     assert _mail_counts(rpc) == before                          # the migration context queues nothing
 
 
+def test_two_activities_of_one_user_on_one_record_he_does_not_follow_fail_one_create_on_17(rpc, hook, other_user,
+                                                                                           odoo_target):
+    """Odoo 17's ``mail.activity.create`` subscribes each activity's user once per activity: two of one user on one
+    record he does not follow yet insert the same follower twice and the whole call is refused. Once he follows the
+    record, or on 19, they go in one call. The hook names what one call may hold once (the loader's rounds)."""
+    (lead,) = hook.create_batch("crm.lead", [{"name": "Two tasks"}], keys=["test:Deal:two-tasks"])
+    (model_id,) = rpc("ir.model", "search", [("model", "=", "crm.lead")])
+
+    def tasks(*ns):
+        return hook.create_batch("mail.activity", [
+            {"res_model_id": model_id, "res_id": lead, "user_id": other_user, "summary": f"Task {n}",
+             "date_deadline": "2030-01-01"} for n in ns], keys=[f"test:Task:two-{n}" for n in ns])
+
+    if odoo_target.version >= 19:
+        assert hook.create_apart("mail.activity") == ()
+        tasks(1, 2)
+        tasks(3)
+    else:
+        assert hook.create_apart("mail.activity") == ("res_model_id", "res_id", "user_id")
+        with pytest.raises(OdooRecordError, match="a partner cannot follow twice the same object"):
+            tasks(1, 2)
+        assert rpc("mail.activity", "search_count", [("res_model", "=", "crm.lead"), ("res_id", "=", lead)]) == 0
+        tasks(1)
+        tasks(2, 3)                                     # he follows the deal now: one call takes both
+    assert hook.create_apart("res.partner") == ()
+    got = rpc("mail.activity", "search_read", [("res_model", "=", "crm.lead"), ("res_id", "=", lead)],
+              fields=["summary", "user_id"], order="summary")
+    assert [(a["summary"], a["user_id"][0]) for a in got] == [(f"Task {n}", other_user) for n in (1, 2, 3)]
+    (partner,) = rpc("res.users", "read", [other_user], ["partner_id"])[0]["partner_id"][:1]
+    assert rpc("mail.followers", "search_count", [("res_model", "=", "crm.lead"), ("res_id", "=", lead),
+                                                  ("partner_id", "=", partner)]) == 1
+
+
 def test_read_under_active_test_false_lists_archived_records_of_a_one2many_and_search_read_does_not(rpc):
     """Odoo 17's search_read applies active_test to its search only: what it reads, it reads without it."""
     partner = rpc("res.partner", "create", {"name": "Owner of an archived user"})

@@ -95,3 +95,18 @@ def test_creation_levels_put_a_new_parent_of_the_batch_one_call_before_its_child
     assert _creation_levels(rows, rid) == [[1, 3], [2, 4], [0]]
     assert _creation_levels([{"source_id": "a"}, {"source_id": "b"}], rid) == [[0, 1]]     # one call, as given
     assert _creation_levels([], rid) == []
+
+
+def test_creation_levels_put_a_value_one_call_may_hold_once_in_rounds_in_order():
+    """Odoo 17 refuses one create of two activities of one user on one record he does not follow yet: round k holds
+    each (record, user)'s k-th row, in the given order; one round when none repeats; after the parents' levels."""
+    def rid(row):
+        return ("Task", row["source_id"])
+
+    rows = [{"source_id": str(i), "key": k} for i, k in enumerate("abacbad")]
+    assert _creation_levels(rows, rid, lambda i: rows[i]["key"]) == [[0, 1, 3, 6], [2, 4], [5]]
+    assert _creation_levels(rows[:2], rid, lambda i: rows[i]["key"]) == [[0, 1]]
+    assert _creation_levels([], rid, lambda i: i) == []
+    parents = [{"source_id": "p", "key": "a"}, {"source_id": "c1", "after": ("parent_id", "p"), "key": "b"},
+               {"source_id": "c2", "after": ("parent_id", "p"), "key": "b"}]
+    assert _creation_levels(parents, rid, lambda i: parents[i]["key"]) == [[0], [1], [2]]

@@ -921,6 +921,18 @@ def test_the_fields_kept_on_create_come_from_the_version_asked_once(make_hook, v
     assert len([s for s in server.sent if s.method == "version"]) == 1
 
 
+@pytest.mark.parametrize(("version", "apart"), [
+    (16, ("res_model_id", "res_id", "user_id")), (17, ("res_model_id", "res_id", "user_id")),
+    (18, ("res_model_id", "res_id", "user_id")), (19, ()), (20, ()),
+])
+def test_what_one_create_call_may_hold_once_comes_from_the_version_asked_once(make_hook, version, apart):
+    """Odoo 17 refuses one create of two activities of one user on one record he does not follow yet; 19 takes it."""
+    hook, server, _ = make_hook("jsonrpc", FakeOdoo(version=version))
+    assert [hook.create_apart("mail.activity") for _ in range(3)] == [apart] * 3
+    assert hook.create_apart("res.partner") == ()
+    assert len([s for s in server.sent if s.method == "version"]) == 1
+
+
 @pytest.mark.parametrize(("version", "deletes"), [(16, True), (17, True), (18, True), (19, False), (20, False)])
 def test_whether_archiving_deletes_activities_comes_from_the_version_and_the_models_fields(make_hook, version,
                                                                                           deletes):

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import mimetypes
 import re
+from collections import Counter
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -904,11 +905,20 @@ class Hooks(Core):
 
     def _post_create__mail_activity(self, M: Model, ids: list[int], vals_list: list[dict[str, Any]],
                                     ctx: dict[str, Any]) -> None:
+        subscribe = []
         for rid in ids:
             row = M.rows[rid]
             model = row.get("res_model")
             if model in MAIL_THREAD and row.get("res_id") in self.models[model].rows and row.get("user_id"):
-                self._subscribe(model, row["res_id"], [self._partner_of_uid(row["user_id"])])
+                subscribe.append((model, row["res_id"], self._partner_of_uid(row["user_id"])))
+        # 17.0 subscribes each activity's user once per activity: two of one user on one record he does not follow
+        # yet insert the same follower twice and the whole call fails; 19.0 subscribes him once per record
+        if self.version < 19 and any(n > 1 and pid and pid not in self._followers(model, res_id)
+                                     for (model, res_id, pid), n in Counter(subscribe).items()):
+            raise E.ValidationError("The operation cannot be completed: Error, a partner cannot follow twice the "
+                                    "same object.")
+        for model, res_id, pid in subscribe:
+            self._subscribe(model, res_id, [pid])
         self._notify_assigned(M, [i for i in ids if M.rows[i].get("user_id") not in (None, False, self.uid)], ctx)
 
     def _post_write__mail_activity(self, M: Model, ids: list[int], conv: dict[str, Any], vals: dict[str, Any],
