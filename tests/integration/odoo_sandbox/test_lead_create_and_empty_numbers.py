@@ -135,6 +135,11 @@ def test_a_number_left_empty_is_apart_from_0_in_a_domain_on_17_and_alike_on_19(r
              for dom, _, _ in DOMAINS}
     v19 = odoo_target.version >= 19
     assert found == {repr(dom): sorted(on19 if v19 else on17) for dom, on17, on19 in DOMAINS}
+    # an integer likewise: a contact's colour defaults to 0 (not NULL), a tag's to one of 1 to 11
+    assert rpc("res.partner", "search", [("id", "=", recs["never"]), ("color", "=", False)]) \
+        == ([recs["never"]] if v19 else [])
+    tag = rpc("res.partner.category", "create", {"name": "Colour by default"})
+    assert rpc("res.partner.category", "search", [("id", "=", tag), ("color", "=", False)]) == []
     # a monetary field of a deal likewise: its expected revenue never given, and given 0
     never, zero = rpc("crm.lead", "create", [{"name": "Revenue never"}, {"name": "Revenue 0", "expected_revenue": 0}])
     empty = rpc("crm.lead", "search", [("id", "in", [never, zero]), ("expected_revenue", "=", False)])

@@ -252,7 +252,9 @@ class Hooks(Core):
         if name == "crm.team":
             return {"active": True, "sequence": 10, "use_opportunities": True, "use_leads": False,
                     "company_id": False}
-        if name in ("crm.lost.reason", "utm.medium", "utm.campaign", "res.partner.category", "res.currency"):
+        if name in ("crm.tag", "res.partner.category"):   # Odoo's default: a random colour 1 to 11 (here in turn)
+            return {"color": len(M.rows) % 11 + 1, **({"active": True} if "active" in M.fields else {})}
+        if name in ("crm.lost.reason", "utm.medium", "utm.campaign", "res.currency"):
             return {"active": True}
         if name == "mail.message":
             return {"message_type": "comment", "author_id": upid, "body": "", "date": self.now()}
