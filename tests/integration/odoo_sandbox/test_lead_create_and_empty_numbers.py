@@ -70,11 +70,12 @@ def test_a_deal_created_in_a_won_stage_is_closed_at_its_creation_on_19_not_on_17
 def test_automated_probability_given_to_create_is_computed_over_and_leaves_the_probability_empty(
         rpc, odoo_target, stages):
     open_, won = stages
-    names = ("plain", "automated alone", "automated and probability", "both equal", "probability alone",
-             "archived")
+    names = ("plain", "automated alone", "automated 0 alone", "automated and probability", "both equal",
+             "probability alone", "archived")
     ids = dict(zip(names, rpc("crm.lead", "create", [
         {"name": "Score plain", "stage_id": open_},
         {"name": "Score automated alone", "stage_id": open_, "automated_probability": 40},
+        {"name": "Score automated 0 alone", "stage_id": open_, "automated_probability": 0},
         {"name": "Score automated and probability", "stage_id": open_, "automated_probability": 40,
          "probability": 30},
         {"name": "Score both equal", "stage_id": open_, "automated_probability": 40, "probability": 40},
@@ -88,6 +89,7 @@ def test_automated_probability_given_to_create_is_computed_over_and_leaves_the_p
     assert got["plain"] == (score, score, True)
     # the value given alone is computed over, and the probability is not computed (empty: read as 0)
     assert got["automated alone"] == (0.0, score, score == 0.0)
+    assert got["automated 0 alone"] == (score, score, True)     # then "automated": the probability is computed
     assert got["automated and probability"] == (30.0, 40.0, False)
     assert got["both equal"] == (40.0, 40.0, True)
     assert got["probability alone"] == (30.0, 0.0, False)
