@@ -16,8 +16,9 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, suppress
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -36,7 +37,7 @@ from crm_migration.engine.load import (
 from crm_migration.engine.rollback import DERIVED
 from crm_migration.engine.schema import migration_key_field, target_field_problems, target_major
 from crm_migration.engine.values import canonical
-from crm_migration.errors import ConfigurationError
+from crm_migration.errors import ConfigurationError, CrmMigrationError
 from crm_migration.hooks.odoo import FieldDef, OdooHook
 from crm_migration.hooks.state import SCHEMA, MigrationStateHook
 from crm_migration.mapping import transforms as T
@@ -823,14 +824,18 @@ class Pipeline:
         return replace(obj, fields=MappingProxyType({k: v for k, v in obj.fields.items() if k not in self_refs}))
 
     def mapped_rows(self, name: str, records: list[dict[str, Any]], *,
-                    source_hashes: Mapping[str, str | None] | None = None
-                    ) -> tuple[ObjectSpec, list[Any], dict[str, str]]:
+                    source_hashes: Mapping[str, str | None] | None = None,
+                    downloaded: Sequence[tuple[bytes | MissingFile | None, str]] | None = None,
+                    refs: StaticRefs | None = None) -> tuple[ObjectSpec, list[Any], dict[str, str]]:
         """Map staged records exactly as a load does: file bytes attached (downloaded concurrently,
         :meth:`download`), references pre-fetched.
 
         :param source_hashes: ``{source id: source hash}`` of the staged records: each row carries its own, which
             the load records with what landed (a row flagged on a reference or a lookup none: it is mapped again
             next time, what was missing may be there by then).
+        :param downloaded: the records' files as :meth:`download` returns them, already fetched (a load streams
+            its batch's files part by part, :meth:`_file_parts`); else they are downloaded here.
+        :param refs: the references of these records, already fetched (:meth:`refs_for`, once per batch).
         :return: ``(object spec used, loader rows, {source id: sha1 of its file's bytes})``; a row whose field is
             the file's base64 carries that sha1 as the field's canonical value (``digests``: not decoded again).
         """
@@ -838,7 +843,8 @@ class Pipeline:
         files: dict[str, str] = {}
         gone: dict[str, MissingFile] = {}
         if "_blob" in obj.enrich:
-            for r, (data, sha1) in zip(records, self.download(obj, records), strict=True):
+            for r, (data, sha1) in zip(records, self.download(obj, records) if downloaded is None else downloaded,
+                                       strict=True):
                 if isinstance(data, MissingFile):    # not empty bytes: dead-lettered below, the rest goes on
                     gone[r["_source_id"]] = data
                     data = None
@@ -847,7 +853,7 @@ class Pipeline:
                     files[r["_source_id"]] = sha1
         as_base64 = [f for f, fs in obj.fields.items()
                      if fs.sources == ("_blob",) and [step.name for step in fs.fn] == ["base64"]]
-        rows = map_batch(obj, records, self.refs_for(obj, records))
+        rows = map_batch(obj, records, self.refs_for(obj, records) if refs is None else refs)
         for row in rows:
             row["record"] = _small(row.get("record") or {})
             if source_hashes is not None:
@@ -864,21 +870,57 @@ class Pipeline:
                  ) -> list[tuple[bytes | MissingFile | None, str]]:
         """The files of a batch's records, in their order: ``(bytes, or MissingFile, or None without a file;
         the sha1 of the bytes)``. Up to the source's ``download_workers`` at a time (the connection's
-        ``extra.download_workers``, 8): each download is a round trip to a CDN or to Salesforce. The batch's
-        bytes are held until it is mapped, as before; an error other than a missing file stops the batch (the
-        downloads not started are cancelled) and the task's rerun starts it again."""
+        ``extra.download_workers``, 8): each download is a round trip to a CDN or to Salesforce. An error other
+        than a missing file stops the batch (the downloads not started are cancelled) and the task's rerun starts
+        it again."""
+        with closing(self._downloads(obj, [records])) as parts:
+            return next(parts)
+
+    def _file_parts(self, obj: ObjectSpec, records: list[dict[str, Any]]
+                    ) -> Iterator[tuple[list[dict[str, Any]], list[tuple[bytes | MissingFile | None, str]] | None]]:
+        """A batch's records in the parts a load creates one after the other, each with its files: ``(records,
+        downloads)``; one part without downloads for an object without files.
+
+        The next part's files download while the current part is mapped and created in Odoo (the downloads wait
+        on the source, a CDN's round trip or Salesforce, the create on Odoo: each hides the other), so only the
+        first part's downloads are waited for: it is small (two rounds of ``download_workers``), each next part
+        at most :data:`PART_GROWTH` times the one before, up to :data:`FILES_PER_PART`. At most two parts' bytes
+        are held at once (the one loading, the one downloading): never more than the batch's."""
+        if "_blob" not in obj.enrich or not records:
+            yield records, None
+            return
+        parts, size, at = [], 2 * self.source.download_workers, 0
+        while at < len(records):
+            parts.append(records[at:at + size])
+            at += size
+            size = min(FILES_PER_PART, math.ceil(size * PART_GROWTH))
+        with closing(self._downloads(obj, parts)) as downloads:
+            yield from zip(parts, downloads, strict=True)
+
+    def _downloads(self, obj: ObjectSpec, parts: Sequence[Sequence[Mapping[str, Any]]]
+                   ) -> Iterator[list[tuple[bytes | MissingFile | None, str]]]:
+        """The files of each part in turn (as :meth:`download`); the next part's downloads start as soon as a
+        part is handed over, so they run while the caller works on it. Closing the generator cancels the
+        downloads not started and waits for those under way."""
 
         def fetch(record: Mapping[str, Any]) -> tuple[bytes | MissingFile | None, str]:
             data = self.source.blob(obj, record)
             raw = data if isinstance(data, bytes) else b""
             return data, hashlib.sha1(raw).hexdigest()  # noqa: S324 - Odoo's own checksum is sha1
 
-        workers = min(self.source.download_workers, len(records))
+        workers = min(self.source.download_workers, max(len(p) for p in parts) if parts else 0)
         if workers <= 1:
-            return [fetch(r) for r in records]
+            for part in parts:
+                yield [fetch(r) for r in part]
+            return
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"download-{obj.name}")
         try:
-            return list(pool.map(fetch, records))
+            pending = [pool.submit(fetch, r) for r in parts[0]]
+            for i in range(len(parts)):
+                got = [f.result() for f in pending]
+                pending = [pool.submit(fetch, r) for r in parts[i + 1]] if i + 1 < len(parts) else []
+                yield got
+                del got                 # this part is the caller's now: two parts' bytes at most
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -921,18 +963,40 @@ class Pipeline:
                               "or mapped", name, batch_no, len(unchanged))
             return result
         self.ensure_lookup_records(obj, records, run_id=run_id, dry_run=dry_run)
-        obj, rows, files = self.mapped_rows(name, records,
-                                            source_hashes={s["source_id"]: s["source_hash"] for s in staged})
-        self._extend_selections(obj, rows, dry_run=dry_run)
-        self._parents_on_create(name, records, rows)
-        self._flag_open_on_archived(name, rows)
-        result = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id, dry_run=dry_run,
-                            log=self.log)
+        hashes = {s["source_id"]: s["source_hash"] for s in staged}
+        load_obj = self.load_spec(name)
+        refs = self.refs_for(load_obj, records)
+        result: LoadResult | None = None
+        landed: dict[str, str] = {}         # {source id: sha1} of the files of the parts loaded
+        verify = not dry_run and self.target(name).model == "ir.attachment"
+        # a batch of files in parts: the next part downloads while this one is created (one create per part)
+        try:
+            with closing(self._file_parts(load_obj, records)) as parts:
+                for part, downloaded in parts:
+                    obj, rows, files = self.mapped_rows(name, part, source_hashes=hashes, downloaded=downloaded,
+                                                        refs=refs)
+                    del downloaded
+                    for r in part:                  # the file is in its row now (base64): its bytes not held twice
+                        r.pop("_blob", None)
+                    self._extend_selections(obj, rows, dry_run=dry_run)
+                    self._parents_on_create(name, part, rows)
+                    self._flag_open_on_archived(name, rows)
+                    done = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id,
+                                      dry_run=dry_run, log=self.log)
+                    del rows
+                    landed.update(files)
+                    result = done if result is None else _added(result, done)
+        except Exception:
+            if verify and landed:       # the parts that landed are checked all the same: a rerun skips them
+                with suppress(CrmMigrationError):
+                    self._verify_checksums(name, run_id, landed)
+            raise
+        if verify and landed:
+            self._verify_checksums(name, run_id, landed)
+        assert result is not None       # noqa: S101 - records is not empty: one part at least
         if unchanged:
             result = {**result, "rows": result["rows"] + len(unchanged),
                       "skipped": result["skipped"] + len(unchanged)}
-        if files and not dry_run and obj.model == "ir.attachment":
-            self._verify_checksums(name, run_id, files)
         self.log.info("%s batch %d%s done in %.2f s", name, batch_no, f" ({batch_no + 1} of {of})" if of else "",
                       time.perf_counter() - started)
         return result
@@ -1254,6 +1318,10 @@ class Pipeline:
         return {**result, "source_object": self.spec.TIMELINE}
 
 
+#: The most files a load creates in one Odoo call, and how much bigger than the one before a part may be: the next
+#: part downloads while one is created (:meth:`Pipeline._file_parts`), in about the time Odoo takes to create it
+FILES_PER_PART, PART_GROWTH = 250, 2.5
+
 _EMPTY_SHA1 = hashlib.sha1(b"").hexdigest()  # noqa: S324 - an empty file: Odoo keeps no checksum for it
 
 
@@ -1325,6 +1393,16 @@ def _missing_file(obj: ObjectSpec, row: Row, missing: MissingFile) -> tuple[str,
 def _small(record: Mapping[str, Any]) -> dict[str, Any]:
     """The source record as kept with a dead letter: bytes dropped, JSON-safe."""
     return {k: (f"<{len(v)} bytes>" if isinstance(v, bytes | bytearray) else v) for k, v in record.items()}
+
+
+def _added(a: LoadResult, b: LoadResult) -> LoadResult:
+    """Two parts of one batch's load as one result."""
+    out: dict[str, Any] = {**a}
+    for k, v in b.items():
+        if k not in ("source_object", "model"):
+            out[k] = out[k] + v
+    out["seconds"] = round(out["seconds"], 3)
+    return LoadResult(**out)
 
 
 def _empty_result(name: str, model: str, rows: int) -> LoadResult:
