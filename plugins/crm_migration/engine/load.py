@@ -197,7 +197,7 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
         r = rid(row)
         if r in bound and r not in superseded:
             b: Bound = bound[r]
-            if b.content_hash == content_hash(_full(row)):
+            if b.content_hash == content_hash(_hashed(row)):
                 plan.skipped.append(r)
                 if "source_hash" in row:
                     plan.stamps.append({"source_object": r[0], "source_id": r[1], "source_hash": row["source_hash"]})
@@ -459,6 +459,14 @@ def _full(row: Row) -> dict[str, Any]:
     return {**row["values"], **(row.get("deferred") or {})}
 
 
+def _hashed(row: Row) -> dict[str, Any]:
+    """What a row's content hash is taken of: its values, a file whose sha1 is known (``digests``) as that
+    (``sha1:<hex>``), not its base64 again (a file's bytes are not copied and hashed twice)."""
+    full = _full(row)
+    digests = row.get("digests")
+    return {**full, **{f: d for f, d in digests.items() if f in full}} if digests else full
+
+
 def _on_create_fields(row: Row) -> list[str]:
     """The fields a row sends only when it is created (``on_create``, and its ``after`` parent's)."""
     return [*(row.get("on_create") or {}), *([row["after"][0]] if "after" in row else [])]
@@ -590,7 +598,7 @@ class _Plan:
             vals = canonical_vals({**full, **self.on_create.get((scope, sid), {})}, fields,
                                   digests=row.get("digests"))
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "written": vals,
-                          "content_hash": None if oid in self.partial else content_hash(full),
+                          "content_hash": None if oid in self.partial else content_hash(_hashed(row)),
                           **_source_hash(row, partial=oid in self.partial)})
             audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "create",
                           "changes": vals})
@@ -604,7 +612,7 @@ class _Plan:
             if oid in adopted_ids:
                 written = canonical_vals(_full(row), fields, digests=row.get("digests"))
             links.append({"source_object": scope, "source_id": sid, "odoo_id": oid,
-                          "content_hash": content_hash(_full(row)), "written": written, **_source_hash(row)})
+                          "content_hash": content_hash(_hashed(row)), "written": written, **_source_hash(row)})
             if oid in adopted_ids:
                 audit.append({"source_object": scope, "source_id": sid, "odoo_id": oid, "action": "adopt",
                               "changes": written,
