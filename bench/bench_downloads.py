@@ -2,7 +2,7 @@
 
 The Link app sandbox runs in its own process with ``--download-latency`` (every ``/cdn/`` answer waits that long
 first, as a CDN or Salesforce's ``VersionData`` costs a round trip); the pipeline downloads the attachments of
-one batch (:meth:`Pipeline.download`, what the load of a batch does before mapping it) with ``download_workers``
+one batch (:meth:`Pipeline.download`; a load downloads a batch in parts, each while Odoo creates the one before) with ``download_workers``
 1, 4 and 8 (the connection's ``extra.download_workers``; 8 by default). No Odoo and no state DB: the download
 step alone. Prints figures; asserts nothing about time.
 Run: make bench  (or .venv/bin/python bench/bench_downloads.py [--scale 5] [--latency 0.05])
