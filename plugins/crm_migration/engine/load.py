@@ -281,8 +281,16 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                     field, parent = to_create[i]["after"]
                     if (oid := plan.created.get((rid(to_create[i])[0], parent))) is not None:
                         first[i][field] = oid
-            for i, exc in _isolating(level, create):
-                plan.dead(to_create[i], exc.field, exc.message)
+            sizes = {i: _vals_bytes(first[i]) for i in level}
+            for i in [i for i in level if sizes[i] > REQUEST_LIMIT - 1024 * 1024]:
+                big = max(first[i], key=lambda f: len(v) if isinstance(v := first[i][f], str | bytes) else 0)
+                plan.dead(to_create[i], big, f"{sizes[i] / 1024 / 1024:.0f} MiB of values ({big} mostly): over the "
+                          f"{REQUEST_LIMIT // 1024 // 1024} MiB a request to Odoo may carry (Odoo refuses it with "
+                          "HTTP 413 whatever the batch); not sent")
+            level = [i for i in level if sizes[i] <= REQUEST_LIMIT - 1024 * 1024]
+            for chunk in _by_size(level, sizes.__getitem__, CALL_BYTES):
+                for i, exc in _isolating(chunk, create):
+                    plan.dead(to_create[i], exc.field, exc.message)
         by_rid = {rid(r): r for r in to_create}
         plan.created_rows = {r: by_rid[r] for r in plan.created}
         # fields Odoo would overwrite when sent with the others go in a second write
@@ -337,6 +345,33 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
              if result["dead_lettered"] else "", result["odoo_calls"], result["seconds"])
     log_.debug("state rows written: %s", counts)
     return result
+
+
+#: The most a request to Odoo may carry: Odoo 17 and 19 refuse a body over 128 MiB on their RPC routes (``http.py``
+#: ``DEFAULT_MAX_CONTENT_LENGTH``: HTTP 413, nothing done). A record whose values alone come near it (a file of about
+#: 96 MB, base64) is dead-lettered before it is sent, with its size; Odoo cannot take it over RPC.
+REQUEST_LIMIT = 128 * 1024 * 1024
+#: The values one ``create`` call carries at most (files' base64 mostly): a batch of large files goes in several calls,
+#: each well under :data:`REQUEST_LIMIT` (and one call's request held once in memory).
+CALL_BYTES = 48 * 1024 * 1024
+
+
+def _vals_bytes(vals: Mapping[str, Any]) -> int:
+    """About what ``vals`` weigh in a request (its texts' length; a few bytes for anything else)."""
+    return sum(len(v) if isinstance(v, str | bytes) else 16 for v in vals.values()) + 32 * len(vals)
+
+
+def _by_size(indexes: Sequence[int], size: Callable[[int], int], cap: int) -> list[list[int]]:
+    """``indexes`` in order, cut into runs of at most ``cap`` by ``size`` (a run holds one at least)."""
+    out: list[list[int]] = []
+    total = 0
+    for i in indexes:
+        if not out or total + size(i) > cap:
+            out.append([])
+            total = 0
+        out[-1].append(i)
+        total += size(i)
+    return out
 
 
 #: res.partner field -> the crm.lead field Odoo recomputes from it (crm.lead ``_compute_email_from``/``_phone``)

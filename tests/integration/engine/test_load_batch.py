@@ -282,3 +282,34 @@ def test_two_loads_at_once_adding_the_same_picklist_option_both_land(odoo):
     assert fresh.read("res.partner", [oid], ["x_test_tier"])[0]["x_test_tier"] == "Platinum"
     other.close()
     fresh.close()
+
+
+def test_large_files_go_in_calls_under_the_request_limit_and_one_over_it_is_dead_lettered(odoo, state, monkeypatch):
+    """Odoo refuses a request over 128 MiB (HTTP 413, whatever it holds): a batch of large files is cut in several
+    creates, each under the call's share, and a file Odoo could never take over RPC is dead-lettered with its size
+    before it is sent; the others land. (The limits are scaled down here: the real ones would need 128 MiB files.)"""
+    import base64
+
+    from crm_migration.engine import load
+
+    monkeypatch.setattr(load, "CALL_BYTES", 6_000)
+    monkeypatch.setattr(load, "REQUEST_LIMIT", 1024 * 1024 + 10_000)
+    files = Target(pair="link_app_to_odoo", source="link_app", source_object="files", model="ir.attachment")
+
+    def file(i: int, size: int) -> dict:
+        data = base64.b64encode(bytes([65 + i]) * size).decode()
+        return {"source_id": f"f{i}", "record": {"id": f"f{i}"},
+                "values": {"name": f"file{i}.txt", "datas": data, "mimetype": "text/plain"}}
+
+    batch = [file(i, 1500) for i in range(6)] + [file(6, 9000)]
+    odoo.calls.clear()
+    result = load_batch(odoo, state, files, batch, run_id="run-files")
+    assert (result["created"], result["dead_letter_ids"]) == (6, ["f6"])
+    assert odoo.calls[("ir.attachment", "create")] == 3          # about 2,100 bytes a file: two a call of 6,000
+    (dl,) = state.dead_letters(run_id="run-files")
+    assert dl["field"] == "datas", dl
+    assert "MiB a request to Odoo may carry" in dl["reason"] and "not sent" in dl["reason"], dl["reason"]
+    landed = {r["x_migration_key"]: r for r in odoo.search_read(
+        "ir.attachment", [("x_migration_key", "like", "link_app:files:")], ["x_migration_key", "datas", "name"])}
+    assert sorted(landed) == [f"link_app:files:f{i}" for i in range(6)]
+    assert landed["link_app:files:f3"]["datas"] == batch[3]["values"]["datas"]
