@@ -217,8 +217,9 @@ def report(scale: int, target: str, first: RunFigures, rerun: RunFigures, delta:
     """The table: one line per object, then the three objects the issue names and the whole run."""
     shown = sum(first.objects[o]["load_s"] + first.objects[o]["extract_s"] for o in SHOWN if o in first.objects)
     print(f"\nscale {scale} on the real {target}: first load {first.rows:,} records in {first.wall:.1f} s "
-          f"({first.odoo_calls:,} Odoo calls: prepare_schema {first.schema_s:.1f} s, the objects below {shown:.1f} s "
-          f"(load and extract), the rest {first.wall - first.schema_s - shown:.1f} s); rerun {rerun.wall:.1f} s "
+          f"({first.odoo_calls:,} Odoo calls: prepare_schema {first.schema_s:.1f} s, picklist options "
+          f"{first.picklists_s:.1f} s, the objects below {shown:.1f} s (load and extract), the rest "
+          f"{first.wall - first.schema_s - first.picklists_s - shown:.1f} s); rerun {rerun.wall:.1f} s "
           f"({rerun.odoo_writes} Odoo writes); empty delta {delta.wall:.1f} s ({delta.odoo_calls} Odoo calls)")
     head = (f"{'object':<16}{'records':>8}{'load s':>8}{'rec/s':>7}{'calls/1k':>9}{'raw s':>7}{'ratio':>7}"
             f"{'extract s':>10}{'rerun %':>8}{'delta s':>8}{'delta calls':>12}")

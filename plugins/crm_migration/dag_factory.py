@@ -24,6 +24,7 @@ from crm_migration.mapping.spec import PairSpec, locate_pair
 from crm_migration.operators import tasks
 from crm_migration.operators.approval import MigrationApprovalOperator, approval_kwargs
 from crm_migration.operators.migration import (
+    ExtendPicklistsOperator,
     ExtractObjectOperator,
     InCutoverWindowOperator,
     LinkOperator,
@@ -150,19 +151,24 @@ def _plan(p: _Pair) -> DAG:
 
 
 def _object_tasks(p: _Pair, after: Any, *, mode: str, **extract: Any) -> list[Any]:
-    """extract → load (mapped over batches) → link, per loadable object, in dependency order.
+    """extract → picklists → load (mapped over batches) → link, per loadable object, in dependency order.
 
-    The chatter objects (:meth:`PairSpec.timeline`) are extracted each on its own, then cut into one
-    timeline (``order_chatter``) and loaded by ``load_chatter``, mapped over its batches, oldest first.
+    The objects whose extraction needs nothing loaded (not files or notes, whose read keeps what hangs on a
+    migrated record) are extracted first, each after the objects it refers to (a sample follows references in
+    the staging); ``picklists`` then adds the values their records hold outside their picklist options to Odoo's
+    selection fields in one call (one registry change per run, before any record is written); each then loads
+    once what it refers to has landed. Files and notes are extracted once their parents landed. The chatter
+    objects (:meth:`PairSpec.timeline`) are extracted each on its own, then cut into one timeline
+    (``order_chatter``) and loaded by ``load_chatter``, mapped over its batches, oldest first.
     """
     spec = p.spec
     last: dict[str, Any] = {}
     timeline = {o.name for o in spec.timeline()}
     extracts: list[Any] = []
     first_read: dict[tuple[str, str], Any] = {}     # objects reading one stream: the first reads it for all
-    for obj in spec.loadable():
-        slug = _slug(obj.name)
-        ex = ExtractObjectOperator(task_id=f"extract_{slug}", pool=p.pool, trigger_rule=NONE_FAILED,
+
+    def extract_task(obj: Any, deps: list[Any]) -> Any:
+        ex = ExtractObjectOperator(task_id=f"extract_{_slug(obj.name)}", pool=p.pool, trigger_rule=NONE_FAILED,
                                    source_object=obj.name, mode=mode, batch_size="{{ params.batch_size }}",
                                    objects="{{ params.objects }}", **extract, **p.args())
         stream = (obj.source_object, repr(sorted(dict(obj.stream).items())))
@@ -170,20 +176,36 @@ def _object_tasks(p: _Pair, after: Any, *, mode: str, **extract: Any) -> list[An
             first_read[stream] >> ex
         else:
             first_read[stream] = ex
-        needs = [*obj.depends_on, *(obj.attach.objects if obj.attach else ()),
-                 *(r for fs in obj.fields.values() for r in fs.ref if r != obj.name)]
+        for d in list({id(t): t for t in deps}.values()) or [after]:
+            d >> ex
+        return ex
+
+    def tails(obj: Any) -> list[Any]:
+        return [last[d] for d in spec.needs(obj.name) if d in last]
+
+    early: dict[str, Any] = {}          # extracted before any load: their references' extracts first
+    for name in spec.extracted_first():
+        early[name] = extract_task(spec.object(name), [early[d] for d in spec.needs(name) if d in early])
+    picklists = None
+    if early:
+        picklists = ExtendPicklistsOperator(task_id="picklists", pool="odoo_api", trigger_rule=NONE_FAILED,
+                                            source_objects=list(early), dry_run="{{ params.dry_run }}", **p.args())
+        for ex in early.values():
+            ex >> picklists
+    for obj in spec.loadable():
+        slug = _slug(obj.name)
         if obj.name in timeline:
-            for d in list({id(last[d]): last[d] for d in needs if d in last}.values()) or [after]:
-                d >> ex
-            extracts.append(ex)
+            extracts.append(extract_task(obj, tails(obj)))
             continue
+        ex = early.get(obj.name) or extract_task(obj, tails(obj))
         ld = LoadBatchOperator.partial(task_id=f"load_{slug}", pool="odoo_api", trigger_rule=NONE_FAILED,
                                        source_object=obj.name, dry_run="{{ params.dry_run }}", **p.args()
                                        ).expand(batch=ex.output)
         # what it refers to, and what its records hang on (files and notes need their parents' ids)
-        deps = list({id(last[d]): last[d] for d in needs if d in last}.values()) or [after]
-        for d in deps:
-            d >> ex
+        for d in list({id(t): t for t in tails(obj)}.values()):
+            d >> ld
+        if obj.name in early:
+            picklists >> ld
         ex >> ld
         tail = ld
         if any(obj.name in fs.ref for fs in obj.fields.values()):

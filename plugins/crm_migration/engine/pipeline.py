@@ -1043,26 +1043,80 @@ class Pipeline:
 
     def _extend_selections(self, obj: ObjectSpec, rows: list[Any], *, dry_run: bool = False) -> dict[str, list[str]]:
         """A picklist value outside its options (a custom ``x_`` selection field) is a value Odoo can hold once
-        the field knows it: the batch's new values are added to the field's selection before the batch loads,
-        and each record carrying one is flagged. Returns ``{field: values added}``."""
+        the field knows it: each record carrying one is flagged (a value outside the source's options, for a field
+        planned from the source's describe; else outside Odoo's), and the values Odoo's field does not have yet are
+        added to it before the batch loads (:meth:`extend_picklists` added those of the run's staged records
+        already, in one registry change; what is left is what it could not see). Returns ``{field: values added}``."""
+        added = self._outside_options(obj, rows, flag=True)
+        if added and not dry_run:
+            self.odoo.add_options({obj.model or "": {f: sorted(v) for f, v in added.items()}})
+            self.log.info("%s: values outside their options added to the selection: %s", obj.name,
+                          "; ".join(f"{f} {', '.join(sorted(v))}" for f, v in sorted(added.items())))
+        return {f: sorted(v) for f, v in added.items()}
+
+    def _outside_options(self, obj: ObjectSpec, rows: list[Any], *, flag: bool) -> dict[str, set[str]]:
+        """``{field: values}`` of the rows' custom ``x_`` selection values that Odoo's field does not have;
+        ``flag``: each row holding a value outside the field's options gets a warning."""
         fields = self.odoo.fields_get(obj.model) if obj.model else {}
         selections = {f: {str(k) for k, _label in (fd.get("selection") or ())} for f, fd in fields.items()
                       if f.startswith("x_") and fd.get("type") == "selection"}
-        added: dict[str, set[str]] = {}
+        source = {cf.name: {str(v) for v, _label in cf.selection} for plan in self.custom_field_plan.values()
+                  for cf in plan if cf.model == obj.model and cf.ttype == "selection"}
+        new: dict[str, set[str]] = {}
         for row in rows:
             if row.get("error"):
                 continue
             for f, value in (row.get("values") or {}).items():
-                if f not in selections or T._empty(value) or str(value) in selections[f]:
+                if f not in selections or T._empty(value):
                     continue
-                added.setdefault(f, set()).add(str(value))
-                row.setdefault("warnings", []).append(
-                    (f, f"{value!r} is not one of the options of {fields[f].get('string') or f}: added to them"))
-        if added and not dry_run:
-            self.odoo.add_selection_values(obj.model or "", {f: sorted(v) for f, v in added.items()})
-            self.log.info("%s: values outside their options added to the selection: %s", obj.name,
-                          "; ".join(f"{f} {', '.join(sorted(v))}" for f, v in sorted(added.items())))
-        return {f: sorted(v) for f, v in added.items()}
+                if str(value) not in selections[f]:
+                    new.setdefault(f, set()).add(str(value))
+                if flag and str(value) not in source.get(f, selections[f]):
+                    row.setdefault("warnings", []).append(
+                        (f, f"{value!r} is not one of the options of {fields[f].get('string') or f}: added to them"))
+        return new
+
+    def extend_picklists(self, names: Sequence[str], *, run_id: str, dry_run: bool = False) -> dict[str, list[str]]:
+        """Add to Odoo's custom selection fields, in one call for every object of ``names`` (one registry change for
+        the run, before any record is written), the values the run's staged records hold outside their options.
+
+        Only the ``x_`` selection fields are mapped, over the staged records a load would map (not those unchanged
+        since they landed). The loads then find the options there, and flag the records holding them
+        (:meth:`_extend_selections`). Returns ``{"<model>.<field>": [values]}``. Safe to rerun: options already
+        there are skipped."""
+        options: dict[str, dict[str, set[str]]] = {}
+        for name in names:
+            obj = self.load_spec(name)
+            if not obj.model or obj.attach is not None or not any(f.startswith("x_") for f in obj.fields):
+                continue
+            narrow: ObjectSpec | None = None
+            for batch in self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=name):
+                staged = self.state.read_batch(run_id=run_id, pair=self.pair, source_object=name,
+                                               batch_no=batch["batch_no"], known=self._known(name))
+                records = [s["record"] for s in staged if not s["unchanged"] and not s["deleted"]]
+                if not records:
+                    continue                # Odoo is asked nothing about an object with nothing to load
+                if narrow is None:
+                    fields = self.odoo.fields_get(obj.model)
+                    narrow = replace(obj, fields=MappingProxyType({
+                        f: fs for f, fs in obj.fields.items()
+                        if f.startswith("x_") and (fields.get(f) or {}).get("type") == "selection"}))
+                if not narrow.fields:
+                    break
+                rows = map_batch(narrow, records, self.refs_for(narrow, records))
+                for f, values in self._outside_options(obj, rows, flag=False).items():
+                    options.setdefault(obj.model or "", {}).setdefault(f, set()).update(values)
+        out = {f"{m}.{f}": sorted(v) for m, fs in sorted(options.items()) for f, v in sorted(fs.items())}
+        if not out:
+            self.log.info("picklists: every staged value is one of its field's options; Odoo's schema unchanged")
+        elif dry_run:
+            self.log.info("picklists (dry run, nothing added): values outside their options: %s",
+                          "; ".join(f"{k} {', '.join(v)}" for k, v in out.items()))
+        else:
+            self.odoo.add_options({m: {f: sorted(v) for f, v in fs.items()} for m, fs in options.items()})
+            self.log.info("picklists: values outside their options added to the selections in one registry change, "
+                          "before the loads: %s", "; ".join(f"{k} {', '.join(v)}" for k, v in out.items()))
+        return out
 
     def newest_only(self, name: str, run_id: str, staged: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The staged rows of ``name`` but those a later read of the object has already written to Odoo.

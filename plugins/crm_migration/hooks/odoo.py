@@ -1138,29 +1138,40 @@ class OdooHook(BaseHook):
         return list(ids)
 
     def add_selection_values(self, model: str, values: Mapping[str, Sequence[str]]) -> int:
-        """Add options to custom selection fields (``{field: [value, ...]}``; the label is the value), after
-        the existing ones, in one call; values the field already has are skipped. Returns how many were added.
+        """Add options to the custom selection fields of one model (``{field: [value, ...]}``): :meth:`add_options`."""
+        return self.add_options({model: values})
 
-        The options the field has are read from Odoo, not from the cached ``fields_get``: mapped loads run at
+    def add_options(self, options: Mapping[str, Mapping[str, Sequence[str]]]) -> int:
+        """Add options to custom selection fields (``{model: {field: [value, ...]}}``; the label is the value),
+        after the existing ones, in one call whatever the models: each such call changes Odoo's registry (every
+        model is set up again, the next request meets cold caches), so a run makes one. Values a field already has
+        are skipped. Returns how many were added.
+
+        The options the fields have are read from Odoo, not from the cached ``fields_get``: mapped loads run at
         once, each task with its own hook, and another may have added the same option since this hook read the
         fields (Odoo refuses a second copy of an option). One that lands in between is read again, once."""
-        ids = {n: i for (m, n), i in self._field_ids.items() if m == model and n in values}
-        if set(values) - set(ids):
-            for r in self.search_read("ir.model.fields", [("model", "=", model), ("name", "in", sorted(values))],
-                                      ["name"]):
-                ids[r["name"]] = self._field_ids[(model, r["name"])] = r["id"]
-        for name in values:
-            if name not in ids:
+        wanted = {(m, n): vs for m, fields in options.items() for n, vs in fields.items()}
+        if not wanted:
+            return 0
+        ids = {k: i for k, i in self._field_ids.items() if k in wanted}
+        for model in sorted({m for m, n in wanted if (m, n) not in ids}):
+            names = sorted(n for m, n in wanted if m == model)
+            for r in self.search_read("ir.model.fields", [("model", "=", model), ("name", "in", names)], ["name"]):
+                ids[(model, r["name"])] = self._field_ids[(model, r["name"])] = r["id"]
+        for model, name in wanted:
+            if (model, name) not in ids:
                 raise OdooSchemaError(f"no custom field {name}", model=model, method="add_selection_values")
+        rows: list[dict[str, Any]] = []
+        have: dict[int, list[str]] = {}
         for attempt in (1, 2):
-            have: dict[int, list[str]] = {i: [] for i in ids.values()}
+            have = {i: [] for i in ids.values()}
             for r in self.search_read("ir.model.fields.selection", [("field_id", "in", sorted(have))],
                                       ["field_id", "value", "sequence"]):
                 have[r["field_id"][0] if isinstance(r["field_id"], list) else r["field_id"]].append(str(r["value"]))
-            rows: list[dict[str, Any]] = []
-            for name, wanted in sorted(values.items()):
-                new = [v for v in dict.fromkeys(map(str, wanted)) if v not in have[ids[name]]]
-                rows += [{"field_id": ids[name], "value": v, "name": v, "sequence": len(have[ids[name]]) + i}
+            rows = []
+            for key, vs in sorted(wanted.items()):
+                new = [v for v in dict.fromkeys(map(str, vs)) if v not in have[ids[key]]]
+                rows += [{"field_id": ids[key], "value": v, "name": v, "sequence": len(have[ids[key]]) + i}
                          for i, v in enumerate(new)]
             if not rows:
                 break
@@ -1171,20 +1182,21 @@ class OdooHook(BaseHook):
                 if attempt == 2 or "unique" not in exc.message.lower():
                     raise
                 self.log.warning("Odoo %s: another task added some of these options meanwhile (%s); reading them "
-                                 "again", model, exc.message)
+                                 "again", ", ".join(sorted(options)), exc.message)
         # the cached fields_get learns the options (fetching it again costs a call as heavy as the create)
         for (m, attrs), cached in self._fields.items():
-            if m != model or "selection" not in attrs:
+            if m not in options or "selection" not in attrs:
                 continue
-            for name in values:
+            for name in options[m]:
                 if name in cached:
+                    fid = ids[(m, name)]
                     known = [str(k) for k, _label in cached[name].get("selection") or ()]
                     cached[name]["selection"] = [*(cached[name].get("selection") or ()),
-                                                 *([v, v] for v in [*have[ids[name]], *(r["value"] for r in rows
-                                                   if r["field_id"] == ids[name])] if v not in known)]
+                                                 *([v, v] for v in [*have[fid], *(r["value"] for r in rows
+                                                   if r["field_id"] == fid)] if v not in known)]
         if rows:
-            self.log.info("Odoo: %d option(s) added to %s selection fields %s", len(rows), model,
-                          ", ".join(sorted(values)))
+            self.log.info("Odoo: %d option(s) added to the selection fields %s", len(rows),
+                          ", ".join(f"{m}.{n}" for m, n in sorted(wanted)))
         return len(rows)
 
     def resolve_xmlid(self, xmlid: str) -> tuple[str, int]:

@@ -621,6 +621,33 @@ class PairSpec:
         """The objects written to Odoo (``action: load``), in order."""
         return [o for o in self.objects.values() if o.target.action == "load"]
 
+    def needs(self, name: str) -> list[str]:
+        """The other objects ``name`` depends on (``depends_on``), refers to (``ref``) or hangs on (``attach_to``),
+        in file order."""
+        obj = self.object(name)
+        wanted = {*obj.depends_on, *(obj.attach.objects if obj.attach else ()),
+                  *(r for f in obj.fields.values() for r in f.ref)} - {name}
+        return [n for n in self.objects if n in wanted]
+
+    def extracted_first(self) -> list[str]:
+        """The loadable objects whose extraction needs nothing loaded, in order: not in the timeline, not hanging on
+        a record (a file's or note's read keeps what hangs on a migrated record), alone on their source stream,
+        and referring only to such objects. A run extracts them all before its first load, so it knows their
+        picklist values before any record is written (one registry change, see ``Pipeline.extend_picklists``)."""
+        loadable = {o.name for o in self.loadable()}
+        timeline = {o.name for o in self.timeline()}
+        streams: dict[tuple[str, str], int] = {}
+        for o in self.loadable():
+            key = (o.source_object, repr(sorted(dict(o.stream).items())))
+            streams[key] = streams.get(key, 0) + 1
+        first: list[str] = []
+        for o in self.loadable():
+            if (o.name not in timeline and o.attach is None
+                    and streams[(o.source_object, repr(sorted(dict(o.stream).items())))] == 1
+                    and all(d in first for d in self.needs(o.name) if d in loadable)):
+                first.append(o.name)
+        return first
+
     def keyed_models(self) -> list[str]:
         """Every Odoo model the tool creates records of, so carries ``x_migration_key``: the loaded objects'
         models and those of lookups that create what they miss (lost reasons)."""

@@ -341,6 +341,28 @@ class ExtractObjectOperator(MigrationOperator):
         return refs
 
 
+class ExtendPicklistsOperator(MigrationOperator):
+    """Add the values the run's staged records hold outside their picklist options to Odoo's custom selection
+    fields, in one call for every object (one registry change, before any load): see
+    :meth:`~crm_migration.engine.pipeline.Pipeline.extend_picklists`. Returns ``{"options_added": {...}}``.
+
+    :param source_objects: the objects whose staged records are looked at (those extracted before the loads).
+    :param dry_run: report the values, add nothing. (templated)
+    """
+
+    template_fields: Sequence[str] = (*MigrationOperator.template_fields, "dry_run")
+
+    def __init__(self, *, source_objects: Sequence[str], dry_run: bool | str = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_objects, self.dry_run = list(source_objects), dry_run
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        pipe = self.pipeline(context)
+        added = pipe.extend_picklists(self.source_objects, run_id=context["run_id"],
+                                      dry_run=bool(as_bool(self.dry_run, name="dry_run")))
+        return {"options_added": added}
+
+
 class LoadBatchOperator(MigrationOperator):
     """Map and load one staged batch of a source object into Odoo (exactly once, keyed in Odoo); mappable over
     the extract's batches: ``LoadBatchOperator.partial(..., source_object="Contact").expand(batch=ex.output)``.

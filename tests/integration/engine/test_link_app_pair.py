@@ -39,16 +39,29 @@ def odoo_target(request, make_odoo_target):
     close()
 
 
-def run(pipe, run_id, *, start=None, sample_size=None, calls=None, batches=None):
-    """Extract and load every object as the migrate/delta DAG does: per object, its batches then its links;
-    the chatter as one timeline at the end. Returns ``{object: summed counts}``; ``calls``, if given, gets per
-    object the Odoo calls of its batches' loads (``Counter`` by ``(model, method)``), ``batches`` its batches."""
+def run(pipe, run_id, *, start=None, sample_size=None, calls=None, batches=None, picklists=None):
+    """Extract and load every object as the migrate/delta DAG does: the objects extracted first
+    (``PairSpec.extracted_first``), their picklist options added (``picklists``), then per object its batches and
+    its links; the chatter as one timeline at the end. Returns ``{object: summed counts}``; ``calls``, if given,
+    gets per object the Odoo calls of its batches' loads (``Counter`` by ``(model, method)``) and under
+    ``picklists`` those of that step, ``batches`` its batches, ``picklists`` the options that step added."""
     end = datetime.now(UTC) + timedelta(minutes=1)
     timeline = {o.name for o in pipe.spec.timeline()}
-    out = {}
-    for name in pipe.loadable():
-        refs = pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=50, with_deleted=start is not None,
+    out: dict[str, Any] = {}
+
+    def extract(name):
+        return pipe.extract(name, run_id=run_id, start=start, end=end, batch_size=50, with_deleted=start is not None,
                             sample_size=sample_size)
+
+    first = {name: extract(name) for name in pipe.spec.extracted_first()}
+    before = Counter(pipe.odoo.calls)
+    added = pipe.extend_picklists(list(first), run_id=run_id)
+    if picklists is not None:
+        picklists.update(added)
+    if calls is not None:
+        calls["picklists"] = Counter(pipe.odoo.calls) - before
+    for name in pipe.loadable():
+        refs = first[name] if name in first else extract(name)
         if name in timeline:
             continue
         before = Counter(pipe.odoo.calls)
@@ -91,7 +104,9 @@ def world(pair_pipeline, odoo_target):
     marks = {m: _last_id(rpc, m) for m in MODELS}
     try:
         with pair_pipeline(PAIR, link, odoo_target, FULL) as pipe:
-            sample = run(pipe, SAMPLE, sample_size=10)
+            picklists: dict[str, dict[str, list[str]]] = {SAMPLE: {}, FULL: {}}
+            sample_calls: dict[str, Counter] = {}
+            sample = run(pipe, SAMPLE, sample_size=10, picklists=picklists[SAMPLE], calls=sample_calls)
             # two open tasks of one owner on one deal that has none yet (Odoo 17 refuses them in one create call)
             taken = {a["related"]["id"] for a in tenant.tables["activities"].values() if a["related"]["type"] == "deal"}
             deal = next(d for d, r in tenant.tables["deals"].items()
@@ -103,13 +118,13 @@ def world(pair_pipeline, odoo_target):
             full_batches: dict[str, int] = {}
             tenant.reset_stats()
             tenant.inject_fault("status", 3, status=429, retry_after=0, match="/cdn/files/")
-            full = run(pipe, FULL, calls=full_calls, batches=full_batches)
+            full = run(pipe, FULL, calls=full_calls, batches=full_batches, picklists=picklists[FULL])
             full_events = tenant.get_stats()["events"]
             tenant.reset_stats()
             rerun = run(pipe, RERUN)
             requests = tenant.get_stats()["requests"]
             yield {"pipe": pipe, "link": link, "tenant": tenant, "hard": hard, "rpc": rpc, "users": users,
-                   "state": pipe.state, "sample": sample, "full": full, "full_calls": full_calls, "full_batches": full_batches, "two_tasks": (deal, two_tasks), "full_events": full_events, "rerun": rerun, "requests": requests, "marks": marks, "nameless": nameless["id"],
+                   "state": pipe.state, "sample": sample, "full": full, "picklists": picklists, "sample_calls": sample_calls, "full_calls": full_calls, "full_batches": full_batches, "two_tasks": (deal, two_tasks), "full_events": full_events, "rerun": rerun, "requests": requests, "marks": marks, "nameless": nameless["id"],
                    "target": odoo_target}
     finally:
         link.stop()
@@ -302,6 +317,29 @@ def test_open_tasks_of_one_owner_on_one_record_land_in_one_round_per_task_withou
         ("crm.lead", ids(world, "deals", [deal])[deal], admin, f"Two tasks {n}") for n in (1, 2)]
     creates = world["full_calls"]["open_activities"][("mail.activity", "create")]
     assert creates == world["full_batches"]["open_activities"] + (world["target"].version < 19)
+
+
+def test_picklist_values_outside_their_options_are_added_in_one_call_before_the_loads(world):
+    """The values the staged companies, contacts and deals hold outside their picklist options are added to Odoo's
+    selection fields by the ``picklists`` step: one create for both models (one registry change), none by a load;
+    each record holding one lands with it, flagged."""
+    hard, rpc = world["hard"], world["rpc"]
+    outside = {(name, sid, field): value for name, by_id in hard["picklist_outside"].items()
+               for sid, values in by_id.items() for field, value in values.items()}
+    added = {**world["picklists"][SAMPLE], **world["picklists"][FULL]}
+    assert {v for vs in added.values() for v in vs} == set(outside.values())
+    assert {k.rsplit(".", 1)[0] for k in world["picklists"][FULL]} == {"res.partner", "crm.lead"}   # one create
+    for run_id, calls in ((SAMPLE, world["sample_calls"]), (FULL, world["full_calls"])):
+        assert calls["picklists"][("ir.model.fields.selection", "create")] == bool(world["picklists"][run_id])
+        assert not [name for name, c in calls.items()
+                    if name != "picklists" and c[("ir.model.fields.selection", "create")]], run_id
+    for (name, sid, field), value in outside.items():
+        x_field = f"x_link_app_{field}"
+        model = world["pipe"].spec.object(name).model
+        assert value in [k for k, _ in rpc(model, "fields_get", [x_field], attributes=["selection"])[x_field]["selection"]]
+        assert one(world, name, sid, [x_field])[x_field] == value
+        said = {**flags(world, SAMPLE, name), **flags(world, FULL, name)}
+        assert "not one of the options" in said[(str(sid), x_field)], (name, sid)
 
 
 def test_custom_fields_are_typed_x_fields(world):

@@ -176,3 +176,28 @@ def test_a_pair_name_is_read_from_the_pairs_folder_before_the_bundled_one(tmp_pa
     assert f"Built from `{tmp_path / 'apto_to_odoo.yaml'}`" in dags["apto_to_odoo_plan"].doc_md
     # a pair the folder lacks: the bundled one
     assert build_pair_dags("link_app_to_odoo")["link_app_to_odoo_plan"].get_task("plan").pair == "link_app_to_odoo"
+
+
+@pytest.mark.parametrize("dag_id", ["apto_to_odoo_migrate", "apto_to_odoo_delta"])
+def test_records_are_extracted_first_and_picklist_options_added_once_before_any_load(apto_dags, dag_id):
+    from crm_migration.mapping.spec import load_pair
+
+    spec = load_pair("apto_to_odoo")
+    dag = apto_dags[dag_id]
+    first = spec.extracted_first()
+    assert first == ["RecordType", "OpportunityStage", "Account", "Contact", "AccountContactRelation",
+                     "Opportunity", "Event"]
+    picklists = dag.get_task("picklists")
+    assert picklists.upstream_task_ids == {f"extract_{n.lower()}" for n in first}
+    assert picklists.source_objects == first
+    # no extract of them waits for a load; a contact's waits for the accounts' extract (a sample follows refs)
+    for name in first:
+        assert not [t for t in dag.get_task(f"extract_{name.lower()}").get_flat_relative_ids(upstream=True)
+                    if t.startswith(("load_", "link_"))], name
+    assert "extract_account" in dag.get_task("extract_contact").upstream_task_ids
+    # every load comes after the one registry change; files and notes are read once their parents landed
+    for task in dag.tasks:
+        if task.task_id.startswith("load_"):
+            assert "picklists" in task.get_flat_relative_ids(upstream=True), task.task_id
+    for late in ("extract_contentversion", "extract_contentnote", "extract_task"):
+        assert {"load_opportunity", "load_contact"} <= dag.get_task(late).get_flat_relative_ids(upstream=True)
