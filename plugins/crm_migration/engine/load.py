@@ -282,12 +282,13 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
                     if (oid := plan.created.get((rid(to_create[i])[0], parent))) is not None:
                         first[i][field] = oid
             sizes = {i: _vals_bytes(first[i]) for i in level}
-            for i in [i for i in level if sizes[i] > REQUEST_LIMIT - 1024 * 1024]:
-                big = max(first[i], key=lambda f: len(v) if isinstance(v := first[i][f], str | bytes) else 0)
-                plan.dead(to_create[i], big, f"{sizes[i] / 1024 / 1024:.0f} MiB of values ({big} mostly): over the "
-                          f"{REQUEST_LIMIT // 1024 // 1024} MiB a request to Odoo may carry (Odoo refuses it with "
-                          "HTTP 413 whatever the batch); not sent")
-            level = [i for i in level if sizes[i] <= REQUEST_LIMIT - 1024 * 1024]
+            if (limit := odoo.request_limit()) is not None:
+                for i in [i for i in level if sizes[i] > limit - 1024 * 1024]:
+                    big = max(first[i], key=lambda f: len(v) if isinstance(v := first[i][f], str | bytes) else 0)
+                    plan.dead(to_create[i], big, f"{sizes[i] / 1024 / 1024:.0f} MiB of values ({big} mostly): over the "
+                              f"{limit // 1024 // 1024} MiB Odoo takes in one {odoo.wire.name} request (it answers "
+                              "HTTP 413); not sent. The odoo connection's transport jsonrpc (or auto) takes it")
+                level = [i for i in level if sizes[i] <= limit - 1024 * 1024]
             for chunk in _by_size(level, sizes.__getitem__, CALL_BYTES):
                 for i, exc in _isolating(chunk, create):
                     plan.dead(to_create[i], exc.field, exc.message)
@@ -347,12 +348,10 @@ def load_batch(odoo: OdooHook, state: MigrationStateHook, target: Target, rows: 
     return result
 
 
-#: The most a request to Odoo may carry: Odoo 17 and 19 refuse a body over 128 MiB on their RPC routes (``http.py``
-#: ``DEFAULT_MAX_CONTENT_LENGTH``: HTTP 413, nothing done). A record whose values alone come near it (a file of about
-#: 96 MB, base64) is dead-lettered before it is sent, with its size; Odoo cannot take it over RPC.
-REQUEST_LIMIT = 128 * 1024 * 1024
 #: The values one ``create`` call carries at most (files' base64 mostly): a batch of large files goes in several calls,
-#: each well under :data:`REQUEST_LIMIT` (and one call's request held once in memory).
+#: each held once in memory (a record larger than this goes alone). Odoo 17 and 19 take a larger request over JSON-RPC
+#: and JSON-2 (checked: a 133 MiB ``create`` of a 100 MB file lands); over XML-RPC they refuse one over 128 MiB
+#: (:meth:`OdooHook.request_limit`): such a record is dead-lettered with its size, not sent.
 CALL_BYTES = 48 * 1024 * 1024
 
 

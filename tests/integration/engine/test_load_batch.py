@@ -284,16 +284,19 @@ def test_two_loads_at_once_adding_the_same_picklist_option_both_land(odoo):
     fresh.close()
 
 
-def test_large_files_go_in_calls_under_the_request_limit_and_one_over_it_is_dead_lettered(odoo, state, monkeypatch):
-    """Odoo refuses a request over 128 MiB (HTTP 413, whatever it holds): a batch of large files is cut in several
-    creates, each under the call's share, and a file Odoo could never take over RPC is dead-lettered with its size
-    before it is sent; the others land. (The limits are scaled down here: the real ones would need 128 MiB files.)"""
+def test_large_files_go_in_calls_of_bounded_size_and_a_file_over_128_mib_lands_unless_xml_rpc_refuses_it(
+        odoo, odoo_target, state, monkeypatch):
+    """A batch of files is cut in creates of at most ``CALL_BYTES`` of values (scaled down here: six small files,
+    two a call); a file larger than that goes alone. A 97 MiB file (a request of about 130 MiB) lands over JSON-2
+    and JSON-RPC; over XML-RPC, which Odoo refuses over 128 MiB (HTTP 413), it is dead-lettered with its size, not
+    sent, the rest lands, and a rerun over JSON-RPC lands it."""
     import base64
+    import hashlib
 
     from crm_migration.engine import load
+    from crm_migration.hooks.odoo import OdooHook
 
     monkeypatch.setattr(load, "CALL_BYTES", 6_000)
-    monkeypatch.setattr(load, "REQUEST_LIMIT", 1024 * 1024 + 10_000)
     files = Target(pair="link_app_to_odoo", source="link_app", source_object="files", model="ir.attachment")
 
     def file(i: int, size: int) -> dict:
@@ -301,15 +304,31 @@ def test_large_files_go_in_calls_under_the_request_limit_and_one_over_it_is_dead
         return {"source_id": f"f{i}", "record": {"id": f"f{i}"},
                 "values": {"name": f"file{i}.txt", "datas": data, "mimetype": "text/plain"}}
 
-    batch = [file(i, 1500) for i in range(6)] + [file(6, 9000)]
+    big = 97 * 1024 * 1024
+    batch = [file(i, 1500) for i in range(6)] + [file(6, big)]
+    assert len(batch[6]["values"]["datas"]) > 128 * 1024 * 1024
     odoo.calls.clear()
     result = load_batch(odoo, state, files, batch, run_id="run-files")
-    assert (result["created"], result["dead_letter_ids"]) == (6, ["f6"])
-    assert odoo.calls[("ir.attachment", "create")] == 3          # about 2,100 bytes a file: two a call of 6,000
-    (dl,) = state.dead_letters(run_id="run-files")
-    assert dl["field"] == "datas", dl
-    assert "MiB a request to Odoo may carry" in dl["reason"] and "not sent" in dl["reason"], dl["reason"]
+    xml_rpc = odoo.wire.name == "xmlrpc"
+    assert odoo.request_limit() == (128 * 1024 * 1024 if xml_rpc else None)
+    if xml_rpc:
+        assert (result["created"], result["dead_letter_ids"]) == (6, ["f6"])
+        assert odoo.calls[("ir.attachment", "create")] == 3      # about 2,100 bytes a file: two a call
+        (dl,) = state.dead_letters(run_id="run-files")
+        assert dl["field"] == "datas", dl
+        assert "129 MiB of values" in dl["reason"] and "HTTP 413" in dl["reason"] and "jsonrpc" in dl["reason"], dl
+        monkeypatch.setenv("AIRFLOW_CONN_ODOO_JSONRPC", odoo_target.conn_json(transport="jsonrpc"))
+        over_json = OdooHook("odoo_jsonrpc")
+        again = load_batch(over_json, state, files, [batch[6]], run_id="run-files-again")
+        assert (again["created"], again["dead_letter_ids"]) == (1, [])
+        over_json.close()
+    else:
+        assert (result["created"], result["dead_letter_ids"]) == (7, [])
+        assert odoo.calls[("ir.attachment", "create")] == 4      # the big one alone
+    batch[6]["values"].clear()                  # the 130 MiB are not held while Odoo is read
     landed = {r["x_migration_key"]: r for r in odoo.search_read(
-        "ir.attachment", [("x_migration_key", "like", "link_app:files:")], ["x_migration_key", "datas", "name"])}
-    assert sorted(landed) == [f"link_app:files:f{i}" for i in range(6)]
-    assert landed["link_app:files:f3"]["datas"] == batch[3]["values"]["datas"]
+        "ir.attachment", [("x_migration_key", "like", "link_app:files:")], ["x_migration_key", "file_size", "checksum"])}
+    assert sorted(landed) == [f"link_app:files:f{i}" for i in range(7)]
+    assert landed["link_app:files:f3"]["checksum"] == hashlib.sha1(bytes([68]) * 1500).hexdigest()
+    assert (landed["link_app:files:f6"]["file_size"], landed["link_app:files:f6"]["checksum"]) == (
+        big, hashlib.sha1(bytes([71]) * big).hexdigest())

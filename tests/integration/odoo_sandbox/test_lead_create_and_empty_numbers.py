@@ -1,5 +1,5 @@
-"""What Odoo does with a deal created in a won stage, with ``automated_probability`` given to ``create``, and with a
-number left empty (NULL in the database) next to one holding 0 in a search domain: one body each on the sandbox
+"""What Odoo does with a deal created in a won stage, with ``automated_probability`` given to ``create``, with a
+number left empty (NULL in the database) next to one holding 0 in a search domain, and with a request over 128 MiB: one body each on the sandbox
 (its 17 and 19 modes) and the real Odoo 17 and 19 (one database for the module). The two versions differ on each;
 where the sandbox and a real server disagree the real server is right and the sandbox is mended."""
 
@@ -146,3 +146,30 @@ def test_a_number_left_empty_is_apart_from_0_in_a_domain_on_17_and_alike_on_19(r
     never, zero = rpc("crm.lead", "create", [{"name": "Revenue never"}, {"name": "Revenue 0", "expected_revenue": 0}])
     empty = rpc("crm.lead", "search", [("id", "in", [never, zero]), ("expected_revenue", "=", False)])
     assert sorted(empty) == ([never, zero] if odoo_target.version >= 19 else [never])
+
+
+def test_an_xml_rpc_request_over_128_mib_is_refused_a_json_rpc_one_is_read(odoo_target):
+    """Odoo answers HTTP 413 to an XML-RPC request over 128 MiB (werkzeug bounds a body read as form data) and reads
+    a JSON-RPC one of the same size (this one then fails on its made-up arguments, not on its size)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(odoo_target.url)
+    filler = b"A" * (128 * 1024 * 1024 + 1024)
+
+    def post(path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=300)
+        try:
+            conn.request("POST", path, body, {"Content-Type": content_type})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    status, page = post("/xmlrpc/2/object", b"<?xml version='1.0'?><methodCall><methodName>execute_kw</methodName>"
+                        b"<params><param><value><string>" + filler + b"</string></value></param></params></methodCall>",
+                        "text/xml")
+    assert (status, b"413 Request Entity Too Large" in page) == (413, True)
+    status, answer = post("/jsonrpc", b'{"jsonrpc": "2.0", "method": "call", "id": 1, "params": {"service": "common", '
+                          b'"method": "version", "args": ["' + filler + b'"]}}', "application/json")
+    assert status == 200 and b"413" not in answer[:200], answer[:300]

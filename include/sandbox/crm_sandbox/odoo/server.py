@@ -61,6 +61,10 @@ FAULT_KINDS = frozenset({"odoo", "http", "delay", "drop", "serialization"})
 JSON2_RENAMED_PARAMS = {"default_get": {"fields": "fields_list"}, "name_search": {"domain": "args"}}
 
 
+#: Odoo's ``http.DEFAULT_MAX_CONTENT_LENGTH`` (17 and 19): what an XML-RPC request may carry
+MAX_CONTENT_LENGTH = 128 * 1024 * 1024
+
+
 class OdooSandbox(Hooks):
     """The emulated Odoo database and its RPC services (thread-safe: one lock, one call = one transaction).
 
@@ -464,6 +468,8 @@ class OdooHandler(SandboxHandler):
     def do_POST(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
         path = url.path
+        if path.startswith("/xmlrpc/") and int(self.headers.get("Content-Length") or 0) > MAX_CONTENT_LENGTH:
+            return self._too_large()
         body = self.read_body()
         if path.startswith("/xmlrpc/"):
             parts = path.strip("/").split("/")
@@ -486,6 +492,19 @@ class OdooHandler(SandboxHandler):
                 return self.send_json(400, {"error": f"invalid JSON: {exc}"})
             return self._admin("POST", path, parse_qs(url.query), payload)
         self._not_found()
+
+    def _too_large(self) -> None:
+        """Odoo's answer to an XML-RPC request over 128 MiB (werkzeug reads that route's body as form data, which
+        ``max_content_length`` bounds; ``/jsonrpc`` and JSON-2 read it raw and take it): nothing done."""
+        left = int(self.headers.get("Content-Length") or 0)
+        while left > 0:                 # drained, so the client hears the answer
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+        page = (b"<!doctype html>\n<html lang=en>\n<title>413 Request Entity Too Large</title>\n<h1>Request Entity "
+                b"Too Large</h1>\n<p>The data value transmitted exceeds the capacity limit.</p>\n")
+        self.send_bytes(413, page, "text/html; charset=utf-8")
 
     def _not_found(self) -> None:
         page = (b"<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
