@@ -707,23 +707,28 @@ class Pipeline:
 
     # ---- what landed: known before any download or mapping ------------------------------------------------
 
-    def fingerprint(self, name: str) -> str:
+    def fingerprint(self, name: str, run_id: str | None = None) -> str:
         """The mapping in force for object ``name``, as a short hash: its spec, the pair's settings and lookups,
         the target's version, and the owner map when its fields look owners up (an owner given an Odoo user
         later maps again). The crosswalk records ``<fingerprint>:<md5 of the staged record>`` of what landed,
-        so a record is mapped again when its source changed *or* the mapping did."""
-        if name not in self._fingerprints:
+        so a record is mapped again when its source changed *or* the mapping did. With ``run_id`` it is remembered
+        for that run's later batches (a run loads an object once what it reads through has landed; another run, or
+        a step before the loads, takes it afresh)."""
+        if run_id is None or (run_id, name) not in self._fingerprints:
             obj = self.spec.object(name)
             parts: list[Any] = [obj, self.spec.settings, self.spec.lookups, self.spec.target_version]
             looked_up = {f.lookup for f in obj.fields.values() if f.lookup}
             if looked_up & {"owner", "owner_partner"}:
                 parts.append(sorted((str(k), repr(v)) for k, v in self.owners.items()))
             parts += self._read_through(obj)
-            self._fingerprints[name] = hashlib.sha1(repr(parts).encode()).hexdigest()[:12]  # noqa: S324 - a tag
-        return self._fingerprints[name]
+            tag = hashlib.sha1(repr(parts).encode()).hexdigest()[:12]  # noqa: S324 - a tag
+            if run_id is None:
+                return tag
+            self._fingerprints[(run_id, name)] = tag
+        return self._fingerprints[(run_id, name)]
 
     @cached_property
-    def _fingerprints(self) -> dict[str, str]:
+    def _fingerprints(self) -> dict[tuple[str, str], str]:
         return {}
 
     def _read_through(self, obj: ObjectSpec) -> list[Any]:
@@ -745,9 +750,9 @@ class Pipeline:
                 out.append((path, sorted((r["id"], repr(_odoo_value(r.get(odoo_field)))) for r in rows)))
         return out
 
-    def _known(self, name: str) -> tuple[str, str]:
-        """``(crosswalk scope, fingerprint)`` of object ``name``: what a batch read compares with."""
-        return self.target(name).source_object, self.fingerprint(name)
+    def _known(self, name: str, run_id: str | None) -> tuple[str, str]:
+        """``(crosswalk scope, fingerprint)`` of object ``name`` in ``run_id``: what a batch read compares with."""
+        return self.target(name).source_object, self.fingerprint(name, run_id)
 
     def _record_unchanged(self, name: str | None, unchanged: list[dict[str, Any]], *, run_id: str) -> None:
         """Audit ``skip`` rows for the staged records a batch read found unchanged (one statement); ``name``: the
@@ -947,7 +952,7 @@ class Pipeline:
         obj = self.spec.object(name)
         staged = self.newest_only(name, run_id, self.state.read_batch(run_id=run_id, pair=self.pair,
                                                                      source_object=name, batch_no=batch_no,
-                                                                     known=self._known(name)))
+                                                                     known=self._known(name, run_id)))
         unchanged = [s for s in staged if s["unchanged"]]
         if unchanged and not dry_run:
             self._record_unchanged(name, unchanged, run_id=run_id)
@@ -1090,9 +1095,13 @@ class Pipeline:
             if not obj.model or obj.attach is not None or not any(f.startswith("x_") for f in obj.fields):
                 continue
             narrow: ObjectSpec | None = None
-            for batch in self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=name):
+            batches = self.state.staged_batches(run_id=run_id, pair=self.pair, source_object=name)
+            # the mapping as Odoo holds it now, not kept: the loads come after what it reads through (a deal's
+            # stages) has landed, and compare with the fingerprint then
+            known = self._known(name, None) if batches else None
+            for batch in batches:
                 staged = self.state.read_batch(run_id=run_id, pair=self.pair, source_object=name,
-                                               batch_no=batch["batch_no"], known=self._known(name))
+                                               batch_no=batch["batch_no"], known=known)
                 records = [s["record"] for s in staged if not s["unchanged"] and not s["deleted"]]
                 if not records:
                     continue                # Odoo is asked nothing about an object with nothing to load
@@ -1326,7 +1335,7 @@ class Pipeline:
         started = time.perf_counter()
         members = [o.name for o in self.spec.timeline()]
         staged = self.state.read_timeline_batch(run_id=run_id, pair=self.pair, timeline=self.spec.TIMELINE,
-                                                batch_no=batch_no, known={n: self._known(n) for n in members})
+                                                batch_no=batch_no, known={n: self._known(n, run_id) for n in members})
         # unchanged, and so is everything posted on the same record: no record read, nothing mapped or compared
         unchanged = [s for s in staged if s["unchanged"] and s["record"] is None]
         if unchanged and not dry_run:
