@@ -1104,7 +1104,7 @@ class Pipeline:
                                                batch_no=batch["batch_no"], known=known)
                 records = [s["record"] for s in staged if not s["unchanged"] and not s["deleted"]]
                 if not records:
-                    continue                # Odoo is asked nothing about an object with nothing to load
+                    continue                # nothing to map: its fields are not asked of Odoo
                 if narrow is None:
                     fields = self.odoo.fields_get(obj.model)
                     narrow = replace(obj, fields=MappingProxyType({
