@@ -387,6 +387,15 @@ def print_run(r: dict[str, Any]) -> None:
           f"({pairs} overlapping pairs)", flush=True)
     if r["failed"]:
         print(f"    not successful: {', '.join(r['failed'])}")
+    spent: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for t in r["tis"]:
+        if t[4] and t[5]:
+            spent[t[0]] += (t[5] - t[4]).total_seconds()
+            count[t[0]] += 1
+    print(f"    task seconds (start to end, summed per task): {sum(spent.values()):.1f} s; the longest: "
+          + ", ".join(f"{k} {v:.1f} s" + (f" ({count[k]} mapped)" if count[k] > 1 else "")
+                      for k, v in spent.most_common(12)))
     print(f"    task retries: {', '.join(retried) or 'none'}; transient Odoo errors in the task logs: {transient}; "
           f"concurrency errors Odoo retried itself (its log): "
           f"{', '.join(f'{k} {n}' for k, n in r['odoo_retries'].items()) or 'none'}; mail queued: {r['mails']}")
