@@ -72,9 +72,9 @@ def recording_hook() -> Any:
             self.created.append((model, [dict(v) for v in vals_list], list(keys or []), dict(context or {}), ids))
             return ids
 
-        def add_selection_values(self, model: str, values: Mapping[str, Sequence[str]]) -> int:
+        def add_options(self, options: Mapping[str, Mapping[str, Sequence[str]]]) -> int:
             self.option_calls += 1
-            return super().add_selection_values(model, values)
+            return super().add_options(options)
 
         def write_batch(self, model: str, updates: Mapping[int, Mapping[str, Any]], **kw: Any) -> int:
             n = super().write_batch(model, updates, **kw)

@@ -171,11 +171,10 @@ def _object_tasks(p: _Pair, after: Any, *, mode: str, **extract: Any) -> list[An
         ex = ExtractObjectOperator(task_id=f"extract_{_slug(obj.name)}", pool=p.pool, trigger_rule=NONE_FAILED,
                                    source_object=obj.name, mode=mode, batch_size="{{ params.batch_size }}",
                                    objects="{{ params.objects }}", **extract, **p.args())
-        stream = (obj.source_object, repr(sorted(dict(obj.stream).items())))
-        if stream in first_read:
-            first_read[stream] >> ex
+        if obj.stream_key in first_read:
+            first_read[obj.stream_key] >> ex
         else:
-            first_read[stream] = ex
+            first_read[obj.stream_key] = ex
         for d in list({id(t): t for t in deps}.values()) or [after]:
             d >> ex
         return ex

@@ -528,8 +528,7 @@ class Pipeline:
     def siblings(self, obj: ObjectSpec) -> list[str]:
         """The loadable objects that read the same source stream as ``obj`` (one resource split by ``where``
         into several models: Link app's activities -> messages, activities, meetings), in load order."""
-        return [o.name for o in self.spec.loadable()
-                if o.source_object == obj.source_object and dict(o.stream) == dict(obj.stream)]
+        return [o.name for o in self.spec.loadable() if o.stream_key == obj.stream_key]
 
     def _read(self, obj: ObjectSpec, *, run_id: str, start: datetime | None, end: datetime,
               parent_ids: list[str] | None, with_deleted: bool,

@@ -1148,10 +1148,6 @@ class OdooHook(BaseHook):
         self.log.info("Odoo: created %d custom field(s) in one call: %s", len(ids), ", ".join(names))
         return list(ids)
 
-    def add_selection_values(self, model: str, values: Mapping[str, Sequence[str]]) -> int:
-        """Add options to the custom selection fields of one model (``{field: [value, ...]}``): :meth:`add_options`."""
-        return self.add_options({model: values})
-
     def add_options(self, options: Mapping[str, Mapping[str, Sequence[str]]]) -> int:
         """Add options to custom selection fields (``{model: {field: [value, ...]}}``; the label is the value),
         after the existing ones, in one call whatever the models: each such call changes Odoo's registry (every
@@ -1171,7 +1167,7 @@ class OdooHook(BaseHook):
                 ids[(model, r["name"])] = self._field_ids[(model, r["name"])] = r["id"]
         for model, name in wanted:
             if (model, name) not in ids:
-                raise OdooSchemaError(f"no custom field {name}", model=model, method="add_selection_values")
+                raise OdooSchemaError(f"no custom field {name}", model=model, method="add_options")
         rows: list[dict[str, Any]] = []
         have: dict[int, list[str]] = {}
         for attempt in (1, 2):

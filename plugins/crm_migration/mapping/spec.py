@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
@@ -326,6 +327,12 @@ class ObjectSpec:
     @property
     def key_object(self) -> str:
         return self.target.key_object
+
+    @property
+    def stream_key(self) -> tuple[str, str]:
+        """What the object reads from the source: its source object and stream settings (objects with the same key
+        read one stream, split by ``where``)."""
+        return self.source_object, repr(sorted(dict(self.stream).items()))
 
     def source_id(self, record: Mapping[str, Any]) -> str:
         """The record's id in keys and the crosswalk (``{Id}``, or a composite ``{RecordTypeId}/{ApiName}``)."""
@@ -636,14 +643,11 @@ class PairSpec:
         picklist values before any record is written (one registry change, see ``Pipeline.extend_picklists``)."""
         loadable = {o.name for o in self.loadable()}
         timeline = {o.name for o in self.timeline()}
-        streams: dict[tuple[str, str], int] = {}
-        for o in self.loadable():
-            key = (o.source_object, repr(sorted(dict(o.stream).items())))
-            streams[key] = streams.get(key, 0) + 1
+        streams = Counter(o.stream_key for o in self.loadable())
         first: list[str] = []
         for o in self.loadable():
             if (o.name not in timeline and o.attach is None
-                    and streams[(o.source_object, repr(sorted(dict(o.stream).items())))] == 1
+                    and streams[o.stream_key] == 1
                     and all(d in first for d in self.needs(o.name) if d in loadable)):
                 first.append(o.name)
         return first

@@ -554,7 +554,7 @@ def test_an_empty_delta_window_costs_one_listing_per_stream_and_no_odoo_call(wor
         obj = pipe.spec.object(name)
         for o in [*(pipe.spec.object(str(e["object"])) for e in obj.enrich.values()
                     if isinstance(e, Mapping) and e.get("staged")), obj]:
-            streams.setdefault((o.source_object, repr(sorted(dict(o.stream).items()))), o.stream)
+            streams.setdefault(o.stream_key, o.stream)
     want = Counter(f"/api/v1/{st.get('resource')}" for st in streams.values())
     want["/api/v1/deleted"] = sum(st.get("kind") == "rest" for st in streams.values())
     assert empty_delta["requests"] == dict(want)

@@ -274,8 +274,8 @@ def test_two_loads_at_once_adding_the_same_picklist_option_both_land(odoo):
     other = OdooHook()
     for hook in (odoo, other):          # both tasks read the fields before either adds
         assert [v for v, _ in hook.fields_get("res.partner")["x_test_tier"]["selection"]] == ["Gold"]
-    assert odoo.add_selection_values("res.partner", {"x_test_tier": ["Platinum"]}) == 1
-    assert other.add_selection_values("res.partner", {"x_test_tier": ["Platinum", "Silver"]}) == 1
+    assert odoo.add_options({"res.partner": {"x_test_tier": ["Platinum"]}}) == 1
+    assert other.add_options({"res.partner": {"x_test_tier": ["Platinum", "Silver"]}}) == 1
     (oid,) = other.create_batch("res.partner", [{"name": "Tiered", "x_test_tier": "Platinum"}], keys=["test:tier:1"])
     fresh = OdooHook()
     assert [v for v, _ in fresh.fields_get("res.partner")["x_test_tier"]["selection"]] == ["Gold", "Platinum", "Silver"]

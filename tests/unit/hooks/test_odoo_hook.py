@@ -702,10 +702,10 @@ def test_selection_options_are_read_from_odoo_and_learnt_by_the_cached_fields(ma
     options = ["gold"]
     _selection_server(server, options)
     assert hook.fields_get("res.partner")["x_tier"]["selection"] == [["gold", "gold"]]
-    assert hook.add_selection_values("res.partner", {"x_tier": ["gold", "silver"]}) == 1
+    assert hook.add_options({"res.partner": {"x_tier": ["gold", "silver"]}}) == 1
     assert hook.fields_get("res.partner")["x_tier"]["selection"] == [["gold", "gold"], ["silver", "silver"]]
     options.append("platinum")            # another task (its own hook) added one since this hook read the fields
-    assert hook.add_selection_values("res.partner", {"x_tier": ["silver", "platinum", "bronze"]}) == 1
+    assert hook.add_options({"res.partner": {"x_tier": ["silver", "platinum", "bronze"]}}) == 1
     assert [s.call_args[0] for s in server.calls("create")] == [
         [{"field_id": 41, "value": "silver", "name": "silver", "sequence": 1}],
         [{"field_id": 41, "value": "bronze", "name": "bronze", "sequence": 3}]]
@@ -729,7 +729,7 @@ def test_an_option_another_task_adds_between_the_read_and_the_create_is_read_aga
         return refused
 
     server.handlers[("ir.model.fields.selection", "create")] = raced
-    assert hook.add_selection_values("res.partner", {"x_tier": ["silver", "bronze"]}) == 1
+    assert hook.add_options({"res.partner": {"x_tier": ["silver", "bronze"]}}) == 1
     assert options == ["gold", "silver", "bronze"]
     assert [[r["value"] for r in s.call_args[0]] for s in server.calls("create")] == [["silver", "bronze"], ["bronze"]]
     # anything else Odoo refuses is the caller's to hear
@@ -737,7 +737,7 @@ def test_an_option_another_task_adds_between_the_read_and_the_create_is_read_aga
         "code": 200, "message": "Odoo Server Error", "data": {"name": "odoo.exceptions.ValidationError",
                                                               "debug": "", "message": "Value too long"}})
     with pytest.raises(OdooRecordError, match="Value too long"):
-        hook.add_selection_values("res.partner", {"x_tier": ["copper"]})
+        hook.add_options({"res.partner": {"x_tier": ["copper"]}})
 
 
 def _paged_partners(total: int):
