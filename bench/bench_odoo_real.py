@@ -30,6 +30,7 @@ import argparse
 import cProfile
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -226,13 +227,15 @@ class Profiles:
 
 
 def run(scale: int, target: str, *, batch_size: int = 500, keep: bool = False, verbose: bool = False,
-        profile: Path | None = None) -> None:
+        profile: Path | None = None) -> dict[str, tuple[float, float, float]]:
+    """One first load, rerun and empty delta at ``scale``; prints the table and returns its ratios per line
+    (``{line: (ratio, exact, rerun %)}``), empty when the server is not there."""
     real = RealOdoo(target)
     try:
         real.start()
     except RealOdooUnavailable as exc:
         print(f"scale {scale}: skipped, no real {target} server: {exc}")
-        return
+        return {}
     link, link_url = start_sandbox("link-app", "--scale", str(scale), "--seed", "7")
     db = real.new_db(f"bench_{scale}")
     key = real.api_key(db) if real.version >= 19 else None
@@ -276,7 +279,7 @@ def run(scale: int, target: str, *, batch_size: int = 500, keep: bool = False, v
             window = datetime.now(UTC)
             rerun = migrate_all(pipe(), "bench-rerun", batch_size=batch_size)
             delta = migrate_all(pipe(), "bench-delta", batch_size=batch_size, start=window)
-            report(scale, target, first, rerun, delta)
+            ratios = report(scale, target, first, rerun, delta)
             state.close()
     finally:
         link.terminate()
@@ -284,10 +287,14 @@ def run(scale: int, target: str, *, batch_size: int = 500, keep: bool = False, v
         if not keep:
             real.drop_db(db)
         real.stop()                                     # only if this process started it
+    return ratios
 
 
-def report(scale: int, target: str, first: RunFigures, rerun: RunFigures, delta: RunFigures) -> None:
-    """The table: one line per object, then the three objects the issue names and the whole run."""
+def report(scale: int, target: str, first: RunFigures, rerun: RunFigures, delta: RunFigures
+           ) -> dict[str, tuple[float, float, float]]:
+    """The table: one line per object, then the three objects the issue names and the whole run. Returns
+    ``{line: (ratio, exact, rerun %)}``."""
+    ratios: dict[str, tuple[float, float, float]] = {}
     shown = sum(first.objects[o]["load_s"] + first.objects[o]["extract_s"] for o in SHOWN if o in first.objects)
     print(f"\nscale {scale} on the real {target}: first load {first.rows:,} records in {first.wall:.1f} s "
           f"({first.odoo_calls:,} Odoo calls: prepare_schema {first.schema_s:.1f} s, picklist options "
@@ -309,15 +316,35 @@ def report(scale: int, target: str, first: RunFigures, rerun: RunFigures, delta:
         ratio = f"{load_s / raw_s:.2f}" if raw_s else "-"
         exact_s = raw_s + sum(x.get("raw_after_s", 0.0) for x in f)
         exact = f"{load_s / exact_s:.2f}" if exact_s else "-"
+        share = 100 * again / (load_s + ext) if load_s + ext else 0.0
+        if raw_s:
+            ratios[name] = (load_s / raw_s, load_s / exact_s, share)
         print(f"{name:<16}{rows:>8,}{load_s:>8.1f}{rows / load_s if load_s else 0:>7.0f}"
               f"{1000 * calls / rows if rows else 0:>9.1f}{raw_s:>7.1f}{ratio:>7}{exact:>7}{ext:>10.1f}"
-              f"{100 * again / (load_s + ext) if load_s + ext else 0:>7.0f}%"
+              f"{share:>7.0f}%"
               f"{sum(x['extract_s'] + x['load_s'] for x in d):>8.1f}{sum(x['calls'] for x in d):>12}")
 
     for name in SHOWN:
         line(name, [name])
     line("3 core objects", ["companies", "contacts", "deals"])
     line("all shown", list(SHOWN))
+    return ratios
+
+
+def spread(scale: int, target: str, runs: Sequence[Mapping[str, tuple[float, float, float]]]) -> None:
+    """``--repeat``: each line's ratios over the runs, median and range (the machine's swing, in one view)."""
+    runs = [r for r in runs if r]
+    if len(runs) < 2:
+        return
+    print(f"\nscale {scale} on the real {target}, {len(runs)} runs: median [lowest - highest]")
+    print(f"{'object':<16}{'ratio':>22}{'exact':>22}{'rerun %':>22}")
+    for name in runs[0]:
+        cells = []
+        for k in range(3):
+            got = sorted(r[name][k] for r in runs if name in r)
+            fmt = "{:.0f}%" if k == 2 else "{:.2f}"
+            cells.append(f"{fmt.format(statistics.median(got))} [{fmt.format(got[0])} - {fmt.format(got[-1])}]")
+        print(f"{name:<16}" + "".join(f"{c:>22}" for c in cells))
 
 
 if __name__ == "__main__":
@@ -328,8 +355,12 @@ if __name__ == "__main__":
     ap.add_argument("--verbose", action="store_true", help="where each load's time went (Odoo calls by method)")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="write a cProfile of each object's load tasks to DIR/<scale>-<object>.prof")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run each scale N times and print each line's median and range (a server the bench "
+                         "starts is stopped after each run: stop it first for a fresh Odoo each time)")
     args = ap.parse_args()
     for s in args.scales:
-        run(s, args.target, keep=args.keep, verbose=args.verbose, profile=args.profile)
+        spread(s, args.target, [run(s, args.target, keep=args.keep, verbose=args.verbose, profile=args.profile)
+                                for _ in range(max(1, args.repeat))])
     print(f"\nmachine: {machine()}; the real {args.target} server (one Odoo process, its own PostgreSQL) and the "
           "Link app sandbox on loopback; private PostgreSQL for the state DB (fsync off); ratios within one run")
