@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -94,6 +95,8 @@ class Pipeline:
             source.use_namespace(self.meta["namespace"])
         self.source, self.odoo, self.state = source, odoo, state
         self.log = log or log_
+        #: held while a load calls Odoo or the state DB, and by a mapping thread's own calls (:meth:`_mapped_parts`)
+        self._hooks = threading.RLock()
 
     # ---- the resolved mapping ------------------------------------------------------------------------
 
@@ -287,10 +290,11 @@ class Pipeline:
             if key in (None, False, ""):
                 return None
             if key not in xmlids:
-                try:
-                    xmlids[key] = odoo.resolve_xmlid(str(key))[1]
-                except Exception:                      # an unknown xmlid is a mapping problem, named later
-                    xmlids[key] = None
+                with self._hooks:
+                    try:
+                        xmlids[key] = odoo.resolve_xmlid(str(key))[1]
+                    except Exception:                      # an unknown xmlid is a mapping problem, named later
+                        xmlids[key] = None
             return xmlids[key]
 
         owners = self.owners
@@ -306,7 +310,10 @@ class Pipeline:
         object (its crosswalk gives the team)."""
         if not isinstance(key, tuple) or len(key) != 2 or "pipeline_stage" not in self.spec.lookups:
             return None
-        pipeline_id, stage = key
+        with self._hooks:
+            return self._stage_in(*key)
+
+    def _stage_in(self, pipeline_id: Any, stage: Any) -> T.Flagged | None:
         pipeline_obj = self.spec.object(str(self.spec.lookups["pipeline_stage"].options.get("pipeline")))
         if pipeline_id not in self._teams_of:
             self._teams_of[pipeline_id] = self.state.odoo_ids(self.pair, pipeline_obj.key_object,
@@ -368,7 +375,8 @@ class Pipeline:
         def value(model: str, oid: int, field: str) -> Any:
             known = values.setdefault((model, field), {})
             if oid not in known:
-                found = self.odoo.read(model, [oid], [field], context={"active_test": False})
+                with self._hooks:
+                    found = self.odoo.read(model, [oid], [field], context={"active_test": False})
                 known[oid] = _odoo_value(found[0].get(field)) if found else None
             return known[oid]
 
@@ -880,6 +888,50 @@ class Pipeline:
         with closing(self._downloads(obj, [records])) as parts:
             return next(parts)
 
+    def _mapped_parts(self, name: str, obj: ObjectSpec, records: list[dict[str, Any]],
+                      hashes: Mapping[str, str | None], refs: StaticRefs
+                      ) -> Iterator[tuple[list[dict[str, Any]], ObjectSpec, list[Any], dict[str, str]]]:
+        """A batch's records mapped, in the parts a load creates one after the other: ``(records, object spec
+        used, loader rows, {source id: sha1 of its file})`` (:meth:`mapped_rows`).
+
+        Files: each part mapped when its downloads are in, the next part downloading while the caller loads this
+        one (:meth:`_file_parts`). Other records: a first part of a tenth of the batch (:data:`MAP_AHEAD_FIRST`
+        at least), then the rest mapped in a thread while the caller loads that first part, so mapping the rest
+        waits on nothing (Odoo's create of a record costs about ten times its mapping). A hierarchy loaded with
+        its parents (:meth:`hierarchy_field`) stays one part: its rows come in no set order within the batch, and a
+        child in an earlier part than its parent would wait for the link pass instead of taking its parent in its
+        create. The thread's own calls to Odoo or the state DB (a reference the batch did not prefetch) take
+        :attr:`_hooks`, which the caller holds while it loads."""
+
+        def mapped(part: list[dict[str, Any]], downloaded: Any = None
+                   ) -> tuple[list[dict[str, Any]], ObjectSpec, list[Any], dict[str, str]]:
+            spec, rows, files = self.mapped_rows(name, part, source_hashes=hashes, downloaded=downloaded, refs=refs)
+            for r in part:                  # the file is in its row now (base64): its bytes not held twice
+                r.pop("_blob", None)
+            return part, spec, rows, files
+
+        if "_blob" in obj.enrich:
+            with closing(self._file_parts(obj, records)) as parts:
+                for part, downloaded in parts:
+                    got = mapped(part, downloaded)
+                    del downloaded          # the bytes are in the rows now (base64): not held twice
+                    yield got
+                    del got
+            return
+        first = max(MAP_AHEAD_FIRST, len(records) // 10)
+        if self.hierarchy_field(self.spec.object(name)) is not None or len(records) < 2 * first:
+            yield mapped(records)
+            return
+        head = mapped(records[:first])
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"map-{name}")
+        try:
+            rest = ahead.submit(mapped, records[first:])    # submitted before the head is handed over: mapped
+            yield head                                      # while the caller loads the head
+            del head
+            yield rest.result()
+        finally:
+            ahead.shutdown(wait=True, cancel_futures=True)
+
     def _file_parts(self, obj: ObjectSpec, records: list[dict[str, Any]]
                     ) -> Iterator[tuple[list[dict[str, Any]], list[tuple[bytes | MissingFile | None, str]] | None]]:
         """A batch's records in the parts a load creates one after the other, each with its files: ``(records,
@@ -973,20 +1025,15 @@ class Pipeline:
         result: LoadResult | None = None
         landed: dict[str, str] = {}         # {source id: sha1} of the files of the parts loaded
         verify = not dry_run and self.target(name).model == "ir.attachment"
-        # a batch of files in parts: the next part downloads while this one is created (one create per part)
         try:
-            with closing(self._file_parts(load_obj, records)) as parts:
-                for part, downloaded in parts:
-                    obj, rows, files = self.mapped_rows(name, part, source_hashes=hashes, downloaded=downloaded,
-                                                        refs=refs)
-                    del downloaded
-                    for r in part:                  # the file is in its row now (base64): its bytes not held twice
-                        r.pop("_blob", None)
-                    self._extend_selections(obj, rows, dry_run=dry_run)
-                    self._parents_on_create(name, part, rows)
-                    self._flag_open_on_archived(name, rows)
-                    done = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id,
-                                      dry_run=dry_run, log=self.log)
+            with closing(self._mapped_parts(name, load_obj, records, hashes, refs)) as parts:
+                for part, obj, rows, files in parts:
+                    with self._hooks:       # the next part's mapping may ask Odoo or the state DB: not meanwhile
+                        self._extend_selections(obj, rows, dry_run=dry_run)
+                        self._parents_on_create(name, part, rows)
+                        self._flag_open_on_archived(name, rows)
+                        done = load_batch(self.odoo, self.state, self.target(name), rows, run_id=run_id,
+                                          dry_run=dry_run, log=self.log)
                     del rows
                     landed.update(files)
                     result = done if result is None else _added(result, done)
@@ -1383,6 +1430,9 @@ class Pipeline:
 #: The most files a load creates in one Odoo call, and how much bigger than the one before a part may be: the next
 #: part downloads while one is created (:meth:`Pipeline._file_parts`), in about the time Odoo takes to create it
 FILES_PER_PART, PART_GROWTH = 250, 2.5
+#: The fewest records in the first part of a batch whose rest is mapped while that part loads
+#: (:meth:`Pipeline._mapped_parts`); a batch under twice this is one part
+MAP_AHEAD_FIRST = 25
 
 _EMPTY_SHA1 = hashlib.sha1(b"").hexdigest()  # noqa: S324 - an empty file: Odoo keeps no checksum for it
 

@@ -11,6 +11,7 @@ full run left. Tests run in file order and read what Odoo holds.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -408,6 +409,49 @@ def test_the_field_level_diff_of_the_full_run_matches_on_every_record_and_field(
         assert [r for r in fields if not r.get("match")] == [], name
         compared += len(fields)
     assert compared > 2000
+
+
+def test_a_batch_maps_its_rest_while_its_first_part_loads_and_lands_in_source_order(world):
+    """A batch of 50 loads as two parts of 25, the second mapped in a thread while the first is created: the rows
+    are those of mapping the batch at once, and the records land in the batch's order (ids follow it). Companies,
+    loaded parents first, stay one part."""
+    pipe, state = world["pipe"], world["state"]
+    for name in ("contacts", "deals"):
+        scope = pipe.target(name).source_object
+        staged = state.read_batch(run_id=FULL, pair=PAIR, source_object=scope, batch_no=0)
+        records = [s["record"] for s in staged if not s["deleted"]]
+        assert len(records) == 50, name                    # the world's batch size
+        hashes = {s["source_id"]: s["source_hash"] for s in staged}
+        spec = pipe.load_spec(name)
+        refs = pipe.refs_for(spec, records)
+        gen = pipe._mapped_parts(name, spec, [dict(r) for r in records], hashes, refs)
+        head = next(gen)        # handed over to be loaded: the rest is being mapped in a thread already
+        assert any(t.name.startswith(f"map-{name}") for t in threading.enumerate()), name
+        parts = [head, *gen]
+        assert [len(part) for part, *_ in parts] == [25, 25], name
+        at_once = pipe.mapped_rows(name, [dict(r) for r in records], source_hashes=hashes, refs=refs)[1]
+        split = [row for _, _, rows, _ in parts for row in rows]
+        keys = ("source_id", "values", "deferred", "warnings", "error", "source_hash")
+        assert [{k: r.get(k) for k in keys} for r in split] == [{k: r.get(k) for k in keys} for r in at_once], name
+    # a hierarchy loaded parents first stays one part: a child in an earlier part than its parent would wait for
+    # the link pass instead of taking its parent in its create
+    scope = pipe.target("companies").source_object
+    staged = state.read_batch(run_id=FULL, pair=PAIR, source_object=scope, batch_no=0)
+    records = [dict(s["record"]) for s in staged if not s["deleted"]] * 2      # twice: the world has 40 companies
+    spec = pipe.load_spec("companies")
+    parts = list(pipe._mapped_parts("companies", spec, records, {}, pipe.refs_for(spec, records)))
+    assert len(records) >= 50 and [len(part) for part, *_ in parts] == [len(records)]
+    # every batch of the full run: the contacts it created have ids in the batch's order
+    scope = pipe.target("contacts").source_object
+    every = sorted(state.odoo_ids(PAIR, scope, [str(c) for c in world["tenant"].tables["contacts"]]).values())
+    sampled = set(every[:world["sample"]["contacts"]["created"]])         # created before the full run
+    batches = world["full_batches"]["contacts"]
+    assert batches >= 2
+    for b in range(batches):
+        sids = [s["source_id"] for s in state.read_batch(run_id=FULL, pair=PAIR, source_object=scope, batch_no=b)]
+        oids = state.odoo_ids(PAIR, scope, sids)
+        created = [oids[sid] for sid in sids if oids.get(sid) not in (None, *sampled)]
+        assert created and created == sorted(created), b
 
 
 def test_files_arrive_byte_for_byte_through_redirects(world):
